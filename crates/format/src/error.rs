@@ -1,0 +1,114 @@
+//! Errors of the bundle format.
+//!
+//! Rules for errors in tender (the same in every crate):
+//! 1. A library returns its own `thiserror` enum; only the binary uses
+//!    `anyhow`, to add context on the way out.
+//! 2. Hostile or damaged input is a [`Rejection`], never an I/O error or a
+//!    panic. The CLI maps every rejection to exit code 3, so a script can
+//!    tell "this stick is bad" (3) from "this machine has a problem" (1).
+//! 3. A message names the thing (entry path, key id, volume) and the rule it
+//!    broke, in one line, without a backtrace, so a field engineer can read
+//!    it out over the phone.
+//! 4. I/O errors carry what tender was doing when they happened.
+
+use std::io;
+
+use crate::digest::Digest;
+use crate::manifest::ManifestError;
+use crate::signatures::SlotError;
+
+/// Why a bundle is refused. Every variant is the bundle's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error("entry {index} at byte {offset}: not a ustar header ({reason})")]
+    BadHeader {
+        index: usize,
+        offset: u64,
+        reason: String,
+    },
+    #[error("entry {path:?}: {reason}")]
+    UnsafePath { path: String, reason: &'static str },
+    #[error("entry {path:?}: {kind} entries are not allowed (only regular files)")]
+    ForbiddenType { path: String, kind: &'static str },
+    #[error("entry {path:?} appears twice")]
+    DuplicateEntry { path: String },
+    #[error("entry {path:?} is not listed in the signed manifest")]
+    UnlistedEntry { path: String },
+    #[error("entry {path:?} listed in the signed manifest is missing (found {found} in its place)")]
+    MissingEntry { path: String, found: String },
+    #[error("entry {path:?}: tar header says {header} bytes, the signed manifest says {signed}")]
+    SizeMismatch {
+        path: String,
+        header: u64,
+        signed: u64,
+    },
+    #[error("entry {path:?}: content digest is {actual}, the signed manifest says {expected}")]
+    DigestMismatch {
+        path: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("bundle is truncated: stream ends inside {what}")]
+    Truncated { what: String },
+    #[error("entry {path:?}: non-zero bytes in tar padding")]
+    BadPadding { path: String },
+    #[error("data after the end-of-archive marker")]
+    TrailingData,
+    #[error("the first entry must be {expected:?}, found {found:?}")]
+    NotABundle {
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{what} is {size} bytes, more than the {limit} allowed")]
+    TooLarge { what: String, size: u64, limit: u64 },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+}
+
+/// Any error of the format crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bundle rejected: {0}")]
+    Rejected(#[from] Rejection),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A sink (where verified bytes go) failed; its message says why.
+    #[error("{context}: {source}")]
+    Sink {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn is_rejection(&self) -> bool {
+        matches!(self, Error::Rejected(_))
+    }
+}
+
+/// Maps a read error: running out of bytes is the bundle's fault
+/// (truncated), anything else is the machine's.
+pub(crate) fn read_error(what: &str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        Rejection::Truncated {
+            what: what.to_string(),
+        }
+        .into()
+    } else {
+        Error::io(format!("reading {what}"), e)
+    }
+}

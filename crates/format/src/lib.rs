@@ -1,0 +1,24 @@
+//! The tender bundle format, version 1 (normative text: `bundle-spec/README.md`).
+//!
+//! A bundle is one ustar stream: the canonical-JSON bundle manifest, a
+//! fixed-size signature slot, then an OCI image layout (`oci-layout`,
+//! `index.json`, `blobs/sha256/...`) whose every entry the manifest lists by
+//! digest and size. This crate knows the bytes; it does not decide whom to
+//! trust (that is `tender-trust`).
+
+pub mod canonical;
+pub mod digest;
+pub mod error;
+pub mod layout;
+pub mod manifest;
+pub mod reader;
+pub mod signatures;
+pub mod ustar;
+pub mod writer;
+
+pub use digest::{Digest, Hasher};
+pub use error::{Error, Rejection};
+pub use manifest::{Base, BundleKind, BundleManifest, Encoding, Entry, ImageRef, Release, Targets};
+pub use reader::{BundleReader, EntrySink, ReadSummary, SinkFactory};
+pub use signatures::{Signature, SignatureSlot};
+pub use writer::{SlotEditor, write_bundle};

@@ -1,0 +1,357 @@
+//! The bundle manifest: the first tar entry, and the bytes every signature
+//! covers. It tells the importer everything it needs before it reads a blob.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::{self, CanonicalError};
+use crate::digest::Digest;
+use crate::layout::{EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
+
+/// The value of `format` for this version of the spec.
+pub const FORMAT_V1: &str = "tender-bundle/v1";
+
+/// Size of the signature slot (entry 1) that `tender export` reserves.
+/// 64 KiB holds several hundred signatures.
+pub const DEFAULT_SIGNATURE_SLOT_SIZE: u64 = 64 * 1024;
+
+/// Largest signature slot a reader accepts.
+pub const MAX_SIGNATURE_SLOT_SIZE: u64 = 1024 * 1024;
+
+/// Largest manifest a reader accepts: a bundle of a million blobs fits.
+pub const MAX_MANIFEST_SIZE: u64 = 256 * 1024 * 1024;
+
+/// Whether a bundle stands alone or builds on a base bundle the site holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BundleKind {
+    Full,
+    Delta,
+}
+
+/// How an entry's bytes relate to the blob they carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The entry's bytes are the blob itself.
+    Identity,
+}
+
+/// One tar entry after the manifest and the signature slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub path: String,
+    pub size: u64,
+    pub digest: Digest,
+    pub encoding: Encoding,
+}
+
+/// An image a release uses, pinned by digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRef {
+    /// The reference as the manifests name it (`registry/repo:tag`).
+    pub reference: String,
+    /// The manifest or index digest the tag resolved to at export time.
+    pub digest: Digest,
+}
+
+/// What one cluster runs after this bundle is imported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub cluster: String,
+    pub site: String,
+    /// The blob holding the cluster's rendered manifest set.
+    pub manifests: Digest,
+    pub images: Vec<ImageRef>,
+}
+
+/// Which sites and clusters may import the bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Targets {
+    pub sites: Vec<String>,
+    pub clusters: Vec<String>,
+}
+
+/// The bundle a delta builds on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Base {
+    pub bundle_id: String,
+    pub manifest_digest: Digest,
+}
+
+/// The bundle manifest, format v1 (bundle-spec §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    pub format: String,
+    pub bundle_id: String,
+    pub kind: BundleKind,
+    pub channel: String,
+    pub sequence: u64,
+    /// RFC 3339 UTC, seconds precision.
+    pub created: String,
+    pub creator: String,
+    pub targets: Targets,
+    pub releases: Vec<Release>,
+    pub base: Option<Base>,
+    pub signature_slot_size: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// Why a manifest breaks the rules of the spec.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("manifest is not canonical JSON: {0}")]
+    Canonical(#[from] CanonicalError),
+    #[error("unsupported bundle format {0:?} (this tender reads {FORMAT_V1})")]
+    Format(String),
+    #[error("manifest is invalid: {0}")]
+    Invalid(String),
+}
+
+impl BundleManifest {
+    /// The exact bytes that go into the bundle and get signed.
+    pub fn to_canonical_bytes(&self) -> Result<Vec<u8>, ManifestError> {
+        self.validate()?;
+        Ok(canonical::to_vec(self)?)
+    }
+
+    /// Parses and validates manifest bytes read from a bundle.
+    pub fn from_canonical_bytes(bytes: &[u8]) -> Result<Self, ManifestError> {
+        // Check the version before anything else, so a newer format gets a
+        // message about the version rather than about a field.
+        #[derive(Deserialize)]
+        struct Probe {
+            format: String,
+        }
+        if let Ok(probe) = serde_json::from_slice::<Probe>(bytes)
+            && probe.format != FORMAT_V1
+        {
+            return Err(ManifestError::Format(probe.format));
+        }
+        let manifest: BundleManifest = canonical::from_slice(bytes)?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Total bytes of entry data (without tar headers).
+    pub fn payload_bytes(&self) -> u64 {
+        self.entries.iter().map(|e| e.size).sum()
+    }
+
+    /// Checks every rule the spec states about the manifest on its own.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let invalid = |msg: String| Err(ManifestError::Invalid(msg));
+        if self.format != FORMAT_V1 {
+            return Err(ManifestError::Format(self.format.clone()));
+        }
+        if !is_token(&self.bundle_id) {
+            return invalid(format!("bundle_id {:?} is not a token", self.bundle_id));
+        }
+        if !is_token(&self.channel) {
+            return invalid(format!("channel {:?} is not a token", self.channel));
+        }
+        if time::OffsetDateTime::parse(
+            &self.created,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_err()
+        {
+            return invalid(format!("created {:?} is not RFC 3339", self.created));
+        }
+        if self.signature_slot_size == 0
+            || self.signature_slot_size > MAX_SIGNATURE_SLOT_SIZE
+            || self.signature_slot_size % 512 != 0
+        {
+            return invalid(format!(
+                "signature_slot_size {} must be a positive multiple of 512 up to {MAX_SIGNATURE_SLOT_SIZE}",
+                self.signature_slot_size
+            ));
+        }
+        match (self.kind, &self.base) {
+            (BundleKind::Full, Some(_)) => return invalid("a full bundle has no base".into()),
+            (BundleKind::Delta, None) => return invalid("a delta bundle names its base".into()),
+            _ => {}
+        }
+        self.validate_entries()?;
+        let blobs: BTreeSet<Digest> = self
+            .entries
+            .iter()
+            .filter(|e| matches!(EntryPath::parse(&e.path), Ok(EntryPath::Blob(_))))
+            .map(|e| e.digest)
+            .collect();
+        let mut clusters = BTreeSet::new();
+        for release in &self.releases {
+            if !clusters.insert(release.cluster.as_str()) {
+                return invalid(format!("cluster {} has two releases", release.cluster));
+            }
+            if !self.targets.clusters.contains(&release.cluster) {
+                return invalid(format!(
+                    "release for untargeted cluster {}",
+                    release.cluster
+                ));
+            }
+            if !self.targets.sites.contains(&release.site) {
+                return invalid(format!("release for untargeted site {}", release.site));
+            }
+            if self.kind == BundleKind::Full && !blobs.contains(&release.manifests) {
+                return invalid(format!(
+                    "manifest set {} of cluster {} is not an entry",
+                    release.manifests, release.cluster
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_entries(&self) -> Result<(), ManifestError> {
+        let invalid = |msg: String| Err(ManifestError::Invalid(msg));
+        let mut seen = BTreeSet::new();
+        let mut last_blob: Option<Digest> = None;
+        for (i, entry) in self.entries.iter().enumerate() {
+            let path = EntryPath::parse(&entry.path)
+                .map_err(|e| ManifestError::Invalid(format!("entry {i}: {e}")))?;
+            if !seen.insert(entry.path.as_str()) {
+                return invalid(format!("entry {} is listed twice", entry.path));
+            }
+            // Fixed order: oci-layout, index.json, then blobs by digest.
+            // One order means one byte stream for one set of contents.
+            let expected_position = match path {
+                EntryPath::OciLayout => Some(0),
+                EntryPath::OciIndex => Some(1),
+                EntryPath::Blob(digest) => {
+                    if entry.encoding == Encoding::Identity && digest != entry.digest {
+                        return invalid(format!(
+                            "entry {} is named for another digest than {}",
+                            entry.path, entry.digest
+                        ));
+                    }
+                    if last_blob.is_some_and(|prev| prev >= digest) {
+                        return invalid(format!("blob {} is out of digest order", entry.path));
+                    }
+                    last_blob = Some(digest);
+                    None
+                }
+            };
+            if let Some(pos) = expected_position
+                && pos != i
+            {
+                return invalid(format!("{} must be entry {pos} of the list", entry.path));
+            }
+        }
+        if self.kind == BundleKind::Full
+            && !(seen.contains(OCI_LAYOUT_FILE) && seen.contains(OCI_INDEX_FILE))
+        {
+            return invalid("a full bundle carries oci-layout and index.json".into());
+        }
+        Ok(())
+    }
+}
+
+/// Names (ids, channels, sites, clusters) are tokens: 1 to 128 characters
+/// of `[A-Za-z0-9._-]`, not starting with a dot. Safe as file names.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> BundleManifest {
+        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+        let blob = Digest::of(b"manifests");
+        BundleManifest {
+            format: FORMAT_V1.into(),
+            bundle_id: "b-1".into(),
+            kind: BundleKind::Full,
+            channel: "stable".into(),
+            sequence: 1,
+            created: "2026-11-26T00:00:00Z".into(),
+            creator: "test".into(),
+            targets: Targets {
+                sites: vec!["plant-001".into()],
+                clusters: vec!["line-a".into()],
+            },
+            releases: vec![Release {
+                cluster: "line-a".into(),
+                site: "plant-001".into(),
+                manifests: blob,
+                images: vec![],
+            }],
+            base: None,
+            signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
+            entries: vec![
+                Entry {
+                    path: OCI_LAYOUT_FILE.into(),
+                    size: layout.len() as u64,
+                    digest: Digest::of(layout),
+                    encoding: Encoding::Identity,
+                },
+                Entry {
+                    path: OCI_INDEX_FILE.into(),
+                    size: 2,
+                    digest: Digest::of(b"{}"),
+                    encoding: Encoding::Identity,
+                },
+                Entry {
+                    path: format!("blobs/sha256/{}", blob.hex()),
+                    size: 9,
+                    digest: blob,
+                    encoding: Encoding::Identity,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn canonical_round_trip() {
+        let m = sample();
+        let bytes = m.to_canonical_bytes().unwrap();
+        assert_eq!(BundleManifest::from_canonical_bytes(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn newer_format_is_named_in_the_error() {
+        let mut m = sample();
+        m.format = "tender-bundle/v9".into();
+        let bytes = canonical::to_vec(&m).unwrap();
+        let err = BundleManifest::from_canonical_bytes(&bytes).unwrap_err();
+        assert!(err.to_string().contains("tender-bundle/v9"), "{err}");
+    }
+
+    #[test]
+    fn blob_named_for_another_digest_is_invalid() {
+        let mut m = sample();
+        m.entries[2].path = format!("blobs/sha256/{}", Digest::of(b"other").hex());
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn duplicate_and_unordered_entries_are_invalid() {
+        let mut m = sample();
+        m.entries.push(m.entries[2].clone());
+        assert!(m.validate().unwrap_err().to_string().contains("twice"));
+        let mut m = sample();
+        m.entries.swap(0, 1);
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(is_token("plant-001_line.a"));
+        for bad in ["", ".hidden", "a/b", "a b", "..", &"x".repeat(129)] {
+            assert!(!is_token(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! Shared test infrastructure for tender's crates.
+//!
+//! Tests here talk to real software, not mocks: a real `docker-registry`
+//! (distribution 2.8), real `skopeo`, and Helm's real engine through the
+//! `scripts/helm` shim. Everything is installed by `scripts/install-deps.sh`;
+//! helpers panic with that hint when something is missing, so a test never
+//! passes by silently skipping.
+
+mod http;
+mod proxy;
+mod registry;
+mod tools;
+
+pub use http::{HttpResponse, http_get};
+pub use proxy::{Fault, FaultyProxy, ProxiedRequest};
+pub use registry::Registry;
+pub use tools::{helm_shim, repo_root, sha256_digest, skopeo, skopeo_copy, skopeo_inspect_digest};
