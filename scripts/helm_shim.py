@@ -380,7 +380,8 @@ def split_manifests(big_file: str) -> list[str]:
 
 
 def _kind_sort_key(item: tuple[int, str, str, str]) -> tuple[int, str, int]:
-    index, kind, _, _ = item
+    """helm's lessByKind: known kinds by rank, then unknown kinds by name."""
+    kind = item[1]
     if kind in _KIND_RANK:
         return (0, "", _KIND_RANK[kind])
     return (1, kind, 0)
@@ -397,7 +398,10 @@ def sorted_hooks(helm: Any, files: dict[str, str]) -> list[tuple[str, str, set[s
         if content.strip(_GO_SPACE) == "":
             continue
         for doc in split_manifests(content):
-            head = helm.values_from_yaml(doc) or {}
+            try:
+                head = helm.values_from_yaml(doc) or {}
+            except helm.HelmError:
+                continue  # not a mapping: helm's install step would have failed first
             metadata = head.get("metadata") or {}
             annotations = metadata.get("annotations") or {}
             hook_types = annotations.get("helm.sh/hook")
@@ -514,7 +518,8 @@ def cmd_template(args: Args) -> int:
                         continue
                     out.append(f"---\n# Source: {path}\n{doc}\n")
 
-    sys.stdout.write("".join(out))
+    sys.stdout.buffer.write("".join(out).encode("utf-8"))
+    sys.stdout.flush()
     return 0
 
 
@@ -538,11 +543,8 @@ def main(argv: list[str]) -> int:
     try:
         args = parse_args(argv)
         if not args.positional or args.positional[0] == "help":
-            if args.help or args.positional:
-                sys.stdout.write(USAGE)
-                return 0
-            sys.stderr.write(USAGE)
-            return 2
+            sys.stdout.write(USAGE)
+            return 0
         command, args.positional = args.positional[0], args.positional[1:]
         if args.help:
             sys.stdout.write(USAGE)

@@ -6,6 +6,7 @@
 //! digest and size. This crate knows the bytes; it does not decide whom to
 //! trust (that is `tender-trust`).
 
+pub mod atomic;
 pub mod canonical;
 pub mod digest;
 pub mod error;

@@ -167,7 +167,7 @@ impl BundleManifest {
         }
         if self.signature_slot_size == 0
             || self.signature_slot_size > MAX_SIGNATURE_SLOT_SIZE
-            || self.signature_slot_size % 512 != 0
+            || !self.signature_slot_size.is_multiple_of(512)
         {
             return invalid(format!(
                 "signature_slot_size {} must be a positive multiple of 512 up to {MAX_SIGNATURE_SLOT_SIZE}",

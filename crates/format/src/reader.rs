@@ -279,6 +279,10 @@ enum Work {
     End,
 }
 
+/// The entry a hasher is working on: index, sink (None once it failed),
+/// running hash.
+type InFlight = (usize, Option<Box<dyn EntrySink>>, Hasher);
+
 struct WorkerCtx<'a> {
     entries: &'a [Entry],
     factory: &'a dyn SinkFactory,
@@ -290,8 +294,7 @@ struct WorkerCtx<'a> {
 
 impl WorkerCtx<'_> {
     fn run(self, queue: Receiver<Work>) {
-        // (entry index, sink, hasher); the sink is None once it failed.
-        let mut current: Option<(usize, Option<Box<dyn EntrySink>>, Hasher)> = None;
+        let mut current: Option<InFlight> = None;
         for work in queue {
             match work {
                 Work::Begin { index } => {

@@ -48,7 +48,10 @@ pub(crate) fn request(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+    let framed = headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("transfer-encoding"));
+    if !framed && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("\r\n");
@@ -107,8 +110,7 @@ fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
             .ok_or_else(|| invalid("truncated chunk size"))?;
         let size_text = std::str::from_utf8(&data[..line_end]).map_err(|_| invalid("bad chunk"))?;
         let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size =
-            usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("bad chunk size"))?;
         data = &data[line_end + 2..];
         if size == 0 {
             return Ok(out);

@@ -1,0 +1,115 @@
+//! Command-line grammar. Flags follow Zarf's names where both tools have
+//! the same idea (`--plain-http`, `--insecure-skip-tls-verify`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tender",
+    version,
+    about = "Carry signed GitOps releases to air-gapped Kubernetes sites",
+    after_help = "Exit codes: 0 ok, 1 error, 2 usage error, 3 bundle rejected."
+)]
+pub struct Cli {
+    /// No progress output on stderr (a bar on a terminal, periodic lines otherwise).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub.
+    Keygen(KeygenArgs),
+    /// Add a signature to a bundle in place, without touching its blobs.
+    Sign(SignArgs),
+    /// Check a bundle's signatures against a trust policy, then every digest.
+    Verify(VerifyArgs),
+    /// Show what a bundle says it holds, without a policy (UNVERIFIED).
+    Inspect(InspectArgs),
+    /// Seal an existing OCI image layout directory into a signed bundle.
+    Pack(PackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Key name; the files are NAME.key and NAME.pub.
+    pub name: String,
+    /// Directory to write the key files into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Print the key id and file paths as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The bundle file to sign.
+    pub bundle: PathBuf,
+    /// Private key (NAME.key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// What the signature vouches for, e.g. release or approver.
+    #[arg(long, default_value = "release")]
+    pub role: String,
+    /// Who signs, for the audit trail (default: the key's name).
+    #[arg(long)]
+    pub signer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle file, or - for standard input.
+    pub bundle: PathBuf,
+    /// The site trust policy (YAML).
+    #[arg(long = "trust", value_name = "POLICY")]
+    pub trust: PathBuf,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The bundle file, or - for standard input.
+    pub bundle: PathBuf,
+    /// Print as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// List every entry, not only the totals.
+    #[arg(long)]
+    pub entries: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// An OCI image layout directory (oci-layout, index.json, blobs/sha256/).
+    pub layout: PathBuf,
+    /// Where to write the bundle.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Release signing key (NAME.key).
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long, default_value = "stable")]
+    pub channel: String,
+    #[arg(long)]
+    pub sequence: u64,
+    /// A site the bundle is for (repeatable).
+    #[arg(long = "site", required = true)]
+    pub sites: Vec<String>,
+    /// A cluster the bundle is for (repeatable).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// Who made the bundle (default: $USER@hostname).
+    #[arg(long)]
+    pub creator: Option<String>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}

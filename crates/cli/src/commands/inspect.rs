@@ -1,0 +1,68 @@
+use anyhow::Context;
+use std::io::Write;
+use tender_format::BundleReader;
+
+use crate::args::InspectArgs;
+use crate::human;
+
+/// Reads only the manifest and the signature slot: instant on any size.
+pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let input = super::open_input(&args.bundle)?;
+    let reader = BundleReader::open(input).with_context(|| format!("{}", args.bundle.display()))?;
+    let m = reader.manifest();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        return super::print_json(&serde_json::json!({
+            "verified": false,
+            "manifest_digest": reader.manifest_digest(),
+            "manifest": m,
+            "signatures": reader.signatures().signatures,
+        }));
+    }
+    writeln!(
+        out,
+        "UNVERIFIED: nothing below has been checked against a trust policy"
+    )?;
+    writeln!(
+        out,
+        "  bundle    {} ({:?}, {})",
+        m.bundle_id, m.kind, m.format
+    )?;
+    writeln!(out, "  manifest  {}", reader.manifest_digest())?;
+    writeln!(out, "  channel   {} sequence {}", m.channel, m.sequence)?;
+    writeln!(out, "  created   {} by {}", m.created, m.creator)?;
+    writeln!(out, "  sites     {}", m.targets.sites.join(", "))?;
+    writeln!(out, "  clusters  {}", m.targets.clusters.join(", "))?;
+    for r in &m.releases {
+        writeln!(
+            out,
+            "  release   {} at {}: manifests {}, {} image(s)",
+            r.cluster,
+            r.site,
+            r.manifests,
+            r.images.len()
+        )?;
+        for i in &r.images {
+            writeln!(out, "              {}@{}", i.reference, i.digest)?;
+        }
+    }
+    for s in &reader.signatures().signatures {
+        writeln!(
+            out,
+            "  signature {} as {} by {} at {}",
+            s.key_id, s.role, s.signer, s.signed_at
+        )?;
+    }
+    writeln!(
+        out,
+        "  entries   {} ({})",
+        m.entries.len(),
+        human::bytes(m.payload_bytes())
+    )?;
+    if args.entries {
+        for e in &m.entries {
+            writeln!(out, "    {:>12}  {}  {}", e.size, e.digest, e.path)?;
+        }
+    }
+    Ok(())
+}

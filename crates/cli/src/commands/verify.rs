@@ -1,0 +1,62 @@
+use std::cell::RefCell;
+use std::io::Write;
+
+use anyhow::Context;
+use tender_format::reader::discard;
+use tender_import::verify_bundle;
+use tender_trust::TrustPolicy;
+use tender_trust::policy::SignatureStatus;
+
+use crate::args::VerifyArgs;
+use crate::human;
+use crate::progress::Progress;
+
+pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
+    let policy = TrustPolicy::load(&args.trust)?;
+    let input = super::open_input(&args.bundle)?;
+    let bar = RefCell::new(Progress::Off);
+    let report = verify_bundle(
+        input,
+        &policy,
+        &discard,
+        &mut |m| *bar.borrow_mut() = Progress::new(show_progress, "verify", m.payload_bytes()),
+        &mut |done| bar.borrow_mut().set(done),
+    )
+    .with_context(|| format!("{}", args.bundle.display()))?;
+    bar.borrow().finish();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        return super::print_json(&report);
+    }
+    writeln!(out, "VERIFIED {}", args.bundle.display())?;
+    writeln!(out, "  bundle    {} ({:?})", report.bundle_id, report.kind)?;
+    writeln!(out, "  manifest  {}", report.manifest_digest)?;
+    writeln!(
+        out,
+        "  channel   {} sequence {}",
+        report.channel, report.sequence
+    )?;
+    writeln!(out, "  created   {} by {}", report.created, report.creator)?;
+    writeln!(out, "  sites     {}", report.targets.sites.join(", "))?;
+    writeln!(out, "  clusters  {}", report.targets.clusters.join(", "))?;
+    for s in &report.trust.signatures {
+        let status = match &s.status {
+            SignatureStatus::Valid { key_name } => format!("valid ({key_name})"),
+            other => format!("ignored: {other:?}"),
+        };
+        writeln!(
+            out,
+            "  signature {} as {} by {}: {status}",
+            s.key_id, s.role, s.signer
+        )?;
+    }
+    writeln!(
+        out,
+        "  entries   {} ({}), all digests match, {} in {:.2}s",
+        report.entries,
+        human::bytes(report.payload_bytes),
+        human::rate(report.stream_bytes, report.seconds),
+        report.seconds
+    )?;
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! Errors of the export crate. See `tender_format::error` for the rules.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{context} {path}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a usable OCI image layout: {reason}")]
+    BadLayout { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Format(#[from] tender_format::Error),
+    #[error(transparent)]
+    Manifest(#[from] tender_format::manifest::ManifestError),
+    #[error(transparent)]
+    Trust(#[from] tender_trust::TrustError),
+}
+
+impl ExportError {
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        ExportError::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors of the trust crate. See `tender_format::error` for the rules.
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: not an ed25519 {what} key in PEM form ({reason})")]
+    BadKey {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("{path} already exists; refusing to overwrite a key")]
+    KeyExists { path: PathBuf },
+    #[error("trust policy {path}: {reason}")]
+    BadPolicy { path: PathBuf, reason: String },
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
+    /// The signatures on a bundle do not satisfy the policy. A rejection:
+    /// the CLI exits 3.
+    #[error("{0}")]
+    Untrusted(String),
+}
+
+impl TrustError {
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        TrustError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

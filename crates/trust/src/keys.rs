@@ -1,0 +1,221 @@
+//! ed25519 key pairs on disk and their ids.
+
+use std::fmt;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, KeypairBytes,
+};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+use sha2::{Digest as _, Sha256};
+use tender_format::signatures::{Signature, signing_input};
+
+use crate::error::TrustError;
+
+/// `ed25519:` and the first 16 bytes of sha256 of the raw 32-byte public
+/// key, in hex. Derived, never chosen, so a policy cannot name a key id
+/// that belongs to another key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(String);
+
+impl KeyId {
+    fn of(key: &VerifyingKey) -> Self {
+        let hash = Sha256::digest(key.as_bytes());
+        KeyId(format!("ed25519:{}", hex::encode(&hash[..16])))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A public key that can check signatures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: VerifyingKey,
+    id: KeyId,
+}
+
+impl PublicKey {
+    pub fn from_pem(pem: &str, origin: &Path) -> Result<Self, TrustError> {
+        let key =
+            VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| TrustError::BadKey {
+                path: origin.to_path_buf(),
+                what: "public",
+                reason: e.to_string(),
+            })?;
+        Ok(PublicKey {
+            id: KeyId::of(&key),
+            key,
+        })
+    }
+
+    pub fn read(path: &Path) -> Result<Self, TrustError> {
+        let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
+        Self::from_pem(&pem, path)
+    }
+
+    pub fn id(&self) -> &KeyId {
+        &self.id
+    }
+
+    pub fn to_pem(&self) -> String {
+        self.key
+            .to_public_key_pem(LineEnding::LF)
+            .expect("an ed25519 public key always encodes")
+    }
+
+    /// Checks a signature over a manifest in a role. Strict verification:
+    /// no malleable or small-order signatures.
+    pub fn verifies(&self, role: &str, manifest_bytes: &[u8], sig_hex: &str) -> bool {
+        let mut raw = [0u8; 64];
+        if hex::decode_to_slice(sig_hex, &mut raw).is_err() {
+            return false;
+        }
+        let sig = ed25519_dalek::Signature::from_bytes(&raw);
+        self.key
+            .verify_strict(&signing_input(role, manifest_bytes), &sig)
+            .is_ok()
+    }
+}
+
+/// A private signing key.
+pub struct PrivateKey {
+    key: SigningKey,
+    name: String,
+}
+
+impl PrivateKey {
+    /// A fresh key from the operating system's randomness.
+    pub fn generate(name: &str) -> Result<Self, TrustError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| TrustError::Random(e.to_string()))?;
+        Ok(PrivateKey {
+            key: SigningKey::from_bytes(&seed),
+            name: name.to_string(),
+        })
+    }
+
+    /// Reads `NAME.key`; the key's name is the file stem.
+    pub fn read(path: &Path) -> Result<Self, TrustError> {
+        let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
+        let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| TrustError::BadKey {
+            path: path.to_path_buf(),
+            what: "private",
+            reason: e.to_string(),
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(PrivateKey { key, name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn public(&self) -> PublicKey {
+        let key = self.key.verifying_key();
+        PublicKey {
+            id: KeyId::of(&key),
+            key,
+        }
+    }
+
+    /// Signs a manifest in a role.
+    pub fn sign(&self, role: &str, manifest_bytes: &[u8], signer: &str) -> Signature {
+        let sig = self.key.sign(&signing_input(role, manifest_bytes));
+        Signature {
+            key_id: self.public().id().to_string(),
+            role: role.to_string(),
+            signer: signer.to_string(),
+            signed_at: now_rfc3339(),
+            sig: hex::encode(sig.to_bytes()),
+        }
+    }
+
+    /// Writes `DIR/NAME.key` (mode 0600) and `DIR/NAME.pub`, refusing to
+    /// overwrite either: losing a release key is worse than an error.
+    pub fn write_pair(&self, dir: &Path) -> Result<(PathBuf, PathBuf), TrustError> {
+        let key_path = dir.join(format!("{}.key", self.name));
+        let pub_path = dir.join(format!("{}.pub", self.name));
+        for path in [&key_path, &pub_path] {
+            if path.exists() {
+                return Err(TrustError::KeyExists { path: path.clone() });
+            }
+        }
+        // PKCS#8 v1 (seed only): OpenSSL 3.0 refuses the v2 form that
+        // carries the public key too, and openssl must be able to read it.
+        let v1 = KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        let pem = v1
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("an ed25519 private key always encodes");
+        write_new(&key_path, pem.as_bytes(), 0o600)?;
+        write_new(&pub_path, self.public().to_pem().as_bytes(), 0o644)?;
+        Ok((key_path, pub_path))
+    }
+}
+
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), TrustError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    let mut file = options.open(path).map_err(|e| TrustError::io(path, e))?;
+    file.write_all(data)
+        .and_then(|_| file.sync_all())
+        .map_err(|e| TrustError::io(path, e))
+}
+
+/// Now, as RFC 3339 UTC with seconds precision.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds is valid");
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times format")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_pair_round_trips_through_pem_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate("hub").unwrap();
+        let (key_path, pub_path) = key.write_pair(dir.path()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&key_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = PrivateKey::read(&key_path).unwrap();
+        let public = PublicKey::read(&pub_path).unwrap();
+        assert_eq!(again.public(), public);
+        assert!(key.write_pair(dir.path()).is_err(), "must not overwrite");
+
+        let sig = again.sign("release", b"manifest", "ops");
+        assert!(public.verifies("release", b"manifest", &sig.sig));
+        assert!(!public.verifies("approver", b"manifest", &sig.sig));
+        assert!(!public.verifies("release", b"manifest2", &sig.sig));
+        assert!(sig.key_id.starts_with("ed25519:") && sig.key_id.len() == 8 + 32);
+    }
+}
