@@ -369,11 +369,9 @@ mod tests {
             )
             .is_ok()
         );
-        let pinned = format!(
-            "version: 1\nkeys:\n  - name: hub\n    public_key_file: hub.pub\n    key_id: ed25519:00\n    roles: [release]\nthresholds:\n  release: 1\n"
-        );
+        let pinned = "version: 1\nkeys:\n  - name: hub\n    public_key_file: hub.pub\n    key_id: ed25519:00\n    roles: [release]\nthresholds:\n  release: 1\n";
         assert!(
-            policy(dir.path(), &pinned)
+            policy(dir.path(), pinned)
                 .unwrap_err()
                 .to_string()
                 .contains("pinned")
