@@ -1,1 +1,7 @@
+//! tender's integration tests: one binary, real tools (the built `tender`,
+//! GNU tar, skopeo, docker-registry), shared helpers in `util`.
 
+mod bundle_vectors;
+mod cli;
+mod roundtrip;
+mod util;

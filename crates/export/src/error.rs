@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{context} {path}: {source}")]
+    #[error("{context} {path}")]
     Io {
         context: &'static str,
         path: PathBuf,

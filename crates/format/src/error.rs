@@ -9,7 +9,9 @@
 //! 3. A message names the thing (entry path, key id, volume) and the rule it
 //!    broke, in one line, without a backtrace, so a field engineer can read
 //!    it out over the phone.
-//! 4. I/O errors carry what tender was doing when they happened.
+//! 4. I/O errors carry what tender was doing when they happened. A variant
+//!    with a `#[source]` does not repeat the source in its own message: the
+//!    CLI prints the chain as `context: cause: cause`.
 
 use std::io;
 
@@ -70,16 +72,16 @@ pub enum Rejection {
 /// Any error of the format crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("bundle rejected: {0}")]
+    #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
         source: io::Error,
     },
     /// A sink (where verified bytes go) failed; its message says why.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Sink {
         context: String,
         #[source]

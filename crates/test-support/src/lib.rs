@@ -10,6 +10,7 @@ mod http;
 mod proxy;
 mod registry;
 mod tools;
+pub mod vectors;
 
 pub use http::{HttpResponse, http_get};
 pub use proxy::{Fault, FaultyProxy, ProxiedRequest};

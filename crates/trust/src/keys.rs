@@ -105,6 +105,15 @@ impl PrivateKey {
         })
     }
 
+    /// A key from a fixed seed: only for reproducible test vectors, whose
+    /// signatures must come out byte-identical on every run.
+    pub fn from_seed(name: &str, seed: [u8; 32]) -> Self {
+        PrivateKey {
+            key: SigningKey::from_bytes(&seed),
+            name: name.to_string(),
+        }
+    }
+
     /// Reads `NAME.key`; the key's name is the file stem.
     pub fn read(path: &Path) -> Result<Self, TrustError> {
         let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
@@ -132,14 +141,19 @@ impl PrivateKey {
         }
     }
 
-    /// Signs a manifest in a role.
+    /// Signs a manifest in a role, now.
     pub fn sign(&self, role: &str, manifest_bytes: &[u8], signer: &str) -> Signature {
+        self.sign_at(role, manifest_bytes, signer, &now_rfc3339())
+    }
+
+    /// Signs with a given `signed_at` (informational, not signed).
+    pub fn sign_at(&self, role: &str, manifest_bytes: &[u8], signer: &str, at: &str) -> Signature {
         let sig = self.key.sign(&signing_input(role, manifest_bytes));
         Signature {
             key_id: self.public().id().to_string(),
             role: role.to_string(),
             signer: signer.to_string(),
-            signed_at: now_rfc3339(),
+            signed_at: at.to_string(),
             sig: hex::encode(sig.to_bytes()),
         }
     }

@@ -1,0 +1,499 @@
+//! The bundle-spec test vectors: small bundles, each paired with the
+//! outcome a verifier must report. Hostile ones are named after the attack
+//! they model. Everything is deterministic (fixed keys, ids and times), so
+//! the committed files in `bundle-spec/vectors/` can be checked against a
+//! fresh generation byte for byte.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde_json::json;
+use tender_format::layout::{MANIFEST_FILE, OCI_INDEX_FILE, OCI_LAYOUT_FILE, SIGNATURES_FILE};
+use tender_format::manifest::{
+    BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry, FORMAT_V1, ImageRef,
+    Release, Targets,
+};
+use tender_format::ustar::{self, BLOCK};
+use tender_format::{Digest, SignatureSlot, layout::EntryPath};
+use tender_trust::PrivateKey;
+
+/// The fixed creation time of every vector.
+pub const CREATED: &str = "2026-11-01T00:00:00Z";
+/// The image the vector bundles carry.
+pub const IMAGE_REF: &str = "registry.plant.example/vectors/hello:1.0";
+
+/// What a verifier must report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub exit_code: i32,
+    /// A fragment of the one-line reason (empty for accepted bundles).
+    pub reason_contains: &'static str,
+}
+
+/// One vector: a name, a policy and the expected outcome.
+pub struct Vector {
+    pub name: &'static str,
+    pub policy: Policy,
+    pub expected: Expected,
+    pub describe: &'static str,
+}
+
+/// Which trust policy a vector is checked against.
+#[derive(Clone, Copy)]
+pub enum Policy {
+    /// hub may sign as release (1 needed).
+    ReleaseOnly,
+    /// hub as release, qa as approver, one of each needed.
+    ReleaseAndApprover,
+    /// hub and hub2 as release, two distinct keys needed.
+    TwoReleaseKeys,
+}
+
+/// The test keys, from fixed seeds. Only public halves are committed.
+pub struct Keys {
+    pub hub: PrivateKey,
+    pub hub2: PrivateKey,
+    pub qa: PrivateKey,
+    pub intruder: PrivateKey,
+}
+
+pub fn keys() -> Keys {
+    Keys {
+        hub: PrivateKey::from_seed("hub", [1; 32]),
+        hub2: PrivateKey::from_seed("hub2", [2; 32]),
+        qa: PrivateKey::from_seed("qa", [3; 32]),
+        intruder: PrivateKey::from_seed("intruder", [4; 32]),
+    }
+}
+
+/// Every vector, valid ones first.
+pub fn all() -> Vec<Vector> {
+    use Policy::*;
+    let accept = Expected {
+        exit_code: 0,
+        reason_contains: "",
+    };
+    let reject = |reason: &'static str| Expected {
+        exit_code: 3,
+        reason_contains: reason,
+    };
+    let v = |name, policy, expected, describe| Vector {
+        name,
+        policy,
+        expected,
+        describe,
+    };
+    vec![
+        v(
+            "valid-minimal",
+            ReleaseOnly,
+            accept.clone(),
+            "one image, one release signature",
+        ),
+        v(
+            "valid-approved",
+            ReleaseAndApprover,
+            accept,
+            "release signature plus an approval added later",
+        ),
+        v(
+            "tar-slip-dotdot",
+            ReleaseOnly,
+            reject("climbs out with '..'"),
+            "an extra entry named ../../etc/cron.d/tender",
+        ),
+        v(
+            "absolute-path",
+            ReleaseOnly,
+            reject("absolute path"),
+            "an extra entry named /etc/cron.d/tender",
+        ),
+        v(
+            "symlink-entry",
+            ReleaseOnly,
+            reject("symlink entries are not allowed"),
+            "a blob replaced by a symlink to /etc/shadow",
+        ),
+        v(
+            "hardlink-entry",
+            ReleaseOnly,
+            reject("hardlink entries are not allowed"),
+            "a blob replaced by a hardlink to another entry",
+        ),
+        v(
+            "duplicate-entry",
+            ReleaseOnly,
+            reject("appears twice"),
+            "a blob entry repeated, so a second copy could overwrite the first",
+        ),
+        v(
+            "unlisted-entry",
+            ReleaseOnly,
+            reject("not listed in the signed manifest"),
+            "an extra, well-formed blob smuggled in",
+        ),
+        v(
+            "missing-entry",
+            ReleaseOnly,
+            reject("is missing"),
+            "a listed blob left out",
+        ),
+        v(
+            "pax-size-mismatch",
+            ReleaseOnly,
+            reject("PAX extended header entries are not allowed"),
+            "a PAX header that overrides a blob's size",
+        ),
+        v(
+            "bit-flipped-blob",
+            ReleaseOnly,
+            reject("content digest is"),
+            "one bit of a blob flipped",
+        ),
+        v(
+            "truncated-bundle",
+            ReleaseOnly,
+            reject("truncated"),
+            "the stream cut inside a blob",
+        ),
+        v(
+            "unknown-key",
+            ReleaseOnly,
+            reject("is not trusted"),
+            "signed by a key the site does not trust",
+        ),
+        v(
+            "same-key-twice-for-threshold",
+            TwoReleaseKeys,
+            reject("more than once and counts once"),
+            "one key signs twice to meet a threshold of two",
+        ),
+        v(
+            "wrong-role",
+            ReleaseAndApprover,
+            reject("may not sign as approver"),
+            "the release key also signs as approver",
+        ),
+        v(
+            "manifest-swapped-after-signing",
+            ReleaseOnly,
+            reject("does not match the manifest"),
+            "a different manifest (sequence raised) under the old signature",
+        ),
+    ]
+}
+
+/// The unsigned contents: a one-layer image and one cluster's manifest set.
+struct Contents {
+    files: Vec<(String, Vec<u8>)>,
+    manifest: BundleManifest,
+}
+
+fn contents(sequence: u64) -> Contents {
+    let layer = {
+        let mut b = tar::Builder::new(Vec::new());
+        let data = b"hello from the hub\n";
+        let mut h = tar::Header::new_ustar();
+        h.set_path("hello.txt").expect("valid name");
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &data[..]).expect("in memory");
+        b.into_inner().expect("in memory")
+    };
+    let layer_d = Digest::of(&layer);
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer_d.to_string()]},
+    }))
+    .expect("json");
+    let config_d = Digest::of(&config);
+    let image = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d.to_string(), "size": layer.len()}],
+    }))
+    .expect("json");
+    let image_d = Digest::of(&image);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": image_d.to_string(),
+            "size": image.len(),
+            "annotations": {"org.opencontainers.image.ref.name": IMAGE_REF},
+        }],
+    }))
+    .expect("json");
+    let manifests =
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n  namespace: line-a\n"
+            .to_vec();
+    let manifests_d = Digest::of(&manifests);
+
+    let mut blobs = vec![layer, config, image, manifests];
+    blobs.sort_by_key(|b| Digest::of(b));
+    let mut files = vec![
+        (
+            OCI_LAYOUT_FILE.to_string(),
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        ),
+        (OCI_INDEX_FILE.to_string(), index),
+    ];
+    files.extend(
+        blobs
+            .into_iter()
+            .map(|b| (EntryPath::blob(&Digest::of(&b)), b)),
+    );
+    let entries = files
+        .iter()
+        .map(|(path, data)| Entry {
+            path: path.clone(),
+            size: data.len() as u64,
+            digest: Digest::of(data),
+            encoding: Encoding::Identity,
+        })
+        .collect();
+    let manifest = BundleManifest {
+        format: FORMAT_V1.into(),
+        bundle_id: format!("vector-{sequence}"),
+        kind: BundleKind::Full,
+        channel: "stable".into(),
+        sequence,
+        created: CREATED.into(),
+        creator: "vectors@hub".into(),
+        targets: Targets {
+            sites: vec!["plant-001".into()],
+            clusters: vec!["line-a".into()],
+        },
+        releases: vec![Release {
+            cluster: "line-a".into(),
+            site: "plant-001".into(),
+            manifests: manifests_d,
+            images: vec![ImageRef {
+                reference: IMAGE_REF.into(),
+                digest: image_d,
+            }],
+        }],
+        base: None,
+        signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
+        entries,
+    };
+    Contents { files, manifest }
+}
+
+/// A tar member as it will be written, hostile or not.
+struct Member {
+    header: [u8; BLOCK],
+    data: Vec<u8>,
+}
+
+fn member(path: &str, data: Vec<u8>) -> Member {
+    Member {
+        header: ustar::encode_header(path, data.len() as u64, 0).expect("valid entry"),
+        data,
+    }
+}
+
+/// A header with any name and type: the library refuses to make these.
+fn raw_member(name: &str, typeflag: u8, link: &str, data: Vec<u8>) -> Member {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::new(typeflag));
+    let mut header = [0u8; BLOCK];
+    header.copy_from_slice(h.as_bytes());
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    header[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    let sum: u32 = header[..148]
+        .iter()
+        .chain([b' '; 8].iter())
+        .chain(header[156..].iter())
+        .map(|&b| u32::from(b))
+        .sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    Member { header, data }
+}
+
+/// One PAX record, `"<len> <key>=<value>\n"`, where len counts itself.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while len != body.len() + len.to_string().len() {
+        len = body.len() + len.to_string().len();
+    }
+    format!("{len}{body}")
+}
+
+fn serialize(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in members {
+        out.extend_from_slice(&m.header);
+        out.extend_from_slice(&m.data);
+        out.resize(out.len() + ustar::padding(m.data.len() as u64), 0);
+    }
+    out.resize(out.len() + 2 * BLOCK, 0);
+    out
+}
+
+/// Builds one vector's bundle bytes.
+pub fn bundle(name: &str) -> Vec<u8> {
+    let k = keys();
+    let c = contents(1);
+    let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
+    let mut slot = SignatureSlot::default();
+    let sign =
+        |key: &PrivateKey, role: &str| key.sign_at(role, &manifest_bytes, key.name(), CREATED);
+    match name {
+        "unknown-key" => slot.signatures.push(sign(&k.intruder, "release")),
+        "same-key-twice-for-threshold" => {
+            slot.signatures.push(sign(&k.hub, "release"));
+            let mut again = sign(&k.hub, "release");
+            again.signer = "hub-on-another-laptop".into();
+            slot.signatures.push(again);
+        }
+        "wrong-role" => {
+            slot.signatures.push(sign(&k.hub, "release"));
+            slot.signatures.push(sign(&k.hub, "approver"));
+        }
+        "valid-approved" => {
+            slot.signatures.push(sign(&k.hub, "release"));
+            slot.signatures.push(sign(&k.qa, "approver"));
+        }
+        _ => slot.signatures.push(sign(&k.hub, "release")),
+    }
+    let shown_manifest = if name == "manifest-swapped-after-signing" {
+        let mut m = c.manifest.clone();
+        m.sequence = 99;
+        m.to_canonical_bytes().expect("valid manifest")
+    } else {
+        manifest_bytes.clone()
+    };
+    let slot_bytes = slot
+        .encode(c.manifest.signature_slot_size)
+        .expect("slot fits");
+    let mut members = vec![
+        member(MANIFEST_FILE, shown_manifest),
+        member(SIGNATURES_FILE, slot_bytes),
+    ];
+    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
+    // Index of the first blob member (after manifest, slot, oci-layout, index.json).
+    let first_blob = 4;
+    let blob_name = c.files[2].0.clone();
+    match name {
+        "tar-slip-dotdot" => members.insert(
+            2,
+            raw_member(
+                "../../etc/cron.d/tender",
+                b'0',
+                "",
+                b"* * * * * root sh\n".to_vec(),
+            ),
+        ),
+        "absolute-path" => members.insert(
+            2,
+            raw_member(
+                "/etc/cron.d/tender",
+                b'0',
+                "",
+                b"* * * * * root sh\n".to_vec(),
+            ),
+        ),
+        "symlink-entry" => {
+            members[first_blob] = raw_member(&blob_name, b'2', "/etc/shadow", Vec::new())
+        }
+        "hardlink-entry" => {
+            members[first_blob] = raw_member(&blob_name, b'1', OCI_INDEX_FILE, Vec::new())
+        }
+        "duplicate-entry" => {
+            let again = member(&blob_name, c.files[2].1.clone());
+            members.insert(first_blob + 1, again);
+        }
+        "unlisted-entry" => {
+            let extra = b"not in the manifest".to_vec();
+            members.insert(
+                first_blob,
+                member(&EntryPath::blob(&Digest::of(&extra)), extra),
+            );
+        }
+        "missing-entry" => {
+            members.remove(first_blob + 1);
+        }
+        "pax-size-mismatch" => {
+            let size = c.files[2].1.len() + 512;
+            let record = pax_record("size", &size.to_string());
+            members.insert(
+                first_blob,
+                raw_member("PaxHeaders/blob", b'x', "", record.into_bytes()),
+            );
+        }
+        "bit-flipped-blob" => members[first_blob + 1].data[0] ^= 0x01,
+        _ => {}
+    }
+    let mut bytes = serialize(&members);
+    if name == "truncated-bundle" {
+        // Cut in the middle of the last blob's data.
+        let cut = bytes.len()
+            - 2 * BLOCK
+            - ustar::padding(c.files.last().expect("blobs").1.len() as u64)
+            - 10;
+        bytes.truncate(cut);
+    }
+    bytes
+}
+
+fn policy_yaml(policy: Policy) -> String {
+    let key = |name: &str, role: &str| {
+        format!("  - name: {name}\n    public_key_file: ../keys/{name}.pub\n    roles: [{role}]\n")
+    };
+    match policy {
+        Policy::ReleaseOnly => format!(
+            "version: 1\nkeys:\n{}thresholds:\n  release: 1\n",
+            key("hub", "release")
+        ),
+        Policy::ReleaseAndApprover => format!(
+            "version: 1\nkeys:\n{}{}thresholds:\n  release: 1\n  approver: 1\n",
+            key("hub", "release"),
+            key("qa", "approver")
+        ),
+        Policy::TwoReleaseKeys => format!(
+            "version: 1\nkeys:\n{}{}thresholds:\n  release: 2\n",
+            key("hub", "release"),
+            key("hub2", "release")
+        ),
+    }
+}
+
+/// Writes every vector under `dir`: `keys/*.pub`, and per vector
+/// `bundle.tender`, `policy.yaml`, `expected.json`.
+pub fn write_all(dir: &Path) -> io::Result<()> {
+    let k = keys();
+    fs::create_dir_all(dir.join("keys"))?;
+    for key in [&k.hub, &k.hub2, &k.qa, &k.intruder] {
+        fs::write(
+            dir.join("keys").join(format!("{}.pub", key.name())),
+            key.public().to_pem(),
+        )?;
+    }
+    for v in all() {
+        let d = dir.join(v.name);
+        fs::create_dir_all(&d)?;
+        fs::write(d.join("bundle.tender"), bundle(v.name))?;
+        fs::write(d.join("policy.yaml"), policy_yaml(v.policy))?;
+        let expected = json!({
+            "vector": v.name,
+            "models": v.describe,
+            "outcome": if v.expected.exit_code == 0 { "accept" } else { "reject" },
+            "exit_code": v.expected.exit_code,
+            "reason_contains": v.expected.reason_contains,
+        });
+        let mut text = serde_json::to_string_pretty(&expected).expect("json");
+        text.push('\n');
+        fs::write(d.join("expected.json"), text)?;
+    }
+    Ok(())
+}

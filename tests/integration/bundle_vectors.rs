@@ -1,0 +1,118 @@
+//! The spec's test vectors: the committed files are exactly what the
+//! generator makes, and `tender verify` reports each expected outcome.
+
+use std::fs;
+use std::path::PathBuf;
+
+use tender_test_support::{repo_root, vectors};
+
+use crate::util::{assert_exit, stderr, tender, tree};
+
+fn vectors_dir() -> PathBuf {
+    repo_root().join("bundle-spec/vectors")
+}
+
+/// `TENDER_REGENERATE_VECTORS=1 cargo test --test integration vectors`
+/// rewrites the committed vectors; otherwise they must match exactly.
+#[test]
+fn committed_vectors_match_the_generator() {
+    if std::env::var_os("TENDER_REGENERATE_VECTORS").is_some() {
+        vectors::write_all(&vectors_dir()).unwrap();
+    }
+    let fresh = tempfile::tempdir().unwrap();
+    vectors::write_all(fresh.path()).unwrap();
+    let files = tree(fresh.path());
+    assert!(files.len() > 40, "{files:?}");
+    for rel in files {
+        let new = fresh.path().join(&rel);
+        if new.is_file() {
+            let committed = fs::read(vectors_dir().join(&rel))
+                .unwrap_or_else(|e| panic!("bundle-spec/vectors/{rel}: {e}"));
+            assert!(
+                committed == fs::read(&new).unwrap(),
+                "bundle-spec/vectors/{rel} is stale"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_vector_gets_its_expected_outcome() {
+    for v in vectors::all() {
+        let dir = vectors_dir().join(v.name);
+        // Run from an empty directory with an empty TMPDIR: a verifier
+        // must not write anything anywhere, whatever the bundle holds.
+        let cwd = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let o = crate::util::tender_cmd(
+            &[
+                "verify",
+                dir.join("bundle.tender").to_str().unwrap(),
+                "--trust",
+                dir.join("policy.yaml").to_str().unwrap(),
+                "--no-progress",
+            ],
+            cwd.path(),
+        )
+        .env("TMPDIR", tmp.path())
+        .output()
+        .unwrap();
+        assert_exit(&o, v.expected.exit_code);
+        let err = stderr(&o);
+        if v.expected.exit_code == 0 {
+            assert!(err.is_empty(), "{}: {err}", v.name);
+        } else {
+            assert!(
+                err.contains(v.expected.reason_contains),
+                "{}: expected reason containing {:?}, got: {err}",
+                v.name,
+                v.expected.reason_contains
+            );
+            assert_eq!(
+                err.trim().lines().count(),
+                1,
+                "{}: one-line reason: {err}",
+                v.name
+            );
+            assert!(err.starts_with("tender: REJECTED: "), "{err}");
+        }
+        assert!(tree(cwd.path()).is_empty(), "{}: wrote into cwd", v.name);
+        assert!(tree(tmp.path()).is_empty(), "{}: wrote into TMPDIR", v.name);
+    }
+}
+
+#[test]
+fn rejections_are_also_reported_when_reading_stdin() {
+    let dir = vectors_dir().join("bit-flipped-blob");
+    let cwd = tempfile::tempdir().unwrap();
+    let o = crate::util::tender_cmd(
+        &[
+            "verify",
+            "-",
+            "--trust",
+            dir.join("policy.yaml").to_str().unwrap(),
+        ],
+        cwd.path(),
+    )
+    .stdin(fs::File::open(dir.join("bundle.tender")).unwrap())
+    .output()
+    .unwrap();
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("content digest is"), "{}", stderr(&o));
+    let ok = vectors_dir().join("valid-minimal");
+    let o = tender(
+        &[
+            "inspect",
+            ok.join("bundle.tender").to_str().unwrap(),
+            "--json",
+        ],
+        cwd.path(),
+    );
+    assert_exit(&o, 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verified"], false);
+    assert_eq!(
+        v["manifest"]["releases"][0]["images"][0]["reference"],
+        vectors::IMAGE_REF
+    );
+}
