@@ -14,6 +14,27 @@ pub enum ExportError {
     },
     #[error("{path} is not a usable OCI image layout: {reason}")]
     BadLayout { path: PathBuf, reason: String },
+    #[error("fleet spec {path}: {reason}")]
+    Fleet { path: PathBuf, reason: String },
+    #[error("rendering source {source_name} for cluster {cluster}: {reason}")]
+    Render {
+        source_name: String,
+        cluster: String,
+        reason: String,
+    },
+    #[error("cluster {cluster}: {error}")]
+    ManifestSet {
+        cluster: String,
+        error: crate::manifest_set::ManifestSetError,
+    },
+    #[error(
+        "sequence {requested} is not above {last}, the last exported on channel {channel}; sites would refuse it"
+    )]
+    Sequence {
+        channel: String,
+        requested: u64,
+        last: u64,
+    },
     #[error(transparent)]
     Format(#[from] tender_format::Error),
     #[error(transparent)]

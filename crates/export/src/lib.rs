@@ -2,7 +2,14 @@
 //! signed bundle.
 
 pub mod error;
+pub mod fleet;
+pub mod hub_state;
+pub mod images;
+pub mod manifest_set;
+pub mod plan;
+pub mod render;
 pub mod seal;
+pub mod substitute;
 
 pub use error::ExportError;
 pub use seal::{SealOptions, SealedBundle, seal_layout};

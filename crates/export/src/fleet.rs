@@ -1,0 +1,344 @@
+//! The fleet spec (`fleet.yaml`, documented in `docs/fleet-spec.md`): which
+//! clusters exist, which sources each renders, which extra images to carry
+//! and where to pull each registry's images from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tender_format::manifest::is_token;
+
+use crate::error::ExportError;
+
+pub const API_VERSION: &str = "tender.dev/v1alpha1";
+pub const KIND: &str = "Fleet";
+
+/// A loaded, checked fleet spec. Relative paths resolve against `base_dir`.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    pub spec: FleetSpec,
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FleetSpec {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+    pub clusters: Vec<Cluster>,
+    #[serde(default)]
+    pub sources: Vec<Source>,
+    /// Images no manifest names but every cluster's site should hold.
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Registry host → where to pull it from: another registry host
+    /// (`mirror.hub.example:5000`) or an OCI layout (`oci-layout:PATH`).
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, String>,
+    /// Per-registry connection options (for sources and mirrors).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryOptions>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryOptions {
+    #[serde(default)]
+    pub plain_http: bool,
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    pub name: String,
+    pub site: String,
+    pub tier: String,
+    /// Default namespace for namespaced objects that do not name one.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, Scalar>,
+}
+
+/// A variable value: YAML may write it as a string, number or boolean.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    String(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    pub fn as_string(&self) -> String {
+        match self {
+            Scalar::String(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Source {
+    pub name: String,
+    #[serde(default)]
+    pub helm: Option<HelmSource>,
+    #[serde(default)]
+    pub kustomize: Option<PathSource>,
+    #[serde(default)]
+    pub manifests: Option<PathSource>,
+    #[serde(default)]
+    pub select: Select,
+}
+
+/// What kind of source, once checked that exactly one is given.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceKind<'a> {
+    Helm(&'a HelmSource),
+    Kustomize(&'a PathSource),
+    Manifests(&'a PathSource),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmSource {
+    /// A chart directory, a `.tgz`, an `oci://` reference, or a chart name
+    /// in the HTTP repository `repo`.
+    pub chart: String,
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Release name (default: the source name).
+    #[serde(default)]
+    pub release_name: Option<String>,
+    /// Values files, relative to the fleet file, merged in order.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Values given inline, merged after the files.
+    #[serde(default)]
+    pub inline: Option<serde_json::Value>,
+    #[serde(default = "yes")]
+    pub include_crds: bool,
+    #[serde(default)]
+    pub kube_version: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PathSource {
+    /// Relative to the fleet file; `${VAR}` is substituted per cluster.
+    pub path: String,
+}
+
+/// Which clusters a source goes to: those named, plus those of the tiers
+/// named. An empty selector selects every cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Select {
+    #[serde(default)]
+    pub clusters: Vec<String>,
+    #[serde(default)]
+    pub tiers: Vec<String>,
+}
+
+impl Select {
+    pub fn matches(&self, cluster: &Cluster) -> bool {
+        (self.clusters.is_empty() && self.tiers.is_empty())
+            || self.clusters.contains(&cluster.name)
+            || self.tiers.contains(&cluster.tier)
+    }
+}
+
+impl Source {
+    pub fn kind(&self) -> Result<SourceKind<'_>, String> {
+        match (&self.helm, &self.kustomize, &self.manifests) {
+            (Some(h), None, None) => Ok(SourceKind::Helm(h)),
+            (None, Some(k), None) => Ok(SourceKind::Kustomize(k)),
+            (None, None, Some(m)) => Ok(SourceKind::Manifests(m)),
+            _ => Err(format!(
+                "source {} needs exactly one of helm, kustomize and manifests",
+                self.name
+            )),
+        }
+    }
+}
+
+impl Cluster {
+    /// The substitution variables: `vars` plus the implicit CLUSTER_NAME,
+    /// SITE, TIER and NAMESPACE (which `vars` cannot override).
+    pub fn variables(&self) -> BTreeMap<String, String> {
+        let mut vars: BTreeMap<String, String> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_string()))
+            .collect();
+        vars.insert("CLUSTER_NAME".into(), self.name.clone());
+        vars.insert("SITE".into(), self.site.clone());
+        vars.insert("TIER".into(), self.tier.clone());
+        if let Some(ns) = &self.namespace {
+            vars.insert("NAMESPACE".into(), ns.clone());
+        }
+        vars
+    }
+}
+
+impl Fleet {
+    pub fn load(path: &Path) -> Result<Self, ExportError> {
+        let text = fs::read_to_string(path).map_err(|e| ExportError::io("reading", path, e))?;
+        let bad = |reason: String| ExportError::Fleet {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let spec: FleetSpec = serde_saphyr::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let fleet = Fleet { spec, base_dir };
+        fleet.validate().map_err(bad)?;
+        Ok(fleet)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let s = &self.spec;
+        if s.api_version != API_VERSION || s.kind != KIND {
+            return Err(format!(
+                "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
+                s.api_version, s.kind
+            ));
+        }
+        if s.clusters.is_empty() {
+            return Err("no clusters".into());
+        }
+        let mut names = BTreeSet::new();
+        for c in &s.clusters {
+            for (what, value) in [
+                ("cluster name", &c.name),
+                ("site", &c.site),
+                ("tier", &c.tier),
+            ] {
+                if !is_token(value) {
+                    return Err(format!(
+                        "{what} {value:?} must be letters, digits, '.', '_' or '-'"
+                    ));
+                }
+            }
+            if !names.insert(c.name.as_str()) {
+                return Err(format!("cluster {} is listed twice", c.name));
+            }
+        }
+        let mut sources = BTreeSet::new();
+        for src in &s.sources {
+            if !is_token(&src.name) {
+                return Err(format!("source name {:?} is not a token", src.name));
+            }
+            if !sources.insert(src.name.as_str()) {
+                return Err(format!("source {} is listed twice", src.name));
+            }
+            src.kind()?;
+            for c in &src.select.clusters {
+                if !names.contains(c.as_str()) {
+                    return Err(format!("source {} selects unknown cluster {c}", src.name));
+                }
+            }
+        }
+        if let Some(channel) = &s.channel
+            && !is_token(channel)
+        {
+            return Err(format!("channel {channel:?} is not a token"));
+        }
+        for (host, target) in &s.mirrors {
+            if target.trim().is_empty() {
+                return Err(format!("mirror for {host} is empty"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.spec.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// The sources a cluster renders, in spec order.
+    pub fn sources_for<'a>(&'a self, cluster: &'a Cluster) -> impl Iterator<Item = &'a Source> {
+        self.spec
+            .sources
+            .iter()
+            .filter(|s| s.select.matches(cluster))
+    }
+
+    /// Resolves a spec-relative path.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.base_dir.join(relative)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_fleet_loads_and_selects_by_tier_and_name() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/fleet/fleet.yaml");
+        let fleet = Fleet::load(&path).unwrap();
+        let a = fleet.cluster("plant-001-line-a").unwrap();
+        let names: Vec<&str> = fleet.sources_for(a).map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["line-hmi", "historian", "plant-policies"]);
+        let assembly = fleet.cluster("plant-002-assembly").unwrap();
+        let names: Vec<&str> = fleet
+            .sources_for(assembly)
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["line-hmi", "historian"]);
+        let vars = a.variables();
+        assert_eq!(vars["CLUSTER_NAME"], "plant-001-line-a");
+        assert_eq!(vars["TIER"], "canary");
+        assert_eq!(vars["REGION"], "eu-north");
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.yaml");
+        let head = "apiVersion: tender.dev/v1alpha1\nkind: Fleet\nname: f\n";
+        for (body, needle) in [
+            ("clusters: []\n", "no clusters"),
+            (
+                "clusters:\n  - {name: a, site: s, tier: t}\n  - {name: a, site: s, tier: t}\n",
+                "listed twice",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: t}\nsources:\n  - name: x\n    manifests: {path: m}\n    helm: {chart: c}\n",
+                "exactly one",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: t}\nsources:\n  - name: x\n    manifests: {path: m}\n    select: {clusters: [b]}\n",
+                "unknown cluster b",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: t, colour: red}\n",
+                "colour",
+            ),
+        ] {
+            fs::write(&path, format!("{head}{body}")).unwrap();
+            let err = Fleet::load(&path).unwrap_err().to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+}
