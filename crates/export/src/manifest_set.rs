@@ -190,16 +190,17 @@ fn check(source: &str, index: usize, value: Value) -> Result<Object, ManifestSet
 pub fn default_namespace(objects: &mut [Object], namespace: Option<&str>) {
     let Some(ns) = namespace else { return };
     for o in objects {
-        if o.namespace().is_empty() && !CLUSTER_SCOPED.contains(&o.kind()) {
-            if let Some(meta) = o.value["metadata"].as_object_mut() {
-                meta.insert("namespace".into(), Value::String(ns.to_string()));
-            }
+        if o.namespace().is_empty()
+            && !CLUSTER_SCOPED.contains(&o.kind())
+            && let Some(meta) = o.value["metadata"].as_object_mut()
+        {
+            meta.insert("namespace".into(), Value::String(ns.to_string()));
         }
     }
 }
 
 /// Sorts into apply order and refuses two objects with one identity.
-pub fn canonical_order(objects: &mut Vec<Object>) -> Result<(), ManifestSetError> {
+pub fn canonical_order(objects: &mut [Object]) -> Result<(), ManifestSetError> {
     let rank = |kind: &str| {
         KIND_ORDER
             .iter()
