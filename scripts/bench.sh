@@ -21,6 +21,7 @@
 set -euo pipefail
 # C locale: EPOCHREALTIME and printf/awk then all use '.' as decimal point.
 export LC_ALL=C
+shopt -s extglob # for +(...) patterns
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tender="$repo/target/release/tender"
@@ -127,6 +128,9 @@ cleanup() {
 make_workdir() {
     work="$(mktemp -d "${TMPDIR:-/tmp}/tender-bench.XXXX")"
     trap cleanup EXIT
+    # Turn fatal signals into a normal exit so the EXIT trap still cleans up.
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     log "work dir $work"
 }
 
@@ -247,13 +251,15 @@ max_of() { printf '%s\n' "$@" | sort -g | tail -n1; }
 # --- output --------------------------------------------------------------------
 
 table=()
+notes=()
 table_fmt='%-7s  %-30s  %-13s  %-13s  %-6s  %s\n'
 
 # table_add ROW METRIC BASELINE TENDER RATIO TARGET ("" for an empty cell)
 table_add() {
     local line
     # shellcheck disable=SC2059 # the format is a fixed string defined above
-    printf -v line "$table_fmt" "$1" "$2" "${3:--}" "${4:--}" "$5" "$6"
+    printf -v line "$table_fmt" "$1" "$2" "$3" "$4" "$5" "$6"
+    line="${line%%+([[:space:]])}" # no trailing blanks from empty cells
     table+=("$line")
 }
 
@@ -266,9 +272,10 @@ print_table() {
     echo
     # shellcheck disable=SC2059
     printf "$table_fmt" ROW METRIC BASELINE TENDER RATIO TARGET
-    printf '%s' "${table[@]}"
+    printf '%s\n' "${table[@]}"
     echo
     echo "ratio = baseline wall time / tender wall time (> 1: tender is faster)"
+    if ((${#notes[@]})); then printf '%s\n' "${notes[@]}"; fi
 }
 
 json_str() {
@@ -370,10 +377,10 @@ row_verify() {
     table_add "" "peak RSS, $(human_bytes "$size")" \
         "$(awk -v k="$o_rss_max" -v f="$mib" 'BEGIN { printf f, k / 1024 }')" \
         "$(awk -v k="$rss_big" -v f="$mib" 'BEGIN { printf f, k / 1024 }')" "" "<= 64 MiB"
-    table_add "" "peak RSS, $(human_bytes "$small_size")" "" \
+    table_add "" "peak RSS, $(human_bytes "$small_size")" "-" \
         "$(awk -v k="$rss_small" -v f="$mib" 'BEGIN { printf f, k / 1024 }')" "" \
         "<= 64 MiB, flat"
-    table_add "" "baseline: openssl dgst -sha256" "" "" "" ""
+    notes+=("verify: baseline = openssl dgst -sha256 of the same page-cached bundle file")
 
     json_row verify \
         "baseline=$(json_str "openssl dgst -sha256")" \
@@ -390,7 +397,8 @@ row_verify() {
         "baseline_peak_rss_kib=$o_rss_max" "rss_target_kib=$((64 * 1024))" \
         "loadavg_before=$load_before" "loadavg_after=$(loadavg)"
 
-    rm -f "$big" "$small"
+    # --keep means "let me look at the inputs afterwards".
+    ((keep)) || rm -f "$big" "$small"
 }
 
 # --- main ----------------------------------------------------------------------

@@ -7,13 +7,16 @@
 #                    tests), skopeo, git, zstd, time (/usr/bin/time -v), mtools,
 #                    dosfstools, openssl, curl
 #   Python venv      $TENDER_VENV (default <repo>/.venv) with helm-python-sdk,
-#                    the engine behind the scripts/helm shim
+#                    the engine behind the scripts/helm shim, and jsonschema +
+#                    PyYAML, which check bundle-spec/fleet.schema.json
 #   Rust components  rustfmt and clippy, for the lint steps of scripts/test.sh
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TENDER_VENV:-$repo/.venv}"
 helm_sdk_version="0.2.2"
+jsonschema_version="4.26.0"
+pyyaml_version="6.0.3"
 export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "install-deps: $*" >&2; }
@@ -68,7 +71,7 @@ fi
 # --- Python venv with the Helm engine --------------------------------------------
 venv_ok() {
     [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c \
-        "import helm_python, sys; sys.exit(helm_python.__version__ != '$helm_sdk_version')" \
+        "import helm_python, jsonschema, yaml, sys; from importlib.metadata import version as v; sys.exit(helm_python.__version__ != '$helm_sdk_version' or v('jsonschema') != '$jsonschema_version' or v('PyYAML') != '$pyyaml_version')" \
         >/dev/null 2>&1
 }
 if ! venv_ok; then
@@ -81,10 +84,10 @@ if ! venv_ok; then
         log "creating venv at $venv"
         "$python" -m venv "$venv"
     fi
-    log "pip install helm-python-sdk==$helm_sdk_version"
+    log "pip install helm-python-sdk==$helm_sdk_version jsonschema==$jsonschema_version PyYAML==$pyyaml_version"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "helm-python-sdk==$helm_sdk_version"
-    venv_ok || { log "helm-python-sdk does not import from $venv"; exit 1; }
+        "helm-python-sdk==$helm_sdk_version" "jsonschema==$jsonschema_version" "PyYAML==$pyyaml_version"
+    venv_ok || { log "helm-python-sdk, jsonschema or PyYAML does not import from $venv"; exit 1; }
 fi
 
 # --- Rust components -------------------------------------------------------------

@@ -3,5 +3,6 @@
 
 mod bundle_vectors;
 mod cli;
+mod fleet_schema;
 mod roundtrip;
 mod util;

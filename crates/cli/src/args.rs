@@ -31,8 +31,66 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show what a bundle says it holds, without a policy (UNVERIFIED).
     Inspect(InspectArgs),
+    /// Render the fleet, pull its images and signatures, and write a signed bundle.
+    Export(ExportArgs),
     /// Seal an existing OCI image layout directory into a signed bundle.
     Pack(PackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryFlags {
+    /// Talk plain HTTP to registries (all of them; per registry: the fleet's `registries`).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Use HTTPS but accept any certificate.
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The fleet spec.
+    #[arg(default_value = "fleet.yaml")]
+    pub fleet: PathBuf,
+    /// Where to write the bundle.
+    #[arg(short, long, required_unless_present_any = ["dry_run", "list_images"])]
+    pub output: Option<PathBuf>,
+    /// Release signing key (NAME.key).
+    #[arg(long, required_unless_present_any = ["dry_run", "list_images"])]
+    pub key: Option<PathBuf>,
+    /// Only these clusters (repeatable; default all).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// Channel (default: the fleet's, else "stable").
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Sequence number (default: one more than the last export on the channel).
+    #[arg(long)]
+    pub sequence: Option<u64>,
+    /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// The helm binary (default: $TENDER_HELM, else helm on PATH).
+    #[arg(long)]
+    pub helm: Option<PathBuf>,
+    /// Keep only these platforms of multi-arch images (os/arch[/variant], repeatable).
+    /// Default: keep indexes whole.
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    /// Who made the bundle (default: $USER@hostname).
+    #[arg(long)]
+    pub creator: Option<String>,
+    /// Render and resolve every image to its digest, print the plan, pull no layers.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Render and print the images the manifests use (no network).
+    #[arg(long)]
+    pub list_images: bool,
+    /// Print the summary (or plan, or image list) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod exit;
 mod human;
+mod observer;
 mod progress;
 
 use clap::Parser;

@@ -35,6 +35,16 @@ pub enum ExportError {
         requested: u64,
         last: u64,
     },
+    #[error("image {image} (used by {used_by}): {reason}")]
+    Image {
+        image: String,
+        used_by: String,
+        reason: String,
+    },
+    #[error("no signing key: pass --key (or use --dry-run)")]
+    NoKey,
+    #[error(transparent)]
+    Oci(#[from] tender_oci::OciError),
     #[error(transparent)]
     Format(#[from] tender_format::Error),
     #[error(transparent)]

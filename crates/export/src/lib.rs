@@ -2,6 +2,7 @@
 //! signed bundle.
 
 pub mod error;
+pub mod export;
 pub mod fleet;
 pub mod hub_state;
 pub mod images;
@@ -9,6 +10,7 @@ pub mod manifest_set;
 pub mod plan;
 pub mod render;
 pub mod seal;
+pub mod sources;
 pub mod substitute;
 
 pub use error::ExportError;

@@ -202,14 +202,15 @@ mod tests {
         );
         let (_dir, path) = config("{not json");
         let err = lookup_in_docker_config(&path, "r.example").unwrap_err();
-        assert!(err.to_string().contains("not a valid docker config"), "{err}");
+        assert!(
+            err.to_string().contains("not a valid docker config"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_helper_is_an_error_naming_the_registry() {
-        let (_dir, path) = config(
-            r#"{"credHelpers":{"r.example":"tender-test-no-such-helper"}}"#,
-        );
+        let (_dir, path) = config(r#"{"credHelpers":{"r.example":"tender-test-no-such-helper"}}"#);
         let err = lookup_in_docker_config(&path, "r.example").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("credentials for r.example:"), "{text}");

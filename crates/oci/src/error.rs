@@ -162,9 +162,7 @@ impl OciError {
     /// and local errors are final.
     pub fn is_retryable(&self) -> bool {
         match self {
-            OciError::Status { status, .. } => {
-                *status == 429 || (*status >= 500 && *status != 501)
-            }
+            OciError::Status { status, .. } => *status == 429 || (*status >= 500 && *status != 501),
             OciError::Transport { .. } => true,
             _ => false,
         }
@@ -263,12 +261,7 @@ mod tests {
             }
             .is_retryable()
         );
-        assert!(
-            !OciError::NotFound {
-                what: "x".into()
-            }
-            .is_retryable()
-        );
+        assert!(!OciError::NotFound { what: "x".into() }.is_retryable());
     }
 
     #[test]

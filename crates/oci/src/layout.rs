@@ -173,7 +173,11 @@ impl LayoutStore {
             .map_err(|e| OciError::io(format!("reading {}", path.display()), e))?;
         if actual != *digest {
             return Err(OciError::DigestMismatch {
-                what: format!("OCI layout {}: blob file {}", self.root.display(), path.display()),
+                what: format!(
+                    "OCI layout {}: blob file {}",
+                    self.root.display(),
+                    path.display()
+                ),
                 expected: *digest,
                 actual,
             });
@@ -214,7 +218,11 @@ impl LayoutStore {
         let actual = Digest::of(&bytes);
         if actual != *digest {
             return Err(OciError::DigestMismatch {
-                what: format!("OCI layout {}: blob file {}", self.root.display(), path.display()),
+                what: format!(
+                    "OCI layout {}: blob file {}",
+                    self.root.display(),
+                    path.display()
+                ),
                 expected: *digest,
                 actual,
             });
@@ -338,9 +346,8 @@ impl LayoutStore {
             let entry =
                 entry.map_err(|e| OciError::io(format!("listing {}", self.blobs.display()), e))?;
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                fs::remove_file(entry.path()).map_err(|e| {
-                    OciError::io(format!("removing {}", entry.path().display()), e)
-                })?;
+                fs::remove_file(entry.path())
+                    .map_err(|e| OciError::io(format!("removing {}", entry.path().display()), e))?;
                 removed += 1;
             }
         }
@@ -350,19 +357,20 @@ impl LayoutStore {
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<ImageIndex, OciError> {
         let path = self.index_path();
-        let file =
-            File::open(&path).map_err(|e| OciError::io(format!("opening {}", path.display()), e))?;
+        let file = File::open(&path)
+            .map_err(|e| OciError::io(format!("opening {}", path.display()), e))?;
         let mut bytes = Vec::new();
         file.take(MAX_INDEX_SIZE + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| OciError::io(format!("reading {}", path.display()), e))?;
         if bytes.len() as u64 > MAX_INDEX_SIZE {
-            return Err(self.layout_error(&format!(
-                "index.json is larger than {MAX_INDEX_SIZE} bytes"
-            )));
+            return Err(
+                self.layout_error(&format!("index.json is larger than {MAX_INDEX_SIZE} bytes"))
+            );
         }
-        let index: ImageIndex = serde_json::from_slice(&bytes)
-            .map_err(|e| self.layout_error(&format!("index.json is not a valid image index: {e}")))?;
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+            self.layout_error(&format!("index.json is not a valid image index: {e}"))
+        })?;
         if index.schema_version != 2 {
             return Err(self.layout_error(&format!(
                 "index.json has schemaVersion {}, expected 2",
@@ -463,14 +471,22 @@ impl LayoutStore {
     pub fn read_manifest(&self, descriptor: &Descriptor) -> Result<(Vec<u8>, Manifest), OciError> {
         if descriptor.size > MAX_MANIFEST_SIZE {
             return Err(OciError::TooLarge {
-                what: format!("OCI layout {}: manifest {}", self.root.display(), descriptor.digest),
+                what: format!(
+                    "OCI layout {}: manifest {}",
+                    self.root.display(),
+                    descriptor.digest
+                ),
                 limit: MAX_MANIFEST_SIZE,
             });
         }
         let bytes = self.read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)?;
         if bytes.len() as u64 != descriptor.size {
             return Err(OciError::SizeMismatch {
-                what: format!("OCI layout {}: manifest {}", self.root.display(), descriptor.digest),
+                what: format!(
+                    "OCI layout {}: manifest {}",
+                    self.root.display(),
+                    descriptor.digest
+                ),
                 expected: descriptor.size,
                 actual: bytes.len() as u64,
             });
@@ -594,7 +610,14 @@ mod tests {
             .write_blob_from(&data[..], &digest, Some(10))
             .unwrap_err();
         assert!(
-            matches!(err, OciError::SizeMismatch { expected: 10, actual: 11, .. }),
+            matches!(
+                err,
+                OciError::SizeMismatch {
+                    expected: 10,
+                    actual: 11,
+                    ..
+                }
+            ),
             "reads at most size+1 bytes: {err}"
         );
         assert!(names(&dir.path().join("blobs/sha256")).is_empty());
@@ -611,7 +634,12 @@ mod tests {
 
         // A damaged blob file is caught by verify_blob.
         fs::write(store.blob_path(&digest), b"rot").unwrap();
-        assert!(store.verify_blob(&digest).unwrap_err().is_integrity_failure());
+        assert!(
+            store
+                .verify_blob(&digest)
+                .unwrap_err()
+                .is_integrity_failure()
+        );
         assert!(!store.verify_blob(&wrong).unwrap());
     }
 

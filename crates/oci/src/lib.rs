@@ -1,1 +1,39 @@
-//! stub
+//! OCI images for tender: what export (hub) and import (site) share.
+//!
+//! * [`reference`] — image references parsed and normalised as Docker and
+//!   containerd do (`nginx` is `docker.io/library/nginx:latest`).
+//! * [`media`] — media types, [`Descriptor`]s, and manifest/index parsing
+//!   enough to list what a manifest points at ([`media::children`]).
+//! * [`layout`] — [`LayoutStore`], an OCI image layout directory with
+//!   verified, crash-safe blob writes and tags in `index.json`.
+//! * [`registry`] — [`RegistryClient`], a blocking client that pulls
+//!   images into a layout store (streaming, concurrent, verified, retried)
+//!   and pushes them from one, finds cosign signatures and OCI referrers.
+//! * [`credentials`] — docker `config.json` credentials and helpers.
+//! * [`retry`], [`observer`] — backoff policy; progress and retry hooks.
+//! * [`error`] — [`OciError`].
+//!
+//! Digests are [`tender_format::Digest`] (sha256 only): anything this crate
+//! stores is named by a digest a bundle can carry.
+
+pub mod credentials;
+pub mod error;
+pub mod layout;
+pub mod media;
+pub mod observer;
+pub mod reference;
+pub mod registry;
+pub mod retry;
+
+pub use credentials::{Credential, CredentialSource};
+pub use error::OciError;
+pub use layout::{BlobWrite, LayoutStore};
+pub use media::{Descriptor, Manifest, Platform, children};
+pub use observer::{BlobOutcome, NoopObserver, Observer};
+pub use reference::Reference;
+pub use registry::{
+    ArtifactKind, ClientOptions, PulledImage, RegistryClient, RegistrySettings, RelatedArtifact,
+    ResolvedManifest,
+};
+pub use retry::RetryPolicy;
+pub use tender_format::Digest;

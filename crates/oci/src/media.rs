@@ -107,11 +107,7 @@ pub struct Platform {
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
-    #[serde(
-        rename = "os.features",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
@@ -141,9 +137,7 @@ impl Platform {
             &candidate.architecture,
             candidate.variant.as_deref(),
         );
-        os == c_os
-            && arch == c_arch
-            && (self.variant.is_none() || variant == c_variant)
+        os == c_os && arch == c_arch && (self.variant.is_none() || variant == c_variant)
     }
 }
 
@@ -245,7 +239,9 @@ impl Descriptor {
 
     /// `org.opencontainers.image.ref.name`, if set.
     pub fn ref_name(&self) -> Option<&str> {
-        self.annotations.get(ANNOTATION_REF_NAME).map(String::as_str)
+        self.annotations
+            .get(ANNOTATION_REF_NAME)
+            .map(String::as_str)
     }
 
     /// Whether this descriptor points at a manifest or index.
@@ -323,9 +319,9 @@ pub struct ArtifactManifest {
 /// A parsed manifest of any supported kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manifest {
-    Image(ImageManifest),
-    Index(ImageIndex),
-    Artifact(ArtifactManifest),
+    Image(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
+    Artifact(Box<ArtifactManifest>),
 }
 
 impl Manifest {
@@ -334,14 +330,13 @@ impl Manifest {
     /// is resolved from the document itself ([`sniff_media_type`]).
     pub fn parse(bytes: &[u8], media_type: &str) -> Result<Manifest, OciError> {
         let what = || format!("manifest {}", Digest::of(bytes));
-        let media_type = effective_media_type(bytes, media_type).ok_or_else(|| {
-            OciError::InvalidManifest {
+        let media_type =
+            effective_media_type(bytes, media_type).ok_or_else(|| OciError::InvalidManifest {
                 what: what(),
                 reason: "cannot tell its media type: no mediaType field, and neither \
                          \"manifests\" nor \"config\""
                     .into(),
-            }
-        })?;
+            })?;
         let invalid = |reason: String| OciError::InvalidManifest {
             what: what(),
             reason,
@@ -358,26 +353,26 @@ impl Manifest {
                     .into(),
             });
         }
+        // Before the shape: "an index served as a manifest" says more than
+        // "missing field config".
+        check_declared(declared_media_type(bytes).as_deref(), &media_type, &invalid)?;
         let manifest = match media_type.as_str() {
             OCI_MANIFEST | DOCKER_MANIFEST => {
                 let m: ImageManifest = serde_json::from_slice(bytes)
                     .map_err(|e| invalid(format!("not a valid image manifest: {e}")))?;
                 check_schema(m.schema_version, &invalid)?;
-                check_declared(m.media_type.as_deref(), &media_type, &invalid)?;
-                Manifest::Image(m)
+                Manifest::Image(Box::new(m))
             }
             OCI_INDEX | DOCKER_MANIFEST_LIST => {
                 let m: ImageIndex = serde_json::from_slice(bytes)
                     .map_err(|e| invalid(format!("not a valid image index: {e}")))?;
                 check_schema(m.schema_version, &invalid)?;
-                check_declared(m.media_type.as_deref(), &media_type, &invalid)?;
-                Manifest::Index(m)
+                Manifest::Index(Box::new(m))
             }
             OCI_ARTIFACT_MANIFEST => {
                 let m: ArtifactManifest = serde_json::from_slice(bytes)
                     .map_err(|e| invalid(format!("not a valid artifact manifest: {e}")))?;
-                check_declared(Some(&m.media_type), &media_type, &invalid)?;
-                Manifest::Artifact(m)
+                Manifest::Artifact(Box::new(m))
             }
             other => {
                 return Err(OciError::UnsupportedMediaType {
@@ -516,7 +511,10 @@ mod tests {
         let kids = children(json.as_bytes(), OCI_MANIFEST).unwrap();
         let digests: Vec<_> = kids.iter().map(|k| k.digest).collect();
         assert_eq!(digests, [d(1), d(2), d(3), d(4)]);
-        assert_eq!(kids[1].extra.get("futureField"), Some(&serde_json::json!(1)));
+        assert_eq!(
+            kids[1].extra.get("futureField"),
+            Some(&serde_json::json!(1))
+        );
         assert!(kids[3].is_manifest());
         assert!(!kids[0].is_manifest());
         // Served with parameters or as plain JSON: still understood.
@@ -526,7 +524,10 @@ mod tests {
                 .len(),
             4
         );
-        assert_eq!(children(json.as_bytes(), "application/json").unwrap().len(), 4);
+        assert_eq!(
+            children(json.as_bytes(), "application/json").unwrap().len(),
+            4
+        );
     }
 
     #[test]
@@ -540,7 +541,10 @@ mod tests {
         );
         let kids = children(json.as_bytes(), DOCKER_MANIFEST_LIST).unwrap();
         assert_eq!(kids.len(), 2);
-        assert_eq!(kids[1].platform.as_ref().unwrap().to_string(), "linux/arm64/v8");
+        assert_eq!(
+            kids[1].platform.as_ref().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
         // No mediaType field: sniffed from "manifests".
         let bare = format!(
             r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":1}}]}}"#,
@@ -568,15 +572,20 @@ mod tests {
         );
         let err = children(v1.as_bytes(), OCI_MANIFEST).unwrap_err();
         assert!(err.to_string().contains("schemaVersion is 1"), "{err}");
-        let index_as_manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#
-        );
+        let index_as_manifest =
+            format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
         let err = children(index_as_manifest.as_bytes(), OCI_MANIFEST).unwrap_err();
         assert!(err.to_string().contains("mediaType field says"), "{err}");
         let err = children(b"{}", DOCKER_MANIFEST_V1_SIGNED).unwrap_err();
-        assert!(matches!(err, OciError::UnsupportedMediaType { .. }), "{err}");
+        assert!(
+            matches!(err, OciError::UnsupportedMediaType { .. }),
+            "{err}"
+        );
         let err = children(b"{}", "application/vnd.example+json").unwrap_err();
-        assert!(matches!(err, OciError::UnsupportedMediaType { .. }), "{err}");
+        assert!(
+            matches!(err, OciError::UnsupportedMediaType { .. }),
+            "{err}"
+        );
         assert!(children(b"not json", OCI_MANIFEST).is_err());
     }
 

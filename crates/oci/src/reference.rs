@@ -59,6 +59,12 @@ impl Reference {
         if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid("contains whitespace or control characters"));
         }
+        // Docker refuses these: they look like image IDs.
+        if Digest::from_hex(input).is_ok() {
+            return Err(invalid(
+                "a 64-character hexadecimal string is an image ID, not a repository name",
+            ));
+        }
 
         let (rest, digest) = match input.split_once('@') {
             Some((rest, digest_text)) => (rest, Some(parse_digest(digest_text, &invalid)?)),
@@ -97,11 +103,6 @@ impl Reference {
             path.to_string()
         };
         validate_repository(&repository).map_err(|reason| invalid(&reason))?;
-        if repository.len() == 64 && Digest::from_hex(&repository).is_ok() {
-            return Err(invalid(
-                "repository name cannot be a 64-character hexadecimal string",
-            ));
-        }
         if registry.len() + 1 + repository.len() > NAME_TOTAL_LENGTH_MAX {
             return Err(invalid(&format!(
                 "name is longer than {NAME_TOTAL_LENGTH_MAX} characters"
@@ -182,11 +183,7 @@ impl Reference {
     /// The host that serves the registry API (`registry-1.docker.io` for
     /// `docker.io`, the registry itself otherwise).
     pub fn api_host(&self) -> &str {
-        if self.registry == DEFAULT_REGISTRY {
-            DOCKER_HUB_API_HOST
-        } else {
-            &self.registry
-        }
+        api_host_for(&self.registry)
     }
 
     /// What goes after `/manifests/` in the API: the digest if there is one
@@ -232,19 +229,21 @@ impl Reference {
     /// The same repository path, tag and digest on another registry (for
     /// mirrors: `registry.plant.example/plant/x:1` on the site registry).
     pub fn with_registry(&self, registry: &str) -> Result<Reference, OciError> {
-        Reference::from_parts(
-            registry,
-            &self.repository,
-            self.tag.as_deref(),
-            self.digest,
-        )
+        Reference::from_parts(registry, &self.repository, self.tag.as_deref(), self.digest)
     }
 }
 
-fn parse_digest(
-    text: &str,
-    invalid: &impl Fn(&str) -> OciError,
-) -> Result<Digest, OciError> {
+/// The host that serves the registry API for `registry` (a reference's
+/// registry): `registry-1.docker.io` for `docker.io`, else itself.
+pub fn api_host_for(registry: &str) -> &str {
+    if registry == DEFAULT_REGISTRY {
+        DOCKER_HUB_API_HOST
+    } else {
+        registry
+    }
+}
+
+fn parse_digest(text: &str, invalid: &impl Fn(&str) -> OciError) -> Result<Digest, OciError> {
     let Some((algorithm, _)) = text.split_once(':') else {
         return Err(invalid("digest must be algorithm:hex"));
     };
@@ -301,7 +300,9 @@ fn validate_registry(registry: &str) -> Result<(), String> {
     if let Some(host) = host {
         let label_ok = |label: &str| {
             !label.is_empty()
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         };
@@ -484,7 +485,10 @@ mod tests {
         let pinned = Reference::parse(&format!("r.example/a/b:1.0@sha256:{HEX}")).unwrap();
         assert_eq!(pinned.tag(), Some("1.0"));
         assert_eq!(pinned.manifest_reference(), format!("sha256:{HEX}"));
-        assert_eq!(pinned.to_string(), format!("r.example/a/b:1.0@sha256:{HEX}"));
+        assert_eq!(
+            pinned.to_string(),
+            format!("r.example/a/b:1.0@sha256:{HEX}")
+        );
         assert_eq!(
             Reference::parse(&pinned.to_string()).unwrap(),
             pinned,
@@ -502,7 +506,7 @@ mod tests {
     fn rejects_invalid_references() {
         for bad in [
             "",
-            "UPPER/case",
+            "UPPER/CASE",
             "docker.io/Library/nginx",
             "nginx:",
             "nginx:.tag",

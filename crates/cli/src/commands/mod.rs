@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod export;
 mod inspect;
 mod keygen;
 mod pack;
@@ -21,6 +22,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sign(a) => sign::run(a),
         Command::Verify(a) => verify::run(a, progress),
         Command::Inspect(a) => inspect::run(a),
+        Command::Export(a) => export::run(a, progress),
         Command::Pack(a) => pack::run(a, progress),
     }
 }
@@ -35,7 +37,7 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
 }
 
 /// `$USER@hostname`, for audit fields.
-fn whoami() -> String {
+pub(crate) fn whoami() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());

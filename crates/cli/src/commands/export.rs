@@ -1,0 +1,145 @@
+use std::io::Write;
+use std::sync::Arc;
+
+use tender_export::export::{ExportOptions, ExportSummary, dry_run, export};
+use tender_export::hub_state::HubState;
+use tender_export::plan::plan;
+use tender_export::render::Tools;
+use tender_oci::{ClientOptions, Platform};
+
+use crate::args::ExportArgs;
+use crate::exit::UsageError;
+use crate::human;
+use crate::observer::CliObserver;
+
+pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
+    let platforms = parse_platforms(&args.platforms)?;
+    let options = ExportOptions {
+        fleet: args.fleet.clone(),
+        clusters: args.clusters.clone(),
+        channel: args.channel.clone(),
+        sequence: args.sequence,
+        output: args.output.clone().unwrap_or_default(),
+        key: args.key.clone(),
+        creator: args.creator.clone().unwrap_or_else(super::whoami),
+        state_dir: args.state_dir.clone().unwrap_or_else(HubState::default_dir),
+        tools: Tools::detect(args.helm.clone()),
+        platforms,
+        client: ClientOptions::default(),
+        plain_http: args.registry.plain_http,
+        insecure_skip_tls_verify: args.registry.insecure_skip_tls_verify,
+    };
+    let observer = Arc::new(CliObserver::new(show_progress));
+    let mut out = std::io::stdout().lock();
+
+    if args.list_images {
+        let (fleet, _) = tender_export::export::prepare(&options)?;
+        let plan = plan(&fleet, &options.clusters, &options.tools)?;
+        if args.json {
+            let rows: Vec<_> = plan
+                .clusters
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "cluster": c.cluster,
+                        "images": c.images,
+                        "uses": c.image_uses.iter().map(|u| serde_json::json!({
+                            "image": u.image, "object": u.object, "container": u.container,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            return super::print_json(&serde_json::json!({
+                "images": plan.images(),
+                "clusters": rows,
+            }));
+        }
+        for image in plan.images() {
+            writeln!(out, "{image}")?;
+        }
+        return Ok(());
+    }
+
+    if args.dry_run {
+        let (plan, pinned) = dry_run(&options, observer.clone())?;
+        observer.finish();
+        if args.json {
+            return super::print_json(&serde_json::json!({ "plan": plan, "images": pinned }));
+        }
+        writeln!(out, "DRY RUN: nothing pulled, nothing written")?;
+        for c in &plan.clusters {
+            writeln!(
+                out,
+                "cluster {} (site {}, tier {}): {} object(s) from {}, manifests {}",
+                c.cluster,
+                c.site,
+                c.tier,
+                c.objects,
+                c.sources.join(", "),
+                c.manifests
+            )?;
+        }
+        for p in &pinned {
+            writeln!(out, "image {} → {}", p.reference, p.digest)?;
+        }
+        return Ok(());
+    }
+
+    if args.output.is_none() || args.key.is_none() {
+        return Err(UsageError("export needs --output and --key".into()).into());
+    }
+    let summary = export(&options, observer.clone())?;
+    observer.finish();
+    if args.json {
+        return super::print_json(&summary);
+    }
+    print_summary(&mut out, &summary)?;
+    Ok(())
+}
+
+fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "wrote {} ({})",
+        s.bundle.display(),
+        human::bytes(s.bytes)
+    )?;
+    writeln!(
+        out,
+        "  bundle    {} manifest {}",
+        s.bundle_id, s.manifest_digest
+    )?;
+    writeln!(out, "  channel   {} sequence {}", s.channel, s.sequence)?;
+    writeln!(
+        out,
+        "  clusters  {} ({} object(s), {} distinct manifest set(s))",
+        s.clusters, s.objects, s.manifest_sets
+    )?;
+    writeln!(
+        out,
+        "  images    {} (+{} signature artifact(s)), {} blob(s), {} fetched",
+        s.images,
+        s.signatures,
+        s.blobs,
+        human::bytes(s.fetched_bytes)
+    )
+}
+
+/// `linux/amd64`, `linux/arm64/v8`.
+fn parse_platforms(values: &[String]) -> anyhow::Result<Option<Vec<Platform>>> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    values
+        .iter()
+        .map(|v| {
+            let parts: Vec<&str> = v.split('/').collect();
+            match parts.as_slice() {
+                [os, arch] => Ok(Platform::new(os, arch, None)),
+                [os, arch, variant] => Ok(Platform::new(os, arch, Some(variant))),
+                _ => Err(UsageError(format!("platform {v:?} is not os/arch[/variant]")).into()),
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map(Some)
+}

@@ -1,0 +1,312 @@
+//! `tender export`: plan, fetch every image and its signatures into a
+//! staging OCI layout, add each cluster's manifest set, seal, sign, and
+//! record the sequence in the hub state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tender_format::manifest::{ImageRef, Release, Targets};
+use tender_format::{Digest, atomic};
+use tender_oci::{
+    ClientOptions, LayoutStore, Observer, Platform, Reference, RegistryClient, RegistrySettings,
+};
+use tender_trust::PrivateKey;
+
+use crate::error::ExportError;
+use crate::fleet::Fleet;
+use crate::hub_state::{ExportRecord, HubState};
+use crate::plan::{Plan, plan};
+use crate::render::Tools;
+use crate::seal::{SealOptions, seal_layout};
+use crate::sources::{ImageSources, Mirror};
+
+/// Progress and log hooks for the CLI; the library never prints.
+pub trait ExportObserver: Observer {
+    /// A new phase starts; `total` bytes if known (0 otherwise).
+    fn phase(&self, name: &str, total: u64) {
+        let _ = (name, total);
+    }
+    /// Bytes done in the current phase.
+    fn advance(&self, done: u64) {
+        let _ = done;
+    }
+    /// A line for the log (stderr).
+    fn log(&self, line: &str) {
+        let _ = line;
+    }
+}
+
+/// Everything `tender export` is told.
+pub struct ExportOptions {
+    pub fleet: PathBuf,
+    /// Only these clusters (all if empty).
+    pub clusters: Vec<String>,
+    pub channel: Option<String>,
+    pub sequence: Option<u64>,
+    pub output: PathBuf,
+    pub key: Option<PathBuf>,
+    pub creator: String,
+    pub state_dir: PathBuf,
+    pub tools: Tools,
+    pub platforms: Option<Vec<Platform>>,
+    /// Registry settings from flags; the fleet's `registries` add to them.
+    pub client: ClientOptions,
+    pub plain_http: bool,
+    pub insecure_skip_tls_verify: bool,
+}
+
+/// What an export did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    pub bundle: PathBuf,
+    pub bundle_id: String,
+    pub manifest_digest: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub clusters: usize,
+    pub manifest_sets: usize,
+    pub objects: usize,
+    pub images: usize,
+    pub signatures: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+    pub fetched_bytes: u64,
+}
+
+/// An image pinned to its digest, as a dry run or an export found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PinnedImage {
+    pub reference: String,
+    pub canonical: String,
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+/// Loads the fleet and builds the client settings from flags and spec.
+pub fn prepare(options: &ExportOptions) -> Result<(Fleet, ClientOptions), ExportError> {
+    let fleet = Fleet::load(&options.fleet)?;
+    let mut client = options.client.clone();
+    client.default_settings = RegistrySettings {
+        plain_http: options.plain_http,
+        insecure_skip_tls_verify: options.insecure_skip_tls_verify,
+    };
+    for (host, r) in &fleet.spec.registries {
+        client.registries.insert(
+            host.clone(),
+            RegistrySettings {
+                plain_http: r.plain_http || options.plain_http,
+                insecure_skip_tls_verify: r.insecure_skip_tls_verify
+                    || options.insecure_skip_tls_verify,
+            },
+        );
+    }
+    Ok((fleet, client))
+}
+
+fn mirrors(fleet: &Fleet) -> BTreeMap<String, Mirror> {
+    fleet
+        .spec
+        .mirrors
+        .iter()
+        .map(|(host, target)| (host.clone(), Mirror::parse(target, &fleet.base_dir)))
+        .collect()
+}
+
+fn parse_reference(image: &str, plan: &Plan) -> Result<Reference, ExportError> {
+    Reference::parse(image).map_err(|e| ExportError::Image {
+        image: image.to_string(),
+        used_by: used_by(image, plan),
+        reason: e.to_string(),
+    })
+}
+
+/// Which clusters and objects name an image, for error messages.
+fn used_by(image: &str, plan: &Plan) -> String {
+    let mut users: BTreeSet<String> = BTreeSet::new();
+    for c in &plan.clusters {
+        for u in c.image_uses.iter().filter(|u| u.image == image) {
+            users.insert(format!("{} {}", c.cluster, u.object));
+        }
+        if c.images.iter().any(|i| i == image) && !c.image_uses.iter().any(|u| u.image == image) {
+            users.insert(format!("{} (extra image)", c.cluster));
+        }
+    }
+    users.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// Renders and resolves every image to its digest, pulling nothing else.
+pub fn dry_run(
+    options: &ExportOptions,
+    observer: Arc<dyn ExportObserver>,
+) -> Result<(Plan, Vec<PinnedImage>), ExportError> {
+    let (fleet, mut client_options) = prepare(options)?;
+    observer.phase("render", 0);
+    let plan = plan(&fleet, &options.clusters, &options.tools)?;
+    client_options.observer = observer.clone();
+    let client = RegistryClient::new(client_options)?;
+    let mut sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
+    let mut pinned = Vec::new();
+    for image in plan.images() {
+        let reference = parse_reference(&image, &plan)?;
+        let d = sources
+            .resolve(&reference)
+            .map_err(|e| ExportError::Image {
+                image: image.clone(),
+                used_by: used_by(&image, &plan),
+                reason: e.to_string(),
+            })?;
+        pinned.push(PinnedImage {
+            reference: image,
+            canonical: reference.to_string(),
+            digest: d.digest,
+            media_type: d.media_type,
+        });
+    }
+    Ok((plan, pinned))
+}
+
+/// The whole export.
+pub fn export(
+    options: &ExportOptions,
+    observer: Arc<dyn ExportObserver>,
+) -> Result<ExportSummary, ExportError> {
+    let (fleet, mut client_options) = prepare(options)?;
+    let key = match &options.key {
+        Some(path) => PrivateKey::read(path)?,
+        None => return Err(ExportError::NoKey),
+    };
+    // Lock the hub state before any work, so the sequence is ours.
+    let state = HubState::open(&options.state_dir)?;
+    let channel = options
+        .channel
+        .clone()
+        .or_else(|| fleet.spec.channel.clone())
+        .unwrap_or_else(|| "stable".to_string());
+    let sequence = state.next_sequence(&channel, options.sequence)?;
+
+    observer.phase("render", 0);
+    let plan = plan(&fleet, &options.clusters, &options.tools)?;
+    observer.log(&format!(
+        "rendered {} cluster(s): {} object(s), {} distinct manifest set(s), {} image(s)",
+        plan.clusters.len(),
+        plan.clusters.iter().map(|c| c.objects).sum::<usize>(),
+        plan.manifest_sets().len(),
+        plan.images().len()
+    ));
+
+    // Staging lives beside the output, so the final rename stays on one
+    // filesystem, and is removed however the export ends.
+    let out_dir = parent(&options.output);
+    atomic::create_dir_all(out_dir).map_err(|e| ExportError::io("creating", out_dir, e))?;
+    let staging_dir = tempfile::Builder::new()
+        .prefix(".tender-staging-")
+        .tempdir_in(out_dir)
+        .map_err(|e| ExportError::io("creating staging in", out_dir, e))?;
+    let staging = LayoutStore::open_or_create(staging_dir.path())?;
+
+    client_options.observer = observer.clone();
+    let client = RegistryClient::new(client_options)?;
+    let mut sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
+
+    observer.phase("pull", 0);
+    let mut pinned: BTreeMap<String, Digest> = BTreeMap::new();
+    let mut fetched_bytes = 0;
+    let mut signatures = 0;
+    for image in plan.images() {
+        let reference = parse_reference(&image, &plan)?;
+        let wrap = |e: ExportError| ExportError::Image {
+            image: image.clone(),
+            used_by: used_by(&image, &plan),
+            reason: e.to_string(),
+        };
+        let fetched = sources.fetch(&reference, &staging).map_err(wrap)?;
+        fetched_bytes += fetched.bytes_fetched;
+        let sigs = sources
+            .fetch_signatures(&reference, &fetched.descriptor.digest, &staging)
+            .map_err(wrap)?;
+        signatures += sigs.len();
+        observer.log(&format!(
+            "{image} → {} ({} blob(s) fetched, {} signature artifact(s))",
+            fetched.descriptor.digest,
+            fetched.blobs_fetched,
+            sigs.len()
+        ));
+        pinned.insert(image, fetched.descriptor.digest);
+    }
+
+    for (digest, yaml) in plan.manifest_sets() {
+        let stored = staging.put_blob_bytes(yaml.as_bytes())?;
+        debug_assert_eq!(stored, digest);
+    }
+
+    let releases = plan
+        .clusters
+        .iter()
+        .map(|c| Release {
+            cluster: c.cluster.clone(),
+            site: c.site.clone(),
+            manifests: c.manifests,
+            images: c
+                .images
+                .iter()
+                .map(|i| ImageRef {
+                    reference: i.clone(),
+                    digest: pinned[i],
+                })
+                .collect(),
+        })
+        .collect();
+    let seal_options = SealOptions {
+        channel: channel.clone(),
+        sequence,
+        creator: options.creator.clone(),
+        targets: Targets {
+            sites: plan.sites().into_iter().collect(),
+            clusters: plan.clusters.iter().map(|c| c.cluster.clone()).collect(),
+        },
+        releases,
+        bundle_id: None,
+        created: None,
+    };
+    observer.phase("write", 0);
+    let sealed = seal_layout(
+        staging_dir.path(),
+        &seal_options,
+        &key,
+        &options.output,
+        &mut |n| observer.advance(n),
+    )?;
+    state.record(&ExportRecord {
+        bundle_id: sealed.manifest.bundle_id.clone(),
+        manifest_digest: sealed.manifest_digest.to_string(),
+        channel: channel.clone(),
+        sequence,
+        created: sealed.manifest.created.clone(),
+        path: options.output.display().to_string(),
+        clusters: seal_options.targets.clusters.clone(),
+    })?;
+    Ok(ExportSummary {
+        bundle: sealed.path,
+        bundle_id: sealed.manifest.bundle_id.clone(),
+        manifest_digest: sealed.manifest_digest.to_string(),
+        channel,
+        sequence,
+        clusters: plan.clusters.len(),
+        manifest_sets: plan.manifest_sets().len(),
+        objects: plan.clusters.iter().map(|c| c.objects).sum(),
+        images: pinned.len(),
+        signatures,
+        blobs: sealed.manifest.entries.len().saturating_sub(2),
+        bytes: sealed.bytes,
+        fetched_bytes,
+    })
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
