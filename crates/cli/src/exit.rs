@@ -18,10 +18,13 @@ pub struct UsageError(pub String);
 pub fn report(result: anyhow::Result<()>) -> i32 {
     let Err(err) = result else { return OK };
     // A closed stdout (`tender inspect | head`) is the reader's choice.
-    if err.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    }) {
+    // Only a bare io::Error counts: that is what writing to stdout returns;
+    // library errors wrap theirs, so a broken pipe to a registry or a sink
+    // still fails.
+    if err
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    {
         return OK;
     }
     let code = classify(&err);

@@ -24,8 +24,30 @@ pub fn rate(n: u64, seconds: f64) -> String {
     format!("{}/s", bytes((n as f64 / seconds) as u64))
 }
 
+/// Text from a bundle, made safe for a terminal: control characters (an
+/// escape sequence could repaint "valid" over "bad signature") are shown
+/// escaped. Unsigned fields such as `signer` are attacker-controlled.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clean_escapes_terminal_controls() {
+        assert_eq!(super::clean("ops\x1b[2K valid"), "ops\\u{1b}[2K valid");
+        assert_eq!(super::clean("plain-name"), "plain-name");
+    }
+
     #[test]
     fn bytes() {
         assert_eq!(super::bytes(512), "512 B");

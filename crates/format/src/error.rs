@@ -30,6 +30,8 @@ pub enum Rejection {
     },
     #[error("entry {path:?}: {reason}")]
     UnsafePath { path: String, reason: &'static str },
+    #[error("entry {path:?}: {reason}")]
+    UnsafeMetadata { path: String, reason: String },
     #[error("entry {path:?}: {kind} entries are not allowed (only regular files)")]
     ForbiddenType { path: String, kind: &'static str },
     #[error("entry {path:?} appears twice")]
@@ -56,8 +58,9 @@ pub enum Rejection {
     BadPadding { path: String },
     #[error("data after the end-of-archive marker")]
     TrailingData,
-    #[error("the first entry must be {expected:?}, found {found:?}")]
+    #[error("not a tender bundle: entry {index} must be {expected:?}, found {found:?}")]
     NotABundle {
+        index: usize,
         expected: &'static str,
         found: String,
     },

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::canonical::{self, CanonicalError};
 use crate::digest::Digest;
 use crate::layout::{EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
+use crate::ustar::MAX_ENTRY_SIZE;
 
 /// The value of `format` for this version of the spec.
 pub const FORMAT_V1: &str = "tender-bundle/v1";
@@ -19,8 +20,9 @@ pub const DEFAULT_SIGNATURE_SLOT_SIZE: u64 = 64 * 1024;
 /// Largest signature slot a reader accepts.
 pub const MAX_SIGNATURE_SLOT_SIZE: u64 = 1024 * 1024;
 
-/// Largest manifest a reader accepts: a bundle of a million blobs fits.
-pub const MAX_MANIFEST_SIZE: u64 = 256 * 1024 * 1024;
+/// Largest manifest a reader accepts (about 300,000 blobs). It is read
+/// before any signature is checked, so it is kept modest.
+pub const MAX_MANIFEST_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Whether a bundle stands alone or builds on a base bundle the site holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,13 +138,20 @@ impl BundleManifest {
             return Err(ManifestError::Format(probe.format));
         }
         let manifest: BundleManifest = canonical::from_slice(bytes)?;
-        manifest.validate()?;
+        // One manifest, one encoding: re-encoding the struct must give the
+        // same bytes (this catches omitted optional fields too).
+        if manifest.to_canonical_bytes()? != bytes {
+            return Err(CanonicalError::NotCanonical.into());
+        }
         Ok(manifest)
     }
 
-    /// Total bytes of entry data (without tar headers).
+    /// Total bytes of entry data (without tar headers). Cannot overflow:
+    /// `validate` bounds each size.
     pub fn payload_bytes(&self) -> u64 {
-        self.entries.iter().map(|e| e.size).sum()
+        self.entries
+            .iter()
+            .fold(0u64, |sum, e| sum.saturating_add(e.size))
     }
 
     /// Checks every rule the spec states about the manifest on its own.
@@ -157,13 +166,30 @@ impl BundleManifest {
         if !is_token(&self.channel) {
             return invalid(format!("channel {:?} is not a token", self.channel));
         }
-        if time::OffsetDateTime::parse(
-            &self.created,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .is_err()
+        if !is_utc_seconds(&self.created) {
+            return invalid(format!(
+                "created {:?} is not an RFC 3339 UTC time in seconds (YYYY-MM-DDTHH:MM:SSZ)",
+                self.created
+            ));
+        }
+        for list in [&self.targets.sites, &self.targets.clusters] {
+            let mut seen = BTreeSet::new();
+            for name in list {
+                if !is_token(name) {
+                    return invalid(format!("target {name:?} is not a token"));
+                }
+                if !seen.insert(name) {
+                    return invalid(format!("target {name} is listed twice"));
+                }
+            }
+        }
+        if let Some(base) = &self.base
+            && !is_token(&base.bundle_id)
         {
-            return invalid(format!("created {:?} is not RFC 3339", self.created));
+            return invalid(format!(
+                "base bundle_id {:?} is not a token",
+                base.bundle_id
+            ));
         }
         if self.signature_slot_size == 0
             || self.signature_slot_size > MAX_SIGNATURE_SLOT_SIZE
@@ -215,6 +241,12 @@ impl BundleManifest {
         let mut seen = BTreeSet::new();
         let mut last_blob: Option<Digest> = None;
         for (i, entry) in self.entries.iter().enumerate() {
+            if entry.size > MAX_ENTRY_SIZE {
+                return invalid(format!(
+                    "entry {} is {} bytes; v1 entries stop at {MAX_ENTRY_SIZE}",
+                    entry.path, entry.size
+                ));
+            }
             let path = EntryPath::parse(&entry.path)
                 .map_err(|e| ManifestError::Invalid(format!("entry {i}: {e}")))?;
             if !seen.insert(entry.path.as_str()) {
@@ -252,6 +284,17 @@ impl BundleManifest {
         }
         Ok(())
     }
+}
+
+/// `2026-11-26T03:42:00Z`: the one form `created` and `signed_at` take.
+pub fn is_utc_seconds(s: &str) -> bool {
+    s.len() == 20
+        && s.ends_with('Z')
+        && time::PrimitiveDateTime::parse(
+            &s[..19],
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+        )
+        .is_ok()
 }
 
 /// Names (ids, channels, sites, clusters) are tokens: 1 to 128 characters

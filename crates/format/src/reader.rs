@@ -395,6 +395,7 @@ fn header_rejection(problem: HeaderProblem, index: usize, offset: u64) -> Error 
         },
         HeaderProblem::Forbidden { path, kind } => Rejection::ForbiddenType { path, kind },
         HeaderProblem::UnsafePath { path, reason } => Rejection::UnsafePath { path, reason },
+        HeaderProblem::Metadata { path, reason } => Rejection::UnsafeMetadata { path, reason },
     }
     .into()
 }
@@ -427,11 +428,13 @@ fn expect_entry<R: Read>(
     match read_header(input, index, &what)? {
         Some(h) if h.path == name => Ok(h),
         Some(h) => Err(Rejection::NotABundle {
+            index,
             expected: name,
             found: h.path,
         }
         .into()),
         None => Err(Rejection::NotABundle {
+            index,
             expected: name,
             found: "end of archive".into(),
         }
@@ -440,10 +443,20 @@ fn expect_entry<R: Read>(
 }
 
 fn read_small<R: Read>(input: &mut Counted<R>, header: &CheckedHeader) -> Result<Vec<u8>, Error> {
-    let mut data = vec![0u8; header.size as usize];
-    input
-        .read_exact(&mut data)
+    // Grow as bytes arrive: a header claiming 64 MiB in a 1 KiB file must
+    // not make us allocate 64 MiB.
+    let mut data = Vec::new();
+    let n = input
+        .by_ref()
+        .take(header.size)
+        .read_to_end(&mut data)
         .map_err(|e| read_error(&header.path, e))?;
+    if n as u64 != header.size {
+        return Err(read_error(
+            &header.path,
+            io::ErrorKind::UnexpectedEof.into(),
+        ));
+    }
     skip_padding(input, &header.path, header.size)?;
     Ok(data)
 }

@@ -104,7 +104,8 @@ impl SignatureSlot {
             if !is_token(&s.role) {
                 return Err(SlotError::Invalid(format!("role {:?}", s.role)));
             }
-            if s.sig.len() != 128 || !s.sig.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+            if s.sig.len() != 128 || !s.sig.bytes().all(lower_hex) {
                 return Err(SlotError::Invalid(format!("signature of key {}", s.key_id)));
             }
         }

@@ -61,6 +61,8 @@ pub enum HeaderProblem {
     Forbidden { path: String, kind: &'static str },
     /// A name that could escape a directory.
     UnsafePath { path: String, reason: &'static str },
+    /// Owner or mode other than the fixed ones.
+    Metadata { path: String, reason: String },
 }
 
 pub fn is_zero_block(block: &[u8; BLOCK]) -> bool {
@@ -90,7 +92,8 @@ pub fn check_header(block: &[u8; BLOCK]) -> Result<CheckedHeader, HeaderProblem>
     let prefix = trim_nul(&block[345..500]);
     let shown = String::from_utf8_lossy(name).into_owned();
     let kind = match header.entry_type() {
-        EntryType::Regular => None,
+        // Only '0': the old NUL type flag is a v7 relic bundles never use.
+        EntryType::Regular if block[156] == b'0' => None,
         EntryType::Symlink => Some("symlink"),
         EntryType::Link => Some("hardlink"),
         EntryType::Directory => Some("directory"),
@@ -116,14 +119,45 @@ pub fn check_header(block: &[u8; BLOCK]) -> Result<CheckedHeader, HeaderProblem>
             reason,
         });
     }
-    // Base-256 sizes are a GNU extension; bundles state sizes in octal.
-    if block[124] & 0x80 != 0 {
-        return malformed("size field uses the GNU base-256 extension");
+    // Owner and mode are fixed, so a tar run as root cannot be talked into
+    // making setuid files or files owned by someone else.
+    let mode = octal(&block[100..108]);
+    if mode != Some(0o644) {
+        return Err(HeaderProblem::Metadata {
+            path: shown,
+            reason: format!("mode {:o} (bundle entries are 0644)", mode.unwrap_or(0)),
+        });
     }
-    let size = header
-        .size()
-        .map_err(|_| HeaderProblem::Malformed("unreadable size field".into()))?;
+    if octal(&block[108..116]) != Some(0) || octal(&block[116..124]) != Some(0) {
+        return Err(HeaderProblem::Metadata {
+            path: shown,
+            reason: "owner is not uid 0 / gid 0".into(),
+        });
+    }
+    // Plain octal digits only: no GNU base-256, no signs, no 12th digit.
+    let size = octal(&block[124..136])
+        .filter(|&n| n <= MAX_ENTRY_SIZE)
+        .ok_or_else(|| HeaderProblem::Malformed("size field is not 1 to 11 octal digits".into()))?;
     Ok(CheckedHeader { path: shown, size })
+}
+
+/// A numeric field: octal digits, then NULs or spaces to the end.
+fn octal(field: &[u8]) -> Option<u64> {
+    let end = field
+        .iter()
+        .position(|&b| b == 0 || b == b' ')
+        .unwrap_or(field.len());
+    let (digits, rest) = field.split_at(end);
+    if digits.is_empty()
+        || digits.len() > 11
+        || !digits.iter().all(|b| (b'0'..=b'7').contains(b))
+        || !rest.iter().all(|&b| b == 0 || b == b' ')
+    {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(8)?.checked_add(u64::from(d - b'0'))
+    })
 }
 
 fn trim_nul(field: &[u8]) -> &[u8] {
@@ -177,6 +211,36 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn setuid_mode_and_foreign_owner_are_refused() {
+        let mut header = Header::from_byte_slice(&encode_header("a", 0, 0).unwrap()).clone();
+        header.set_mode(0o4755);
+        header.set_cksum();
+        let mut block = [0u8; BLOCK];
+        block.copy_from_slice(header.as_bytes());
+        assert!(matches!(
+            check_header(&block),
+            Err(HeaderProblem::Metadata { .. })
+        ));
+        let mut header = Header::from_byte_slice(&encode_header("a", 0, 0).unwrap()).clone();
+        header.set_uid(1000);
+        header.set_cksum();
+        block.copy_from_slice(header.as_bytes());
+        assert!(matches!(
+            check_header(&block),
+            Err(HeaderProblem::Metadata { .. })
+        ));
+    }
+
+    #[test]
+    fn octal_fields_are_strict() {
+        assert_eq!(octal(b"00000001750\0"), Some(0o1750));
+        assert_eq!(octal(b"0000644 \0"), Some(0o644));
+        assert_eq!(octal(b"+0000001750\0"), None);
+        assert_eq!(octal(b"000000017500"), None);
+        assert_eq!(octal(b"\0\0\0\0"), None);
     }
 
     #[test]

@@ -140,6 +140,10 @@ impl SlotEditor {
             .write(true)
             .open(path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        // One signer at a time: two concurrent `tender sign` runs would
+        // each rewrite the slot from what they read, losing a signature.
+        file.lock()
+            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
         let reader = BundleReader::open(BufReader::new(&file))?;
         Ok(SlotEditor {
             manifest: reader.manifest().clone(),
@@ -165,10 +169,11 @@ impl SlotEditor {
     /// Writes the slot back and syncs the file. The new slot is encoded
     /// first, so a slot that would overflow leaves the file untouched.
     pub fn save(mut self) -> Result<(), Error> {
+        // A full slot is a limit of this bundle, not a sign of tampering.
         let bytes = self
             .slot
             .encode(self.manifest.signature_slot_size)
-            .map_err(Rejection::from)?;
+            .map_err(|e| Error::io("adding the signature", std::io::Error::other(e)))?;
         let wio = |e| Error::io("rewriting the signature slot", e);
         self.file
             .seek(SeekFrom::Start(self.slot_offset))

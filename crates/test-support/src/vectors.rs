@@ -116,6 +116,12 @@ pub fn all() -> Vec<Vector> {
             "a blob replaced by a symlink to /etc/shadow",
         ),
         v(
+            "setuid-entry",
+            ReleaseOnly,
+            reject("mode 4755"),
+            "a blob entry with mode 4755 and owner 1750, for a tar run as root",
+        ),
+        v(
             "hardlink-entry",
             ReleaseOnly,
             reject("hardlink entries are not allowed"),
@@ -309,6 +315,13 @@ fn raw_member(name: &str, typeflag: u8, link: &str, data: Vec<u8>) -> Member {
     header.copy_from_slice(h.as_bytes());
     header[..name.len()].copy_from_slice(name.as_bytes());
     header[157..157 + link.len()].copy_from_slice(link.as_bytes());
+    reseal_checksum(&mut header);
+    Member { header, data }
+}
+
+/// Recomputes a header's checksum after a field was changed by hand, so
+/// the attack is in the field, not in a broken checksum.
+fn reseal_checksum(header: &mut [u8; BLOCK]) {
     let sum: u32 = header[..148]
         .iter()
         .chain([b' '; 8].iter())
@@ -316,7 +329,6 @@ fn raw_member(name: &str, typeflag: u8, link: &str, data: Vec<u8>) -> Member {
         .map(|&b| u32::from(b))
         .sum();
     header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    Member { header, data }
 }
 
 /// One PAX record, `"<len> <key>=<value>\n"`, where len counts itself.
@@ -432,6 +444,12 @@ pub fn bundle(name: &str) -> Vec<u8> {
             );
         }
         "bit-flipped-blob" => members[first_blob + 1].data[0] ^= 0x01,
+        "setuid-entry" => {
+            let h = &mut members[first_blob].header;
+            h[100..108].copy_from_slice(b"0004755\0");
+            h[108..116].copy_from_slice(b"0001750\0");
+            reseal_checksum(h);
+        }
         _ => {}
     }
     let mut bytes = serialize(&members);

@@ -164,6 +164,9 @@ impl TrustPolicy {
         };
         let file: PolicyFile =
             serde_saphyr::from_str(&text).map_err(|e| bad(format!("not a valid policy: {e}")))?;
+        if file.version == 0 {
+            return Err(bad("version must be 1 or more".into()));
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut keys = BTreeMap::new();
         for k in file.keys {

@@ -30,27 +30,40 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     )?;
     writeln!(out, "  manifest  {}", reader.manifest_digest())?;
     writeln!(out, "  channel   {} sequence {}", m.channel, m.sequence)?;
-    writeln!(out, "  created   {} by {}", m.created, m.creator)?;
+    writeln!(
+        out,
+        "  created   {} by {}",
+        m.created,
+        human::clean(&m.creator)
+    )?;
     writeln!(out, "  sites     {}", m.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", m.targets.clusters.join(", "))?;
     for r in &m.releases {
         writeln!(
             out,
             "  release   {} at {}: manifests {}, {} image(s)",
-            r.cluster,
-            r.site,
+            human::clean(&r.cluster),
+            human::clean(&r.site),
             r.manifests,
             r.images.len()
         )?;
         for i in &r.images {
-            writeln!(out, "              {}@{}", i.reference, i.digest)?;
+            writeln!(
+                out,
+                "              {}@{}",
+                human::clean(&i.reference),
+                i.digest
+            )?;
         }
     }
     for s in &reader.signatures().signatures {
         writeln!(
             out,
             "  signature {} as {} by {} at {}",
-            s.key_id, s.role, s.signer, s.signed_at
+            human::clean(&s.key_id),
+            human::clean(&s.role),
+            human::clean(&s.signer),
+            human::clean(&s.signed_at)
         )?;
     }
     writeln!(
@@ -61,7 +74,13 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     )?;
     if args.entries {
         for e in &m.entries {
-            writeln!(out, "    {:>12}  {}  {}", e.size, e.digest, e.path)?;
+            writeln!(
+                out,
+                "    {:>12}  {}  {}",
+                e.size,
+                e.digest,
+                human::clean(&e.path)
+            )?;
         }
     }
     Ok(())

@@ -36,7 +36,12 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         "  channel   {} sequence {}",
         report.channel, report.sequence
     )?;
-    writeln!(out, "  created   {} by {}", report.created, report.creator)?;
+    writeln!(
+        out,
+        "  created   {} by {}",
+        report.created,
+        human::clean(&report.creator)
+    )?;
     writeln!(out, "  sites     {}", report.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", report.targets.clusters.join(", "))?;
     for s in &report.trust.signatures {
@@ -47,7 +52,9 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         writeln!(
             out,
             "  signature {} as {} by {}: {status}",
-            s.key_id, s.role, s.signer
+            human::clean(&s.key_id),
+            human::clean(&s.role),
+            human::clean(&s.signer)
         )?;
     }
     writeln!(
