@@ -8,9 +8,13 @@
 //! entries, so two blobs are hashed at once on two cores. Memory stays at
 //! [`POOL_BUFFERS`] × [`CHUNK`] whatever the bundle size.
 
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
+
+mod positional;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
@@ -80,10 +84,32 @@ pub struct ReadSummary {
 /// trusted: checking signatures is the caller's first job).
 pub struct BundleReader<R> {
     input: Counted<R>,
+    /// For a bundle file: a handle for positional reads, so each hasher
+    /// reads its own entries and both cores copy and hash at once.
+    positional: Option<File>,
     manifest: BundleManifest,
     manifest_bytes: Vec<u8>,
     slot: SignatureSlot,
     slot_offset: u64,
+}
+
+/// A bundle from a file or from a pipe.
+pub type AnyBundleReader = BundleReader<Box<dyn Read + Send>>;
+
+impl AnyBundleReader {
+    /// Opens a bundle file. Entries are then read with positional reads by
+    /// the hashing threads themselves (see `positional`).
+    pub fn open_file(path: &Path) -> Result<Self, Error> {
+        let file =
+            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let handle = file
+            .try_clone()
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let buffered: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, file));
+        let mut reader = BundleReader::open(buffered)?;
+        reader.positional = Some(handle);
+        Ok(reader)
+    }
 }
 
 impl<R: Read> BundleReader<R> {
@@ -120,6 +146,7 @@ impl<R: Read> BundleReader<R> {
         let slot = SignatureSlot::decode(&slot_bytes).map_err(Rejection::from)?;
         Ok(BundleReader {
             input,
+            positional: None,
             manifest,
             manifest_bytes,
             slot,
@@ -162,9 +189,19 @@ impl<R: Read> BundleReader<R> {
         let workers = thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
         let BundleReader {
             mut input,
+            positional,
             manifest,
             ..
         } = self;
+        if let Some(file) = positional {
+            return positional::read_entries(
+                &file,
+                input.pos,
+                &manifest.entries,
+                factory,
+                progress,
+            );
+        }
         let entries = &manifest.entries;
         let failed = AtomicBool::new(false);
         let loads: Vec<AtomicU64> = (0..workers).map(|_| AtomicU64::new(0)).collect();
@@ -349,7 +386,7 @@ impl WorkerCtx<'_> {
     }
 }
 
-fn sink_error(entry: &Entry, source: io::Error) -> Error {
+pub(crate) fn sink_error(entry: &Entry, source: io::Error) -> Error {
     Error::Sink {
         context: format!("storing {}", entry.path),
         source,
@@ -357,9 +394,9 @@ fn sink_error(entry: &Entry, source: io::Error) -> Error {
 }
 
 /// Counts the bytes read, for error messages and in-place signing.
-struct Counted<R> {
-    inner: R,
-    pos: u64,
+pub(crate) struct Counted<R> {
+    pub(crate) inner: R,
+    pub(crate) pos: u64,
 }
 
 impl<R: Read> Read for Counted<R> {
@@ -371,7 +408,10 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// Reads one 512-byte block; `None` at a clean end of stream.
-fn read_block<R: Read>(input: &mut Counted<R>, what: &str) -> Result<Option<[u8; BLOCK]>, Error> {
+pub(crate) fn read_block<R: Read>(
+    input: &mut Counted<R>,
+    what: &str,
+) -> Result<Option<[u8; BLOCK]>, Error> {
     let mut block = [0u8; BLOCK];
     let mut filled = 0;
     while filled < BLOCK {
@@ -402,7 +442,7 @@ fn header_rejection(problem: HeaderProblem, index: usize, offset: u64) -> Error 
 
 /// Reads a header that must be present and checks it; `index` counts all
 /// tar entries, manifest and slot included.
-fn read_header<R: Read>(
+pub(crate) fn read_header<R: Read>(
     input: &mut Counted<R>,
     index: usize,
     what: &str,
@@ -461,7 +501,11 @@ fn read_small<R: Read>(input: &mut Counted<R>, header: &CheckedHeader) -> Result
     Ok(data)
 }
 
-fn skip_padding<R: Read>(input: &mut Counted<R>, path: &str, size: u64) -> Result<(), Error> {
+pub(crate) fn skip_padding<R: Read>(
+    input: &mut Counted<R>,
+    path: &str,
+    size: u64,
+) -> Result<(), Error> {
     let mut pad = [0u8; BLOCK];
     let n = ustar::padding(size);
     input
@@ -475,7 +519,7 @@ fn skip_padding<R: Read>(input: &mut Counted<R>, path: &str, size: u64) -> Resul
 
 /// Reads the header of listed entry `index` and checks it is exactly the
 /// entry the manifest lists there.
-fn next_listed_header<R: Read>(
+pub(crate) fn next_listed_header<R: Read>(
     input: &mut Counted<R>,
     index: usize,
     entries: &[Entry],
@@ -521,7 +565,10 @@ fn misplaced(path: String, index: usize, entries: &[Entry]) -> Error {
 
 /// After the last listed entry: two zero blocks, then at most some zero
 /// padding, then the end of the stream.
-fn check_end_of_archive<R: Read>(input: &mut Counted<R>, entries: &[Entry]) -> Result<(), Error> {
+pub(crate) fn check_end_of_archive<R: Read>(
+    input: &mut Counted<R>,
+    entries: &[Entry],
+) -> Result<(), Error> {
     let index = entries.len() + 2;
     if let Some(header) = read_header(input, index, "the end-of-archive marker")? {
         return Err(misplaced(header.path, entries.len(), entries));

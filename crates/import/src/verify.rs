@@ -34,15 +34,14 @@ pub struct VerifyReport {
 /// manifest and slot are read, before a single blob byte; `factory` then
 /// receives each entry's bytes, committed only once their digest matched.
 /// `on_start` learns the payload size before streaming begins (for progress).
-pub fn verify_bundle(
-    input: impl Read,
+pub fn verify_bundle<R: Read>(
+    reader: BundleReader<R>,
     policy: &TrustPolicy,
     factory: &dyn SinkFactory,
     on_start: &mut dyn FnMut(&tender_format::BundleManifest),
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, ImportError> {
     let started = Instant::now();
-    let reader = BundleReader::open(input)?;
     let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
     let manifest = reader.manifest().clone();
     let manifest_digest = reader.manifest_digest().to_string();

@@ -1,14 +1,11 @@
-use anyhow::Context;
 use std::io::Write;
-use tender_format::BundleReader;
 
 use crate::args::InspectArgs;
 use crate::human;
 
 /// Reads only the manifest and the signature slot: instant on any size.
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
-    let input = super::open_input(&args.bundle)?;
-    let reader = BundleReader::open(input).with_context(|| format!("{}", args.bundle.display()))?;
+    let reader = super::open_bundle(&args.bundle)?;
     let m = reader.manifest();
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -7,11 +7,13 @@ mod pack;
 mod sign;
 mod verify;
 
-use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 use anyhow::Context;
+
+use tender_format::BundleReader;
+use tender_format::reader::AnyBundleReader;
 
 use crate::args::{Cli, Command};
 
@@ -27,13 +29,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Opens a bundle path, `-` meaning standard input.
-fn open_input(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(io::stdin()));
-    }
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+/// Opens a bundle, `-` meaning standard input, and reads its manifest and
+/// signature slot.
+fn open_bundle(path: &Path) -> anyhow::Result<AnyBundleReader> {
+    let reader = if path.as_os_str() == "-" {
+        let stdin: Box<dyn Read + Send> = Box::new(io::stdin());
+        BundleReader::open(stdin)
+    } else {
+        BundleReader::open_file(path)
+    };
+    reader.with_context(|| format!("{}", path.display()))
 }
 
 /// `$USER@hostname`, for audit fields.

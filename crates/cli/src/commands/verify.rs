@@ -13,7 +13,7 @@ use crate::progress::Progress;
 
 pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
     let policy = TrustPolicy::load(&args.trust)?;
-    let input = super::open_input(&args.bundle)?;
+    let input = super::open_bundle(&args.bundle)?;
     let bar = RefCell::new(Progress::Off);
     let report = verify_bundle(
         input,

@@ -1,0 +1,205 @@
+//! Reading a bundle *file*: this thread walks the headers (a 512-byte read
+//! per entry), and each hashing thread reads its own entries' bytes with
+//! positional reads. Both cores copy and hash at once, with no hand-over of
+//! buffers between threads; memory is one buffer per hasher.
+//!
+//! The checks are those of the streaming path, in the same order; only who
+//! reads which bytes differs.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded};
+
+use super::{
+    CHUNK, Counted, ReadSummary, SinkFactory, check_end_of_archive, next_listed_header, sink_error,
+};
+use crate::digest::Hasher;
+use crate::error::{Error, Rejection, read_error};
+use crate::manifest::Entry;
+use crate::ustar::{self, BLOCK};
+
+/// A `Read` over a file at a moving offset, so the header helpers of the
+/// streaming path can be reused as they are.
+pub(crate) struct At<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+struct Job {
+    index: usize,
+    offset: u64,
+    size: u64,
+}
+
+pub(crate) fn read_entries(
+    file: &File,
+    start: u64,
+    entries: &[Entry],
+    factory: &dyn SinkFactory,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ReadSummary, Error> {
+    let workers = thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let done_bytes = AtomicU64::new(0);
+    let failed = AtomicBool::new(false);
+    let errors: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    let (jobs_tx, jobs_rx) = bounded::<Job>(256);
+    let (finished_tx, finished_rx) = unbounded::<()>();
+
+    let walk = thread::scope(|scope| {
+        for _ in 0..workers {
+            let jobs = jobs_rx.clone();
+            let finished = finished_tx.clone();
+            let (done_bytes, failed, errors) = (&done_bytes, &failed, &errors);
+            scope.spawn(move || {
+                let mut buf = vec![0u8; CHUNK];
+                for job in jobs {
+                    if failed.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if let Err(e) = hash_entry(
+                        file,
+                        &job,
+                        &entries[job.index],
+                        factory,
+                        &mut buf,
+                        done_bytes,
+                    ) {
+                        failed.store(true, Ordering::Relaxed);
+                        errors
+                            .lock()
+                            .expect("no panics while locked")
+                            .push((job.index + 2, e));
+                    }
+                }
+                drop(finished);
+            });
+        }
+        drop(finished_tx);
+
+        // Walk the headers and hand out the entries.
+        let mut input = Counted {
+            inner: At { file, pos: start },
+            pos: start,
+        };
+        let mut walk = || -> Result<u64, (usize, Error)> {
+            for index in 0..entries.len() {
+                if failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let header =
+                    next_listed_header(&mut input, index, entries).map_err(|e| (index + 2, e))?;
+                let offset = input.pos;
+                let skip = header.size + ustar::padding(header.size) as u64;
+                input.inner.pos += skip;
+                input.pos += skip;
+                let job = Job {
+                    index,
+                    offset,
+                    size: header.size,
+                };
+                if jobs_tx.send(job).is_err() {
+                    break;
+                }
+            }
+            Ok(input.pos)
+        };
+        let walked = walk();
+        drop(jobs_tx);
+        // Report progress while the hashers finish.
+        while finished_rx
+            .recv_timeout(Duration::from_millis(100))
+            .is_err_and(|e| e.is_timeout())
+        {
+            progress(done_bytes.load(Ordering::Relaxed));
+        }
+        progress(done_bytes.load(Ordering::Relaxed));
+        let walked = walked?;
+        if failed.load(Ordering::Relaxed) {
+            return Ok(walked);
+        }
+        let mut tail = Counted {
+            inner: At { file, pos: walked },
+            pos: walked,
+        };
+        check_end_of_archive(&mut tail, entries).map_err(|e| (entries.len() + 2, e))?;
+        Ok(tail.pos)
+    });
+
+    let mut errors = errors.into_inner().expect("no panics while locked");
+    let stream_bytes = match walk {
+        Ok(pos) => pos,
+        Err(e) => {
+            errors.push(e);
+            0
+        }
+    };
+    if let Some((_, e)) = errors.into_iter().min_by_key(|(i, _)| *i) {
+        return Err(e);
+    }
+    Ok(ReadSummary {
+        entries: entries.len(),
+        payload_bytes: done_bytes.into_inner(),
+        stream_bytes,
+    })
+}
+
+/// Reads, hashes and stores one entry, then checks its padding.
+fn hash_entry(
+    file: &File,
+    job: &Job,
+    entry: &Entry,
+    factory: &dyn SinkFactory,
+    buf: &mut [u8],
+    done_bytes: &AtomicU64,
+) -> Result<(), Error> {
+    let what = || format!("entry {:?}", entry.path);
+    let mut sink = factory
+        .open(job.index, entry)
+        .map_err(|e| sink_error(entry, e))?;
+    let mut hasher = Hasher::new();
+    let mut offset = job.offset;
+    let end = job.offset + job.size;
+    while offset < end {
+        let n = (end - offset).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], offset)
+            .map_err(|e| read_error(&what(), e))?;
+        hasher.update(&buf[..n]);
+        sink.write(&buf[..n]).map_err(|e| sink_error(entry, e))?;
+        offset += n as u64;
+        done_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let pad = ustar::padding(job.size);
+    let mut padding = [0u8; BLOCK];
+    file.read_exact_at(&mut padding[..pad], end)
+        .map_err(|e| read_error(&format!("the padding of {:?}", entry.path), e))?;
+    if padding[..pad].iter().any(|&b| b != 0) {
+        return Err(Rejection::BadPadding {
+            path: entry.path.clone(),
+        }
+        .into());
+    }
+    let (actual, _) = hasher.finish();
+    if actual != entry.digest {
+        return Err(Rejection::DigestMismatch {
+            path: entry.path.clone(),
+            expected: entry.digest,
+            actual,
+        }
+        .into());
+    }
+    sink.commit().map_err(|e| sink_error(entry, e))
+}
