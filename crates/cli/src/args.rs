@@ -33,6 +33,11 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Render the fleet, pull its images and signatures, and write a signed bundle.
     Export(ExportArgs),
+    /// Verify a bundle against the site's trust policy, load its images, record the release.
+    Import(ImportArgs),
+    /// The site's audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Seal an existing OCI image layout directory into a signed bundle.
     Pack(PackArgs),
 }
@@ -168,6 +173,37 @@ pub struct PackArgs {
     #[arg(long)]
     pub creator: Option<String>,
     /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The bundle file, or - for standard input.
+    pub bundle: PathBuf,
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Who is importing, for the audit trail (default: the OS user).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the audit log.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -1,5 +1,8 @@
 //! Errors of the import crate. See `tender_format::error` for the rules.
 
+use std::io;
+use std::path::PathBuf;
+
 use tender_format::Rejection;
 use tender_trust::TrustError;
 
@@ -9,6 +12,25 @@ pub enum ImportError {
     Format(#[from] tender_format::Error),
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(transparent)]
+    Oci(#[from] tender_oci::OciError),
+    #[error("site file {path}: {reason}")]
+    Site { path: PathBuf, reason: String },
+    #[error("{context} {path}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("audit log: {0}")]
+    Audit(String),
+    #[error("{0}")]
+    Busy(String),
+    /// The bundle is genuine but not for this site now: wrong site, an old
+    /// sequence (rollback or replay), no release for our clusters.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<Rejection> for ImportError {
@@ -18,12 +40,23 @@ impl From<Rejection> for ImportError {
 }
 
 impl ImportError {
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        ImportError::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+
     /// Whether the bundle (not the machine) is at fault: exit code 3.
     pub fn is_rejection(&self) -> bool {
         match self {
             ImportError::Format(e) => e.is_rejection(),
-            ImportError::Trust(TrustError::Untrusted(_)) => true,
-            ImportError::Trust(_) => false,
+            ImportError::Trust(TrustError::Untrusted(_))
+            | ImportError::Refused(_)
+            | ImportError::Audit(_) => true,
+            ImportError::Oci(e) => e.is_integrity_failure(),
+            _ => false,
         }
     }
 }

@@ -1,9 +1,18 @@
 //! The field engineer's side of tender: nothing from a bundle is used
 //! before its signatures satisfy the site's trust policy and every byte
-//! has matched its signed digest.
+//! has matched its signed digest; nothing becomes visible before the
+//! import commits.
 
+pub mod audit;
 pub mod error;
+pub mod import;
+pub mod load;
+pub mod site;
+pub mod stage;
+pub mod state;
 pub mod verify;
 
 pub use error::ImportError;
+pub use import::{ImportOptions, ImportReport, import};
+pub use site::Site;
 pub use verify::{VerifyReport, verify_bundle};

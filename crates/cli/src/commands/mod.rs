@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+mod audit;
 mod export;
+mod import;
 mod inspect;
 mod keygen;
 mod pack;
@@ -25,6 +27,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(a, progress),
         Command::Inspect(a) => inspect::run(a),
         Command::Export(a) => export::run(a, progress),
+        Command::Import(a) => import::run(a, progress),
+        Command::Audit(a) => audit::run(a),
         Command::Pack(a) => pack::run(a, progress),
     }
 }
@@ -43,13 +47,20 @@ fn open_bundle(path: &Path) -> anyhow::Result<AnyBundleReader> {
 
 /// `$USER@hostname`, for audit fields.
 pub(crate) fn whoami() -> String {
-    let user = std::env::var("USER")
+    format!("{}@{}", os_user(), hostname())
+}
+
+/// The OS user, for the audit trail.
+pub(crate) fn os_user() -> String {
+    std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{user}@{host}")
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {

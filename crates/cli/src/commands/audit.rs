@@ -1,0 +1,37 @@
+use std::io::Write;
+
+use tender_import::Site;
+use tender_import::audit::AuditLog;
+
+use crate::args::{AuditCommand, AuditVerifyArgs};
+
+pub fn run(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify(args) => verify(args),
+    }
+}
+
+fn verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
+    let site = Site::load(&args.site)?;
+    let log = AuditLog::new(&site.state_dir);
+    let report = log.verify()?;
+    if args.json {
+        super::print_json(&report)?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        match &report.reason {
+            None => writeln!(
+                out,
+                "audit chain intact: {} entries, last {}",
+                report.entries, report.last_hash
+            )?,
+            Some(reason) => writeln!(out, "AUDIT CHAIN BROKEN: {reason}")?,
+        }
+    }
+    match report.reason {
+        // A broken chain is evidence of tampering: the same exit code as a
+        // rejected bundle.
+        Some(reason) => Err(tender_import::ImportError::Audit(reason).into()),
+        None => Ok(()),
+    }
+}

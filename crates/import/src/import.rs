@@ -1,0 +1,255 @@
+//! `tender import`: verify, stage, load, record — in that order, and
+//! nothing becomes visible before the last step.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::time::Instant;
+
+use serde::Serialize;
+use tender_format::layout::EntryPath;
+use tender_format::manifest::Release;
+use tender_format::{BundleReader, Digest};
+use tender_oci::{ClientOptions, LayoutStore, RegistryClient, RegistrySettings};
+use tender_trust::TrustPolicy;
+use tender_trust::keys::now_rfc3339;
+use tender_trust::policy::SignatureStatus;
+
+use crate::audit::{AuditEvent, AuditLog, Signer};
+use crate::error::ImportError;
+use crate::load::{LoadReport, load_embedded, load_registry};
+use crate::site::{ImageTarget, Site};
+use crate::stage::stage;
+use crate::state::{ChannelState, ReleaseRecord, SiteState};
+
+/// Test hook: `TENDER_FAILPOINT=<name>` aborts the process at that point,
+/// as `kill -9` would, so tests can prove an import resumes from every
+/// phase. Names: `staged`, `mid-load`, `loaded`, `recorded`.
+pub(crate) fn failpoint(name: &str) {
+    if std::env::var("TENDER_FAILPOINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
+/// What `tender import` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub site: String,
+    pub outcome: &'static str,
+    pub bundle_id: String,
+    pub manifest_digest: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub clusters: Vec<String>,
+    pub images: Vec<(String, String)>,
+    pub blobs_new: usize,
+    pub blobs_present: usize,
+    pub bytes_read: u64,
+    pub seconds: f64,
+    pub audit_hash: String,
+}
+
+pub struct ImportOptions {
+    pub site: Site,
+    pub operator: String,
+    /// Registry client settings (credentials, retries, observer); the
+    /// site file's registry flags are applied on top.
+    pub client: ClientOptions,
+}
+
+/// Imports one bundle. Every outcome, refusals included, is audited.
+pub fn import<R: Read>(
+    reader: BundleReader<R>,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let site = &options.site;
+    let policy = TrustPolicy::load(&site.trust_policy)?;
+    let state = SiteState::open(&site.state_dir)?;
+    let audit = AuditLog::new(state.dir());
+    let manifest = reader.manifest().clone();
+    let digest = reader.manifest_digest();
+    let mut event = AuditEvent {
+        action: "import".into(),
+        operator: options.operator.clone(),
+        bundle_id: Some(manifest.bundle_id.clone()),
+        manifest_digest: Some(digest.to_string()),
+        channel: Some(manifest.channel.clone()),
+        sequence: Some(manifest.sequence),
+        signers: reader
+            .signatures()
+            .signatures
+            .iter()
+            .map(|s| Signer {
+                key_id: s.key_id.clone(),
+                role: s.role.clone(),
+                signer: s.signer.clone(),
+            })
+            .collect(),
+        ..AuditEvent::default()
+    };
+    let result = run(reader, options, &policy, &state, &mut event, progress);
+    event.result = match &result {
+        Ok(r) => r.outcome.to_string(),
+        Err(e) if e.is_rejection() => format!("refused: {e}"),
+        Err(e) => format!("failed: {e}"),
+    };
+    let hash = audit.append(event)?;
+    result.map(|mut r| {
+        r.audit_hash = hash;
+        r
+    })
+}
+
+fn run<R: Read>(
+    reader: BundleReader<R>,
+    options: &ImportOptions,
+    policy: &TrustPolicy,
+    state: &SiteState,
+    event: &mut AuditEvent,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let site = &options.site;
+    let manifest = reader.manifest().clone();
+    let digest = reader.manifest_digest();
+
+    // 1. Signatures and thresholds, before anything else.
+    let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
+    event.signers.retain(|s| {
+        trust.signatures.iter().any(|c| {
+            c.key_id == s.key_id
+                && c.role == s.role
+                && matches!(c.status, SignatureStatus::Valid { .. })
+        })
+    });
+
+    // 2. For this site, and for some of its clusters.
+    if !manifest.targets.sites.contains(&site.name) {
+        return Err(ImportError::Refused(format!(
+            "bundle is for site(s) {}, this is {}",
+            manifest.targets.sites.join(", "),
+            site.name
+        )));
+    }
+    let releases: Vec<&Release> = manifest
+        .releases
+        .iter()
+        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
+        .collect();
+    event.clusters = releases.iter().map(|r| r.cluster.clone()).collect();
+    let mut current = state.read()?;
+    let report = |outcome: &'static str, load: LoadReport, bytes_read: u64| ImportReport {
+        site: site.name.clone(),
+        outcome,
+        bundle_id: manifest.bundle_id.clone(),
+        manifest_digest: digest.to_string(),
+        channel: manifest.channel.clone(),
+        sequence: manifest.sequence,
+        clusters: releases.iter().map(|r| r.cluster.clone()).collect(),
+        images: load.images,
+        blobs_new: load.blobs_new,
+        blobs_present: load.blobs_present,
+        bytes_read,
+        seconds: started.elapsed().as_secs_f64(),
+        audit_hash: String::new(),
+    };
+
+    // 3. Newer than what the channel has (rollback and replay protection).
+    if let Some(last) = current.channels.get(&manifest.channel) {
+        if last.manifest_digest == digest.to_string() {
+            return Ok(report("already imported", LoadReport::default(), 0));
+        }
+        if manifest.sequence <= last.sequence {
+            return Err(ImportError::Refused(format!(
+                "sequence {} on channel {} is not newer than {} (imported {}): an old or replayed bundle",
+                manifest.sequence, manifest.channel, last.sequence, last.imported_at
+            )));
+        }
+    }
+    if releases.is_empty() {
+        return Err(ImportError::Refused(format!(
+            "bundle has no release for this site's clusters ({})",
+            site.clusters.join(", ")
+        )));
+    }
+
+    // 4. Copy off the stick, verifying every byte.
+    let staging_dir = state.staging_dir(&digest);
+    let summary = stage(reader, &staging_dir, progress)?;
+    let staging = LayoutStore::open(&staging_dir)?;
+    failpoint("staged");
+
+    // 5. Manifest sets into the state, images into the site.
+    for r in &releases {
+        let to = state.manifests_path(&r.manifests);
+        if !to.exists() {
+            let from = staging.blob_path(&r.manifests);
+            fs::copy(&from, &to).map_err(|e| ImportError::io("keeping manifest set", &to, e))?;
+        }
+    }
+    let blobs: Vec<Digest> = manifest
+        .entries
+        .iter()
+        .filter_map(|e| match EntryPath::parse(&e.path) {
+            Ok(EntryPath::Blob(d)) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let load = match &site.target {
+        ImageTarget::Embedded => load_embedded(&staging, &blobs, &site.store_dir())?,
+        ImageTarget::Registry(target) => {
+            let mut client = options.client.clone();
+            client.registries.insert(
+                target.url.clone(),
+                RegistrySettings {
+                    plain_http: target.plain_http,
+                    insecure_skip_tls_verify: target.insecure_skip_tls_verify,
+                },
+            );
+            load_registry(&staging, target, &RegistryClient::new(client)?)?
+        }
+    };
+    event.images = load.images.iter().map(|(_, to)| to.clone()).collect();
+    failpoint("loaded");
+
+    // 6. Record: history first, then the one atomic commit.
+    let now = now_rfc3339();
+    let locations: BTreeMap<String, String> = load.images.iter().cloned().collect();
+    for r in &releases {
+        let record = ReleaseRecord {
+            cluster: r.cluster.clone(),
+            channel: manifest.channel.clone(),
+            sequence: manifest.sequence,
+            bundle_id: manifest.bundle_id.clone(),
+            manifest_digest: digest.to_string(),
+            manifests: r.manifests,
+            images: r.images.clone(),
+            locations: r
+                .images
+                .iter()
+                .filter_map(|i| {
+                    let canonical = tender_oci::Reference::parse(&i.reference).ok()?.to_string();
+                    Some((i.reference.clone(), locations.get(&canonical)?.clone()))
+                })
+                .collect(),
+            imported_at: now.clone(),
+        };
+        state.record_release(&record)?;
+        current.current.insert(r.cluster.clone(), record);
+    }
+    current.channels.insert(
+        manifest.channel.clone(),
+        ChannelState {
+            sequence: manifest.sequence,
+            bundle_id: manifest.bundle_id.clone(),
+            manifest_digest: digest.to_string(),
+            imported_at: now,
+        },
+    );
+    failpoint("recorded");
+    state.commit(&current)?;
+    let _ = fs::remove_dir_all(&staging_dir);
+    let bytes_read = summary.map_or(0, |s| s.stream_bytes);
+    Ok(report("imported", load, bytes_read))
+}

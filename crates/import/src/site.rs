@@ -1,0 +1,118 @@
+//! The site file (`site.yaml`, documented in `docs/site.md`): who this site
+//! is, whom it trusts, where its state lives and where images go.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tender_format::manifest::is_token;
+
+use crate::error::ImportError;
+
+pub const API_VERSION: &str = "tender.dev/v1alpha1";
+pub const KIND: &str = "Site";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SiteFile {
+    api_version: String,
+    kind: String,
+    name: String,
+    clusters: Vec<String>,
+    trust_policy: PathBuf,
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    registry: Option<RegistryTarget>,
+}
+
+/// A registry images are pushed into (Harbor, distribution, ...).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryTarget {
+    /// `host[:port]`.
+    pub url: String,
+    #[serde(default)]
+    pub plain_http: bool,
+    #[serde(default)]
+    pub insecure_skip_tls_verify: bool,
+    /// Put every repository under this path (`mirror` → `host/mirror/plant/app`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+/// Where images go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageTarget {
+    /// The embedded OCI layout store under the state directory.
+    Embedded,
+    Registry(RegistryTarget),
+}
+
+/// A loaded, checked site file. Paths are resolved against its directory.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    pub clusters: Vec<String>,
+    pub trust_policy: PathBuf,
+    pub state_dir: PathBuf,
+    pub target: ImageTarget,
+}
+
+impl Site {
+    pub fn load(path: &Path) -> Result<Self, ImportError> {
+        let bad = |reason: String| ImportError::Site {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let file: SiteFile = serde_saphyr::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if file.api_version != API_VERSION || file.kind != KIND {
+            return Err(bad(format!(
+                "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
+                file.api_version, file.kind
+            )));
+        }
+        for name in std::iter::once(&file.name).chain(&file.clusters) {
+            if !is_token(name) {
+                return Err(bad(format!(
+                    "{name:?} must be letters, digits, '.', '_' or '-'"
+                )));
+            }
+        }
+        if file.clusters.is_empty() {
+            return Err(bad("a site has at least one cluster".into()));
+        }
+        if let Some(r) = &file.registry {
+            if r.url.contains('/') || r.url.is_empty() {
+                return Err(bad(format!("registry url {:?} must be host[:port]", r.url)));
+            }
+            if let Some(prefix) = &r.prefix
+                && (prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains(".."))
+            {
+                return Err(bad(format!(
+                    "registry prefix {prefix:?} must be a relative path"
+                )));
+            }
+        }
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Ok(Site {
+            name: file.name,
+            clusters: file.clusters,
+            trust_policy: base.join(file.trust_policy),
+            state_dir: base.join(file.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+            target: match file.registry {
+                Some(r) => ImageTarget::Registry(r),
+                None => ImageTarget::Embedded,
+            },
+        })
+    }
+
+    /// The embedded store's directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.state_dir.join("store")
+    }
+}

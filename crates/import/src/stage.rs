@@ -1,0 +1,113 @@
+//! Staging: the bundle's entries copied off the stick into a private
+//! directory of the site state as they are verified. A file gets its final
+//! name only after its digest matched, so anything in staging under a
+//! final name was verified once; a resumed import re-hashes it anyway
+//! before relying on it, since disks and people change files.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::thread;
+
+use tender_format::manifest::{BundleManifest, Entry};
+use tender_format::reader::EntrySink;
+use tender_format::{BundleReader, Digest, ReadSummary, atomic};
+
+use crate::error::ImportError;
+
+/// Marks a staging directory whose every entry was verified.
+const COMPLETE: &str = ".complete";
+
+/// Writes one entry to `<final>.partial`, renaming it on commit.
+struct StagingSink {
+    partial: PathBuf,
+    target: PathBuf,
+    out: io::BufWriter<File>,
+}
+
+impl EntrySink for StagingSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(data)
+    }
+
+    fn commit(self: Box<Self>) -> io::Result<()> {
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&self.partial, &self.target)?;
+        Ok(())
+    }
+}
+
+fn open_sink(dir: &Path, entry: &Entry) -> io::Result<Box<dyn EntrySink>> {
+    // The manifest validated every path (oci-layout, index.json or
+    // blobs/sha256/<hex>), so joining it onto the staging dir is safe.
+    let target = dir.join(&entry.path);
+    let partial = target.with_extension("partial");
+    let out = io::BufWriter::with_capacity(1 << 20, File::create(&partial)?);
+    Ok(Box::new(StagingSink {
+        partial,
+        target,
+        out,
+    }))
+}
+
+/// Copies and verifies every entry into `dir`, or, if `dir` holds a
+/// complete earlier staging of this very manifest, re-hashes that instead
+/// of reading the bundle again. Returns whether the bundle was read.
+pub fn stage<R: Read>(
+    reader: BundleReader<R>,
+    dir: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Option<ReadSummary>, ImportError> {
+    let manifest = reader.manifest().clone();
+    let digest = reader.manifest_digest();
+    let io = |e| ImportError::io("staging", dir, e);
+    if is_complete(dir, &digest) && rehash(dir, &manifest)?.is_empty() {
+        return Ok(None);
+    }
+    atomic::create_dir_all(&dir.join("blobs/sha256")).map_err(io)?;
+    let _ = fs::remove_file(dir.join(COMPLETE));
+    let factory = |_: usize, entry: &Entry| open_sink(dir, entry);
+    let summary = reader.read_entries(&factory, progress)?;
+    atomic::sync_dir(&dir.join("blobs/sha256")).map_err(io)?;
+    atomic::write(&dir.join(COMPLETE), digest.to_string().as_bytes()).map_err(io)?;
+    Ok(Some(summary))
+}
+
+fn is_complete(dir: &Path, digest: &Digest) -> bool {
+    fs::read_to_string(dir.join(COMPLETE)).is_ok_and(|s| s == digest.to_string())
+}
+
+/// Re-hashes staged files against the manifest (both cores); returns the
+/// paths that are missing or wrong.
+pub fn rehash(dir: &Path, manifest: &BundleManifest) -> Result<Vec<String>, ImportError> {
+    let bad = Mutex::new(Vec::new());
+    let next = Mutex::new(0usize);
+    let workers = thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().expect("no panics while locked");
+                        *n += 1;
+                        *n - 1
+                    };
+                    let Some(entry) = manifest.entries.get(i) else {
+                        break;
+                    };
+                    let ok = File::open(dir.join(&entry.path))
+                        .and_then(Digest::of_reader)
+                        .is_ok_and(|(d, n)| d == entry.digest && n == entry.size);
+                    if !ok {
+                        bad.lock()
+                            .expect("no panics while locked")
+                            .push(entry.path.clone());
+                    }
+                }
+            });
+        }
+    });
+    Ok(bad.into_inner().expect("no panics while locked"))
+}

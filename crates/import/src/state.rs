@@ -1,0 +1,138 @@
+//! The site state directory. Everything an import decides rests on one
+//! file, `site.json` (the last sequence per channel and each cluster's
+//! current release), replaced atomically as the import's last step: before
+//! it the previous release is the visible one, after it the new one is.
+//!
+//! ```text
+//! state/
+//!   lock            held for the whole import
+//!   site.json       channels and current releases (the commit point)
+//!   audit.jsonl     hash-chained audit trail
+//!   releases/<cluster>/<sequence>.json   every release ever imported
+//!   manifests/sha256/<hex>               manifest sets, by digest
+//!   staging/<manifest hex>/              an import in progress
+//!   store/                               the embedded OCI layout store
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tender_format::manifest::ImageRef;
+use tender_format::{Digest, atomic};
+
+use crate::error::ImportError;
+
+/// What a channel last received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelState {
+    pub sequence: u64,
+    pub bundle_id: String,
+    pub manifest_digest: String,
+    pub imported_at: String,
+}
+
+/// One cluster's release as the site holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    pub cluster: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub bundle_id: String,
+    pub manifest_digest: String,
+    /// The cluster's manifest set.
+    pub manifests: Digest,
+    pub images: Vec<ImageRef>,
+    /// Where each image now lives at the site (registry or embedded store).
+    pub locations: BTreeMap<String, String>,
+    pub imported_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteStateFile {
+    pub channels: BTreeMap<String, ChannelState>,
+    pub current: BTreeMap<String, ReleaseRecord>,
+}
+
+/// The state directory, locked for the life of this value.
+pub struct SiteState {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl SiteState {
+    pub fn open(dir: &Path) -> Result<Self, ImportError> {
+        let io = |e| ImportError::io("opening site state", dir, e);
+        for sub in ["releases", "manifests/sha256", "staging"] {
+            atomic::create_dir_all(&dir.join(sub)).map_err(io)?;
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))
+            .map_err(io)?;
+        lock.try_lock().map_err(|_| {
+            ImportError::Busy(format!(
+                "{} is locked by another tender process",
+                dir.display()
+            ))
+        })?;
+        Ok(SiteState {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn read(&self) -> Result<SiteStateFile, ImportError> {
+        read_state(&self.dir)
+    }
+
+    /// Replaces `site.json` atomically: the commit point of an import.
+    pub fn commit(&self, state: &SiteStateFile) -> Result<(), ImportError> {
+        let path = self.dir.join("site.json");
+        let mut text = serde_json::to_vec_pretty(state).expect("state serializes");
+        text.push(b'\n');
+        atomic::write(&path, &text).map_err(|e| ImportError::io("committing site state", &path, e))
+    }
+
+    /// Keeps a release in the history (before it becomes current).
+    pub fn record_release(&self, release: &ReleaseRecord) -> Result<(), ImportError> {
+        let dir = self.dir.join("releases").join(&release.cluster);
+        let io = |e| ImportError::io("recording release", &dir, e);
+        atomic::create_dir_all(&dir).map_err(io)?;
+        let path = dir.join(format!("{:020}.json", release.sequence));
+        let mut text = serde_json::to_vec_pretty(release).expect("records serialize");
+        text.push(b'\n');
+        atomic::write(&path, &text).map_err(io)
+    }
+
+    pub fn manifests_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("manifests/sha256").join(digest.hex())
+    }
+
+    pub fn staging_dir(&self, manifest_digest: &Digest) -> PathBuf {
+        self.dir.join("staging").join(manifest_digest.hex())
+    }
+}
+
+/// Reads `site.json` without taking the lock (for status commands).
+pub fn read_state(dir: &Path) -> Result<SiteStateFile, ImportError> {
+    let path = dir.join("site.json");
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            ImportError::io(
+                "reading site state",
+                &path,
+                std::io::Error::other(e.to_string()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SiteStateFile::default()),
+        Err(e) => Err(ImportError::io("reading site state", &path, e)),
+    }
+}
