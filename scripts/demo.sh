@@ -39,25 +39,45 @@ thresholds:
   approver: 1
 POLICY
 
-step "hub: seal the sample fleet's images into a signed bundle"
-"$tender" pack "$repo/testdata/fleet/images" -o fleet.tender --key hub-release.key \
-    --channel stable --sequence 1 --site plant-001 --site plant-002 \
-    --cluster plant-001-line-a --cluster plant-001-line-b --cluster plant-002-assembly
+step "hub: render the sample fleet per cluster, pull its images, write a signed bundle"
+export TENDER_HUB_STATE="$work/hub-state"
+"$tender" export "$repo/testdata/fleet/fleet.yaml" --list-images
+"$tender" export "$repo/testdata/fleet/fleet.yaml" -o fleet.tender --key hub-release.key
 
 step "anyone: inspect (unverified)"
 "$tender" inspect fleet.tender
 
-step "site: verify before approval (must be rejected, exit 3)"
-if "$tender" verify fleet.tender --trust trust-policy.yaml; then
-    echo "demo: an unapproved bundle was accepted" >&2
+step "site plant-001: site file with the embedded store"
+cat > site.yaml <<'SITE'
+apiVersion: tender.dev/v1alpha1
+kind: Site
+name: plant-001
+clusters: [plant-001-line-a, plant-001-line-b]
+trustPolicy: trust-policy.yaml
+stateDir: site-state
+SITE
+
+step "site: import before approval (must be refused, exit 3)"
+if "$tender" import fleet.tender --site site.yaml --operator field-engineer; then
+    echo "demo: an unapproved bundle was imported" >&2
     exit 1
 fi
 
 step "site QA: approve in place"
 "$tender" sign fleet.tender --key site-qa.key --role approver
 
-step "site: verify"
-"$tender" verify fleet.tender --trust trust-policy.yaml
+step "site: import into the embedded store"
+"$tender" import fleet.tender --site site.yaml --operator field-engineer
+
+step "site: importing the same stick again is a no-op"
+"$tender" import fleet.tender --site site.yaml --operator field-engineer
+
+step "site: the audit trail"
+"$tender" audit verify --site site.yaml
+
+step "site: skopeo reads the embedded store"
+skopeo inspect --raw "oci:site-state/store:registry.plant.example/plant/opcua-gateway:1.4.2" >/dev/null
+echo "skopeo reads site-state/store" >&2
 
 step "break-glass: plain tar gives an OCI layout skopeo reads"
 mkdir -p extracted && tar -xf fleet.tender -C extracted
