@@ -38,6 +38,12 @@ pub enum Command {
     /// The site's audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// List the releases kept at the site, per cluster.
+    Releases(ReleasesArgs),
+    /// Republish an earlier release of one cluster from the site store.
+    Rollback(RollbackArgs),
+    /// Remove what no retained release references (never automatic).
+    Gc(GcArgs),
     /// Seal an existing OCI image layout directory into a signed bundle.
     Pack(PackArgs),
 }
@@ -204,6 +210,48 @@ pub struct AuditVerifyArgs {
     #[arg(long, default_value = "site.yaml")]
     pub site: PathBuf,
     /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Print as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// The cluster to roll back.
+    #[arg(long)]
+    pub cluster: String,
+    /// The sequence to make current again.
+    #[arg(long)]
+    pub to: u64,
+    /// Who is rolling back, for the audit trail (default: the OS user).
+    #[arg(long)]
+    pub operator: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Releases to keep per cluster (current releases are always kept).
+    #[arg(long)]
+    pub keep: usize,
+    /// Who is collecting, for the audit trail (default: the OS user).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

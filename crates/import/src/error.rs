@@ -27,6 +27,9 @@ pub enum ImportError {
     Audit(String),
     #[error("{0}")]
     Busy(String),
+    /// Something asked for by name is not at the site.
+    #[error("{0}")]
+    NotFound(String),
     /// The bundle is genuine but not for this site now: wrong site, an old
     /// sequence (rollback or replay), no release for our clusters.
     #[error("{0}")]

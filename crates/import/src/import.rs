@@ -67,6 +67,14 @@ pub fn import<R: Read>(
     let policy = TrustPolicy::load(&site.trust_policy)?;
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
+    // An import that could not be audited must not happen at all: check
+    // the chain before acting, not only when appending after the commit.
+    if let Some(reason) = audit.verify()?.reason {
+        return Err(ImportError::Audit(format!(
+            "refusing to import onto a broken audit chain ({}: {reason})",
+            audit.path().display()
+        )));
+    }
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
     let mut event = AuditEvent {
@@ -94,11 +102,16 @@ pub fn import<R: Read>(
         Err(e) if e.is_rejection() => format!("refused: {e}"),
         Err(e) => format!("failed: {e}"),
     };
-    let hash = audit.append(event)?;
-    result.map(|mut r| {
-        r.audit_hash = hash;
-        r
-    })
+    let appended = audit.append(event);
+    match (result, appended) {
+        (Ok(mut r), Ok(hash)) => {
+            r.audit_hash = hash;
+            Ok(r)
+        }
+        // The import's own failure says more than the failure to record
+        // it (a full disk causes both).
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
 }
 
 fn run<R: Read>(

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod error;
 pub mod import;
 pub mod load;
+pub mod releases;
 pub mod site;
 pub mod stage;
 pub mod state;

@@ -6,6 +6,7 @@ mod import;
 mod inspect;
 mod keygen;
 mod pack;
+mod releases;
 mod sign;
 mod verify;
 
@@ -29,6 +30,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(a, progress),
         Command::Import(a) => import::run(a, progress),
         Command::Audit(a) => audit::run(a),
+        Command::Releases(a) => releases::list(a),
+        Command::Rollback(a) => releases::rollback(a),
+        Command::Gc(a) => releases::gc(a),
         Command::Pack(a) => pack::run(a, progress),
     }
 }

@@ -1,0 +1,224 @@
+//! Releases kept at the site: listing them, rolling a cluster back to one
+//! without new media, and collecting garbage only when asked.
+//!
+//! Nothing is ever deleted automatically: regulators want every release the
+//! site ran to stay available until someone decides otherwise.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+use tender_format::Digest;
+use tender_oci::LayoutStore;
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::error::ImportError;
+use crate::site::{ImageTarget, Site};
+use crate::state::{ReleaseRecord, SiteState, read_state};
+
+/// Every release recorded for each cluster, oldest first.
+pub fn list(state_dir: &Path) -> Result<BTreeMap<String, Vec<ReleaseRecord>>, ImportError> {
+    let mut out = BTreeMap::new();
+    let dir = state_dir.join("releases");
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(ImportError::io("listing releases", &dir, e)),
+    };
+    for cluster in entries {
+        let cluster = cluster.map_err(|e| ImportError::io("listing releases", &dir, e))?;
+        let mut records = Vec::new();
+        for file in fs::read_dir(cluster.path())
+            .map_err(|e| ImportError::io("listing releases", cluster.path(), e))?
+        {
+            let path = file
+                .map_err(|e| ImportError::io("listing releases", cluster.path(), e))?
+                .path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes =
+                    fs::read(&path).map_err(|e| ImportError::io("reading release", &path, e))?;
+                let record: ReleaseRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                    ImportError::io(
+                        "reading release",
+                        &path,
+                        std::io::Error::other(e.to_string()),
+                    )
+                })?;
+                records.push(record);
+            }
+        }
+        records.sort_by_key(|r| r.sequence);
+        out.insert(cluster.file_name().to_string_lossy().into_owned(), records);
+    }
+    Ok(out)
+}
+
+/// Makes an earlier release current again for one cluster. Its images and
+/// manifest set are still at the site (nothing is auto-deleted); both are
+/// checked before the switch. Returns the release now current.
+pub fn rollback(
+    site: &Site,
+    cluster: &str,
+    to: u64,
+    operator: &str,
+    publish: &mut dyn FnMut(&ReleaseRecord) -> Result<(), ImportError>,
+) -> Result<ReleaseRecord, ImportError> {
+    let state = SiteState::open(&site.state_dir)?;
+    let audit = AuditLog::new(state.dir());
+    let mut event = AuditEvent {
+        action: "rollback".into(),
+        operator: operator.to_string(),
+        sequence: Some(to),
+        clusters: vec![cluster.to_string()],
+        ..AuditEvent::default()
+    };
+    let result = (|| {
+        let releases = list(state.dir())?;
+        let record = releases
+            .get(cluster)
+            .and_then(|rs| rs.iter().find(|r| r.sequence == to))
+            .cloned()
+            .ok_or_else(|| {
+                ImportError::NotFound(format!(
+                    "cluster {cluster} has no release with sequence {to}"
+                ))
+            })?;
+        event.bundle_id = Some(record.bundle_id.clone());
+        event.manifest_digest = Some(record.manifest_digest.clone());
+        event.channel = Some(record.channel.clone());
+        check_present(site, &state, &record)?;
+        publish(&record)?;
+        let mut current = state.read()?;
+        current.current.insert(cluster.to_string(), record.clone());
+        state.commit(&current)?;
+        Ok(record)
+    })();
+    event.result = match &result {
+        Ok(_) => "rolled back".into(),
+        Err(e) => format!("failed: {e}"),
+    };
+    audit.append(event)?;
+    result
+}
+
+/// The manifest set must re-hash to its digest and, in the embedded store,
+/// every image must be there.
+fn check_present(
+    site: &Site,
+    state: &SiteState,
+    record: &ReleaseRecord,
+) -> Result<(), ImportError> {
+    let path = state.manifests_path(&record.manifests);
+    let ok = fs::File::open(&path)
+        .and_then(Digest::of_reader)
+        .is_ok_and(|(d, _)| d == record.manifests);
+    if !ok {
+        return Err(ImportError::Refused(format!(
+            "manifest set {} of sequence {} is missing or damaged",
+            record.manifests, record.sequence
+        )));
+    }
+    if site.target == ImageTarget::Embedded {
+        let store = LayoutStore::open(site.store_dir())?;
+        for image in &record.images {
+            if !store.has_blob(&image.digest) {
+                return Err(ImportError::Refused(format!(
+                    "image {}@{} is no longer in the store",
+                    image.reference, image.digest
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What `tender gc` removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    pub kept_releases: usize,
+    pub removed_tags: Vec<String>,
+    pub removed_blobs: usize,
+    pub removed_bytes: u64,
+    pub removed_manifest_sets: usize,
+}
+
+/// Removes what no retained release references: the `keep` newest
+/// releases of each cluster and every current release are retained.
+pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportError> {
+    let state = SiteState::open(&site.state_dir)?;
+    let current = read_state(state.dir())?;
+    let mut retained: Vec<ReleaseRecord> = current.current.values().cloned().collect();
+    for records in list(state.dir())?.into_values() {
+        retained.extend(records.into_iter().rev().take(keep));
+    }
+    let mut report = GcReport {
+        kept_releases: retained.len(),
+        ..GcReport::default()
+    };
+    let sets: BTreeSet<Digest> = retained.iter().map(|r| r.manifests).collect();
+    let images: BTreeSet<Digest> = retained
+        .iter()
+        .flat_map(|r| r.images.iter().map(|i| i.digest))
+        .collect();
+
+    if site.target == ImageTarget::Embedded && site.store_dir().join("index.json").exists() {
+        let store = LayoutStore::open(site.store_dir())?;
+        let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
+        for (name, descriptor) in store.list_tags()? {
+            // Signature artifacts are tagged after the image they sign.
+            let signs_kept = images
+                .iter()
+                .any(|d| name.contains(&format!("sha256-{}", d.hex())));
+            if images.contains(&descriptor.digest) || signs_kept {
+                for d in store.walk_image(&descriptor)? {
+                    keep_blobs.insert(d.digest);
+                }
+            } else {
+                store.remove_tag(&name)?;
+                report.removed_tags.push(name);
+            }
+        }
+        keep_blobs.extend(sets.iter().copied());
+        let blobs = site.store_dir().join("blobs/sha256");
+        for file in fs::read_dir(&blobs).map_err(|e| ImportError::io("listing", &blobs, e))? {
+            let file = file.map_err(|e| ImportError::io("listing", &blobs, e))?;
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Ok(digest) = Digest::from_hex(&name) else {
+                continue;
+            };
+            if !keep_blobs.contains(&digest) {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(file.path())
+                    .map_err(|e| ImportError::io("removing", file.path(), e))?;
+                report.removed_blobs += 1;
+                report.removed_bytes += size;
+            }
+        }
+    }
+    let manifests = state.dir().join("manifests/sha256");
+    for file in fs::read_dir(&manifests).map_err(|e| ImportError::io("listing", &manifests, e))? {
+        let file = file.map_err(|e| ImportError::io("listing", &manifests, e))?;
+        let name = file.file_name().to_string_lossy().into_owned();
+        if Digest::from_hex(&name).is_ok_and(|d| !sets.contains(&d)) {
+            fs::remove_file(file.path())
+                .map_err(|e| ImportError::io("removing", file.path(), e))?;
+            report.removed_manifest_sets += 1;
+        }
+    }
+    AuditLog::new(state.dir()).append(AuditEvent {
+        action: "gc".into(),
+        result: "ok".into(),
+        operator: operator.to_string(),
+        detail: Some(format!(
+            "kept {} release(s); removed {} tag(s), {} blob(s) ({} bytes), {} manifest set(s)",
+            report.kept_releases,
+            report.removed_tags.len(),
+            report.removed_blobs,
+            report.removed_bytes,
+            report.removed_manifest_sets
+        )),
+        ..AuditEvent::default()
+    })?;
+    Ok(report)
+}
