@@ -3,6 +3,8 @@
 
 mod bundle_vectors;
 mod cli;
+mod export;
 mod fleet_schema;
+mod import;
 mod roundtrip;
 mod util;

@@ -105,3 +105,181 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+// Helpers for exporting the sample fleet and importing it at a site
+// (used by `import.rs`).
+
+/// `tender export FLEET -o NAME --key hub.key` in the workspace, with the
+/// repository's helm shim and a hub state directory private to the
+/// workspace (so sequences count 1, 2, ... per workspace).
+pub fn export_fleet(ws: &Workspace, fleet: &Path, name: &str) -> PathBuf {
+    let out = ws.join(name);
+    let o = tender_cmd(
+        &[
+            "export",
+            fleet.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--key",
+            "hub.key",
+            "--no-progress",
+        ],
+        ws.path(),
+    )
+    .env("TENDER_HELM", tender_test_support::helm_shim())
+    .env("TENDER_HUB_STATE", ws.join("hub-state"))
+    .output()
+    .expect("run tender export");
+    assert_exit(&o, 0);
+    out
+}
+
+/// `testdata/fleet/fleet.yaml`.
+pub fn sample_fleet() -> PathBuf {
+    tender_test_support::repo_root().join("testdata/fleet/fleet.yaml")
+}
+
+/// Writes a site file `file` into the workspace trusting its
+/// `policy.yaml`; `extra` is appended as is (e.g. `stateDir: ...`).
+pub fn write_site_file(
+    ws: &Workspace,
+    file: &str,
+    name: &str,
+    clusters: &[&str],
+    extra: &str,
+) -> PathBuf {
+    let path = ws.join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: tender.dev/v1alpha1\nkind: Site\nname: {name}\nclusters: [{}]\ntrustPolicy: policy.yaml\n{extra}",
+            clusters.join(", ")
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `tender inspect BUNDLE --json`.
+pub fn inspect_json(bundle: &Path) -> serde_json::Value {
+    let o = tender(
+        &["inspect", bundle.to_str().unwrap(), "--json"],
+        bundle.parent().unwrap(),
+    );
+    assert_exit(&o, 0);
+    serde_json::from_slice(&o.stdout).expect("inspect --json prints JSON")
+}
+
+/// One entry of a (plain ustar) tar stream: its name and where its data is.
+#[derive(Debug, Clone)]
+pub struct TarSpan {
+    pub path: String,
+    pub data_offset: usize,
+    pub size: usize,
+}
+
+/// Walks the headers of a plain ustar stream (what bundles are).
+pub fn tar_spans(bytes: &[u8]) -> Vec<TarSpan> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() {
+        let header = &bytes[at..at + 512];
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let field = |range: std::ops::Range<usize>| {
+            let raw = &header[range];
+            let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+            String::from_utf8_lossy(&raw[..end]).trim().to_string()
+        };
+        let size = usize::from_str_radix(&field(124..136), 8).expect("octal tar size");
+        let path = match field(345..500) {
+            prefix if prefix.is_empty() => field(0..100),
+            prefix => format!("{prefix}/{}", field(0..100)),
+        };
+        spans.push(TarSpan {
+            path,
+            data_offset: at + 512,
+            size,
+        });
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    spans
+}
+
+// Helpers for the export tests (`export.rs`).
+
+/// Copies a directory tree (directories and regular files) from `from`
+/// into `to`, which is created.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Extracts a bundle with GNU tar into `dir` (created).
+pub fn untar(bundle: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let o = Command::new("tar")
+        .arg("-xf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(dir)
+        .output()
+        .expect("run tar");
+    assert!(o.status.success(), "tar: {}", stderr(&o));
+}
+
+/// The registry host the sample fleet's images are named after.
+pub const SAMPLE_REGISTRY: &str = "registry.plant.example";
+
+/// Pushes every image of the sample fleet's OCI layout (the three images
+/// and the cosign signature tag) into the registry at `host` with skopeo,
+/// keeping repository and tag: `registry.plant.example/plant/x:1` becomes
+/// `HOST/plant/x:1`. Returns the pushed `plant/x:1` names.
+pub fn push_sample_images(host: &str) -> Vec<String> {
+    let layout = tender_test_support::repo_root().join("testdata/fleet/images");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let names: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // One skopeo per image, at once: the registry takes parallel pushes.
+    std::thread::scope(|scope| {
+        let pushes: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let layout = &layout;
+                scope.spawn(move || {
+                    let path = name
+                        .strip_prefix(&format!("{SAMPLE_REGISTRY}/"))
+                        .unwrap_or_else(|| panic!("{name} is not on {SAMPLE_REGISTRY}"));
+                    tender_test_support::skopeo_copy(
+                        &format!("oci:{}:{name}", layout.display()),
+                        &format!("docker://{host}/{path}"),
+                    );
+                    path.to_string()
+                })
+            })
+            .collect();
+        pushes
+            .into_iter()
+            .map(|p| p.join().expect("skopeo copy"))
+            .collect()
+    })
+}

@@ -189,7 +189,17 @@ fn run<R: Read>(
 
     // 4. Copy off the stick, verifying every byte.
     let staging_dir = state.staging_dir(&digest);
-    let summary = stage(reader, &staging_dir, progress)?;
+    let summary = match stage(reader, &staging_dir, progress) {
+        Ok(summary) => summary,
+        Err(e) => {
+            // A bad bundle leaves nothing behind; a machine problem (disk
+            // full, stick pulled) keeps what was verified, for the rerun.
+            if e.is_rejection() {
+                let _ = fs::remove_dir_all(&staging_dir);
+            }
+            return Err(e);
+        }
+    };
     let staging = LayoutStore::open(&staging_dir)?;
     failpoint("staged");
 
