@@ -46,6 +46,10 @@ pub enum Command {
     Gc(GcArgs),
     /// Seal an existing OCI image layout directory into a signed bundle.
     Pack(PackArgs),
+    /// Cut a bundle into volumes for USB media or flaky links (no re-signing).
+    Split(SplitArgs),
+    /// Join volumes back into one bundle file (no re-signing).
+    Join(JoinArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,9 +67,13 @@ pub struct ExportArgs {
     /// The fleet spec.
     #[arg(default_value = "fleet.yaml")]
     pub fleet: PathBuf,
-    /// Where to write the bundle.
+    /// Where to write the bundle (- for standard output).
     #[arg(short, long, required_unless_present_any = ["dry_run", "list_images"])]
     pub output: Option<PathBuf>,
+    /// Cut the bundle into volumes of at most this size (4G, 700M, 64M).
+    /// Without it, a bundle on FAT32 that would pass 4 GiB is cut anyway.
+    #[arg(long)]
+    pub volume_size: Option<String>,
     /// Release signing key (NAME.key).
     #[arg(long, required_unless_present_any = ["dry_run", "list_images"])]
     pub key: Option<PathBuf>,
@@ -133,11 +141,19 @@ pub struct SignArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle file, or - for standard input.
+    /// The bundle: a file, - for standard input, or volumes (a directory,
+    /// NAME.volumes.json or any NAME.NNN).
     pub bundle: PathBuf,
+    /// Only check the volumes: print those missing or damaged (exit 3 if any).
+    #[arg(long)]
+    pub list_missing: bool,
     /// The site trust policy (YAML).
-    #[arg(long = "trust", value_name = "POLICY")]
-    pub trust: PathBuf,
+    #[arg(
+        long = "trust",
+        value_name = "POLICY",
+        required_unless_present = "list_missing"
+    )]
+    pub trust: Option<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -159,9 +175,12 @@ pub struct InspectArgs {
 pub struct PackArgs {
     /// An OCI image layout directory (oci-layout, index.json, blobs/sha256/).
     pub layout: PathBuf,
-    /// Where to write the bundle.
+    /// Where to write the bundle (- for standard output).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Cut the bundle into volumes of at most this size (4G, 700M, 64M).
+    #[arg(long)]
+    pub volume_size: Option<String>,
     /// Release signing key (NAME.key).
     #[arg(long)]
     pub key: PathBuf,
@@ -254,4 +273,25 @@ pub struct GcArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    /// The bundle file.
+    pub bundle: PathBuf,
+    /// Largest volume (4G, 700M, 64M, 32M for a flaky link).
+    #[arg(long)]
+    pub volume_size: String,
+    /// Directory for the volumes (default: beside the bundle).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The volumes: a directory, NAME.volumes.json or any NAME.NNN.
+    pub volumes: PathBuf,
+    /// The bundle file to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
 }

@@ -19,7 +19,7 @@ use crate::fleet::Fleet;
 use crate::hub_state::{ExportRecord, HubState};
 use crate::plan::{Plan, plan};
 use crate::render::Tools;
-use crate::seal::{SealOptions, seal_layout};
+use crate::seal::{BundleOutput, SealOptions, seal_layout};
 use crate::sources::{ImageSources, Mirror};
 
 /// Progress and log hooks for the CLI; the library never prints.
@@ -45,7 +45,7 @@ pub struct ExportOptions {
     pub clusters: Vec<String>,
     pub channel: Option<String>,
     pub sequence: Option<u64>,
-    pub output: PathBuf,
+    pub output: BundleOutput,
     pub key: Option<PathBuf>,
     pub creator: String,
     pub state_dir: PathBuf,
@@ -61,6 +61,7 @@ pub struct ExportOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportSummary {
     pub bundle: PathBuf,
+    pub volumes: Option<usize>,
     pub bundle_id: String,
     pub manifest_digest: String,
     pub channel: String,
@@ -198,12 +199,17 @@ pub fn export(
 
     // Staging lives beside the output, so the final rename stays on one
     // filesystem, and is removed however the export ends.
-    let out_dir = parent(&options.output);
-    atomic::create_dir_all(out_dir).map_err(|e| ExportError::io("creating", out_dir, e))?;
+    let out_dir = match &options.output {
+        BundleOutput::File { path, .. } | BundleOutput::Volumes { path, .. } => {
+            parent(path).to_path_buf()
+        }
+        BundleOutput::Stdout => std::env::temp_dir(),
+    };
+    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io("creating", &out_dir, e))?;
     let staging_dir = tempfile::Builder::new()
         .prefix(".tender-staging-")
-        .tempdir_in(out_dir)
-        .map_err(|e| ExportError::io("creating staging in", out_dir, e))?;
+        .tempdir_in(&out_dir)
+        .map_err(|e| ExportError::io("creating staging in", &out_dir, e))?;
     let staging = LayoutStore::open_or_create(staging_dir.path())?;
 
     client_options.observer = observer.clone();
@@ -284,10 +290,11 @@ pub fn export(
         channel: channel.clone(),
         sequence,
         created: sealed.manifest.created.clone(),
-        path: options.output.display().to_string(),
+        path: sealed.path.display().to_string(),
         clusters: seal_options.targets.clusters.clone(),
     })?;
     Ok(ExportSummary {
+        volumes: sealed.volumes.as_ref().map(|v| v.volumes.len()),
         bundle: sealed.path,
         bundle_id: sealed.manifest.bundle_id.clone(),
         manifest_digest: sealed.manifest_digest.to_string(),

@@ -14,4 +14,4 @@ pub mod sources;
 pub mod substitute;
 
 pub use error::ExportError;
-pub use seal::{SealOptions, SealedBundle, seal_layout};
+pub use seal::{BundleOutput, SealOptions, SealedBundle, seal_layout};

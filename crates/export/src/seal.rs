@@ -5,7 +5,7 @@
 //! between is caught rather than sealed.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread;
@@ -15,7 +15,8 @@ use tender_format::manifest::{
     BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry, FORMAT_V1, Release,
     Targets,
 };
-use tender_format::{Digest, SignatureSlot, atomic, write_bundle};
+use tender_format::volumes::{VolumeIndex, VolumeWriter, index_name};
+use tender_format::{Digest, SignatureSlot, atomic, ustar, write_bundle};
 use tender_trust::PrivateKey;
 use tender_trust::keys::now_rfc3339;
 
@@ -38,38 +39,130 @@ pub struct SealOptions {
 /// A bundle written to disk.
 #[derive(Debug, Clone)]
 pub struct SealedBundle {
+    /// The bundle file, or the volume index when cut into volumes.
     pub path: PathBuf,
+    pub volumes: Option<VolumeIndex>,
     pub manifest: BundleManifest,
     pub manifest_digest: Digest,
     pub bytes: u64,
 }
 
+/// Where a sealed bundle goes.
+#[derive(Debug, Clone)]
+pub enum BundleOutput {
+    /// One file, replaced atomically. With `split_above`, a bundle larger
+    /// than that is cut into volumes of that size instead (FAT32 media,
+    /// whose files stop at 4 GiB - 1).
+    File {
+        path: PathBuf,
+        split_above: Option<u64>,
+    },
+    /// Volumes `NAME.001`... of at most `size` bytes beside `path`, plus
+    /// `NAME.volumes.json`.
+    Volumes { path: PathBuf, size: u64 },
+    /// Standard output, for pipes (`tender export -o - | ssh site tender import -`).
+    Stdout,
+}
+
 /// Builds the manifest for a layout, signs it with `key` in role
-/// `release`, and writes the bundle atomically to `out`.
+/// `release`, and writes the bundle to `out`.
 pub fn seal_layout(
     layout: &Path,
     options: &SealOptions,
     key: &PrivateKey,
-    out: &Path,
+    out: &BundleOutput,
     progress: &mut dyn FnMut(u64),
 ) -> Result<SealedBundle, ExportError> {
     let manifest = manifest_for_layout(layout, options)?;
     let manifest_bytes = manifest.to_canonical_bytes()?;
+    let manifest_digest = Digest::of(&manifest_bytes);
     let mut slot = SignatureSlot::default();
     slot.add(key.sign("release", &manifest_bytes, &options.creator));
-    let bytes = atomic::write_with(out, |w| {
-        let mut open = |entry: &Entry| -> io::Result<Box<dyn Read>> {
-            Ok(Box::new(File::open(layout.join(&entry.path))?))
-        };
-        write_bundle(w, &manifest_bytes, &slot, &mut open, progress).map_err(io::Error::other)
-    })
-    .map_err(|e| ExportError::io("writing bundle", out, e))?;
+    let mut open = |entry: &Entry| -> io::Result<Box<dyn Read>> {
+        Ok(Box::new(File::open(layout.join(&entry.path))?))
+    };
+    let total = bundle_size(manifest_bytes.len() as u64, &manifest);
+    let out = match out {
+        BundleOutput::File {
+            path,
+            split_above: Some(limit),
+        } if total > *limit => BundleOutput::Volumes {
+            path: path.clone(),
+            size: *limit,
+        },
+        other => other.clone(),
+    };
+    let (path, bytes, volumes) = match &out {
+        BundleOutput::File { path, .. } => {
+            let bytes = atomic::write_with(path, |w| {
+                write_bundle(w, &manifest_bytes, &slot, &mut open, progress)
+                    .map_err(io::Error::other)
+            })
+            .map_err(|e| ExportError::io("writing bundle", path, e))?;
+            (path.clone(), bytes, None)
+        }
+        BundleOutput::Volumes { path, size } => {
+            let dir = parent(path);
+            let base = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "bundle.tender".into());
+            let mut writer = VolumeWriter::new(dir, &base, *size)
+                .map_err(|e| ExportError::io("writing volumes", dir, e))?;
+            let written = {
+                let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut writer);
+                let r = write_bundle(&mut buffered, &manifest_bytes, &slot, &mut open, progress);
+                r.and_then(|n| {
+                    buffered
+                        .flush()
+                        .map_err(|e| tender_format::Error::io("writing volumes", e))?;
+                    Ok(n)
+                })
+            };
+            let bytes = match written {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    writer.abandon();
+                    return Err(e.into());
+                }
+            };
+            let index = writer
+                .finish(&manifest.bundle_id, manifest_digest)
+                .map_err(|e| ExportError::io("writing volumes", dir, e))?;
+            (dir.join(index_name(&base)), bytes, Some(index))
+        }
+        BundleOutput::Stdout => {
+            let stdout = io::stdout();
+            let mut w = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let bytes = write_bundle(&mut w, &manifest_bytes, &slot, &mut open, progress)?;
+            w.flush()
+                .map_err(|e| ExportError::io("writing bundle", "-", e))?;
+            (PathBuf::from("-"), bytes, None)
+        }
+    };
     Ok(SealedBundle {
-        path: out.to_path_buf(),
-        manifest_digest: Digest::of(&manifest_bytes),
+        path,
+        manifest_digest,
         manifest,
         bytes,
+        volumes,
     })
+}
+
+/// The exact size of the bundle stream a manifest describes.
+pub fn bundle_size(manifest_len: u64, manifest: &BundleManifest) -> u64 {
+    let entry = |size: u64| 512 + size + ustar::padding(size) as u64;
+    entry(manifest_len)
+        + entry(manifest.signature_slot_size)
+        + manifest.entries.iter().map(|e| entry(e.size)).sum::<u64>()
+        + 1024
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Lists and hashes every file of the layout into a v1 manifest.
@@ -105,16 +198,24 @@ pub fn manifest_for_layout(
     blob_names.sort();
     paths.extend(blob_names);
 
-    let entries = hash_files(layout, &paths)?;
-    for entry in &entries {
-        if let Ok(EntryPath::Blob(named)) = EntryPath::parse(&entry.path)
-            && named != entry.digest
-        {
-            return Err(bad(format!(
-                "{} holds content with digest {}",
-                entry.path, entry.digest
-            )));
-        }
+    // Blob files are named by digest by the store that wrote them after
+    // hashing; the writer hashes every byte again as it seals, and fails
+    // on a mismatch. Only the two small layout files are hashed here.
+    let mut entries = hash_files(layout, &paths[..2])?;
+    for path in &paths[2..] {
+        let Ok(EntryPath::Blob(digest)) = EntryPath::parse(path) else {
+            unreachable!("checked above")
+        };
+        let full = layout.join(path);
+        let size = fs::metadata(&full)
+            .map_err(|e| ExportError::io("reading", &full, e))?
+            .len();
+        entries.push(Entry {
+            path: path.clone(),
+            size,
+            digest,
+            encoding: Encoding::Identity,
+        });
     }
     let bundle_id = match &options.bundle_id {
         Some(id) => id.clone(),

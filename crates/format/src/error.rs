@@ -66,6 +66,10 @@ pub enum Rejection {
     },
     #[error("{what} is {size} bytes, more than the {limit} allowed")]
     TooLarge { what: String, size: u64, limit: u64 },
+    #[error("{0}")]
+    Volume(crate::volumes::VolumeCheck),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Volumes(Vec<crate::volumes::VolumeCheck>),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
@@ -108,6 +112,13 @@ impl Error {
 /// Maps a read error: running out of bytes is the bundle's fault
 /// (truncated), anything else is the machine's.
 pub(crate) fn read_error(what: &str, e: io::Error) -> Error {
+    // A damaged volume is named by number, whatever entry it was inside.
+    if let Some(check) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<crate::volumes::VolumeCheck>())
+    {
+        return Rejection::Volume(check.clone()).into();
+    }
     if e.kind() == io::ErrorKind::UnexpectedEof {
         Rejection::Truncated {
             what: what.to_string(),

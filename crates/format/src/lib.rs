@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod reader;
 pub mod signatures;
 pub mod ustar;
+pub mod volumes;
 pub mod writer;
 
 pub use digest::{Digest, Hasher};

@@ -1,6 +1,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use tender_export::BundleOutput;
 use tender_export::export::{ExportOptions, ExportSummary, dry_run, export};
 use tender_export::hub_state::HubState;
 use tender_export::plan::plan;
@@ -19,7 +20,12 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         clusters: args.clusters.clone(),
         channel: args.channel.clone(),
         sequence: args.sequence,
-        output: args.output.clone().unwrap_or_default(),
+        output: match &args.output {
+            Some(path) if !args.dry_run && !args.list_images => {
+                super::bundle_output(path, args.volume_size.as_deref())?
+            }
+            _ => BundleOutput::Stdout,
+        },
         key: args.key.clone(),
         creator: args.creator.clone().unwrap_or_else(super::whoami),
         state_dir: args.state_dir.clone().unwrap_or_else(HubState::default_dir),
@@ -90,6 +96,11 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
     }
     let summary = export(&options, observer.clone())?;
     observer.finish();
+    if matches!(options.output, BundleOutput::Stdout) {
+        // The bundle itself is the data on stdout.
+        print_summary(&mut std::io::stderr().lock(), &summary)?;
+        return Ok(());
+    }
     if args.json {
         return super::print_json(&summary);
     }

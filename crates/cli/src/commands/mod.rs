@@ -9,14 +9,19 @@ mod pack;
 mod releases;
 mod sign;
 mod verify;
+mod volumes;
 
 use std::io::{self, Read};
 use std::path::Path;
 
 use anyhow::Context;
 
+use tender_export::BundleOutput;
 use tender_format::BundleReader;
 use tender_format::reader::AnyBundleReader;
+use tender_format::volumes::{FAT32_MAX_FILE, VolumeSet, filesystem_type, is_fat32, parse_size};
+
+use crate::exit;
 
 use crate::args::{Cli, Command};
 
@@ -34,6 +39,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(a) => releases::rollback(a),
         Command::Gc(a) => releases::gc(a),
         Command::Pack(a) => pack::run(a, progress),
+        Command::Split(a) => volumes::split(a),
+        Command::Join(a) => volumes::join(a),
     }
 }
 
@@ -43,10 +50,64 @@ fn open_bundle(path: &Path) -> anyhow::Result<AnyBundleReader> {
     let reader = if path.as_os_str() == "-" {
         let stdin: Box<dyn Read + Send> = Box::new(io::stdin());
         BundleReader::open(stdin)
+    } else if is_volumes(path) {
+        let set = VolumeSet::open(path).with_context(|| format!("{}", path.display()))?;
+        set.open_bundle()
     } else {
         BundleReader::open_file(path)
     };
     reader.with_context(|| format!("{}", path.display()))
+}
+
+/// A directory of volumes, a volume index, or one volume (`NAME.001`).
+fn is_volumes(path: &Path) -> bool {
+    let name = path.to_string_lossy();
+    path.is_dir()
+        || name.ends_with(".volumes.json")
+        || name
+            .rsplit_once('.')
+            .is_some_and(|(_, n)| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `-o PATH` for a bundle: a file (split on FAT32 when it would not fit),
+/// volumes with `--volume-size`, or `-` for standard output.
+fn bundle_output(path: &Path, volume_size: Option<&str>) -> anyhow::Result<BundleOutput> {
+    let size = volume_size
+        .map(|s| {
+            parse_size(s).filter(|&n| n >= 512).ok_or_else(|| {
+                exit::UsageError(format!(
+                    "volume size {s:?} is not a size like 4G, 700M or 64M"
+                ))
+            })
+        })
+        .transpose()?;
+    if path.as_os_str() == "-" {
+        if size.is_some() {
+            return Err(exit::UsageError("--volume-size needs a file output, not -".into()).into());
+        }
+        return Ok(BundleOutput::Stdout);
+    }
+    if let Some(size) = size {
+        return Ok(BundleOutput::Volumes {
+            path: path.to_path_buf(),
+            size,
+        });
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fat32 = filesystem_type(dir).is_some_and(|t| is_fat32(&t));
+    if fat32 {
+        eprintln!(
+            "{} is on FAT32 (files stop at 4 GiB - 1): a larger bundle is cut into volumes of that size",
+            dir.display()
+        );
+    }
+    Ok(BundleOutput::File {
+        path: path.to_path_buf(),
+        split_above: fat32.then_some(FAT32_MAX_FILE),
+    })
 }
 
 /// `$USER@hostname`, for audit fields.
@@ -70,7 +131,9 @@ fn hostname() -> String {
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
+    // As a bare io::Error, so a closed stdout (`| head`) is not an error
+    // (see exit::report), as for text output.
+    serde_json::to_writer_pretty(&mut out, value).map_err(std::io::Error::from)?;
     writeln!(out)?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-use tender_export::{SealOptions, seal_layout};
+use tender_export::{BundleOutput, SealOptions, seal_layout};
 use tender_format::manifest::Targets;
 use tender_trust::PrivateKey;
 
@@ -21,9 +21,9 @@ pub fn run(args: PackArgs, show_progress: bool) -> anyhow::Result<()> {
         created: None,
     };
     let mut bar = Progress::new(show_progress, "pack", 0);
-    let sealed = seal_layout(&args.layout, &options, &key, &args.output, &mut |n| {
-        bar.set(n)
-    })?;
+    let output = super::bundle_output(&args.output, args.volume_size.as_deref())?;
+    let to_stdout = matches!(output, BundleOutput::Stdout);
+    let sealed = seal_layout(&args.layout, &options, &key, &output, &mut |n| bar.set(n))?;
     bar.finish();
     let summary = serde_json::json!({
         "bundle": sealed.path,
@@ -31,7 +31,13 @@ pub fn run(args: PackArgs, show_progress: bool) -> anyhow::Result<()> {
         "manifest_digest": sealed.manifest_digest,
         "entries": sealed.manifest.entries.len(),
         "bytes": sealed.bytes,
+        "volumes": sealed.volumes.as_ref().map(|v| v.volumes.len()),
     });
+    if to_stdout {
+        // The bundle itself is the data on stdout.
+        eprintln!("{summary}");
+        return Ok(());
+    }
     if args.json {
         return super::print_json(&summary);
     }

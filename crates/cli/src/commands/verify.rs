@@ -12,7 +12,10 @@ use crate::human;
 use crate::progress::Progress;
 
 pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
-    let policy = TrustPolicy::load(&args.trust)?;
+    if args.list_missing {
+        return list_missing(&args);
+    }
+    let policy = TrustPolicy::load(args.trust.as_deref().expect("clap requires --trust"))?;
     let input = super::open_bundle(&args.bundle)?;
     let bar = RefCell::new(Progress::Off);
     let report = verify_bundle(
@@ -66,4 +69,32 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         report.seconds
     )?;
     Ok(())
+}
+
+/// `--list-missing`: every volume hashed against the index; the missing
+/// and damaged ones listed on stdout, so only those are sent again.
+fn list_missing(args: &VerifyArgs) -> anyhow::Result<()> {
+    let set = tender_format::volumes::VolumeSet::open(&args.bundle)
+        .with_context(|| format!("{}", args.bundle.display()))?;
+    let problems = set.check();
+    if args.json {
+        super::print_json(&serde_json::json!({
+            "volumes": set.count(),
+            "problems": problems,
+        }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for p in &problems {
+            writeln!(out, "{}", set.dir.join(&p.file).display())?;
+            eprintln!("{p}");
+        }
+        if problems.is_empty() {
+            eprintln!("all {} volume(s) present and intact", set.count());
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(tender_format::Rejection::Volumes(problems).into())
+    }
 }
