@@ -6,5 +6,6 @@ mod cli;
 mod export;
 mod fleet_schema;
 mod import;
+mod receipts;
 mod roundtrip;
 mod util;

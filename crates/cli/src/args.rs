@@ -35,6 +35,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Verify a bundle against the site's trust policy, load its images, record the release.
     Import(ImportArgs),
+    /// Serve the embedded image store as a read-only OCI registry (pull only).
+    Serve(ServeArgs),
     /// The site's audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -50,6 +52,9 @@ pub enum Command {
     Split(SplitArgs),
     /// Join volumes back into one bundle file (no re-signing).
     Join(JoinArgs),
+    /// The hub's record of site receipts: which site runs what, who is stale.
+    #[command(subcommand)]
+    Hub(HubCommand),
 }
 
 #[derive(Debug, Args)]
@@ -294,4 +299,71 @@ pub struct JoinArgs {
     /// The bundle file to write.
     #[arg(short, long)]
     pub output: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Register a site's receipt key (refuses to replace a different one).
+    AddSite(HubAddSiteArgs),
+    /// Verify and record receipts brought back from sites (exit 3 if any is refused).
+    Ingest(HubIngestArgs),
+    /// Which site and cluster runs which sequence, and which are stale.
+    Status(HubStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HubAddSiteArgs {
+    /// The site's name, as in its site file.
+    pub name: String,
+    /// The site's public key (NAME.pub) its receipts are signed with.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HubIngestArgs {
+    /// Receipt files.
+    #[arg(required = true, value_name = "RECEIPT")]
+    pub receipts: Vec<PathBuf>,
+    /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Print the outcomes as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HubStatusArgs {
+    /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Print the status as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Flag sites with no receipt for more than this many days.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub stale_after_days: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The embedded image store (an OCI image layout directory).
+    #[arg(long)]
+    pub store: PathBuf,
+    /// Address to listen on (IP:PORT).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    pub listen: std::net::SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (leaf first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log one JSON object per line on stderr instead of plain text.
+    #[arg(long)]
+    pub json_log: bool,
 }

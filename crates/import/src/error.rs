@@ -23,6 +23,10 @@ pub enum ImportError {
         #[source]
         source: io::Error,
     },
+    #[error("delivering to cluster {cluster}: {reason}")]
+    Deliver { cluster: String, reason: String },
+    #[error(transparent)]
+    Receipt(#[from] tender_receipt::ReceiptError),
     #[error("audit log: {0}")]
     Audit(String),
     #[error("{0}")]

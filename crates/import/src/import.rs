@@ -18,9 +18,29 @@ use tender_trust::policy::SignatureStatus;
 use crate::audit::{AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
 use crate::load::{LoadReport, load_embedded, load_registry};
+use crate::publish::{Published, publish};
 use crate::site::{ImageTarget, Site};
 use crate::stage::stage;
 use crate::state::{ChannelState, ReleaseRecord, SiteState};
+
+/// A registry client for the site registry, when images go to one.
+pub(crate) fn registry_client(
+    site: &Site,
+    options: &ImportOptions,
+) -> Result<Option<RegistryClient>, ImportError> {
+    let ImageTarget::Registry(target) = &site.target else {
+        return Ok(None);
+    };
+    let mut client = options.client.clone();
+    client.registries.insert(
+        target.url.clone(),
+        RegistrySettings {
+            plain_http: target.plain_http,
+            insecure_skip_tls_verify: target.insecure_skip_tls_verify,
+        },
+    );
+    Ok(Some(RegistryClient::new(client)?))
+}
 
 /// Test hook: `TENDER_FAILPOINT=<name>` aborts the process at that point,
 /// as `kill -9` would, so tests can prove an import resumes from every
@@ -47,6 +67,9 @@ pub struct ImportReport {
     pub bytes_read: u64,
     pub seconds: f64,
     pub audit_hash: String,
+    pub published: Vec<Published>,
+    /// The signed receipt for the hub, when the site has a key.
+    pub receipt: Option<std::path::PathBuf>,
 }
 
 pub struct ImportOptions {
@@ -105,6 +128,17 @@ pub fn import<R: Read>(
     let appended = audit.append(event);
     match (result, appended) {
         (Ok(mut r), Ok(hash)) => {
+            if r.outcome == "imported" {
+                r.receipt = crate::receipts::write(
+                    site,
+                    tender_receipt::Action::Import,
+                    &r.bundle_id,
+                    &digest,
+                    &r.channel,
+                    r.sequence,
+                    &hash,
+                )?;
+            }
             r.audit_hash = hash;
             Ok(r)
         }
@@ -166,6 +200,8 @@ fn run<R: Read>(
         bytes_read,
         seconds: started.elapsed().as_secs_f64(),
         audit_hash: String::new(),
+        published: Vec::new(),
+        receipt: None,
     };
 
     // 3. Newer than what the channel has (rollback and replay protection).
@@ -219,26 +255,29 @@ fn run<R: Read>(
             _ => None,
         })
         .collect();
-    let load = match &site.target {
-        ImageTarget::Embedded => load_embedded(&staging, &blobs, &site.store_dir())?,
-        ImageTarget::Registry(target) => {
-            let mut client = options.client.clone();
-            client.registries.insert(
-                target.url.clone(),
-                RegistrySettings {
-                    plain_http: target.plain_http,
-                    insecure_skip_tls_verify: target.insecure_skip_tls_verify,
-                },
-            );
-            load_registry(&staging, target, &RegistryClient::new(client)?)?
-        }
+    let client = registry_client(site, options)?;
+    let load = match (&site.target, &client) {
+        (ImageTarget::Registry(target), Some(client)) => load_registry(&staging, target, client)?,
+        _ => load_embedded(&staging, &blobs, &site.store_dir())?,
     };
+    crate::inventory::add(state.dir(), &blobs)?;
     event.images = load.images.iter().map(|(_, to)| to.clone()).collect();
     failpoint("loaded");
 
-    // 6. Record: history first, then the one atomic commit.
+    // 6. Publish to each cluster, record the history, then the one atomic
+    // commit.
     let now = now_rfc3339();
+    let signers: Vec<tender_deliver::Signer> = event
+        .signers
+        .iter()
+        .map(|s| tender_deliver::Signer {
+            key_id: s.key_id.clone(),
+            role: s.role.clone(),
+            signer: s.signer.clone(),
+        })
+        .collect();
     let locations: BTreeMap<String, String> = load.images.iter().cloned().collect();
+    let mut publications = Vec::new();
     for r in &releases {
         let record = ReleaseRecord {
             cluster: r.cluster.clone(),
@@ -257,7 +296,23 @@ fn run<R: Read>(
                 })
                 .collect(),
             imported_at: now.clone(),
+            delivered: None,
+            published: Vec::new(),
         };
+        let mut record = record;
+        let previous = current.current.get(&r.cluster);
+        let published = publish(
+            site,
+            state,
+            &record,
+            previous,
+            &signers,
+            &manifest.created,
+            client.as_ref(),
+        )?;
+        record.delivered = published.delivered;
+        record.published = published.published.clone();
+        publications.push(published);
         state.record_release(&record)?;
         current.current.insert(r.cluster.clone(), record);
     }
@@ -270,9 +325,16 @@ fn run<R: Read>(
             imported_at: now,
         },
     );
+    let references: Vec<String> = releases
+        .iter()
+        .flat_map(|r| r.images.iter().map(|i| i.reference.clone()))
+        .collect();
+    crate::publish::write_mirror_configs(site, state, &references)?;
     failpoint("recorded");
     state.commit(&current)?;
     let _ = fs::remove_dir_all(&staging_dir);
     let bytes_read = summary.map_or(0, |s| s.stream_bytes);
-    Ok(report("imported", load, bytes_read))
+    let mut done = report("imported", load, bytes_read);
+    done.published = publications;
+    Ok(done)
 }

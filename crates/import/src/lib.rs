@@ -6,7 +6,10 @@
 pub mod audit;
 pub mod error;
 pub mod import;
+pub mod inventory;
 pub mod load;
+pub mod publish;
+pub mod receipts;
 pub mod releases;
 pub mod site;
 pub mod stage;

@@ -62,8 +62,8 @@ pub fn rollback(
     cluster: &str,
     to: u64,
     operator: &str,
-    publish: &mut dyn FnMut(&ReleaseRecord) -> Result<(), ImportError>,
-) -> Result<ReleaseRecord, ImportError> {
+    client: &tender_oci::ClientOptions,
+) -> Result<(ReleaseRecord, Option<std::path::PathBuf>), ImportError> {
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
     let mut event = AuditEvent {
@@ -73,7 +73,7 @@ pub fn rollback(
         clusters: vec![cluster.to_string()],
         ..AuditEvent::default()
     };
-    let result = (|| {
+    let result = (|| -> Result<ReleaseRecord, ImportError> {
         let releases = list(state.dir())?;
         let record = releases
             .get(cluster)
@@ -88,8 +88,24 @@ pub fn rollback(
         event.manifest_digest = Some(record.manifest_digest.clone());
         event.channel = Some(record.channel.clone());
         check_present(site, &state, &record)?;
-        publish(&record)?;
         let mut current = state.read()?;
+        let options = crate::import::ImportOptions {
+            site: site.clone(),
+            operator: operator.to_string(),
+            client: client.clone(),
+        };
+        let registry = crate::import::registry_client(site, &options)?;
+        // The original signers are in the audit trail of the import; the
+        // republication names the rollback itself.
+        crate::publish::publish(
+            site,
+            &state,
+            &record,
+            current.current.get(cluster),
+            &[],
+            &record.imported_at,
+            registry.as_ref(),
+        )?;
         current.current.insert(cluster.to_string(), record.clone());
         state.commit(&current)?;
         Ok(record)
@@ -98,8 +114,24 @@ pub fn rollback(
         Ok(_) => "rolled back".into(),
         Err(e) => format!("failed: {e}"),
     };
-    audit.append(event)?;
-    result
+    let hash = audit.append(event)?;
+    let record = result?;
+    let digest = record.manifest_digest.parse().map_err(|_| {
+        ImportError::Audit(format!(
+            "bad manifest digest in release {}",
+            record.sequence
+        ))
+    })?;
+    let receipt = crate::receipts::write(
+        site,
+        tender_receipt::Action::Rollback,
+        &record.bundle_id,
+        &digest,
+        &record.channel,
+        record.sequence,
+        &hash,
+    )?;
+    Ok((record, receipt))
 }
 
 /// The manifest set must re-hash to its digest and, in the embedded store,

@@ -4,7 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
+use tender_deliver::DeliveryConfig;
 use tender_format::manifest::is_token;
 
 use crate::error::ImportError;
@@ -24,6 +27,16 @@ struct SiteFile {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     registry: Option<RegistryTarget>,
+    /// How cluster nodes reach the embedded store (`tender serve`), e.g.
+    /// `registry.plant.local:5000`: images are rewritten to it.
+    #[serde(default)]
+    registry_host: Option<String>,
+    /// The site's own key, for signing receipts to the hub.
+    #[serde(default)]
+    site_key: Option<PathBuf>,
+    /// Per-cluster delivery of manifests (`docs/delivery.md`).
+    #[serde(default)]
+    delivery: BTreeMap<String, DeliveryConfig>,
 }
 
 /// A registry images are pushed into (Harbor, distribution, ...).
@@ -53,6 +66,9 @@ pub enum ImageTarget {
 #[derive(Debug, Clone)]
 pub struct Site {
     pub name: String,
+    pub registry_host: Option<String>,
+    pub site_key: Option<PathBuf>,
+    pub delivery: BTreeMap<String, DeliveryConfig>,
     pub clusters: Vec<String>,
     pub trust_policy: PathBuf,
     pub state_dir: PathBuf,
@@ -99,7 +115,35 @@ impl Site {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        let mut delivery = file.delivery;
+        for (cluster, config) in &mut delivery {
+            if !file.clusters.contains(cluster) {
+                return Err(bad(format!("delivery for unknown cluster {cluster}")));
+            }
+            config
+                .validate()
+                .map_err(|e| bad(format!("delivery for {cluster}: {e}")))?;
+            // Paths in the site file are relative to it, like every other.
+            if let Some(git) = &mut config.git
+                && !git.repo.contains("://")
+            {
+                git.repo = base.join(&git.repo).to_string_lossy().into_owned();
+            }
+            if let Some(dir) = &mut config.directory {
+                dir.path = base.join(&dir.path);
+            }
+            if let Some(kubectl) = &mut config.kubectl
+                && let Some(kubeconfig) = &mut kubectl.kubeconfig
+            {
+                *kubeconfig = base.join(&*kubeconfig);
+            }
+        }
         Ok(Site {
+            registry_host: file
+                .registry_host
+                .or_else(|| file.registry.as_ref().map(|r| r.url.clone())),
+            site_key: file.site_key.map(|k| base.join(k)),
+            delivery,
             name: file.name,
             clusters: file.clusters,
             trust_policy: base.join(file.trust_policy),

@@ -46,6 +46,12 @@ pub struct ReleaseRecord {
     pub images: Vec<ImageRef>,
     /// Where each image now lives at the site (registry or embedded store).
     pub locations: BTreeMap<String, String>,
+    /// The manifest set as delivered (images rewritten), if it differs.
+    #[serde(default)]
+    pub delivered: Option<Digest>,
+    /// Where the manifests were published (`oci:…`, `git:…`, `dir:…`).
+    #[serde(default)]
+    pub published: Vec<String>,
     pub imported_at: String,
 }
 

@@ -62,6 +62,34 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         human::bytes(report.bytes_read),
         report.seconds
     )?;
+    for p in &report.published {
+        for place in &p.published {
+            writeln!(out, "  publish   {} → {}", p.cluster, human::clean(place))?;
+        }
+        if !p.rewritten.is_empty() {
+            writeln!(
+                out,
+                "  pinned    {} image reference(s) in {}",
+                p.rewritten.len(),
+                p.cluster
+            )?;
+        }
+        for removed in &p.removed_objects {
+            writeln!(
+                out,
+                "  removed   {} no longer has {} (not deleted: tender never prunes)",
+                p.cluster,
+                human::clean(removed)
+            )?;
+        }
+    }
     writeln!(out, "  audit     {}", report.audit_hash)?;
+    if let Some(path) = &report.receipt {
+        writeln!(
+            out,
+            "  receipt   {} (carry it back to the hub)",
+            path.display()
+        )?;
+    }
     Ok(())
 }

@@ -2,11 +2,13 @@
 
 mod audit;
 mod export;
+mod hub;
 mod import;
 mod inspect;
 mod keygen;
 mod pack;
 mod releases;
+mod serve;
 mod sign;
 mod verify;
 mod volumes;
@@ -34,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(a) => inspect::run(a),
         Command::Export(a) => export::run(a, progress),
         Command::Import(a) => import::run(a, progress),
+        Command::Serve(a) => serve::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Releases(a) => releases::list(a),
         Command::Rollback(a) => releases::rollback(a),
@@ -41,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pack(a) => pack::run(a, progress),
         Command::Split(a) => volumes::split(a),
         Command::Join(a) => volumes::join(a),
+        Command::Hub(a) => hub::run(a),
     }
 }
 

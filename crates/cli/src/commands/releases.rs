@@ -45,7 +45,16 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let site = Site::load(&args.site)?;
     let started = Instant::now();
     let operator = args.operator.unwrap_or_else(super::os_user);
-    let record = releases::rollback(&site, &args.cluster, args.to, &operator, &mut |_| Ok(()))?;
+    let (record, receipt) = releases::rollback(
+        &site,
+        &args.cluster,
+        args.to,
+        &operator,
+        &tender_oci::ClientOptions::default(),
+    )?;
+    if let Some(path) = receipt {
+        eprintln!("receipt for the hub: {}", path.display());
+    }
     writeln!(
         std::io::stdout().lock(),
         "ROLLED BACK {} to sequence {} (bundle {}, manifests {}) in {:.2}s",
