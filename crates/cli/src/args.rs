@@ -352,8 +352,12 @@ pub struct HubStatusArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The embedded image store (an OCI image layout directory).
+    /// Default: the store of the site file.
     #[arg(long)]
-    pub store: PathBuf,
+    pub store: Option<PathBuf>,
+    /// The site file whose embedded store to serve (when --store is not given).
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
     /// Address to listen on (IP:PORT).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
     pub listen: std::net::SocketAddr,

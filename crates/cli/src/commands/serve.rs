@@ -9,8 +9,12 @@ use tender_serve::{LogEvent, Logger, ServeOptions, Server, Signal, TlsFiles};
 
 use crate::args::ServeArgs;
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let json = args.json_log;
+    let store = match args.store.take() {
+        Some(store) => store,
+        None => tender_import::Site::load(&args.site)?.store_dir(),
+    };
     let logger: Logger = Arc::new(move |event: &LogEvent| log(json, event));
     // clap makes --tls-cert and --tls-key go together.
     let tls = match (args.tls_cert, args.tls_key) {
@@ -22,16 +26,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         logger: Some(logger),
         ..ServeOptions::default()
     };
-    let handle = Server::bind(&args.store, args.listen, options)?;
+    let handle = Server::bind(&store, args.listen, options)?;
     note(
         json,
         "listening",
-        &format!(
-            "serving {} read-only on {}",
-            args.store.display(),
-            handle.url()
-        ),
-        serde_json::json!({ "url": handle.url(), "store": args.store }),
+        &format!("serving {} read-only on {}", store.display(), handle.url()),
+        serde_json::json!({ "url": handle.url(), "store": store }),
     );
     let signal = match handle.wait_for_signal()? {
         Signal::Interrupt => "SIGINT",
