@@ -114,6 +114,12 @@ pub fn deliver_git(
             config.repo
         )));
     }
+    if config.branch.is_empty() || config.branch.starts_with('-') {
+        return Err(DeliverError::Config(format!(
+            "git branch {:?} is not a branch name",
+            config.branch
+        )));
+    }
     let date = git_date(&ctx.imported_at)?;
     let repo = resolve_repo(&config.repo);
     let scratch = tempfile::Builder::new()
@@ -198,8 +204,9 @@ fn attempt_once(
         }
         fs::write(&path, data).map_err(|e| DeliverError::io("writing", &path, e))?;
     }
-    let pathspec = subdir.unwrap_or(".");
-    git.run(&["add", "-A", "--", pathspec])?;
+    // The whole tree: nothing outside tender's path was touched, and a
+    // pathspec naming a directory that no longer exists would fail.
+    git.run(&["add", "-A"])?;
     let unchanged = git.status(&["diff", "--cached", "--quiet"])?;
     if unchanged {
         let head = git.status(&["rev-parse", "-q", "--verify", "HEAD"])?;

@@ -125,8 +125,12 @@ pub fn client_dry_run_command(config: &KubectlDelivery, file: &Path) -> KubectlC
     cmd
 }
 
-/// Writes `yaml` to a private temporary file and applies it.
+/// Writes `yaml` to a private temporary file and applies it. An empty set
+/// applies nothing (kubectl would refuse it) and returns an empty string.
 pub fn apply_manifests(config: &KubectlDelivery, yaml: &str) -> Result<String, DeliverError> {
+    if parse_documents(yaml)?.is_empty() {
+        return Ok(String::new());
+    }
     let mut file = tempfile::Builder::new()
         .prefix("tender-apply-")
         .suffix(".yaml")
@@ -244,8 +248,13 @@ mod tests {
             kubectl: Some("/nonexistent/kubectl".into()),
             ..KubectlDelivery::default()
         };
-        let err = apply_manifests(&config, "---\n").unwrap_err();
+        let err = apply_manifests(&config, "kind: ConfigMap\n").unwrap_err();
         assert!(matches!(err, DeliverError::Spawn { .. }), "{err}");
+        assert_eq!(
+            apply_manifests(&config, "---\n").unwrap(),
+            "",
+            "nothing to apply"
+        );
     }
 
     #[test]

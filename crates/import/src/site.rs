@@ -124,8 +124,9 @@ impl Site {
                 .validate()
                 .map_err(|e| bad(format!("delivery for {cluster}: {e}")))?;
             // Paths in the site file are relative to it, like every other.
+            // A local path (not `scheme://…` nor scp-style `user@host:path`).
             if let Some(git) = &mut config.git
-                && !git.repo.contains("://")
+                && !git.repo.contains(':')
             {
                 git.repo = base.join(&git.repo).to_string_lossy().into_owned();
             }

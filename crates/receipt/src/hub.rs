@@ -464,7 +464,7 @@ fn record(
     status.write(dir)?;
     Ok((
         IngestStatus::Recorded,
-        format!("{what}: recorded as {}", relative.display()),
+        format!("{what}: stored as {}", relative.display()),
         Some(relative),
     ))
 }

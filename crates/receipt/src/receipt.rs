@@ -376,12 +376,13 @@ impl SignedReceipt {
     }
 
     /// A file name for the site's outbox, without `:` (FAT sticks):
-    /// `receipt-<site>-<YYYYMMDDTHHMMSSZ>-<sequence>.json`.
+    /// `<site>-<YYYYMMDDTHHMMSSZ>-<action>-<sequence>.receipt.json`.
     pub fn file_name(&self) -> String {
         format!(
-            "receipt-{}-{}-{:020}.json",
+            "{}-{}-{}-{}.receipt.json",
             self.receipt.site,
             self.receipt.compact_time(),
+            self.receipt.action.as_str(),
             self.receipt.sequence
         )
     }
@@ -451,7 +452,7 @@ pub(crate) mod tests {
         assert_eq!(back.verify(&[key.public()]).unwrap(), signed.unverified());
         assert_eq!(
             signed.file_name(),
-            "receipt-plant-001-20261126T101500Z-00000000000000000005.json"
+            "plant-001-20261126T101500Z-import-5.receipt.json"
         );
     }
 

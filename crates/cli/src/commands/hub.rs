@@ -114,6 +114,7 @@ fn print_table(status: &HubStatus) -> anyhow::Result<()> {
     ];
     for site in &status.sites {
         let mut seen = match (&site.last_seen, site.age_days) {
+            (Some(t), Some(d)) if d < 0 => format!("{t} (site clock {}d ahead)", -d),
             (Some(t), Some(d)) => format!("{t} ({d}d ago)"),
             _ => "never".to_string(),
         };

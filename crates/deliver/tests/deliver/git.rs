@@ -93,7 +93,7 @@ fn delivers_commits_and_reads_back() {
     assert_eq!(
         meta,
         "tender <tender@plant-001>\ntender <tender@plant-001>\n\
-         2026-11-27T08:00:01+00:00\n2026-11-27T08:00:01+00:00\n"
+         2026-11-27T08:00:01Z\n2026-11-27T08:00:01Z\n"
     );
     let message = git(&repo, &["log", "-1", "--format=%B", &c1]);
     assert_eq!(message.trim_end(), commit_message(&context(1)).trim_end());
@@ -265,4 +265,19 @@ fn an_empty_set_on_a_new_branch_commits_nothing() {
     assert_eq!(out.commit, None);
     assert!(!out.changed);
     assert!(git(&repo, &["branch", "--list"]).is_empty());
+
+    // Into a subdirectory never created, then emptied again: a release
+    // without objects removes tender's files and nothing else.
+    let sub = config(&repo, "clusters/line-a");
+    assert_eq!(deliver_git(&sub, &context(1), &[]).unwrap().commit, None);
+    let one = deliver_git(&sub, &context(2), &one_file_per_object(SET_V1).unwrap()).unwrap();
+    let emptied = deliver_git(&sub, &context(3), &[]).unwrap();
+    assert!(emptied.changed);
+    let head = emptied.commit.unwrap();
+    assert_eq!(
+        git(&repo, &["rev-parse", &format!("{head}~1")]).trim(),
+        one.commit.unwrap()
+    );
+    assert!(git(&repo, &["ls-tree", "-r", "--name-only", &head]).is_empty());
+    assert!(!deliver_git(&sub, &context(4), &[]).unwrap().changed);
 }
