@@ -48,6 +48,8 @@ step "anyone: inspect (unverified)"
 "$tender" inspect fleet.tender
 
 step "site plant-001: site file with the embedded store"
+"$tender" keygen plant-001-site
+git init -q --bare gitops.git
 cat > site.yaml <<'SITE'
 apiVersion: tender.dev/v1alpha1
 kind: Site
@@ -55,6 +57,13 @@ name: plant-001
 clusters: [plant-001-line-a, plant-001-line-b]
 trustPolicy: trust-policy.yaml
 stateDir: site-state
+registryHost: 127.0.0.1:5055
+siteKey: plant-001-site.key
+delivery:
+  plant-001-line-a:
+    oci: { repository: gitops/plant-001-line-a }
+  plant-001-line-b:
+    git: { repo: gitops.git, branch: line-b }
 SITE
 
 step "site: import before approval (must be refused, exit 3)"
@@ -75,9 +84,20 @@ step "site: importing the same stick again is a no-op"
 step "site: the audit trail"
 "$tender" audit verify --site site.yaml
 
-step "site: skopeo reads the embedded store"
-skopeo inspect --raw "oci:site-state/store:registry.plant.example/plant/opcua-gateway:1.4.2" >/dev/null
-echo "skopeo reads site-state/store" >&2
+step "site: tender serve gives nodes the store; skopeo pulls an image and the Flux artifact"
+"$tender" serve --site site.yaml --listen 127.0.0.1:5055 2>serve.log &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fsS http://127.0.0.1:5055/v2/ >/dev/null 2>&1 && break; sleep 0.1; done
+skopeo inspect --tls-verify=false docker://127.0.0.1:5055/plant/opcua-gateway:1.4.2 | grep '"Digest"'
+skopeo inspect --raw --tls-verify=false docker://127.0.0.1:5055/gitops/plant-001-line-a:stable | grep -o '"mediaType":"application/vnd.cncf.flux[^"]*"'
+kill $serve_pid
+git --git-dir=gitops.git log --oneline line-b
+
+step "hub: ingest the site's receipt and show fleet status"
+"$tender" hub add-site plant-001 --key plant-001-site.pub
+"$tender" hub ingest site-state/receipts/*.receipt.json
+"$tender" hub status
 
 step "break-glass: plain tar gives an OCI layout skopeo reads"
 mkdir -p extracted && tar -xf fleet.tender -C extracted

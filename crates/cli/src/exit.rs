@@ -53,7 +53,10 @@ fn classify(err: &anyhow::Error) -> i32 {
             || matches!(
                 cause.downcast_ref::<TrustError>(),
                 Some(TrustError::Untrusted(_))
-            );
+            )
+            || cause
+                .downcast_ref::<tender_receipt::ReceiptError>()
+                .is_some_and(|e| e.is_rejection());
         if rejected {
             return REJECTED;
         }

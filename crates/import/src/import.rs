@@ -70,6 +70,8 @@ pub struct ImportReport {
     pub published: Vec<Published>,
     /// The signed receipt for the hub, when the site has a key.
     pub receipt: Option<std::path::PathBuf>,
+    /// Problems after the commit that did not undo the import.
+    pub warnings: Vec<String>,
 }
 
 pub struct ImportOptions {
@@ -128,8 +130,11 @@ pub fn import<R: Read>(
     let appended = audit.append(event);
     match (result, appended) {
         (Ok(mut r), Ok(hash)) => {
+            // The import is committed and audited: a receipt that cannot be
+            // written (say, an unreadable site key) is a warning, and
+            // the next import or rollback writes a receipt with the full state.
             if r.outcome == "imported" {
-                r.receipt = crate::receipts::write(
+                match crate::receipts::write(
                     site,
                     tender_receipt::Action::Import,
                     &r.bundle_id,
@@ -137,7 +142,10 @@ pub fn import<R: Read>(
                     &r.channel,
                     r.sequence,
                     &hash,
-                )?;
+                ) {
+                    Ok(path) => r.receipt = path,
+                    Err(e) => r.warnings.push(format!("no receipt written: {e}")),
+                }
             }
             r.audit_hash = hash;
             Ok(r)
@@ -202,6 +210,7 @@ fn run<R: Read>(
         audit_hash: String::new(),
         published: Vec::new(),
         receipt: None,
+        warnings: Vec::new(),
     };
 
     // 3. Newer than what the channel has (rollback and replay protection).

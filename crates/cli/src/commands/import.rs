@@ -84,6 +84,9 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         }
     }
     writeln!(out, "  audit     {}", report.audit_hash)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(path) = &report.receipt {
         writeln!(
             out,
