@@ -3,8 +3,6 @@
 //! `tender export --dry-run` and `--list-images` stop here.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use std::thread;
 
 use serde::Serialize;
 use tender_format::Digest;
@@ -78,33 +76,9 @@ pub fn plan(fleet: &Fleet, only: &[String], tools: &Tools) -> Result<Plan, Expor
         .iter()
         .filter(|c| only.is_empty() || only.contains(&c.name))
         .collect();
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<Result<ClusterPlan, ExportError>>>> =
-        Mutex::new((0..clusters.len()).map(|_| None).collect());
-    let workers = thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().expect("no panics while locked");
-                        *n += 1;
-                        *n - 1
-                    };
-                    let Some(cluster) = clusters.get(i) else {
-                        break;
-                    };
-                    let result = render_cluster(fleet, cluster, tools);
-                    results.lock().expect("no panics while locked")[i] = Some(result);
-                }
-            });
-        }
-    });
-    let clusters = results
-        .into_inner()
-        .expect("no panics while locked")
+    // Two clusters at a time: helm and kustomize are separate processes.
+    let clusters = tender_format::parallel::map(&clusters, 4, |c| render_cluster(fleet, c, tools))
         .into_iter()
-        .map(|r| r.expect("every cluster was taken"))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Plan {
         fleet: fleet.spec.name.clone(),

@@ -7,8 +7,6 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::thread;
 
 use tender_format::layout::{BLOBS_DIR, EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
 use tender_format::manifest::{
@@ -241,42 +239,20 @@ pub fn manifest_for_layout(
 
 /// Hashes files on all cores, one whole file per worker at a time.
 fn hash_files(root: &Path, paths: &[String]) -> Result<Vec<Entry>, ExportError> {
-    let next = Mutex::new(0usize);
-    let results: Mutex<Vec<Option<Result<Entry, ExportError>>>> =
-        Mutex::new((0..paths.len()).map(|_| None).collect());
-    let workers = thread::available_parallelism().map_or(2, |n| n.get().min(8));
-    thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().expect("no panics while locked");
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
-                    let Some(rel) = paths.get(i) else { break };
-                    let path = root.join(rel);
-                    let result = File::open(&path)
-                        .and_then(Digest::of_reader)
-                        .map(|(digest, size)| Entry {
-                            path: rel.clone(),
-                            size,
-                            digest,
-                            encoding: Encoding::Identity,
-                        })
-                        .map_err(|e| ExportError::io("hashing", path, e));
-                    results.lock().expect("no panics while locked")[i] = Some(result);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("no panics while locked")
-        .into_iter()
-        .map(|r| r.expect("every index was taken"))
-        .collect()
+    tender_format::parallel::map(paths, 8, |rel| {
+        let path = root.join(rel);
+        File::open(&path)
+            .and_then(Digest::of_reader)
+            .map(|(digest, size)| Entry {
+                path: rel.clone(),
+                size,
+                digest,
+                encoding: Encoding::Identity,
+            })
+            .map_err(|e| ExportError::io("hashing", path, e))
+    })
+    .into_iter()
+    .collect()
 }
 
 fn random_id() -> Result<String, ExportError> {

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod layout;
 pub mod manifest;
+pub mod parallel;
 pub mod reader;
 pub mod signatures;
 pub mod ustar;

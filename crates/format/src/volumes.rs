@@ -346,22 +346,25 @@ impl VolumeSet {
         }
         match File::open(&path).and_then(Digest::of_reader) {
             Ok((d, _)) if d == v.sha256 => None,
-            Ok(_) if v.number == 1 && !self.first_volume_is_ours(&path) => {
+            Ok(_) if v.number == 1 && self.first_volume_is_foreign(&path) => {
                 Some(VolumeProblem::ForeignBundle)
             }
-            Ok(_) if v.number > 1 && self.looks_foreign(&path) => {
-                Some(VolumeProblem::ForeignBundle)
-            }
+            Ok(_) if self.looks_foreign(&path) => Some(VolumeProblem::ForeignBundle),
             _ => Some(VolumeProblem::Corrupt),
         }
     }
 
-    /// Volume 1 starts with the bundle manifest: it says whose it is.
-    fn first_volume_is_ours(&self, path: &Path) -> bool {
+    /// Volume 1 starts with the bundle manifest: it says whose it is, when
+    /// it can be read. A volume 1 too damaged to read, or too small to hold
+    /// the manifest and signature slot, is corrupt, not foreign.
+    fn first_volume_is_foreign(&self, path: &Path) -> bool {
         File::open(path)
             .ok()
             .and_then(|f| BundleReader::open(BufReader::new(f)).ok())
-            .is_some_and(|r| r.manifest_digest() == self.index.manifest_digest)
+            .is_some_and(|r| {
+                r.manifest_digest() != self.index.manifest_digest
+                    && r.manifest().bundle_id != self.index.bundle_id
+            })
     }
 
     /// Another volume of the same number from a different cut: its index

@@ -305,6 +305,7 @@ fn run<R: Read>(
                 })
                 .collect(),
             imported_at: now.clone(),
+            created: Some(manifest.created.clone()),
             delivered: None,
             published: Vec::new(),
         };

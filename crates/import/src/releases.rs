@@ -96,14 +96,17 @@ pub fn rollback(
         };
         let registry = crate::import::registry_client(site, &options)?;
         // The original signers are in the audit trail of the import; the
-        // republication names the rollback itself.
+        // republication names the rollback itself. The artifact's created
+        // time is the bundle's, as at import, so the channel tag points at
+        // the same digest `seq-<N>` always had (records from before
+        // `created` was kept fall back to the import time).
         crate::publish::publish(
             site,
             &state,
             &record,
             current.current.get(cluster),
             &[],
-            &record.imported_at,
+            record.created.as_deref().unwrap_or(&record.imported_at),
             registry.as_ref(),
         )?;
         current.current.insert(cluster.to_string(), record.clone());

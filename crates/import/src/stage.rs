@@ -7,8 +7,6 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::thread;
 
 use tender_format::manifest::{BundleManifest, Entry};
 use tender_format::reader::EntrySink;
@@ -82,32 +80,16 @@ fn is_complete(dir: &Path, digest: &Digest) -> bool {
 /// Re-hashes staged files against the manifest (both cores); returns the
 /// paths that are missing or wrong.
 pub fn rehash(dir: &Path, manifest: &BundleManifest) -> Result<Vec<String>, ImportError> {
-    let bad = Mutex::new(Vec::new());
-    let next = Mutex::new(0usize);
-    let workers = thread::available_parallelism().map_or(2, |n| n.get().min(4));
-    thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().expect("no panics while locked");
-                        *n += 1;
-                        *n - 1
-                    };
-                    let Some(entry) = manifest.entries.get(i) else {
-                        break;
-                    };
-                    let ok = File::open(dir.join(&entry.path))
-                        .and_then(Digest::of_reader)
-                        .is_ok_and(|(d, n)| d == entry.digest && n == entry.size);
-                    if !ok {
-                        bad.lock()
-                            .expect("no panics while locked")
-                            .push(entry.path.clone());
-                    }
-                }
-            });
-        }
+    let ok = tender_format::parallel::map(&manifest.entries, 4, |entry| {
+        File::open(dir.join(&entry.path))
+            .and_then(Digest::of_reader)
+            .is_ok_and(|(d, n)| d == entry.digest && n == entry.size)
     });
-    Ok(bad.into_inner().expect("no panics while locked"))
+    Ok(manifest
+        .entries
+        .iter()
+        .zip(ok)
+        .filter(|(_, ok)| !ok)
+        .map(|(e, _)| e.path.clone())
+        .collect())
 }

@@ -53,6 +53,10 @@ pub struct ReleaseRecord {
     #[serde(default)]
     pub published: Vec<String>,
     pub imported_at: String,
+    /// The bundle's `created` time, which the OCI artifact carries: a
+    /// rollback republishes the byte-identical artifact (same digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
