@@ -26,7 +26,7 @@ shopt -s extglob # for +(...) patterns
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tender="$repo/target/release/tender"
 
-ROWS=(verify)
+ROWS=(verify export import volumes)
 
 MIB=$((1 << 20))
 GIB=$((1 << 30))
@@ -117,6 +117,7 @@ warn_if_busy() {
 # --- work dir ------------------------------------------------------------------
 
 cleanup() {
+    stop_registries # before the work dir holding their storage goes
     [[ -n $work && -d $work ]] || return 0
     if ((keep)); then
         log "kept work dir $work"
@@ -399,6 +400,450 @@ row_verify() {
 
     # --keep means "let me look at the inputs afterwards".
     ((keep)) || rm -f "$big" "$small"
+}
+
+# --- registries and images (export, import) ------------------------------------
+
+registry_pids=()
+reg_host=""
+reg_pid=""
+
+# start_registry NAME: a docker-registry (distribution) on a free loopback
+# port speaking plain HTTP, storage under $work/registry.NAME (wiped first).
+# Sets reg_host (127.0.0.1:PORT) and reg_pid. Retried on a new port if another
+# process takes the probed one first, as crates/test-support does.
+start_registry() {
+    local dir="$work/registry.$1" port pid attempt i
+    [[ -x /usr/bin/docker-registry ]] || die "missing /usr/bin/docker-registry: run scripts/install-deps.sh"
+    for attempt in 1 2 3 4 5; do
+        rm -rf "$dir"
+        mkdir -p "$dir/storage"
+        port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+        cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+  secret: tender-bench-registry
+EOF
+        /usr/bin/docker-registry serve "$dir/config.yml" </dev/null >"$dir/registry.log" 2>&1 &
+        pid=$!
+        registry_pids+=("$pid")
+        for ((i = 0; i < 400; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            if curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+                reg_host="127.0.0.1:$port" reg_pid=$pid
+                return 0
+            fi
+            sleep 0.025
+        done
+        log "registry $1 did not come up on port $port (attempt $attempt): $(tail -n3 "$dir/registry.log")"
+        stop_registry "$pid"
+    done
+    die "docker-registry did not start after 5 attempts"
+}
+
+# stop_registry PID: kill and reap one registry started above.
+stop_registry() {
+    local pid=$1 kept=() p
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${registry_pids[@]}"; do
+        [[ $p == "$pid" ]] || kept+=("$p")
+    done
+    registry_pids=("${kept[@]}")
+}
+
+# stop_registries: on exit, whatever is still running.
+stop_registries() {
+    local pid
+    for pid in "${registry_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    registry_pids=()
+}
+
+# make_images DIR COUNT LAYERS LAYER_BYTES: an OCI layout of COUNT images
+# (refs img0..img{COUNT-1}), each LAYERS uncompressed tar layers holding one
+# file of LAYER_BYTES random bytes, and a config whose diff_ids match.
+make_images() {
+    python3 - "$@" <<'EOF'
+import hashlib, io, json, os, platform, sys, tarfile
+
+out, count, layers, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+blobs = os.path.join(out, "blobs", "sha256")
+os.makedirs(blobs, exist_ok=True)
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def put(data):
+    hexd = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, hexd), "wb") as f:
+        f.write(data)
+    return {"digest": "sha256:" + hexd, "size": len(data)}
+
+
+manifests = []
+for i in range(count):
+    descs = []
+    for j in range(layers):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo(f"bench/img{i}-layer{j}.bin")
+            info.size, info.mode, info.mtime = size, 0o644, 0
+            tar.addfile(info, io.BytesIO(os.urandom(size)))
+        descs.append(dict(put(buf.getvalue()), mediaType="application/vnd.oci.image.layer.v1.tar"))
+    config = {"architecture": arch, "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in descs]}}
+    cdesc = put(json.dumps(config).encode())
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": dict(cdesc, mediaType="application/vnd.oci.image.config.v1+json"),
+                "layers": descs}
+    mdesc = put(json.dumps(manifest).encode())
+    manifests.append(dict(mdesc, mediaType="application/vnd.oci.image.manifest.v1+json",
+                          annotations={"org.opencontainers.image.ref.name": f"img{i}"}))
+with open(os.path.join(out, "oci-layout"), "w") as f:
+    json.dump({"imageLayoutVersion": "1.0.0"}, f)
+with open(os.path.join(out, "index.json"), "w") as f:
+    json.dump({"schemaVersion": 2, "manifests": manifests}, f)
+EOF
+}
+
+# skopeo_each COUNT SRC DST SKOPEO_ARGS...: the baseline, `skopeo copy` of
+# COUNT images one by one; "{}" in SRC and DST is replaced by the image number.
+# A script for bash -c, so that measure times the whole loop as one command.
+# shellcheck disable=SC2016 # expanded by the inner bash
+skopeo_each='n=$1 src=$2 dst=$3
+shift 3
+for ((i = 0; i < n; i++)); do
+    skopeo copy --quiet "$@" "${src//"{}"/$i}" "${dst//"{}"/$i}" || exit
+done'
+
+export_images=20
+export_layers=2
+export_layer_bytes=0
+export_src=""
+
+# export_inputs: once per run, the images (generated), a source registry
+# holding them as 127.0.0.1:PORT/bench/imgN:1, and a fleet.yaml listing them.
+export_inputs() {
+    [[ -n $export_src ]] && return 0
+    if ((quick)); then
+        export_layer_bytes=$((100 * MIB / export_images / export_layers))
+    else
+        export_layer_bytes=$((GIB / export_images / export_layers))
+    fi
+    local total=$((export_images * export_layers * export_layer_bytes)) i
+    # images + source registry + bundle + baseline copy + 2 target registries
+    need_space $((6 * total + total / 2))
+    ensure_keys
+    log "generating $export_images images, $export_layers random tar layers of $(human_bytes "$export_layer_bytes") each"
+    make_images "$work/images" "$export_images" "$export_layers" "$export_layer_bytes"
+    start_registry source
+    export_src=$reg_host
+    log "pushing them to the source registry $export_src"
+    bash -c "$skopeo_each" _ "$export_images" "oci:$work/images:img{}" \
+        "docker://$export_src/bench/img{}:1" --dest-tls-verify=false
+    mkdir -p "$work/fleet"
+    {
+        cat <<'EOF'
+apiVersion: tender.dev/v1alpha1
+kind: Fleet
+name: bench
+clusters:
+  - { name: edge-1, site: bench, tier: production }
+images:
+EOF
+        for ((i = 0; i < export_images; i++)); do
+            echo "  - $export_src/bench/img$i:1"
+        done
+        echo "registries:"
+        echo "  \"$export_src\": { plainHttp: true }"
+    } >"$work/fleet/fleet.yaml"
+}
+
+# export_cmd HUB_STATE OUT: the tender export command line (as an array in
+# the caller's "cmd").
+export_cmd() {
+    cmd=("$tender" export "$work/fleet/fleet.yaml" -o "$2" --key "$work/bench.key"
+        --state-dir "$1" --no-progress)
+}
+
+kib_mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+# export: `tender export` of a fleet listing 20 images (1 GiB; quick 100 MiB)
+# from a loopback docker-registry, against `skopeo copy` of the same images
+# one by one into one OCI layout. Target: tender at most half skopeo's time,
+# peak RSS at most 128 MiB.
+row_export() {
+    local runs i cmd=()
+    runs=5
+    ((quick)) && runs=3
+    export_inputs
+    local out="$work/export-run.tender" oci="$work/skopeo-export"
+
+    warn_if_busy
+    local load_before
+    load_before="$(loadavg)"
+    local s_wall=() s_cpu=() s_rss=() t_wall=() t_cpu=() t_rss=()
+    for ((i = 1; i <= runs; i++)); do
+        log "export: run $i/$runs"
+        rm -rf "$oci"
+        measure bash -c "$skopeo_each" _ "$export_images" \
+            "docker://$export_src/bench/img{}:1" "oci:$oci:img{}" --src-tls-verify=false
+        s_wall+=("$m_wall") s_cpu+=("$m_cpu") s_rss+=("$m_rss_kib")
+        # A fresh hub state each run: every run is sequence 1 of a new hub.
+        rm -rf "$work/hub.export" "$out"
+        export_cmd "$work/hub.export" "$out"
+        measure "${cmd[@]}"
+        t_wall+=("$m_wall") t_cpu+=("$m_cpu") t_rss+=("$m_rss_kib")
+    done
+    local size
+    size="$(stat -c %s "$out")"
+    # The last run's bundle is the import row's input.
+    mv "$out" "$work/export.tender"
+    rm -rf "$oci" "$work/hub.export"
+
+    local sw tw sc tc ratio rss s_rss_max
+    sw="$(stat_of "${s_wall[@]}")"
+    tw="$(stat_of "${t_wall[@]}")"
+    sc="$(stat_of "${s_cpu[@]}")"
+    tc="$(stat_of "${t_cpu[@]}")"
+    rss="$(max_of "${t_rss[@]}")"
+    s_rss_max="$(max_of "${s_rss[@]}")"
+    ratio="$(awk -v s="$sw" -v t="$tw" 'BEGIN { printf "%.3f", s / t }')"
+
+    local how="median of $runs"
+    ((quick)) && how="best of $runs"
+    table_add export "wall, $how, $export_images images" \
+        "$(printf '%.3f s' "$sw")" "$(printf '%.3f s' "$tw")" \
+        "$(printf '%.2f' "$ratio")" ">= 2.0"
+    table_add "" "CPU user+sys, $how" \
+        "$(printf '%.2f s' "$sc")" "$(printf '%.2f s' "$tc")" "" ""
+    table_add "" "peak RSS, bundle $(human_bytes "$size")" \
+        "$(kib_mib "$s_rss_max")" "$(kib_mib "$rss")" "" "<= 128 MiB"
+    notes+=("export: baseline = skopeo copy of each image, one by one, from the loopback registry into one OCI layout")
+
+    json_row export \
+        "baseline=$(json_str "skopeo copy docker:// -> oci:, one image at a time")" \
+        "images=$export_images" "layers_per_image=$export_layers" \
+        "layer_bytes=$export_layer_bytes" "bundle_bytes=$size" "runs=$runs" \
+        "stat=$(json_str "$( ((quick)) && echo min || echo median)")" \
+        "baseline_s=$sw" "tender_s=$tw" "ratio=$ratio" "ratio_target=2.0" \
+        "baseline_cpu_s=$sc" "tender_cpu_s=$tc" \
+        "baseline_wall_samples_s=$(json_array "${s_wall[@]}")" \
+        "tender_wall_samples_s=$(json_array "${t_wall[@]}")" \
+        "tender_peak_rss_kib=$rss" "baseline_peak_rss_kib=$s_rss_max" \
+        "rss_target_kib=$((128 * 1024))" \
+        "loadavg_before=$load_before" "loadavg_after=$(loadavg)"
+}
+
+# write_site FILE STATE_DIR REGISTRY_HOST: a site file for the bench bundle.
+write_site() {
+    cat >"$1" <<EOF
+apiVersion: tender.dev/v1alpha1
+kind: Site
+name: bench
+clusters: [edge-1]
+trustPolicy: $work/policy.yaml
+stateDir: $2
+registry: { url: "$3", plainHttp: true }
+EOF
+}
+
+# import: `tender import` of the export bundle into a fresh loopback registry
+# against `skopeo copy` of the same images one by one from the OCI layout into
+# another fresh one (target: at most skopeo's time), then the re-import of the
+# same bundle into the same site, a no-op (target: at most 5% of the import).
+# Peak RSS at most 128 MiB.
+row_import() {
+    local runs i cmd=()
+    runs=5
+    ((quick)) && runs=3
+    export_inputs
+    local bundle="$work/export.tender"
+    if [[ ! -f $bundle ]]; then
+        log "import: exporting the bundle"
+        export_cmd "$work/hub.import" "$bundle"
+        "${cmd[@]}" >/dev/null
+    fi
+    local size
+    size="$(stat -c %s "$bundle")"
+    page_cache "$bundle"
+
+    warn_if_busy
+    local load_before
+    load_before="$(loadavg)"
+    local s_wall=() s_cpu=() s_rss=() t_wall=() t_cpu=() t_rss=() r_wall=() r_rss=()
+    local site="$work/site.yaml" state="$work/site-state"
+    for ((i = 1; i <= runs; i++)); do
+        log "import: run $i/$runs"
+        # Fresh registries and site state each run; started outside the timing.
+        start_registry import-baseline
+        measure bash -c "$skopeo_each" _ "$export_images" \
+            "oci:$work/images:img{}" "docker://$reg_host/bench/img{}:1" --dest-tls-verify=false
+        s_wall+=("$m_wall") s_cpu+=("$m_cpu") s_rss+=("$m_rss_kib")
+        stop_registry "$reg_pid"
+        rm -rf "$work/registry.import-baseline"
+
+        start_registry import-tender
+        rm -rf "$state"
+        write_site "$site" "$state" "$reg_host"
+        cmd=("$tender" import "$bundle" --site "$site" --operator bench --no-progress)
+        measure "${cmd[@]}"
+        t_wall+=("$m_wall") t_cpu+=("$m_cpu") t_rss+=("$m_rss_kib")
+        measure "${cmd[@]}"
+        r_wall+=("$m_wall") r_rss+=("$m_rss_kib")
+        stop_registry "$reg_pid"
+        rm -rf "$work/registry.import-tender" "$state"
+    done
+
+    local sw tw sc tc rw ratio reimport_pct rss s_rss_max
+    sw="$(stat_of "${s_wall[@]}")"
+    tw="$(stat_of "${t_wall[@]}")"
+    sc="$(stat_of "${s_cpu[@]}")"
+    tc="$(stat_of "${t_cpu[@]}")"
+    rw="$(stat_of "${r_wall[@]}")"
+    rss="$(max_of "${t_rss[@]}" "${r_rss[@]}")"
+    s_rss_max="$(max_of "${s_rss[@]}")"
+    read -r ratio reimport_pct < <(awk -v s="$sw" -v t="$tw" -v r="$rw" \
+        'BEGIN { printf "%.3f %.2f\n", s / t, 100 * r / t }')
+
+    local how="median of $runs"
+    ((quick)) && how="best of $runs"
+    table_add import "wall, $how, $export_images images" \
+        "$(printf '%.3f s' "$sw")" "$(printf '%.3f s' "$tw")" \
+        "$(printf '%.2f' "$ratio")" ">= 1.0"
+    table_add "" "re-import (no-op), $how" "-" \
+        "$(printf '%.3f s = %.1f%%' "$rw" "$reimport_pct")" "" "<= 5% of import"
+    table_add "" "CPU user+sys, $how" \
+        "$(printf '%.2f s' "$sc")" "$(printf '%.2f s' "$tc")" "" ""
+    table_add "" "peak RSS, bundle $(human_bytes "$size")" \
+        "$(kib_mib "$s_rss_max")" "$(kib_mib "$rss")" "" "<= 128 MiB"
+    notes+=("import: baseline = skopeo copy of each image, one by one, from the OCI layout into a fresh loopback registry")
+
+    json_row import \
+        "baseline=$(json_str "skopeo copy oci: -> docker://, one image at a time")" \
+        "images=$export_images" "bundle_bytes=$size" "runs=$runs" \
+        "stat=$(json_str "$( ((quick)) && echo min || echo median)")" \
+        "baseline_s=$sw" "tender_s=$tw" "ratio=$ratio" "ratio_target=1.0" \
+        "reimport_s=$rw" "reimport_pct=$reimport_pct" "reimport_pct_target=5" \
+        "baseline_cpu_s=$sc" "tender_cpu_s=$tc" \
+        "baseline_wall_samples_s=$(json_array "${s_wall[@]}")" \
+        "tender_wall_samples_s=$(json_array "${t_wall[@]}")" \
+        "reimport_wall_samples_s=$(json_array "${r_wall[@]}")" \
+        "tender_peak_rss_kib=$rss" "baseline_peak_rss_kib=$s_rss_max" \
+        "rss_target_kib=$((128 * 1024))" \
+        "loadavg_before=$load_before" "loadavg_after=$(loadavg)"
+
+    ((keep)) || rm -f "$bundle"
+}
+
+# --- volumes ---------------------------------------------------------------------
+
+# volumes: the same layout sealed as one file and as 64 MiB volumes
+# (`pack --volume-size 64M`), then `tender verify` of the file against
+# `tender verify` of the volume directory (streaming across volume
+# boundaries, each volume's hash checked as its last byte passes). The
+# baseline is tender's own single-file path: volumes should cost at most
+# 10% more (ratio >= 0.91). Also peak RSS of verify over the volumes.
+row_volumes() {
+    local total blobs=20 runs i vsize=64M
+    if ((quick)); then
+        total=$((200 * MIB)) runs=3
+    else
+        total=$((2 * GIB)) runs=5
+    fi
+    # The layout, the single file and the volumes side by side.
+    need_space $((3 * total + 64 * MIB))
+
+    local layout="$work/layout.volumes" single="$work/single.tender" vdir="$work/volumes"
+    log "generating $(human_bytes "$total") in $blobs random blobs"
+    make_layout "$layout" "$total" "$blobs"
+    ensure_keys
+    mkdir -p "$vdir"
+    local pack=("$tender" pack "$layout" --key "$work/bench.key" --sequence 1 --site bench
+        --no-progress)
+    local pack_single=("${pack[@]}" -o "$single")
+    local pack_volumes=("${pack[@]}" -o "$vdir/bench.tender" --volume-size "$vsize")
+    local verify_single=("$tender" verify "$single" --trust "$work/policy.yaml" --no-progress)
+    local verify_volumes=("$tender" verify "$vdir" --trust "$work/policy.yaml" --no-progress)
+
+    warn_if_busy
+    local load_before
+    load_before="$(loadavg)"
+    cat "$layout"/blobs/sha256/* >/dev/null
+    # Interleaved, so drift in machine load hits both sides alike.
+    local ps_wall=() pv_wall=() vs_wall=() vv_wall=() vv_rss=()
+    for ((i = 1; i <= runs; i++)); do
+        log "volumes: pack run $i/$runs"
+        measure "${pack_single[@]}"
+        ps_wall+=("$m_wall")
+        measure "${pack_volumes[@]}"
+        pv_wall+=("$m_wall")
+    done
+    local size count
+    size="$(stat -c %s "$single")"
+    count="$(find "$vdir" -name 'bench.tender.[0-9][0-9][0-9]' | wc -l)"
+    page_cache "$single"
+    cat "$vdir"/bench.tender.[0-9][0-9][0-9] >/dev/null
+    for ((i = 1; i <= runs; i++)); do
+        log "volumes: verify run $i/$runs"
+        measure "${verify_single[@]}"
+        vs_wall+=("$m_wall")
+        measure "${verify_volumes[@]}"
+        vv_wall+=("$m_wall") vv_rss+=("$m_rss_kib")
+    done
+
+    local ps pv vs vv pack_ratio verify_ratio rss
+    ps="$(stat_of "${ps_wall[@]}")"
+    pv="$(stat_of "${pv_wall[@]}")"
+    vs="$(stat_of "${vs_wall[@]}")"
+    vv="$(stat_of "${vv_wall[@]}")"
+    rss="$(max_of "${vv_rss[@]}")"
+    read -r pack_ratio verify_ratio < <(awk -v ps="$ps" -v pv="$pv" -v vs="$vs" -v vv="$vv" \
+        'BEGIN { printf "%.3f %.3f\n", ps / pv, vs / vv }')
+
+    local how="median of $runs"
+    ((quick)) && how="best of $runs"
+    table_add volumes "pack wall, $how, $(human_bytes "$size")" \
+        "$(printf '%.3f s' "$ps")" "$(printf '%.3f s' "$pv")" \
+        "$(printf '%.2f' "$pack_ratio")" ">= 0.91 (1.1x)"
+    table_add "" "verify wall, $how, $count x $vsize" \
+        "$(printf '%.3f s' "$vs")" "$(printf '%.3f s' "$vv")" \
+        "$(printf '%.2f' "$verify_ratio")" ">= 0.91 (1.1x)"
+    table_add "" "verify peak RSS, volumes" "-" \
+        "$(awk -v k="$rss" 'BEGIN { printf "%.1f MiB", k / 1024 }')" "" "<= 64 MiB"
+    notes+=("volumes: baseline = tender on one file; TENDER column = the same bundle as $vsize volumes")
+
+    json_row volumes \
+        "baseline=$(json_str "tender, single file")" \
+        "bundle_bytes=$size" "blobs=$blobs" "volume_size=$(json_str "$vsize")" \
+        "volumes=$count" "runs=$runs" \
+        "stat=$(json_str "$( ((quick)) && echo min || echo median)")" \
+        "pack_single_s=$ps" "pack_volumes_s=$pv" "pack_ratio=$pack_ratio" \
+        "verify_single_s=$vs" "verify_volumes_s=$vv" "verify_ratio=$verify_ratio" \
+        "ratio_target=0.91" \
+        "pack_single_samples_s=$(json_array "${ps_wall[@]}")" \
+        "pack_volumes_samples_s=$(json_array "${pv_wall[@]}")" \
+        "verify_single_samples_s=$(json_array "${vs_wall[@]}")" \
+        "verify_volumes_samples_s=$(json_array "${vv_wall[@]}")" \
+        "verify_volumes_peak_rss_kib=$rss" "rss_target_kib=$((64 * 1024))" \
+        "loadavg_before=$load_before" "loadavg_after=$(loadavg)"
+
+    ((keep)) || rm -rf "$layout" "$single" "$vdir"
 }
 
 # --- main ----------------------------------------------------------------------

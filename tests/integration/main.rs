@@ -3,9 +3,11 @@
 
 mod bundle_vectors;
 mod cli;
+mod delivery;
 mod export;
 mod fleet_schema;
 mod import;
 mod receipts;
 mod roundtrip;
 mod util;
+mod volumes;

@@ -283,3 +283,80 @@ pub fn push_sample_images(host: &str) -> Vec<String> {
             .collect()
     })
 }
+
+// Helpers for the volume tests (`volumes.rs`).
+
+/// Writes an OCI image layout with no images and one blob per entry of
+/// `sizes`, of pseudo-random bytes drawn from `seed` (another seed, other
+/// blobs). Returns the blobs' `blobs/sha256/<hex>` paths, sorted (the
+/// order a bundle holds them in).
+pub fn write_blob_layout(dir: &Path, sizes: &[usize], seed: u64) -> Vec<String> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        r#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    // splitmix64: fast, and random enough that nothing compresses or dedups.
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x2545_f491_4f6c_dd1d;
+    let mut paths = Vec::new();
+    for &size in sizes {
+        let mut bytes = Vec::with_capacity(size + 8);
+        while bytes.len() < size {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            bytes.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        bytes.truncate(size);
+        let digest = tender_test_support::sha256_digest(&bytes);
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::write(blobs.join(hex), &bytes).unwrap();
+        paths.push(format!("blobs/sha256/{hex}"));
+    }
+    paths.sort();
+    paths
+}
+
+/// `tender pack LAYOUT -o OUT --key hub.key --sequence 1 --site plant-001`
+/// in the workspace, plus `extra` (e.g. `--volume-size 64K`).
+pub fn pack_layout(ws: &Workspace, layout: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "pack",
+        layout.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--key",
+        "hub.key",
+        "--sequence",
+        "1",
+        "--site",
+        "plant-001",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    tender(&args, ws.path())
+}
+
+/// The command `export_fleet` runs, with `-o OUT` as given (`-` for
+/// standard output) and `extra` arguments (e.g. `--volume-size 16K`), to
+/// run or pipe.
+pub fn export_fleet_cmd(ws: &Workspace, fleet: &Path, out: &str, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "export",
+        fleet.to_str().unwrap(),
+        "-o",
+        out,
+        "--key",
+        "hub.key",
+        "--no-progress",
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = tender_cmd(&args, ws.path());
+    cmd.env("TENDER_HELM", tender_test_support::helm_shim())
+        .env("TENDER_HUB_STATE", ws.join("hub-state"));
+    cmd
+}

@@ -38,7 +38,7 @@ pub fn report(result: anyhow::Result<()>) -> i32 {
     code
 }
 
-fn classify(err: &anyhow::Error) -> i32 {
+pub(crate) fn classify(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if cause.downcast_ref::<UsageError>().is_some() {
             return USAGE;

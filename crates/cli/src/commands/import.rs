@@ -26,7 +26,8 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
     };
     let bar = RefCell::new(Progress::new(show_progress, "import", total));
     let report = import(reader, &options, &mut |done| bar.borrow_mut().set(done))
-        .with_context(|| format!("importing {}", args.bundle.display()))?;
+        .with_context(|| format!("importing {}", args.bundle.display()))
+        .map_err(|e| super::name_bad_volumes(&args.bundle, e))?;
     bar.borrow().finish();
     if args.json {
         return super::print_json(&report);

@@ -56,7 +56,10 @@ fn open_bundle(path: &Path) -> anyhow::Result<AnyBundleReader> {
         BundleReader::open(stdin)
     } else if is_volumes(path) {
         let set = VolumeSet::open(path).with_context(|| format!("{}", path.display()))?;
-        set.open_bundle()
+        return set
+            .open_bundle()
+            .with_context(|| format!("{}", path.display()))
+            .map_err(|e| name_bad_volumes(path, e));
     } else {
         BundleReader::open_file(path)
     };
@@ -71,6 +74,26 @@ fn is_volumes(path: &Path) -> bool {
         || name
             .rsplit_once('.')
             .is_some_and(|(_, n)| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A rejection met while streaming volumes can come from a damaged volume
+/// whose own hash was not reached yet: a blob or tar header ending inside
+/// it, or volumes swapped. Then every volume is hashed against the index
+/// and the bad ones are named, as that is what to re-copy; otherwise the
+/// rejection stands as it was.
+pub(crate) fn name_bad_volumes(path: &Path, err: anyhow::Error) -> anyhow::Error {
+    if exit::classify(&err) != exit::REJECTED || path.as_os_str() == "-" || !is_volumes(path) {
+        return err;
+    }
+    let Ok(set) = VolumeSet::open(path) else {
+        return err;
+    };
+    let problems = set.check();
+    if problems.is_empty() {
+        return err;
+    }
+    let context = err.to_string();
+    anyhow::Error::from(tender_format::Rejection::Volumes(problems)).context(context)
 }
 
 /// `-o PATH` for a bundle: a file (split on FAT32 when it would not fit),

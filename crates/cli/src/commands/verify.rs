@@ -25,7 +25,8 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         &mut |m| *bar.borrow_mut() = Progress::new(show_progress, "verify", m.payload_bytes()),
         &mut |done| bar.borrow_mut().set(done),
     )
-    .with_context(|| format!("{}", args.bundle.display()))?;
+    .with_context(|| format!("{}", args.bundle.display()))
+    .map_err(|e| super::name_bad_volumes(&args.bundle, e))?;
     bar.borrow().finish();
     let mut out = std::io::stdout().lock();
     if args.json {

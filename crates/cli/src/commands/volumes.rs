@@ -27,6 +27,7 @@ pub fn split(args: SplitArgs) -> anyhow::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bundle.tender".into());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let index = volumes::split(&args.bundle, &dir, &base, size)
         .with_context(|| format!("splitting {}", args.bundle.display()))?;
     writeln!(
