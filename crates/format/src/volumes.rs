@@ -428,7 +428,7 @@ impl VolumeSet {
         if !problems.is_empty() {
             return Err(crate::Rejection::Volumes(problems).into());
         }
-        let reader: Box<dyn Read + Send> = Box::new(self.reader());
+        let reader: Box<dyn Read + Send> = Box::new(self.unhashed_reader());
         let bundle = BundleReader::open(reader)?;
         if bundle.manifest_digest() != self.index.manifest_digest {
             return Err(crate::Rejection::Volumes(vec![VolumeCheck {
@@ -443,12 +443,25 @@ impl VolumeSet {
     }
 
     /// A reader over all volumes in order, checking each volume's hash as
-    /// its last byte passes, so a damaged volume is named by number.
+    /// its last byte passes, so a damaged volume is named by number. For
+    /// `join`, whose output nothing else checks.
     pub fn reader(&self) -> VolumeReader {
         VolumeReader {
             set: self.clone(),
             next: 0,
             current: None,
+            hash: true,
+        }
+    }
+
+    /// A reader that checks sizes only. Verify and import hash every entry
+    /// against the signed manifest anyway, so hashing each volume as well
+    /// would hash every byte twice; a rejection is then traced to its
+    /// volume with [`VolumeSet::check`].
+    pub fn unhashed_reader(&self) -> VolumeReader {
+        VolumeReader {
+            hash: false,
+            ..self.reader()
         }
     }
 }
@@ -458,7 +471,9 @@ impl VolumeSet {
 pub struct VolumeReader {
     set: VolumeSet,
     next: usize,
-    current: Option<(BufReader<File>, Hasher, Volume)>,
+    /// The open volume, bytes read from it, its running hash.
+    current: Option<(BufReader<File>, u64, Option<Hasher>, Volume)>,
+    hash: bool,
 }
 
 impl VolumeReader {
@@ -483,21 +498,24 @@ impl Read for VolumeReader {
                 self.next += 1;
                 let file = File::open(self.set.dir.join(&v.file))
                     .map_err(|_| self.problem(&v, VolumeProblem::Missing))?;
-                self.current = Some((BufReader::with_capacity(1 << 20, file), Hasher::new(), v));
+                let hasher = self.hash.then(Hasher::new);
+                self.current = Some((BufReader::with_capacity(1 << 20, file), 0, hasher, v));
             }
-            let (file, hasher, v) = self.current.as_mut().expect("opened above");
-            let room = (v.size - hasher.len()).min(buf.len() as u64) as usize;
+            let (file, read, hasher, v) = self.current.as_mut().expect("opened above");
+            let room = (v.size - *read).min(buf.len() as u64) as usize;
             let n = if room == 0 {
                 0
             } else {
                 file.read(&mut buf[..room])?
             };
             if n > 0 {
-                hasher.update(&buf[..n]);
+                *read += n as u64;
+                if let Some(h) = hasher {
+                    h.update(&buf[..n]);
+                }
                 return Ok(n);
             }
-            let (_, hasher, v) = self.current.take().expect("present");
-            let (digest, size) = hasher.finish();
+            let (_, size, hasher, v) = self.current.take().expect("present");
             if size < v.size {
                 return Err(self.problem(
                     &v,
@@ -507,7 +525,7 @@ impl Read for VolumeReader {
                     },
                 ));
             }
-            if digest != v.sha256 {
+            if hasher.is_some_and(|h| h.finish().0 != v.sha256) {
                 return Err(self.problem(&v, VolumeProblem::Corrupt));
             }
         }
