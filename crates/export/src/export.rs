@@ -147,7 +147,7 @@ pub fn dry_run(
     let plan = plan(&fleet, &options.clusters, &options.tools)?;
     client_options.observer = observer.clone();
     let client = RegistryClient::new(client_options)?;
-    let mut sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
+    let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
     let mut pinned = Vec::new();
     for image in plan.images() {
         let reference = parse_reference(&image, &plan)?;
@@ -214,31 +214,38 @@ pub fn export(
 
     client_options.observer = observer.clone();
     let client = RegistryClient::new(client_options)?;
-    let mut sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
+    let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
 
     observer.phase("pull", 0);
     let mut pinned: BTreeMap<String, Digest> = BTreeMap::new();
     let mut fetched_bytes = 0;
     let mut signatures = 0;
-    for image in plan.images() {
-        let reference = parse_reference(&image, &plan)?;
+    // Several images at once: each is mostly waiting on the network, and
+    // the store and the client are shared safely between threads.
+    let images: Vec<String> = plan.images().into_iter().collect();
+    let results = tender_format::parallel::map(&images, 4, |image| {
         let wrap = |e: ExportError| ExportError::Image {
             image: image.clone(),
-            used_by: used_by(&image, &plan),
+            used_by: used_by(image, &plan),
             reason: e.to_string(),
         };
+        let reference = parse_reference(image, &plan)?;
         let fetched = sources.fetch(&reference, &staging).map_err(wrap)?;
-        fetched_bytes += fetched.bytes_fetched;
         let sigs = sources
             .fetch_signatures(&reference, &fetched.descriptor.digest, &staging)
             .map_err(wrap)?;
-        signatures += sigs.len();
         observer.log(&format!(
             "{image} → {} ({} blob(s) fetched, {} signature artifact(s))",
             fetched.descriptor.digest,
             fetched.blobs_fetched,
             sigs.len()
         ));
+        Ok::<_, ExportError>((fetched, sigs.len()))
+    });
+    for (image, result) in images.into_iter().zip(results) {
+        let (fetched, sigs) = result?;
+        fetched_bytes += fetched.bytes_fetched;
+        signatures += sigs;
         pinned.insert(image, fetched.descriptor.digest);
     }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use tender_format::Digest;
 use tender_oci::{Descriptor, LayoutStore, Platform, Reference, RegistryClient};
@@ -43,7 +44,7 @@ pub struct ImageSources<'a> {
     pub client: &'a RegistryClient,
     pub mirrors: BTreeMap<String, Mirror>,
     pub platforms: Option<Vec<Platform>>,
-    layouts: BTreeMap<PathBuf, LayoutStore>,
+    layouts: Mutex<BTreeMap<PathBuf, LayoutStore>>,
 }
 
 impl<'a> ImageSources<'a> {
@@ -56,7 +57,7 @@ impl<'a> ImageSources<'a> {
             client,
             mirrors,
             platforms,
-            layouts: BTreeMap::new(),
+            layouts: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -64,19 +65,21 @@ impl<'a> ImageSources<'a> {
         self.mirrors.get(reference.registry())
     }
 
-    fn layout(&mut self, path: &PathBuf) -> Result<&LayoutStore, ExportError> {
-        if !self.layouts.contains_key(path) {
+    /// A mirror layout, opened once and shared (clones share its lock).
+    fn layout(&self, path: &PathBuf) -> Result<LayoutStore, ExportError> {
+        let mut layouts = self.layouts.lock().expect("no panics while locked");
+        if !layouts.contains_key(path) {
             let store = LayoutStore::open(path)?;
-            self.layouts.insert(path.clone(), store);
+            layouts.insert(path.clone(), store);
         }
-        Ok(&self.layouts[path])
+        Ok(layouts[path].clone())
     }
 
     /// The digest a reference resolves to, without fetching layers.
-    pub fn resolve(&mut self, reference: &Reference) -> Result<Descriptor, ExportError> {
+    pub fn resolve(&self, reference: &Reference) -> Result<Descriptor, ExportError> {
         match self.mirror_for(reference).cloned() {
             Some(Mirror::Layout(path)) => {
-                let store = self.layout(&path)?;
+                let store = &self.layout(&path)?;
                 Ok(store.resolve(&reference.to_string())?)
             }
             Some(Mirror::Registry(host)) => {
@@ -89,14 +92,14 @@ impl<'a> ImageSources<'a> {
 
     /// Fetches an image into `staging` and names it `reference`.
     pub fn fetch(
-        &mut self,
+        &self,
         reference: &Reference,
         staging: &LayoutStore,
     ) -> Result<Fetched, ExportError> {
         let name = reference.to_string();
         match self.mirror_for(reference).cloned() {
             Some(Mirror::Layout(path)) => {
-                let source = self.layout(&path)?;
+                let source = &self.layout(&path)?;
                 let descriptor = source.resolve(&name)?;
                 let (blobs_fetched, bytes_fetched) = copy_image(source, staging, &descriptor)?;
                 staging.set_tag(&name, descriptor.clone())?;
@@ -140,7 +143,7 @@ impl<'a> ImageSources<'a> {
     /// `staging` under their own tags (cosign's `sha256-<hex>.sig`) so
     /// the site's admission controller can still verify the image.
     pub fn fetch_signatures(
-        &mut self,
+        &self,
         reference: &Reference,
         digest: &Digest,
         staging: &LayoutStore,
@@ -148,7 +151,7 @@ impl<'a> ImageSources<'a> {
         let mut names = Vec::new();
         match self.mirror_for(reference).cloned() {
             Some(Mirror::Layout(path)) => {
-                let source = self.layout(&path)?;
+                let source = &self.layout(&path)?;
                 for suffix in ["sig", "att", "sbom"] {
                     let tag = format!("sha256-{}.{suffix}", digest.hex());
                     let name = reference.with_tag(&tag)?.to_string();
