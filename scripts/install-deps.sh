@@ -53,7 +53,7 @@ apt_install() {
 }
 
 # --- Debian packages -----------------------------------------------------------
-packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl)
+packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl)
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
