@@ -81,37 +81,34 @@ struct Bundles {
 impl Bundles {
     fn shared() -> Arc<Bundles> {
         static SHARED: Mutex<Weak<Bundles>> = Mutex::new(Weak::new());
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bundles) = shared.upgrade() {
-            return bundles;
-        }
-        let hub = Workspace::new();
-        let replicas = edited_fleet(
-            &hub,
-            "fleet-replicas",
-            "inline: { replicaCount: 2,",
-            "inline: { replicaCount: 3,",
-        );
-        let no_policies = edited_fleet(
-            &hub,
-            "fleet-no-policies",
-            "select: { clusters: [plant-001-line-a, plant-001-line-b] }",
-            "select: { clusters: [plant-001-line-b] }",
-        );
-        let bundles = Arc::new(Bundles {
-            seq1: export_fleet(&hub, &sample_fleet(), "seq1.tender"),
-            seq2: export_fleet(&hub, &replicas, "seq2.tender"),
-            seq3: export_fleet(&hub, &no_policies, "seq3.tender"),
-            hub,
-        });
-        for (n, bundle) in [&bundles.seq1, &bundles.seq2, &bundles.seq3]
-            .into_iter()
-            .enumerate()
-        {
-            assert_eq!(inspect_json(bundle)["manifest"]["sequence"], n + 1);
-        }
-        *shared = Arc::downgrade(&bundles);
-        bundles
+        crate::util::shared_fixture(&SHARED, || {
+            let hub = Workspace::new();
+            let replicas = edited_fleet(
+                &hub,
+                "fleet-replicas",
+                "inline: { replicaCount: 2,",
+                "inline: { replicaCount: 3,",
+            );
+            let no_policies = edited_fleet(
+                &hub,
+                "fleet-no-policies",
+                "select: { clusters: [plant-001-line-a, plant-001-line-b] }",
+                "select: { clusters: [plant-001-line-b] }",
+            );
+            let bundles = Bundles {
+                seq1: export_fleet(&hub, &sample_fleet(), "seq1.tender"),
+                seq2: export_fleet(&hub, &replicas, "seq2.tender"),
+                seq3: export_fleet(&hub, &no_policies, "seq3.tender"),
+                hub,
+            };
+            for (n, bundle) in [&bundles.seq1, &bundles.seq2, &bundles.seq3]
+                .into_iter()
+                .enumerate()
+            {
+                assert_eq!(inspect_json(bundle)["manifest"]["sequence"], n + 1);
+            }
+            bundles
+        })
     }
 
     /// The id of the key the bundles are signed with.

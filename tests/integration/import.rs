@@ -42,26 +42,23 @@ struct Bundles {
 impl Bundles {
     fn shared() -> Arc<Bundles> {
         static SHARED: Mutex<Weak<Bundles>> = Mutex::new(Weak::new());
-        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bundles) = shared.upgrade() {
-            return bundles;
-        }
-        let hub = Workspace::new();
-        let next = fleet_with_extra_image(&hub);
-        let bundles = Arc::new(Bundles {
-            seq1: export_fleet(&hub, &sample_fleet(), "seq1.tender"),
-            seq2: export_fleet(&hub, &next, "seq2.tender"),
-            seq3: export_fleet(&hub, &sample_fleet(), "seq3.tender"),
-            hub,
-        });
-        for (n, bundle) in [&bundles.seq1, &bundles.seq2, &bundles.seq3]
-            .into_iter()
-            .enumerate()
-        {
-            assert_eq!(inspect_json(bundle)["manifest"]["sequence"], n + 1);
-        }
-        *shared = Arc::downgrade(&bundles);
-        bundles
+        crate::util::shared_fixture(&SHARED, || {
+            let hub = Workspace::new();
+            let next = fleet_with_extra_image(&hub);
+            let bundles = Bundles {
+                seq1: export_fleet(&hub, &sample_fleet(), "seq1.tender"),
+                seq2: export_fleet(&hub, &next, "seq2.tender"),
+                seq3: export_fleet(&hub, &sample_fleet(), "seq3.tender"),
+                hub,
+            };
+            for (n, bundle) in [&bundles.seq1, &bundles.seq2, &bundles.seq3]
+                .into_iter()
+                .enumerate()
+            {
+                assert_eq!(inspect_json(bundle)["manifest"]["sequence"], n + 1);
+            }
+            bundles
+        })
     }
 
     /// The OCI layout `seq2` was exported from.

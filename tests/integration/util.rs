@@ -360,3 +360,19 @@ pub fn export_fleet_cmd(ws: &Workspace, fleet: &Path, out: &str, extra: &[&str])
         .env("TENDER_HUB_STATE", ws.join("hub-state"));
     cmd
 }
+
+/// A fixture made once and shared by the tests alive at the time; it is
+/// dropped (and its temp dirs removed) when the last of them lets go, and
+/// made again if a later test asks.
+pub fn shared_fixture<T>(
+    slot: &std::sync::Mutex<std::sync::Weak<T>>,
+    make: impl FnOnce() -> T,
+) -> std::sync::Arc<T> {
+    let mut shared = slot.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(existing) = shared.upgrade() {
+        return existing;
+    }
+    let made = std::sync::Arc::new(make());
+    *shared = std::sync::Arc::downgrade(&made);
+    made
+}
