@@ -1,0 +1,286 @@
+//! Rebuilding a blob from a patch and the source blob the site holds.
+//!
+//! One pass, bounded memory: the source's plain text is the only large
+//! buffer (the diff's reference), the diff is decoded as a stream, and the
+//! rebuilt plain text goes through the recipe chunk by chunk into `out`.
+//! The caller hashes `out`; this module also checks the digest itself so
+//! that no caller can forget.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+
+use tender_format::{Digest, Hasher};
+use zstd::stream::raw::{DParameter, Decoder};
+use zstd::stream::zio;
+
+use crate::compression::plain_bytes;
+use crate::error::DeltaError;
+use crate::gzip;
+use crate::patch::{PatchFormatError, PatchHeader, Rebuild};
+use crate::zstd_recipe;
+
+/// What a site allows a rebuild to hold in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyLimits {
+    /// Source plain text plus decoder window, in bytes.
+    pub window: u64,
+}
+
+impl Default for ApplyLimits {
+    fn default() -> Self {
+        ApplyLimits {
+            window: DEFAULT_WINDOW_LIMIT,
+        }
+    }
+}
+
+/// Default memory for one rebuild: 1 GiB (reference plus window).
+pub const DEFAULT_WINDOW_LIMIT: u64 = 1 << 30;
+
+/// Reads a patch entry's header (to learn its source before applying).
+pub fn read_header(patch: &Path) -> Result<PatchHeader, DeltaError> {
+    let mut file = File::open(patch).map_err(DeltaError::io("opening patch"))?;
+    match PatchHeader::read(&mut file) {
+        Ok((header, _)) => Ok(header),
+        Err(PatchFormatError::Io(e)) => Err(DeltaError::Io {
+            context: "reading patch",
+            source: e,
+        }),
+        Err(PatchFormatError::Invalid(reason)) => Err(DeltaError::Corrupt {
+            target: Digest::of(b""),
+            reason,
+        }),
+    }
+}
+
+/// Rebuilds the patch's target into `out` from `source` (the source blob's
+/// file) and returns its digest and size, which are checked against the
+/// header: a mismatch is an error, and `out` must then be discarded.
+pub fn apply(
+    patch: &Path,
+    target: Digest,
+    source: &Path,
+    out: &mut dyn Write,
+    limits: ApplyLimits,
+) -> Result<(Digest, u64), DeltaError> {
+    let corrupt = |reason: String| DeltaError::Corrupt { target, reason };
+    let mut file = File::open(patch).map_err(DeltaError::io("opening patch"))?;
+    let entry_size = file
+        .metadata()
+        .map_err(DeltaError::io("reading patch"))?
+        .len();
+    let (header, header_len) = PatchHeader::read(&mut file).map_err(|e| match e {
+        PatchFormatError::Invalid(reason) => corrupt(reason),
+        PatchFormatError::Io(e) => DeltaError::Io {
+            context: "reading patch",
+            source: e,
+        },
+    })?;
+    if header.target.digest != target {
+        return Err(corrupt(format!(
+            "it rebuilds {}, not the blob it is listed for",
+            header.target.digest
+        )));
+    }
+    if header.entry_size(header_len) != entry_size {
+        return Err(corrupt(format!(
+            "header accounts for {} bytes, the entry has {entry_size}",
+            header.entry_size(header_len)
+        )));
+    }
+    if header.window_bytes() > limits.window {
+        return Err(DeltaError::WindowTooLarge {
+            target,
+            needed: header.window_bytes(),
+            limit: limits.window,
+        });
+    }
+    if let Rebuild::Zstd(recipe) = &header.rebuild
+        && recipe.libzstd != zstd_recipe::libzstd_version()
+    {
+        return Err(corrupt(format!(
+            "its zstd recipe was proven with libzstd {}, this tender has {}",
+            recipe.libzstd,
+            zstd_recipe::libzstd_version()
+        )));
+    }
+
+    let reference = source_plain(&header, target, source)?;
+
+    let mut corrections = vec![0u8; usize::try_from(header.corrections_size).unwrap_or(usize::MAX)];
+    file.read_exact(&mut corrections)
+        .map_err(|e| corrupt(format!("corrections: {e}")))?;
+
+    let mut decoder = Decoder::with_ref_prefix(&reference)
+        .map_err(DeltaError::io("starting the diff decoder"))?;
+    decoder
+        .set_parameter(DParameter::WindowLogMax(header.window_log))
+        .map_err(DeltaError::io("starting the diff decoder"))?;
+    let diff = BufReader::with_capacity(1 << 20, (&mut file).take(header.diff_size));
+    let mut plain = LengthChecked {
+        inner: zio::Reader::new(diff, decoder),
+        left: header.target_plain_size,
+    };
+
+    let mut hashing = HashingWriter {
+        inner: out,
+        hasher: Hasher::new(),
+        write_error: None,
+    };
+    let rebuilt = match &header.rebuild {
+        Rebuild::Identity => io::copy(&mut plain, &mut hashing)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Rebuild::Gzip(recipe) => gzip::rebuild(
+            recipe,
+            &corrections,
+            limits.window,
+            &mut plain,
+            &mut hashing,
+        )
+        .map_err(|e| e.to_string()),
+        Rebuild::Zstd(recipe) => {
+            zstd_recipe::rebuild(recipe, header.target_plain_size, &mut plain, &mut hashing)
+                .map_err(|e| e.to_string())
+        }
+    };
+    if let Err(reason) = rebuilt {
+        if let Some(e) = hashing.take_write_error() {
+            return Err(DeltaError::Io {
+                context: "writing the rebuilt blob",
+                source: e,
+            });
+        }
+        return Err(corrupt(reason));
+    }
+    if plain.left != 0 {
+        return Err(corrupt(format!(
+            "the diff holds {} bytes less plain text than the header says",
+            plain.left
+        )));
+    }
+    let (got, size) = hashing.hasher.finish();
+    if got != target || size != header.target.size {
+        return Err(DeltaError::Mismatch { target, got, size });
+    }
+    Ok((got, size))
+}
+
+/// The source blob's plain text, after checking it is the blob the patch
+/// was made against.
+fn source_plain(
+    header: &PatchHeader,
+    target: Digest,
+    source: &Path,
+) -> Result<Vec<u8>, DeltaError> {
+    let source_error = |reason: String| DeltaError::Source {
+        target,
+        source_digest: header.source.digest,
+        reason,
+    };
+    let file = File::open(source)
+        .map_err(|e| source_error(format!("cannot open {}: {e}", source.display())))?;
+    let mut hashing = HashingReader {
+        inner: file,
+        hasher: Hasher::new(),
+    };
+    let plain = plain_bytes(
+        &mut hashing,
+        header.source_compression,
+        header.source_plain_size,
+    )
+    .map_err(|e| source_error(format!("cannot decode it: {e}")))?
+    .ok_or_else(|| source_error("it decodes to more bytes than the patch says".into()))?;
+    // Hash any bytes the decoder did not need (trailing padding).
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| source_error(e.to_string()))?;
+    let (digest, size) = hashing.hasher.finish();
+    if digest != header.source.digest || size != header.source.size {
+        return Err(source_error(format!(
+            "the site's copy is damaged (sha256 {digest}, {size} bytes)"
+        )));
+    }
+    if plain.len() as u64 != header.source_plain_size {
+        return Err(source_error(format!(
+            "it decodes to {} bytes, the patch says {}",
+            plain.len(),
+            header.source_plain_size
+        )));
+    }
+    Ok(plain)
+}
+
+/// Stops a reader at the plain size the header promised: a diff that
+/// decodes to more is corrupt, and must not make us write without end.
+struct LengthChecked<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for LengthChecked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // Anything more is an error, nothing more is the end.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the diff holds more plain text than the header says",
+                )),
+            };
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Hashes what it passes on, and remembers a failure of the inner writer
+/// so that a full disk is reported as such, not as a corrupt patch.
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    hasher: Hasher,
+    write_error: Option<io::Error>,
+}
+
+impl HashingWriter<'_> {
+    fn take_write_error(&mut self) -> Option<io::Error> {
+        self.write_error.take()
+    }
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                Ok(n)
+            }
+            Err(e) => {
+                self.write_error = Some(io::Error::new(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

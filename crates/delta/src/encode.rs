@@ -1,0 +1,485 @@
+//! Making a patch, and proving it before it is shipped.
+//!
+//! The target's plain text is diffed against the source's plain text as a
+//! zstd frame with the source as reference prefix (what `zstd
+//! --patch-from` does), and the recipe that turns plain text back into the
+//! target's exact bytes is recorded. Then the patch is applied here, exactly
+//! as a site will apply it, and only a patch that rebuilds the target's
+//! digest is kept. Anything else travels whole, with the reason.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use tempfile::{NamedTempFile, TempPath};
+use tender_format::{Digest, Hasher};
+use zstd::stream::raw::{CParameter, Encoder};
+use zstd::stream::zio;
+
+use crate::apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply};
+use crate::compression::{Compression, decoder, plain_bytes, plain_size};
+use crate::error::DeltaError;
+use crate::gzip::{self, AnalyzeError, Chunking};
+use crate::patch::{BlobRef, PatchHeader, Rebuild};
+use crate::zstd_recipe;
+
+/// How patches are made.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchOptions {
+    /// zstd level of the diff (19, as `zstd -19 --patch-from`).
+    pub level: i32,
+    /// Most memory a site may need to rebuild one blob; a patch that would
+    /// need more is not made.
+    pub window_limit: u64,
+}
+
+impl Default for PatchOptions {
+    fn default() -> Self {
+        PatchOptions {
+            level: 19,
+            window_limit: DEFAULT_WINDOW_LIMIT,
+        }
+    }
+}
+
+/// A proven patch, in a temporary file until the bundle is written.
+#[derive(Debug)]
+pub struct Patch {
+    pub file: TempPath,
+    pub size: u64,
+    pub digest: Digest,
+    pub header: PatchHeader,
+}
+
+/// What became of a blob.
+#[derive(Debug)]
+pub enum PatchOutcome {
+    Patched(Patch),
+    /// Ship it whole, for this reason.
+    Whole(String),
+}
+
+/// Makes and proves a patch that rebuilds `target` from `source`.
+pub fn make_patch(
+    source: (&Path, BlobRef),
+    target: (&Path, BlobRef),
+    work_dir: &Path,
+    options: &PatchOptions,
+) -> Result<PatchOutcome, DeltaError> {
+    let (source_path, source_ref) = source;
+    let (target_path, target_ref) = target;
+    let open = |path: &Path| File::open(path).map_err(DeltaError::io("opening a blob"));
+    let source_compression =
+        Compression::of_file(source_path).map_err(DeltaError::io("reading a blob"))?;
+    let target_compression =
+        Compression::of_file(target_path).map_err(DeltaError::io("reading a blob"))?;
+    let target_plain_size = match plain_size(open(target_path)?, target_compression) {
+        Ok(n) => n,
+        Err(e) => return Ok(PatchOutcome::Whole(format!("cannot decompress it: {e}"))),
+    };
+    let Some(reference) = plain_bytes(open(source_path)?, source_compression, options.window_limit)
+        .ok()
+        .flatten()
+    else {
+        return Ok(PatchOutcome::Whole(format!(
+            "base layer {} does not decompress within the {}-byte window limit",
+            source_ref.digest, options.window_limit
+        )));
+    };
+    let window_log = window_log(reference.len() as u64 + target_plain_size);
+    let mut header = PatchHeader {
+        target: target_ref,
+        target_plain_size,
+        source: source_ref,
+        source_compression,
+        source_plain_size: reference.len() as u64,
+        window_log,
+        rebuild: Rebuild::Identity,
+        corrections_size: 0,
+        diff_size: 0,
+    };
+    // How the exact bytes come back from the plain text.
+    let mut corrections = Vec::new();
+    match target_compression {
+        Compression::None => {}
+        Compression::Gzip => match gzip_recipe(target_path, target_plain_size, options)? {
+            Ok(analysis) => {
+                corrections = analysis.corrections;
+                header.rebuild = Rebuild::Gzip(analysis.recipe);
+            }
+            Err(reason) => return Ok(PatchOutcome::Whole(reason)),
+        },
+        Compression::Zstd => {
+            let mut reopen =
+                || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
+            let Some(recipe) = zstd_recipe::find(&mut reopen, target_plain_size)
+                .map_err(DeltaError::io("reading a blob"))?
+            else {
+                return Ok(PatchOutcome::Whole(format!(
+                    "no level of libzstd {} reproduces this zstd stream",
+                    zstd_recipe::libzstd_version()
+                )));
+            };
+            header.rebuild = Rebuild::Zstd(recipe);
+        }
+    }
+    if header.window_bytes() > options.window_limit {
+        return Ok(PatchOutcome::Whole(format!(
+            "rebuilding it would hold {} bytes, over the {}-byte window limit",
+            header.window_bytes(),
+            options.window_limit
+        )));
+    }
+
+    // The diff of the plain texts, into a temporary file.
+    let diff_file =
+        NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
+    let mut encoder = Encoder::with_ref_prefix(options.level, &reference)
+        .map_err(DeltaError::io("starting the diff encoder"))?;
+    for parameter in [
+        CParameter::WindowLog(window_log),
+        CParameter::EnableLongDistanceMatching(true),
+        CParameter::ContentSizeFlag(true),
+        CParameter::ChecksumFlag(false),
+    ] {
+        encoder
+            .set_parameter(parameter)
+            .map_err(DeltaError::io("starting the diff encoder"))?;
+    }
+    encoder
+        .set_pledged_src_size(Some(target_plain_size))
+        .map_err(DeltaError::io("starting the diff encoder"))?;
+    let mut diff = zio::Writer::new(
+        BufWriter::with_capacity(1 << 20, diff_file.as_file()),
+        encoder,
+    );
+    let mut plain = decoder(open(target_path)?, target_compression)
+        .map_err(DeltaError::io("reading a blob"))?;
+    io::copy(&mut plain, &mut diff).map_err(DeltaError::io("writing the diff"))?;
+    diff.finish().map_err(DeltaError::io("writing the diff"))?;
+    let (mut buffered, _) = diff.into_inner();
+    buffered
+        .flush()
+        .map_err(DeltaError::io("writing the diff"))?;
+    drop(buffered);
+    drop(reference);
+    header.corrections_size = corrections.len() as u64;
+    header.diff_size = diff_file
+        .as_file()
+        .metadata()
+        .map_err(DeltaError::io("writing the diff"))?
+        .len();
+
+    // The patch entry: header, corrections, diff.
+    let patch_file =
+        NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
+    let mut hasher = Hasher::new();
+    {
+        let mut out = BufWriter::with_capacity(1 << 20, patch_file.as_file());
+        let mut put = |bytes: &[u8]| -> io::Result<()> {
+            hasher.update(bytes);
+            out.write_all(bytes)
+        };
+        put(&header.encode()).map_err(DeltaError::io("writing the patch"))?;
+        put(&corrections).map_err(DeltaError::io("writing the patch"))?;
+        let mut diff_in =
+            File::open(diff_file.path()).map_err(DeltaError::io("reading the diff"))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = diff_in
+                .read(&mut buf)
+                .map_err(DeltaError::io("reading the diff"))?;
+            if n == 0 {
+                break;
+            }
+            put(&buf[..n]).map_err(DeltaError::io("writing the patch"))?;
+        }
+        out.flush().map_err(DeltaError::io("writing the patch"))?;
+    }
+    drop(diff_file);
+    let (digest, size) = hasher.finish();
+    if size >= target_ref.size {
+        return Ok(PatchOutcome::Whole(format!(
+            "the patch ({size} bytes) is not smaller than the blob"
+        )));
+    }
+
+    // Prove it: rebuild exactly as a site will.
+    let limits = ApplyLimits {
+        window: options.window_limit,
+    };
+    let patch_path = patch_file.into_temp_path();
+    match apply(
+        &patch_path,
+        target_ref.digest,
+        source_path,
+        &mut io::sink(),
+        limits,
+    ) {
+        Ok(_) => Ok(PatchOutcome::Patched(Patch {
+            file: patch_path,
+            size,
+            digest,
+            header,
+        })),
+        Err(e) if e.is_rejection() => Ok(PatchOutcome::Whole(format!(
+            "the patch did not rebuild the blob exactly: {e}"
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Analyses a gzip blob, moving the chunk boundaries if preflate fails at
+/// one, and last as one chunk if that fits the window limit.
+fn gzip_recipe(
+    path: &Path,
+    plain_size: u64,
+    options: &PatchOptions,
+) -> Result<Result<gzip::Analysis, String>, DeltaError> {
+    let whole = Chunking {
+        read_size: usize::MAX,
+        plain_limit: usize::try_from(plain_size.saturating_add(1)).unwrap_or(usize::MAX),
+    };
+    let fits_whole = plain_size.saturating_mul(3) <= options.window_limit;
+    let mut reason = String::new();
+    for chunking in gzip::CHUNKINGS
+        .into_iter()
+        .chain(fits_whole.then_some(whole))
+    {
+        let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
+        match gzip::analyze(file, chunking, |_| Ok(())) {
+            Ok(analysis) => return Ok(Ok(analysis)),
+            Err(AnalyzeError::Unsupported(why)) => reason = why,
+            Err(AnalyzeError::Io(e)) => return Err(DeltaError::io("reading a blob")(e)),
+        }
+    }
+    Ok(Err(reason))
+}
+
+/// The zstd window that lets every byte of the target reach back to the
+/// start of the reference: the smallest power of two covering both.
+fn window_log(span: u64) -> u32 {
+    let bits = 64 - span.max(1).saturating_sub(1).leading_zeros();
+    bits.clamp(20, 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::DeltaError;
+
+    /// A layer tar: a large "binary" and a few config files; `version`
+    /// changes a slice of the binary and one config file.
+    fn layer_tar(version: u32) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut binary: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 13).to_le_bytes())
+            .collect();
+        for b in &mut binary[100_000..100_000 + 5_000 * version as usize] {
+            *b ^= 0x5a;
+        }
+        let config = format!("version = {version}\nname = app\n");
+        for (path, data) in [
+            ("usr/bin/app", &binary[..]),
+            ("etc/app.conf", config.as_bytes()),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_mtime(1_700_000_000);
+            header.set_cksum();
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn compress(tar: &[u8], how: Compression) -> Vec<u8> {
+        match how {
+            Compression::None => tar.to_vec(),
+            Compression::Gzip => {
+                // GNU gzip, as most registry layers; preflate cannot model
+                // miniz_oxide on every input (such layers travel whole).
+                let mut child = std::process::Command::new("gzip")
+                    .arg("-6n")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("gzip runs");
+                let mut stdin = child.stdin.take().unwrap();
+                let input = tar.to_vec();
+                let writer = std::thread::spawn(move || stdin.write_all(&input));
+                let out = child.wait_with_output().unwrap();
+                writer.join().unwrap().unwrap();
+                assert!(out.status.success());
+                out.stdout
+            }
+            Compression::Zstd => {
+                let recipe = zstd_recipe::ZstdRecipe {
+                    level: 5,
+                    checksum: true,
+                    content_size: true,
+                    libzstd: zstd_recipe::libzstd_version(),
+                };
+                let mut out = Vec::new();
+                zstd_recipe::rebuild(&recipe, tar.len() as u64, &mut &tar[..], &mut out).unwrap();
+                out
+            }
+        }
+    }
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        source: (std::path::PathBuf, BlobRef),
+        target: (std::path::PathBuf, BlobRef),
+    }
+
+    fn fixture(how: Compression) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = |name: &str, bytes: Vec<u8>| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let r = BlobRef {
+                digest: Digest::of(&bytes),
+                size: bytes.len() as u64,
+            };
+            (path, r)
+        };
+        let source = blob("v1", compress(&layer_tar(1), how));
+        let target = blob("v2", compress(&layer_tar(2), how));
+        Fixture {
+            dir,
+            source,
+            target,
+        }
+    }
+
+    fn patch(f: &Fixture) -> Patch {
+        let options = PatchOptions {
+            level: 3,
+            ..PatchOptions::default()
+        };
+        match make_patch(
+            (&f.source.0, f.source.1),
+            (&f.target.0, f.target.1),
+            f.dir.path(),
+            &options,
+        )
+        .unwrap()
+        {
+            PatchOutcome::Patched(p) => p,
+            PatchOutcome::Whole(reason) => panic!("shipped whole: {reason}"),
+        }
+    }
+
+    #[test]
+    fn every_compression_round_trips_byte_exact() {
+        for how in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let f = fixture(how);
+            let p = patch(&f);
+            assert!(
+                p.size * 10 < f.target.1.size,
+                "{how:?}: patch {} of {}",
+                p.size,
+                f.target.1.size
+            );
+            let mut rebuilt = Vec::new();
+            let (digest, size) = apply(
+                &p.file,
+                f.target.1.digest,
+                &f.source.0,
+                &mut rebuilt,
+                ApplyLimits::default(),
+            )
+            .unwrap();
+            assert_eq!(rebuilt, std::fs::read(&f.target.0).unwrap(), "{how:?}");
+            assert_eq!((digest, size), (f.target.1.digest, f.target.1.size));
+        }
+    }
+
+    #[test]
+    fn a_damaged_source_or_patch_is_refused() {
+        let f = fixture(Compression::Gzip);
+        let p = patch(&f);
+        // The site's copy of the source is damaged.
+        let mut source = std::fs::read(&f.source.0).unwrap();
+        let last = source.len() - 1;
+        source[last] ^= 1;
+        let damaged = f.dir.path().join("damaged");
+        std::fs::write(&damaged, &source).unwrap();
+        let err = apply(
+            &p.file,
+            f.target.1.digest,
+            &damaged,
+            &mut Vec::new(),
+            ApplyLimits::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, DeltaError::Source { .. }), "{err}");
+        // A bit flipped in the diff (the last byte of the patch).
+        let mut bytes = std::fs::read(&p.file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        let flipped = f.dir.path().join("flipped");
+        std::fs::write(&flipped, &bytes).unwrap();
+        let err = apply(
+            &flipped,
+            f.target.1.digest,
+            &f.source.0,
+            &mut Vec::new(),
+            ApplyLimits::default(),
+        )
+        .unwrap_err();
+        assert!(err.is_rejection(), "{err}");
+        // Listed for another blob.
+        let err = apply(
+            &p.file,
+            Digest::of(b"other"),
+            &f.source.0,
+            &mut Vec::new(),
+            ApplyLimits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("not the blob it is listed for"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn window_limits_are_kept_on_both_sides() {
+        let f = fixture(Compression::Gzip);
+        let p = patch(&f);
+        let err = apply(
+            &p.file,
+            f.target.1.digest,
+            &f.source.0,
+            &mut Vec::new(),
+            ApplyLimits { window: 1000 },
+        )
+        .unwrap_err();
+        assert!(matches!(err, DeltaError::WindowTooLarge { .. }), "{err}");
+        let options = PatchOptions {
+            level: 3,
+            window_limit: 1000,
+        };
+        let outcome = make_patch(
+            (&f.source.0, f.source.1),
+            (&f.target.0, f.target.1),
+            f.dir.path(),
+            &options,
+        )
+        .unwrap();
+        assert!(
+            matches!(outcome, PatchOutcome::Whole(ref r) if r.contains("window limit")),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn window_covers_the_span() {
+        assert_eq!(window_log(0), 20);
+        assert_eq!(window_log(1 << 20), 20);
+        assert_eq!(window_log((1 << 20) + 1), 21);
+        assert_eq!(window_log(u64::MAX), 31);
+    }
+}

@@ -1,0 +1,57 @@
+//! Errors of the delta codec.
+//!
+//! Rules, as in the other tender crates: a variant says what went wrong in
+//! the user's terms; I/O errors carry what was being done; anything wrong
+//! with a patch's own bytes is `Corrupt` (the bundle is at fault, exit 3).
+
+use std::io;
+
+use tender_format::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// The patch's bytes break the patch format (§8.3 of the bundle spec).
+    #[error("patch for {target} is corrupt: {reason}")]
+    Corrupt { target: Digest, reason: String },
+    /// The rebuilt blob is not the blob the manifest names.
+    #[error("patch for {target} rebuilt a blob with digest {got} ({size} bytes)")]
+    Mismatch {
+        target: Digest,
+        got: Digest,
+        size: u64,
+    },
+    /// The source blob the site holds is not the one the patch was made from.
+    #[error("source blob {source_digest} for patch of {target}: {reason}")]
+    Source {
+        target: Digest,
+        source_digest: Digest,
+        reason: String,
+    },
+    /// Rebuilding would need more memory than the configured limit.
+    #[error("patch for {target} needs a {needed}-byte reference window; the limit is {limit}")]
+    WindowTooLarge {
+        target: Digest,
+        needed: u64,
+        limit: u64,
+    },
+}
+
+impl DeltaError {
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> DeltaError {
+        move |source| DeltaError::Io { context, source }
+    }
+
+    /// Whether the bundle (the patch) is at fault rather than this machine.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            DeltaError::Corrupt { .. } | DeltaError::Mismatch { .. } | DeltaError::Source { .. }
+        )
+    }
+}

@@ -1,0 +1,29 @@
+//! Delta encodings for tender bundles (bundle spec §8).
+//!
+//! A delta bundle ships only what a site lacks. A blob the site holds is
+//! referenced by digest; a changed layer travels as a *patch*: a zstd frame
+//! that rebuilds the layer's uncompressed tar with the similar base layer's
+//! tar as reference, plus a recipe that turns the tar back into the exact
+//! compressed bytes (preflate corrections for gzip, a replayed level for
+//! zstd). The site rebuilds the blob and checks its digest, so image
+//! signatures and digest-pinned manifests hold unchanged.
+//!
+//! Modules: `compression` (which, and decoding), `gzip` and `zstd_recipe`
+//! (exact re-compression), `patch` (the container format), `encode` (make
+//! and prove), `apply` (rebuild at the site), `pick` (choose the source).
+
+pub mod apply;
+pub mod compression;
+pub mod encode;
+pub mod error;
+pub mod gzip;
+pub mod patch;
+pub mod pick;
+pub mod zstd_recipe;
+
+pub use apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply, read_header};
+pub use compression::Compression;
+pub use encode::{Patch, PatchOptions, PatchOutcome, make_patch};
+pub use error::DeltaError;
+pub use patch::{BlobRef, PatchHeader, Rebuild};
+pub use pick::{Choice, Layer, Listings, Place, choose};
