@@ -5,7 +5,8 @@
 #
 #   Debian packages  docker-registry (distribution 2.8: real OCI registry for
 #                    tests), skopeo, git, zstd, time (/usr/bin/time -v), mtools,
-#                    dosfstools, openssl, curl
+#                    dosfstools, openssl, curl, kubectl, golang-go (builds
+#                    scripts/gogzip: layers compressed as Go-built images are)
 #   Python venv      $TENDER_VENV (default <repo>/.venv) with helm-python-sdk,
 #                    the engine behind the scripts/helm shim, and jsonschema +
 #                    PyYAML, which check bundle-spec/fleet.schema.json
@@ -53,7 +54,7 @@ apt_install() {
 }
 
 # --- Debian packages -----------------------------------------------------------
-packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl)
+packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go)
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")

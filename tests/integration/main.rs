@@ -4,6 +4,7 @@
 mod bundle_vectors;
 mod cli;
 mod delivery;
+mod delta;
 mod export;
 mod fleet_schema;
 mod import;

@@ -106,6 +106,20 @@ pub struct ExportArgs {
     /// Who made the bundle (default: $USER@hostname).
     #[arg(long)]
     pub creator: Option<String>,
+    /// Write a delta bundle against this base (repeatable): a bundle file,
+    /// sha256:<manifest digest> of a bundle this hub exported, site:NAME (the
+    /// bundle the site's receipts say it runs), or `sites` (every targeted
+    /// site with receipts; sites on the same bundle share one delta, the
+    /// rest get a full bundle). With several bundles, --output is a directory.
+    #[arg(long = "base", value_name = "BASE")]
+    pub bases: Vec<String>,
+    /// zstd level of delta patches (1-22; 19 is `zstd -19 --patch-from`).
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub delta_level: i32,
+    /// Most memory a site may need to rebuild one patched blob; layers
+    /// needing more travel whole.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = size_arg)]
+    pub delta_memory_limit: u64,
     /// Render and resolve every image to its digest, print the plan, pull no layers.
     #[arg(long)]
     pub dry_run: bool,
@@ -217,9 +231,21 @@ pub struct ImportArgs {
     /// Who is importing, for the audit trail (default: the OS user).
     #[arg(long)]
     pub operator: Option<String>,
+    /// Most memory one patched blob of a delta bundle may take to rebuild
+    /// (its base layer's uncompressed tar plus the decoder window); a patch
+    /// needing more is refused before anything changes.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = size_arg)]
+    pub delta_memory_limit: u64,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A size such as `512MiB`, `1G` or `4096`, for clap (so a bad one is a
+/// usage error, exit 2).
+pub fn size_arg(s: &str) -> Result<u64, String> {
+    tender_format::volumes::parse_size(s)
+        .ok_or_else(|| format!("{s:?} is not a size (for example 512MiB, 1G or 4096)"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,7 +54,7 @@ pub struct Patch {
 /// What became of a blob.
 #[derive(Debug)]
 pub enum PatchOutcome {
-    Patched(Patch),
+    Patched(Box<Patch>),
     /// Ship it whole, for this reason.
     Whole(String),
 }
@@ -216,12 +216,12 @@ pub fn make_patch(
         &mut io::sink(),
         limits,
     ) {
-        Ok(_) => Ok(PatchOutcome::Patched(Patch {
+        Ok(_) => Ok(PatchOutcome::Patched(Box::new(Patch {
             file: patch_path,
             size,
             digest,
             header,
-        })),
+        }))),
         Err(e) if e.is_rejection() => Ok(PatchOutcome::Whole(format!(
             "the patch did not rebuild the blob exactly: {e}"
         ))),
@@ -366,7 +366,7 @@ mod tests {
         )
         .unwrap()
         {
-            PatchOutcome::Patched(p) => p,
+            PatchOutcome::Patched(p) => *p,
             PatchOutcome::Whole(reason) => panic!("shipped whole: {reason}"),
         }
     }

@@ -51,6 +51,11 @@ pub enum ExportError {
     Manifest(#[from] tender_format::manifest::ManifestError),
     #[error(transparent)]
     Trust(#[from] tender_trust::TrustError),
+    #[error(transparent)]
+    Delta(#[from] tender_delta::DeltaError),
+    /// `--base` names something the hub cannot find or use.
+    #[error("base {base}: {reason}")]
+    Base { base: String, reason: String },
 }
 
 impl ExportError {

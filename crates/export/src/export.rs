@@ -3,6 +3,7 @@
 //! record the sequence in the hub state.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,12 +15,15 @@ use tender_oci::{
 };
 use tender_trust::PrivateKey;
 
+use crate::bases;
+use crate::delta::{self, Base, BlobChoice};
 use crate::error::ExportError;
 use crate::fleet::Fleet;
 use crate::hub_state::{ExportRecord, HubState};
+use crate::hub_store::HubStore;
 use crate::plan::{Plan, plan};
 use crate::render::Tools;
-use crate::seal::{BundleOutput, SealOptions, seal_layout};
+use crate::seal::{BundleOutput, SealOptions, seal_delta, seal_layout};
 use crate::sources::{ImageSources, Mirror};
 
 /// Progress and log hooks for the CLI; the library never prints.
@@ -55,6 +59,38 @@ pub struct ExportOptions {
     pub client: ClientOptions,
     pub plain_http: bool,
     pub insecure_skip_tls_verify: bool,
+    /// `--base` values: write delta bundles against these (bases.rs).
+    pub bases: Vec<String>,
+    /// How delta patches are made.
+    pub patch: tender_delta::PatchOptions,
+}
+
+/// One bundle an export wrote (a delta export writes one per base).
+#[derive(Debug, Clone, Serialize)]
+pub struct WrittenBundle {
+    pub path: PathBuf,
+    pub volumes: Option<usize>,
+    pub kind: &'static str,
+    pub bundle_id: String,
+    pub manifest_digest: String,
+    pub sites: Vec<String>,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaStats>,
+}
+
+/// What a delta bundle carries instead of whole blobs.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaStats {
+    pub base_bundle_id: String,
+    pub base_manifest_digest: Digest,
+    pub referenced: usize,
+    pub patched: usize,
+    pub whole: usize,
+    /// Bytes of the release's blobs against bytes the delta ships for them.
+    pub release_bytes: u64,
+    pub bytes_saved: u64,
+    pub blobs: Vec<BlobChoice>,
 }
 
 /// What an export did.
@@ -74,6 +110,8 @@ pub struct ExportSummary {
     pub blobs: usize,
     pub bytes: u64,
     pub fetched_bytes: u64,
+    /// Every bundle written; the fields above describe the first.
+    pub bundles: Vec<WrittenBundle>,
 }
 
 /// An image pinned to its digest, as a dry run or an export found it.
@@ -210,7 +248,7 @@ pub fn export(
         .prefix(".tender-staging-")
         .tempdir_in(&out_dir)
         .map_err(|e| ExportError::io("creating staging in", &out_dir, e))?;
-    let staging = LayoutStore::open_or_create(staging_dir.path())?;
+    let staging = LayoutStore::create_scratch(staging_dir.path())?;
 
     client_options.observer = observer.clone();
     let client = RegistryClient::new(client_options)?;
@@ -284,27 +322,119 @@ pub fn export(
         created: None,
     };
     observer.phase("write", 0);
-    let sealed = seal_layout(
-        staging_dir.path(),
-        &seal_options,
-        &key,
-        &options.output,
-        &mut |n| observer.advance(n),
+    let hub = HubStore::open(state.dir())?;
+    let bases = bases::resolve(
+        &options.bases,
+        &hub,
+        state.dir(),
+        &seal_options.targets.sites,
     )?;
-    state.record(&ExportRecord {
-        bundle_id: sealed.manifest.bundle_id.clone(),
-        manifest_digest: sealed.manifest_digest.to_string(),
-        channel: channel.clone(),
-        sequence,
-        created: sealed.manifest.created.clone(),
-        path: sealed.path.display().to_string(),
-        clusters: seal_options.targets.clusters.clone(),
-    })?;
+    let jobs = bundle_jobs(&bases, &options.bases, &seal_options.targets.sites)?;
+    let several = jobs.len() > 1;
+    let mut written = Vec::new();
+    for (n, job) in jobs.iter().enumerate() {
+        let output = match (&options.output, several) {
+            (BundleOutput::Stdout, true) => {
+                return Err(ExportError::Base {
+                    base: options.bases.join(", "),
+                    reason: "this export makes several bundles; -o must name a directory".into(),
+                });
+            }
+            (BundleOutput::File { path, split_above }, true) => {
+                atomic::create_dir_all(path).map_err(|e| ExportError::io("creating", path, e))?;
+                BundleOutput::File {
+                    path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
+                    split_above: *split_above,
+                }
+            }
+            (BundleOutput::Volumes { path, size }, true) => {
+                atomic::create_dir_all(path).map_err(|e| ExportError::io("creating", path, e))?;
+                BundleOutput::Volumes {
+                    path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
+                    size: *size,
+                }
+            }
+            (other, false) => other.clone(),
+        };
+        let mut job_options = seal_options.clone();
+        job_options.releases.retain(|r| job.sites.contains(&r.site));
+        job_options.targets = Targets {
+            sites: job.sites.clone(),
+            clusters: job_options
+                .releases
+                .iter()
+                .map(|r| r.cluster.clone())
+                .collect(),
+        };
+        let (sealed, delta) = match job.base {
+            None => {
+                let sealed =
+                    seal_layout(staging_dir.path(), &job_options, &key, &output, &mut |n| {
+                        observer.advance(n)
+                    })?;
+                (sealed, None)
+            }
+            Some(base) => {
+                observer.log(&format!(
+                    "delta for site(s) {} against bundle {}",
+                    job.sites.join(", "),
+                    base.bundle.manifest.bundle_id
+                ));
+                let work = staging_dir.path().join("patches");
+                atomic::create_dir_all(&work).map_err(|e| ExportError::io("creating", &work, e))?;
+                let log = |line: &str| observer.log(line);
+                let plan =
+                    delta::plan(staging_dir.path(), &hub, base, &work, &options.patch, &log)?;
+                let sealed = seal_delta(
+                    staging_dir.path(),
+                    &job_options,
+                    &plan,
+                    &key,
+                    &output,
+                    &mut |n| observer.advance(n),
+                )?;
+                let count = |how: &str| plan.choices.iter().filter(|c| c.how == how).count();
+                let stats = DeltaStats {
+                    base_bundle_id: plan.base_bundle_id.clone(),
+                    base_manifest_digest: plan.base_manifest_digest,
+                    referenced: count("referenced"),
+                    patched: count("patched"),
+                    whole: count("whole"),
+                    release_bytes: plan.choices.iter().map(|c| c.size).sum(),
+                    bytes_saved: plan.bytes_saved(),
+                    blobs: plan.choices.clone(),
+                };
+                (sealed, Some(stats))
+            }
+        };
+        let manifest_bytes = sealed.manifest.to_canonical_bytes()?;
+        hub.record(staging_dir.path(), &manifest_bytes, sealed.manifest_digest)?;
+        state.record(&ExportRecord {
+            bundle_id: sealed.manifest.bundle_id.clone(),
+            manifest_digest: sealed.manifest_digest.to_string(),
+            channel: channel.clone(),
+            sequence,
+            created: sealed.manifest.created.clone(),
+            path: sealed.path.display().to_string(),
+            clusters: job_options.targets.clusters.clone(),
+        })?;
+        written.push(WrittenBundle {
+            path: sealed.path.clone(),
+            volumes: sealed.volumes.as_ref().map(|v| v.volumes.len()),
+            kind: if delta.is_some() { "delta" } else { "full" },
+            bundle_id: sealed.manifest.bundle_id.clone(),
+            manifest_digest: sealed.manifest_digest.to_string(),
+            sites: job.sites.clone(),
+            bytes: sealed.bytes,
+            delta,
+        });
+    }
+    let first = written.first().cloned().expect("at least one bundle job");
     Ok(ExportSummary {
-        volumes: sealed.volumes.as_ref().map(|v| v.volumes.len()),
-        bundle: sealed.path,
-        bundle_id: sealed.manifest.bundle_id.clone(),
-        manifest_digest: sealed.manifest_digest.to_string(),
+        volumes: first.volumes,
+        bundle: first.path.clone(),
+        bundle_id: first.bundle_id.clone(),
+        manifest_digest: first.manifest_digest.clone(),
         channel,
         sequence,
         clusters: plan.clusters.len(),
@@ -312,10 +442,77 @@ pub fn export(
         objects: plan.clusters.iter().map(|c| c.objects).sum(),
         images: pinned.len(),
         signatures,
-        blobs: sealed.manifest.entries.len().saturating_sub(2),
-        bytes: sealed.bytes,
+        blobs: fs::read_dir(staging_dir.path().join("blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        bytes: first.bytes,
         fetched_bytes,
+        bundles: written,
     })
+}
+
+/// One bundle to write: for these sites, full or as a delta against a base.
+struct BundleJob<'a> {
+    sites: Vec<String>,
+    base: Option<&'a Base>,
+}
+
+/// Without `--base`, one full bundle for every targeted site. With it, one
+/// delta per distinct base, and (for `--base sites`) a full bundle for the
+/// targeted sites the hub knows no base of.
+fn bundle_jobs<'a>(
+    bases: &'a [Base],
+    base_values: &[String],
+    targeted: &[String],
+) -> Result<Vec<BundleJob<'a>>, ExportError> {
+    if base_values.is_empty() {
+        return Ok(vec![BundleJob {
+            sites: targeted.to_vec(),
+            base: None,
+        }]);
+    }
+    let mut jobs = Vec::new();
+    let mut covered = BTreeSet::new();
+    for base in bases {
+        let sites: Vec<String> = if base.sites.is_empty() {
+            targeted.to_vec()
+        } else {
+            base.sites
+                .iter()
+                .filter(|s| targeted.contains(s))
+                .cloned()
+                .collect()
+        };
+        if sites.is_empty() {
+            continue;
+        }
+        covered.extend(sites.iter().cloned());
+        jobs.push(BundleJob {
+            sites,
+            base: Some(base),
+        });
+    }
+    let rest: Vec<String> = targeted
+        .iter()
+        .filter(|s| !covered.contains(*s))
+        .cloned()
+        .collect();
+    if !rest.is_empty() && base_values.iter().any(|v| v == "sites") {
+        jobs.push(BundleJob {
+            sites: rest,
+            base: None,
+        });
+    }
+    if jobs.is_empty() {
+        return Err(ExportError::Base {
+            base: base_values.join(", "),
+            reason: format!(
+                "none of the targeted sites ({}) has this base",
+                targeted.join(", ")
+            ),
+        });
+    }
+    Ok(jobs)
 }
 
 fn parent(path: &Path) -> &Path {

@@ -1,10 +1,13 @@
 //! The hub engineer's side of tender: from a staged OCI image layout to a
 //! signed bundle.
 
+pub mod bases;
+pub mod delta;
 pub mod error;
 pub mod export;
 pub mod fleet;
 pub mod hub_state;
+pub mod hub_store;
 pub mod images;
 pub mod manifest_set;
 pub mod plan;
@@ -14,4 +17,4 @@ pub mod sources;
 pub mod substitute;
 
 pub use error::ExportError;
-pub use seal::{BundleOutput, SealOptions, SealedBundle, seal_layout};
+pub use seal::{BundleOutput, SealOptions, SealedBundle, seal_delta, seal_layout};

@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 
 use tender_format::layout::{BLOBS_DIR, EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
 use tender_format::manifest::{
-    BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry, FORMAT_V1, Release,
-    Targets,
+    Base, BaseBlob, BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry,
+    FORMAT_V1, PatchSource, Release, Targets,
 };
 use tender_format::volumes::{VolumeIndex, VolumeWriter, index_name};
 use tender_format::{Digest, SignatureSlot, atomic, ustar, write_bundle};
 use tender_trust::PrivateKey;
 use tender_trust::keys::now_rfc3339;
 
+use crate::delta::DeltaPlan;
 use crate::error::ExportError;
 
 /// What the manifest says beyond the layout's contents.
@@ -72,12 +73,100 @@ pub fn seal_layout(
     progress: &mut dyn FnMut(u64),
 ) -> Result<SealedBundle, ExportError> {
     let manifest = manifest_for_layout(layout, options)?;
+    seal_manifest(layout, manifest, None, options, key, out, progress)
+}
+
+/// As [`seal_layout`], but a delta (bundle spec §8): the blobs `plan`
+/// references are left out, the ones it patched travel as patches.
+pub fn seal_delta(
+    layout: &Path,
+    options: &SealOptions,
+    plan: &DeltaPlan,
+    key: &PrivateKey,
+    out: &BundleOutput,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SealedBundle, ExportError> {
+    let manifest = delta_manifest(manifest_for_layout(layout, options)?, plan)?;
+    seal_manifest(layout, manifest, Some(plan), options, key, out, progress)
+}
+
+/// Turns a full manifest of the release into the delta `plan` describes.
+fn delta_manifest(full: BundleManifest, plan: &DeltaPlan) -> Result<BundleManifest, ExportError> {
+    let mut manifest = full;
+    manifest.entries = manifest
+        .entries
+        .into_iter()
+        .filter_map(|entry| {
+            let Ok(EntryPath::Blob(digest)) = EntryPath::parse(&entry.path) else {
+                return Some(entry);
+            };
+            if plan.referenced.contains_key(&digest) {
+                return None;
+            }
+            Some(match plan.patches.get(&digest) {
+                Some(p) => Entry {
+                    path: entry.path,
+                    size: p.patch.size,
+                    digest: p.patch.digest,
+                    encoding: Encoding::Patch,
+                },
+                None => entry,
+            })
+        })
+        .collect();
+    manifest.kind = BundleKind::Delta;
+    manifest.base = Some(Base {
+        bundle_id: plan.base_bundle_id.clone(),
+        manifest_digest: plan.base_manifest_digest,
+        blobs: plan
+            .referenced
+            .iter()
+            .map(|(digest, size)| BaseBlob {
+                digest: *digest,
+                size: *size,
+            })
+            .collect(),
+        patches: plan
+            .patches
+            .iter()
+            .map(|(target, p)| PatchSource {
+                target: *target,
+                target_size: p.target_size,
+                source: p.source,
+                source_size: p.source_size,
+            })
+            .collect(),
+    });
+    manifest.validate()?;
+    Ok(manifest)
+}
+
+/// Signs `manifest` with `key` in role `release` and writes the bundle,
+/// reading blobs from `layout` and patches from `plan`.
+fn seal_manifest(
+    layout: &Path,
+    manifest: BundleManifest,
+    plan: Option<&DeltaPlan>,
+    options: &SealOptions,
+    key: &PrivateKey,
+    out: &BundleOutput,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SealedBundle, ExportError> {
     let manifest_bytes = manifest.to_canonical_bytes()?;
     let manifest_digest = Digest::of(&manifest_bytes);
     let mut slot = SignatureSlot::default();
     slot.add(key.sign("release", &manifest_bytes, &options.creator));
     let mut open = |entry: &Entry| -> io::Result<Box<dyn Read>> {
-        Ok(Box::new(File::open(layout.join(&entry.path))?))
+        let patch = match (entry.encoding, EntryPath::parse(&entry.path), plan) {
+            (Encoding::Patch, Ok(EntryPath::Blob(digest)), Some(plan)) => {
+                plan.patches.get(&digest).map(|p| &p.patch.file)
+            }
+            _ => None,
+        };
+        match patch {
+            Some(path) => Ok(Box::new(File::open(path)?)),
+            None => Ok(Box::new(File::open(layout.join(&entry.path))?)),
+        }
     };
     let total = bundle_size(manifest_bytes.len() as u64, &manifest);
     let out = match out {

@@ -21,7 +21,10 @@ pub mod writer;
 
 pub use digest::{Digest, Hasher};
 pub use error::{Error, Rejection};
-pub use manifest::{Base, BundleKind, BundleManifest, Encoding, Entry, ImageRef, Release, Targets};
+pub use manifest::{
+    Base, BaseBlob, BundleKind, BundleManifest, Encoding, Entry, ImageRef, PatchSource, Release,
+    Targets,
+};
 pub use reader::{BundleReader, EntrySink, ReadSummary, SinkFactory};
 pub use signatures::{Signature, SignatureSlot};
 pub use writer::{SlotEditor, write_bundle};

@@ -1,7 +1,7 @@
 //! The bundle manifest: the first tar entry, and the bytes every signature
 //! covers. It tells the importer everything it needs before it reads a blob.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,9 @@ pub enum BundleKind {
 pub enum Encoding {
     /// The entry's bytes are the blob itself.
     Identity,
+    /// The entry's bytes are a patch (spec §8.3) that rebuilds the blob its
+    /// path names from a source blob the site holds. Delta bundles only.
+    Patch,
 }
 
 /// One tar entry after the manifest and the signature slot.
@@ -79,12 +82,49 @@ pub struct Targets {
     pub clusters: Vec<String>,
 }
 
-/// The bundle a delta builds on.
+/// What a delta builds on: the bundle it was computed against, the blobs
+/// of this release it does not carry, and where each patch comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Base {
     pub bundle_id: String,
     pub manifest_digest: Digest,
+    /// Blobs of this release the site already holds (not carried), sorted
+    /// by digest.
+    pub blobs: Vec<BaseBlob>,
+    /// One per `patch` entry, sorted by target digest.
+    pub patches: Vec<PatchSource>,
+}
+
+/// A blob a delta relies on the site holding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseBlob {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// The source blob (which the site holds) a patch entry rebuilds its
+/// target from, and the target's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSource {
+    pub target: Digest,
+    pub target_size: u64,
+    pub source: Digest,
+    pub source_size: u64,
+}
+
+impl Base {
+    /// Every blob the site must hold, intact, before the delta is applied:
+    /// the referenced blobs and the patch sources, by digest.
+    pub fn required(&self) -> BTreeMap<Digest, u64> {
+        self.blobs
+            .iter()
+            .map(|b| (b.digest, b.size))
+            .chain(self.patches.iter().map(|p| (p.source, p.source_size)))
+            .collect()
+    }
 }
 
 /// The bundle manifest, format v1 (bundle-spec §4).
@@ -183,13 +223,8 @@ impl BundleManifest {
                 }
             }
         }
-        if let Some(base) = &self.base
-            && !is_token(&base.bundle_id)
-        {
-            return invalid(format!(
-                "base bundle_id {:?} is not a token",
-                base.bundle_id
-            ));
+        if let Some(base) = &self.base {
+            self.validate_base(base)?;
         }
         if self.signature_slot_size == 0
             || self.signature_slot_size > MAX_SIGNATURE_SLOT_SIZE
@@ -206,11 +241,19 @@ impl BundleManifest {
             _ => {}
         }
         self.validate_entries()?;
+        // The blobs this release has once the bundle is imported.
         let blobs: BTreeSet<Digest> = self
             .entries
             .iter()
-            .filter(|e| matches!(EntryPath::parse(&e.path), Ok(EntryPath::Blob(_))))
-            .map(|e| e.digest)
+            .filter_map(|e| match EntryPath::parse(&e.path) {
+                Ok(EntryPath::Blob(named)) => Some(named),
+                _ => None,
+            })
+            .chain(
+                self.base
+                    .iter()
+                    .flat_map(|b| b.blobs.iter().map(|b| b.digest)),
+            )
             .collect();
         let mut clusters = BTreeSet::new();
         for release in &self.releases {
@@ -226,12 +269,61 @@ impl BundleManifest {
             if !self.targets.sites.contains(&release.site) {
                 return invalid(format!("release for untargeted site {}", release.site));
             }
-            if self.kind == BundleKind::Full && !blobs.contains(&release.manifests) {
+            if !blobs.contains(&release.manifests) {
                 return invalid(format!(
-                    "manifest set {} of cluster {} is not an entry",
+                    "manifest set {} of cluster {} is neither an entry nor a base blob",
                     release.manifests, release.cluster
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// A delta's base: sorted lists, one patch record per patch entry, and
+    /// nothing both carried and referenced.
+    fn validate_base(&self, base: &Base) -> Result<(), ManifestError> {
+        let invalid = |msg: String| Err(ManifestError::Invalid(msg));
+        if !is_token(&base.bundle_id) {
+            return invalid(format!(
+                "base bundle_id {:?} is not a token",
+                base.bundle_id
+            ));
+        }
+        if !base.blobs.windows(2).all(|w| w[0].digest < w[1].digest) {
+            return invalid("base blobs are not sorted by digest, or repeat".into());
+        }
+        if !base.patches.windows(2).all(|w| w[0].target < w[1].target) {
+            return invalid("base patches are not sorted by target, or repeat".into());
+        }
+        let carried: BTreeSet<Digest> = self
+            .entries
+            .iter()
+            .filter_map(|e| match EntryPath::parse(&e.path) {
+                Ok(EntryPath::Blob(named)) => Some(named),
+                _ => None,
+            })
+            .collect();
+        if let Some(both) = base.blobs.iter().find(|b| carried.contains(&b.digest)) {
+            return invalid(format!(
+                "blob {} is both carried and referenced",
+                both.digest
+            ));
+        }
+        let patched: Vec<Digest> = self
+            .entries
+            .iter()
+            .filter(|e| e.encoding == Encoding::Patch)
+            .filter_map(|e| match EntryPath::parse(&e.path) {
+                Ok(EntryPath::Blob(named)) => Some(named),
+                _ => None,
+            })
+            .collect();
+        let recorded: Vec<Digest> = base.patches.iter().map(|p| p.target).collect();
+        if patched != recorded {
+            return invalid("base patches do not list exactly the patch entries, in order".into());
+        }
+        if let Some(p) = base.patches.iter().find(|p| p.source == p.target) {
+            return invalid(format!("patch of {} names itself as source", p.target));
         }
         Ok(())
     }
@@ -254,6 +346,14 @@ impl BundleManifest {
             }
             // Fixed order: oci-layout, index.json, then blobs by digest.
             // One order means one byte stream for one set of contents.
+            if entry.encoding == Encoding::Patch
+                && (self.kind != BundleKind::Delta || !matches!(path, EntryPath::Blob(_)))
+            {
+                return invalid(format!(
+                    "entry {}: only blobs of a delta bundle may be patches",
+                    entry.path
+                ));
+            }
             let expected_position = match path {
                 EntryPath::OciLayout => Some(0),
                 EntryPath::OciIndex => Some(1),
@@ -277,10 +377,8 @@ impl BundleManifest {
                 return invalid(format!("{} must be entry {pos} of the list", entry.path));
             }
         }
-        if self.kind == BundleKind::Full
-            && !(seen.contains(OCI_LAYOUT_FILE) && seen.contains(OCI_INDEX_FILE))
-        {
-            return invalid("a full bundle carries oci-layout and index.json".into());
+        if !(seen.contains(OCI_LAYOUT_FILE) && seen.contains(OCI_INDEX_FILE)) {
+            return invalid("a bundle carries oci-layout and index.json".into());
         }
         Ok(())
     }

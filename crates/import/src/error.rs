@@ -27,6 +27,8 @@ pub enum ImportError {
     Deliver { cluster: String, reason: String },
     #[error(transparent)]
     Receipt(#[from] tender_receipt::ReceiptError),
+    #[error("delta: {0}")]
+    Delta(#[from] tender_delta::DeltaError),
     #[error("audit log: {0}")]
     Audit(String),
     #[error("{0}")]
@@ -63,6 +65,7 @@ impl ImportError {
             | ImportError::Refused(_)
             | ImportError::Audit(_) => true,
             ImportError::Oci(e) => e.is_integrity_failure(),
+            ImportError::Delta(e) => e.is_rejection(),
             _ => false,
         }
     }

@@ -80,6 +80,8 @@ pub struct ImportOptions {
     /// Registry client settings (credentials, retries, observer); the
     /// site file's registry flags are applied on top.
     pub client: ClientOptions,
+    /// Memory one patched blob may take to rebuild (delta bundles).
+    pub delta_limits: tender_delta::ApplyLimits,
 }
 
 /// Imports one bundle. Every outcome, refusals included, is audited.
@@ -232,6 +234,20 @@ fn run<R: Read>(
         )));
     }
 
+    // A delta needs its base here, intact, before anything is written.
+    let client = registry_client(site, options)?;
+    let base_blobs = match &manifest.base {
+        Some(base) => Some(crate::delta::check_base(
+            &manifest,
+            base,
+            site,
+            state,
+            &current,
+            client.as_ref(),
+        )?),
+        None => None,
+    };
+
     // 4. Copy off the stick, verifying every byte.
     let staging_dir = state.staging_dir(&digest);
     let summary = match stage(reader, &staging_dir, progress) {
@@ -245,6 +261,9 @@ fn run<R: Read>(
             return Err(e);
         }
     };
+    if let (Some(base), Some(blobs)) = (&manifest.base, &base_blobs) {
+        crate::delta::materialize(base, blobs, &staging_dir, options.delta_limits)?;
+    }
     let staging = LayoutStore::open(&staging_dir)?;
     failpoint("staged");
 
@@ -256,6 +275,8 @@ fn run<R: Read>(
             fs::copy(&from, &to).map_err(|e| ImportError::io("keeping manifest set", &to, e))?;
         }
     }
+    // Every blob of the release: carried, rebuilt from patches, or (for a
+    // delta) referenced from the base.
     let blobs: Vec<Digest> = manifest
         .entries
         .iter()
@@ -263,8 +284,13 @@ fn run<R: Read>(
             Ok(EntryPath::Blob(d)) => Some(d),
             _ => None,
         })
+        .chain(
+            manifest
+                .base
+                .iter()
+                .flat_map(|b| b.blobs.iter().map(|b| b.digest)),
+        )
         .collect();
-    let client = registry_client(site, options)?;
     let load = match (&site.target, &client) {
         (ImageTarget::Registry(target), Some(client)) => load_registry(&staging, target, client)?,
         _ => load_embedded(&staging, &blobs, &site.store_dir())?,

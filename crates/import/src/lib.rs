@@ -4,6 +4,7 @@
 //! import commits.
 
 pub mod audit;
+pub mod delta;
 pub mod error;
 pub mod import;
 pub mod inventory;

@@ -93,6 +93,7 @@ pub fn rollback(
             site: site.clone(),
             operator: operator.to_string(),
             client: client.clone(),
+            delta_limits: tender_delta::ApplyLimits::default(),
         };
         let registry = crate::import::registry_client(site, &options)?;
         // The original signers are in the audit trail of the import; the

@@ -8,7 +8,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use tender_format::manifest::{BundleManifest, Entry};
+use tender_format::manifest::{BundleManifest, Encoding, Entry};
 use tender_format::reader::EntrySink;
 use tender_format::{BundleReader, Digest, ReadSummary, atomic};
 
@@ -37,10 +37,19 @@ impl EntrySink for StagingSink {
     }
 }
 
-fn open_sink(dir: &Path, entry: &Entry) -> io::Result<Box<dyn EntrySink>> {
+/// Where an entry is staged. A patch is not the blob its path names, so
+/// it goes to `patches/` and the blob is rebuilt from it later (delta.rs).
+pub fn staged_path(dir: &Path, entry: &Entry) -> PathBuf {
     // The manifest validated every path (oci-layout, index.json or
     // blobs/sha256/<hex>), so joining it onto the staging dir is safe.
-    let target = dir.join(&entry.path);
+    match entry.encoding {
+        Encoding::Identity => dir.join(&entry.path),
+        Encoding::Patch => dir.join("patches").join(&entry.path),
+    }
+}
+
+fn open_sink(dir: &Path, entry: &Entry) -> io::Result<Box<dyn EntrySink>> {
+    let target = staged_path(dir, entry);
     let partial = target.with_extension("partial");
     let out = io::BufWriter::with_capacity(1 << 20, File::create(&partial)?);
     Ok(Box::new(StagingSink {
@@ -65,10 +74,20 @@ pub fn stage<R: Read>(
         return Ok(None);
     }
     atomic::create_dir_all(&dir.join("blobs/sha256")).map_err(io)?;
+    if manifest
+        .entries
+        .iter()
+        .any(|e| e.encoding == Encoding::Patch)
+    {
+        atomic::create_dir_all(&dir.join("patches/blobs/sha256")).map_err(io)?;
+    }
     let _ = fs::remove_file(dir.join(COMPLETE));
     let factory = |_: usize, entry: &Entry| open_sink(dir, entry);
     let summary = reader.read_entries(&factory, progress)?;
     atomic::sync_dir(&dir.join("blobs/sha256")).map_err(io)?;
+    if dir.join("patches").exists() {
+        atomic::sync_dir(&dir.join("patches/blobs/sha256")).map_err(io)?;
+    }
     atomic::write(&dir.join(COMPLETE), digest.to_string().as_bytes()).map_err(io)?;
     Ok(Some(summary))
 }
@@ -81,7 +100,7 @@ fn is_complete(dir: &Path, digest: &Digest) -> bool {
 /// paths that are missing or wrong.
 pub fn rehash(dir: &Path, manifest: &BundleManifest) -> Result<Vec<String>, ImportError> {
     let ok = tender_format::parallel::map(&manifest.entries, 4, |entry| {
-        File::open(dir.join(&entry.path))
+        File::open(staged_path(dir, entry))
             .and_then(Digest::of_reader)
             .is_ok_and(|(d, n)| d == entry.digest && n == entry.size)
     });

@@ -6,12 +6,14 @@
 //! helpers panic with that hint when something is missing, so a test never
 //! passes by silently skipping.
 
+mod compress;
 mod http;
 mod proxy;
 mod registry;
 mod tools;
 pub mod vectors;
 
+pub use compress::{Compressor, gogzip};
 pub use http::{HttpResponse, http_get};
 pub use proxy::{Fault, FaultyProxy, ProxiedRequest};
 pub use registry::Registry;

@@ -34,6 +34,11 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         client: ClientOptions::default(),
         plain_http: args.registry.plain_http,
         insecure_skip_tls_verify: args.registry.insecure_skip_tls_verify,
+        bases: args.bases.clone(),
+        patch: tender_delta::PatchOptions {
+            level: args.delta_level,
+            window_limit: args.delta_memory_limit,
+        },
     };
     let observer = Arc::new(CliObserver::new(show_progress));
     let mut out = std::io::stdout().lock();
@@ -109,17 +114,53 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
 }
 
 fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "wrote {} ({})",
-        s.bundle.display(),
-        human::bytes(s.bytes)
-    )?;
-    writeln!(
-        out,
-        "  bundle    {} manifest {}",
-        s.bundle_id, s.manifest_digest
-    )?;
+    for b in &s.bundles {
+        writeln!(
+            out,
+            "wrote {} ({}, {})",
+            b.path.display(),
+            b.kind,
+            human::bytes(b.bytes)
+        )?;
+        writeln!(
+            out,
+            "  bundle    {} manifest {}",
+            b.bundle_id, b.manifest_digest
+        )?;
+        writeln!(out, "  sites     {}", b.sites.join(", "))?;
+        if let Some(d) = &b.delta {
+            writeln!(
+                out,
+                "  base      {} manifest {}",
+                d.base_bundle_id, d.base_manifest_digest
+            )?;
+            writeln!(
+                out,
+                "  delta     {} referenced, {} patched, {} whole; {} of {} saved",
+                d.referenced,
+                d.patched,
+                d.whole,
+                human::bytes(d.bytes_saved),
+                human::bytes(d.release_bytes)
+            )?;
+            for blob in d.blobs.iter().filter(|c| c.how != "referenced") {
+                if blob.how == "patched" || blob.note.is_some() {
+                    writeln!(
+                        out,
+                        "    {:<8} {} {} → {}{}",
+                        blob.how,
+                        blob.digest,
+                        human::bytes(blob.size),
+                        human::bytes(blob.shipped),
+                        blob.note
+                            .as_deref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default()
+                    )?;
+                }
+            }
+        }
+    }
     writeln!(out, "  channel   {} sequence {}", s.channel, s.sequence)?;
     writeln!(
         out,

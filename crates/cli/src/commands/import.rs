@@ -23,6 +23,9 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         site,
         operator: args.operator.clone().unwrap_or_else(super::os_user),
         client,
+        delta_limits: tender_delta::ApplyLimits {
+            window: args.delta_memory_limit,
+        },
     };
     let bar = RefCell::new(Progress::new(show_progress, "import", total));
     let report = import(reader, &options, &mut |done| bar.borrow_mut().set(done))

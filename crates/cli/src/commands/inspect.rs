@@ -8,12 +8,14 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     let reader = super::open_bundle(&args.bundle)?;
     let m = reader.manifest();
     let mut out = std::io::stdout().lock();
+    let blobs = blob_rows(m);
     if args.json {
         return super::print_json(&serde_json::json!({
             "verified": false,
             "manifest_digest": reader.manifest_digest(),
             "manifest": m,
             "signatures": reader.signatures().signatures,
+            "blobs": blobs,
         }));
     }
     writeln!(
@@ -69,6 +71,40 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         m.entries.len(),
         human::bytes(m.payload_bytes())
     )?;
+    if let Some(base) = &m.base {
+        writeln!(
+            out,
+            "  base      {} manifest {}",
+            human::clean(&base.bundle_id),
+            base.manifest_digest
+        )?;
+        let count = |how: &str| blobs.iter().filter(|b| b.how == how).count();
+        let size: u64 = blobs.iter().map(|b| b.size).sum();
+        let saved: u64 = blobs.iter().map(|b| b.saved).sum();
+        writeln!(
+            out,
+            "  delta     {} whole, {} referenced, {} patched; {} of {} saved",
+            count("whole"),
+            count("referenced"),
+            count("patched"),
+            human::bytes(saved),
+            human::bytes(size)
+        )?;
+        for b in &blobs {
+            let against = b
+                .source
+                .map(|s| format!(" against {s}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "    {:<10} {} {} → {}{against}",
+                b.how,
+                b.digest,
+                human::bytes(b.size),
+                human::bytes(b.shipped),
+            )?;
+        }
+    }
     if args.entries {
         for e in &m.entries {
             writeln!(
@@ -81,4 +117,61 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// How one blob of the release travels in this bundle.
+#[derive(serde::Serialize)]
+struct BlobRow {
+    digest: tender_format::Digest,
+    /// `whole`, `referenced` or `patched`.
+    how: &'static str,
+    /// The blob's own size.
+    size: u64,
+    /// Bytes the bundle carries for it.
+    shipped: u64,
+    saved: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<tender_format::Digest>,
+}
+
+/// Every blob of the release, from the manifest alone (a delta's base
+/// lists what it references and what each patch is made against).
+fn blob_rows(m: &tender_format::BundleManifest) -> Vec<BlobRow> {
+    use tender_format::Encoding;
+    use tender_format::layout::EntryPath;
+    let mut rows = Vec::new();
+    for e in &m.entries {
+        let Ok(EntryPath::Blob(digest)) = EntryPath::parse(&e.path) else {
+            continue;
+        };
+        let patch = m
+            .base
+            .iter()
+            .flat_map(|b| &b.patches)
+            .find(|p| p.target == digest);
+        let (how, size, source) = match (e.encoding, patch) {
+            (Encoding::Patch, Some(p)) => ("patched", p.target_size, Some(p.source)),
+            _ => ("whole", e.size, None),
+        };
+        rows.push(BlobRow {
+            digest,
+            how,
+            size,
+            shipped: e.size,
+            saved: size.saturating_sub(e.size),
+            source,
+        });
+    }
+    for b in m.base.iter().flat_map(|b| &b.blobs) {
+        rows.push(BlobRow {
+            digest: b.digest,
+            how: "referenced",
+            size: b.size,
+            shipped: 0,
+            saved: b.size,
+            source: None,
+        });
+    }
+    rows.sort_by_key(|r| r.digest);
+    rows
 }

@@ -1,0 +1,481 @@
+//! Delta bundles end to end (bundle spec §8): a hub exports release v1
+//! whole, then v2 and v3 as deltas; a site with the embedded store imports
+//! the chain and ends with every blob byte-identical to the source images.
+//! Layers are compressed by the real encoders images use (GNU gzip, Go's
+//! compress/gzip at level 1 and at its default), one image each. Sites
+//! lacking the base, holding a damaged base blob, or holding another base
+//! are refused before anything changes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex, Weak};
+
+use serde_json::{Value, json};
+use tender_test_support::{Compressor, sha256_digest};
+
+use crate::util::{
+    Workspace, assert_exit, export_fleet_cmd, inspect_json, shared_fixture, stderr, stdout,
+    tender_cmd, write_site_file,
+};
+
+const HOST: &str = "registry.delta.example";
+const SITE: &str = "plant-001";
+const CLUSTER: &str = "line-a";
+
+/// Deterministic bytes that compress like a binary: words from a small
+/// vocabulary mixed with noise. `salt` changes a slice of them.
+fn binary_like(len: usize, seed: u64, salt: u32, changed: std::ops::Range<usize>) -> Vec<u8> {
+    let words: [&[u8]; 8] = [
+        b"\x48\x89\xe5",
+        b"\xe8\x00\x00\x00\x00",
+        b"SSL_CTX_new",
+        b"\x0f\x1f\x44\x00",
+        b"EVP_DigestInit",
+        b"\xc3",
+        b"libcrypto.so.3",
+        b"\x41\x57\x41\x56",
+    ];
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let pick = (state >> 33) as usize;
+        if pick.is_multiple_of(5) {
+            out.extend_from_slice(&state.to_le_bytes()[..3]);
+        } else {
+            out.extend_from_slice(words[pick % words.len()]);
+        }
+    }
+    out.truncate(len);
+    for (i, b) in out[changed].iter_mut().enumerate() {
+        *b = b.wrapping_add((salt as usize + i % 7) as u8);
+    }
+    out
+}
+
+/// A layer tar with fixed metadata: what a reproducible image build makes.
+fn layer_tar(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, data) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o755);
+        header.set_mtime(1_700_000_000);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        builder.append_data(&mut header, path, &data[..]).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// The three layers of release `version`: a base whose "libssl" moves a
+/// little each release, an app binary that changes in a few places, and a
+/// config layer that never changes.
+fn layers(version: u32) -> [Vec<u8>; 3] {
+    let v = version as usize;
+    let base = layer_tar(&[
+        ("usr/lib/libc.so.6", binary_like(600_000, 1, 0, 0..0)),
+        (
+            "usr/lib/libssl.so.3",
+            binary_like(300_000, 2, version, 10_000 * v..10_000 * v + 3_000),
+        ),
+        (
+            "etc/os-release",
+            b"PRETTY_NAME=\"Debian GNU/Linux 12\"\n".to_vec(),
+        ),
+    ]);
+    let app = layer_tar(&[(
+        "usr/bin/app",
+        binary_like(900_000, 3, version, 50_000 * v..50_000 * v + 8_000),
+    )]);
+    let config = layer_tar(&[("etc/app/app.conf", b"listen = 0.0.0.0:8080\n".to_vec())]);
+    [base, app, config]
+}
+
+/// Writes image `repo:v<version>` (layers compressed by `how`) into the OCI
+/// layout at `dir`, returning the reference.
+fn add_image(dir: &Path, repo: &str, version: u32, how: Compressor) -> String {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = sha256_digest(bytes);
+        fs::write(blobs.join(&digest["sha256:".len()..]), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in layers(version) {
+        diff_ids.push(sha256_digest(&layer));
+        let (digest, size) = put(&how.compress(&layer));
+        descriptors.push(json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest, "size": size,
+        }));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": { "Labels": { "version": version.to_string() } },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    }))
+    .unwrap();
+    let (config_digest, config_size) = put(&config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest, "size": config_size,
+        },
+        "layers": descriptors,
+    }))
+    .unwrap();
+    let (manifest_digest, manifest_size) = put(&manifest);
+    let reference = format!("{HOST}/{repo}:v{version}");
+    let index_path = dir.join("index.json");
+    let mut index: Value = fs::read(&index_path)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .unwrap_or_else(|_| json!({ "schemaVersion": 2, "manifests": [] }));
+    index["manifests"].as_array_mut().unwrap().push(json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest_size,
+        "annotations": { "org.opencontainers.image.ref.name": reference },
+    }));
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    reference
+}
+
+fn repo_for(how: Compressor) -> String {
+    format!("delta/app-{}", how.name())
+}
+
+/// A fleet of one cluster whose Deployment runs the three images at
+/// `version`; the images come from the shared `images` layout.
+fn write_fleet(hub: &Workspace, version: u32) -> PathBuf {
+    let dir = hub.join(&format!("fleet-v{version}"));
+    fs::create_dir_all(dir.join("manifests")).unwrap();
+    let containers: Vec<String> = Compressor::ALL_GZIP
+        .iter()
+        .map(|how| {
+            format!(
+                "        - name: {}\n          image: {HOST}/{}:v{version}\n",
+                how.name(),
+                repo_for(*how)
+            )
+        })
+        .collect();
+    fs::write(
+        dir.join("manifests/app.yaml"),
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: line\nspec:\n  selector:\n    matchLabels: {{app: app}}\n  template:\n    metadata:\n      labels: {{app: app}}\n    spec:\n      containers:\n{}",
+            containers.concat()
+        ),
+    )
+    .unwrap();
+    let images = hub.join("images");
+    fs::write(
+        dir.join("fleet.yaml"),
+        format!(
+            "apiVersion: tender.dev/v1alpha1\nkind: Fleet\nname: delta\nchannel: stable\nclusters:\n  - name: {CLUSTER}\n    site: {SITE}\n    tier: production\nsources:\n  - name: app\n    manifests: {{ path: manifests }}\nmirrors:\n  {HOST}: oci-layout:{}\n",
+            images.display()
+        ),
+    )
+    .unwrap();
+    dir.join("fleet.yaml")
+}
+
+/// v1 whole, v2 as a delta against the v1 file, v3 as a delta against v2
+/// by manifest digest: exported once, shared by the tests.
+struct Chain {
+    hub: Workspace,
+    v1: PathBuf,
+    v2: PathBuf,
+    v3: PathBuf,
+    v2_report: Value,
+}
+
+fn export(hub: &Workspace, version: u32, out: &str, extra: &[&str]) -> Output {
+    let fleet = write_fleet(hub, version);
+    export_fleet_cmd(hub, &fleet, out, extra)
+        .output()
+        .expect("run tender export")
+}
+
+impl Chain {
+    fn shared() -> Arc<Chain> {
+        static SLOT: Mutex<Weak<Chain>> = Mutex::new(Weak::new());
+        shared_fixture(&SLOT, || {
+            let hub = Workspace::new();
+            for version in 1..=3 {
+                for how in Compressor::ALL_GZIP {
+                    add_image(&hub.join("images"), &repo_for(how), version, how);
+                }
+            }
+            let v1 = hub.join("v1.tender");
+            assert_exit(&export(&hub, 1, v1.to_str().unwrap(), &[]), 0);
+            let v2 = hub.join("v2.tender");
+            let o = export(
+                &hub,
+                2,
+                v2.to_str().unwrap(),
+                &[
+                    "--base",
+                    v1.to_str().unwrap(),
+                    "--delta-level",
+                    "3",
+                    "--json",
+                ],
+            );
+            assert_exit(&o, 0);
+            let v2_report: Value = serde_json::from_slice(&o.stdout).expect("export --json");
+            let v2_digest = inspect_json(&v2)["manifest_digest"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let v3 = hub.join("v3.tender");
+            let o = export(
+                &hub,
+                3,
+                v3.to_str().unwrap(),
+                &["--base", &v2_digest, "--delta-level", "3"],
+            );
+            assert_exit(&o, 0);
+            Chain {
+                hub,
+                v1,
+                v2,
+                v3,
+                v2_report,
+            }
+        })
+    }
+}
+
+/// A site (embedded store) trusting the chain's hub key.
+struct Site {
+    ws: Workspace,
+    file: PathBuf,
+}
+
+impl Site {
+    fn new(chain: &Chain) -> Site {
+        let ws = Workspace::new();
+        fs::copy(chain.hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
+        let file = write_site_file(&ws, "site.yaml", SITE, &[CLUSTER], "");
+        Site { ws, file }
+    }
+
+    fn import(&self, bundle: &Path) -> Output {
+        tender_cmd(
+            &[
+                "import",
+                bundle.to_str().unwrap(),
+                "--site",
+                self.file.to_str().unwrap(),
+                "--no-progress",
+            ],
+            self.ws.path(),
+        )
+        .output()
+        .expect("run tender import")
+    }
+
+    fn store_blob(&self, digest: &str) -> PathBuf {
+        self.ws
+            .join("state/store/blobs/sha256")
+            .join(&digest["sha256:".len()..])
+    }
+
+    fn site_json(&self) -> String {
+        fs::read_to_string(self.ws.join("state/site.json")).unwrap_or_default()
+    }
+
+    /// Asserts the store holds every blob of `version`'s images, each
+    /// byte-identical to the source layout's.
+    #[track_caller]
+    fn assert_holds(&self, chain: &Chain, version: u32) {
+        for how in Compressor::ALL_GZIP {
+            for digest in image_blobs(&chain.hub.join("images"), &repo_for(how), version) {
+                let source = fs::read(blob_file(&chain.hub.join("images"), &digest)).unwrap();
+                let held = fs::read(self.store_blob(&digest))
+                    .unwrap_or_else(|e| panic!("store lacks {digest} of v{version}: {e}"));
+                assert!(held == source, "{digest} differs in the store");
+                assert_eq!(sha256_digest(&held), digest);
+            }
+        }
+    }
+}
+
+fn blob_file(layout: &Path, digest: &str) -> PathBuf {
+    layout.join("blobs/sha256").join(&digest["sha256:".len()..])
+}
+
+/// The manifest, config and layer digests of one image in a layout.
+fn image_blobs(layout: &Path, repo: &str, version: u32) -> Vec<String> {
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let reference = format!("{HOST}/{repo}:v{version}");
+    let manifest_digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference.as_str())
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(blob_file(layout, &manifest_digest)).unwrap()).unwrap();
+    let mut out = vec![
+        manifest_digest,
+        manifest["config"]["digest"].as_str().unwrap().into(),
+    ];
+    for layer in manifest["layers"].as_array().unwrap() {
+        out.push(layer["digest"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+fn layer_digests(chain: &Chain, how: Compressor, version: u32) -> Vec<String> {
+    image_blobs(&chain.hub.join("images"), &repo_for(how), version)[2..].to_vec()
+}
+
+/// `inspect --json`'s per-blob rows, by digest.
+fn blob_rows(bundle: &Path) -> BTreeMap<String, Value> {
+    inspect_json(bundle)["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["digest"].as_str().unwrap().to_string(), r.clone()))
+        .collect()
+}
+
+#[test]
+fn changed_layers_travel_as_patches_for_every_compression_and_rebuild_exactly() {
+    let chain = Chain::shared();
+    let rows = blob_rows(&chain.v2);
+    for how in Compressor::ALL_GZIP {
+        let [base, app, config] = <[String; 3]>::try_from(layer_digests(&chain, how, 2)).unwrap();
+        let [base1, app1, _] = <[String; 3]>::try_from(layer_digests(&chain, how, 1)).unwrap();
+        for (layer, source) in [(&base, &base1), (&app, &app1)] {
+            let row = &rows[layer];
+            assert_eq!(row["how"], "patched", "{}: {row}", how.name());
+            assert_eq!(
+                row["source"],
+                source.as_str(),
+                "{}: same lineage first",
+                how.name()
+            );
+            assert!(
+                row["shipped"].as_u64().unwrap() * 5 < row["size"].as_u64().unwrap(),
+                "{}: patch is not small: {row}",
+                how.name()
+            );
+        }
+        assert_eq!(rows[&config]["how"], "referenced", "unchanged layer");
+    }
+    // The export's own summary agrees, and says what it saved.
+    let delta = &chain.v2_report["bundles"][0]["delta"];
+    assert_eq!(delta["patched"], 6, "{delta}");
+    assert!(delta["bytes_saved"].as_u64().unwrap() > delta["release_bytes"].as_u64().unwrap() / 2);
+    // A delta is a fraction of the whole release.
+    let full = fs::metadata(&chain.v1).unwrap().len();
+    let v2 = fs::metadata(&chain.v2).unwrap().len();
+    assert!(v2 * 4 < full, "delta {v2} bytes vs full {full}");
+
+    let site = Site::new(&chain);
+    assert_exit(&site.import(&chain.v1), 0);
+    site.assert_holds(&chain, 1);
+    let o = site.import(&chain.v2);
+    assert_exit(&o, 0);
+    site.assert_holds(&chain, 2);
+    // A chain: v3 against v2.
+    let o = site.import(&chain.v3);
+    assert_exit(&o, 0);
+    site.assert_holds(&chain, 3);
+    let state: Value = serde_json::from_str(&site.site_json()).unwrap();
+    assert_eq!(state["channels"]["stable"]["sequence"], 3);
+}
+
+#[test]
+fn a_missing_or_damaged_base_blob_is_named_and_nothing_changes() {
+    let chain = Chain::shared();
+    let how = Compressor::GoGzip1;
+    let [_, _, config] = <[String; 3]>::try_from(layer_digests(&chain, how, 2)).unwrap();
+    let [_, app1, _] = <[String; 3]>::try_from(layer_digests(&chain, how, 1)).unwrap();
+    for (what, damage) in [
+        (
+            "missing",
+            Box::new(|p: &Path| fs::remove_file(p).unwrap()) as Box<dyn Fn(&Path)>,
+        ),
+        (
+            "damaged",
+            Box::new(|p: &Path| {
+                let mut bytes = fs::read(p).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                fs::write(p, bytes).unwrap();
+            }),
+        ),
+    ] {
+        // The referenced config layer when missing; the patch source when damaged.
+        let blob = if what == "missing" { &config } else { &app1 };
+        let site = Site::new(&chain);
+        assert_exit(&site.import(&chain.v1), 0);
+        damage(&site.store_blob(blob));
+        let before = site.site_json();
+        let o = site.import(&chain.v2);
+        assert_exit(&o, 3);
+        let err = stderr(&o);
+        assert!(
+            err.contains(blob.as_str()) && err.contains(what),
+            "{what}: {err}"
+        );
+        assert_eq!(site.site_json(), before, "{what}: site state changed");
+        assert!(
+            !site.ws.join("state/staging").exists()
+                || fs::read_dir(site.ws.join("state/staging"))
+                    .unwrap()
+                    .next()
+                    .is_none(),
+            "{what}: a refused delta leaves nothing staged"
+        );
+    }
+}
+
+#[test]
+fn a_delta_against_a_base_the_site_never_imported_is_refused() {
+    let chain = Chain::shared();
+    let site = Site::new(&chain);
+    let o = site.import(&chain.v2);
+    assert_exit(&o, 3);
+    let err = stderr(&o);
+    assert!(err.contains("has not imported"), "{err}");
+    assert!(site.site_json().is_empty(), "nothing committed");
+    // With v1 in place the same bundle goes in.
+    assert_exit(&site.import(&chain.v1), 0);
+    assert_exit(&site.import(&chain.v2), 0);
+}
+
+#[test]
+fn inspect_shows_how_each_blob_travels() {
+    let chain = Chain::shared();
+    let o = tender_cmd(&["inspect", chain.v2.to_str().unwrap()], chain.hub.path())
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let text = stdout(&o);
+    assert!(
+        text.contains("delta") && text.contains("6 patched"),
+        "{text}"
+    );
+    for how in Compressor::ALL_GZIP {
+        let app1 = &layer_digests(&chain, how, 1)[1];
+        assert!(text.contains(&format!("against {app1}")), "{text}");
+    }
+}
