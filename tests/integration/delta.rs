@@ -479,3 +479,200 @@ fn inspect_shows_how_each_blob_travels() {
         assert!(text.contains(&format!("against {app1}")), "{text}");
     }
 }
+
+/// A fleet with one cluster per site, all running the GNU-gzip image at
+/// `version`.
+fn write_sites_fleet(hub: &Workspace, version: u32, sites: &[&str]) -> PathBuf {
+    let dir = hub.join(&format!("sites-fleet-v{version}"));
+    fs::create_dir_all(dir.join("manifests")).unwrap();
+    fs::write(
+        dir.join("manifests/app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: app\n  namespace: line\nspec:\n  containers:\n    - name: app\n      image: {HOST}/{}:v{version}\n",
+            repo_for(Compressor::GnuGzip6)
+        ),
+    )
+    .unwrap();
+    let clusters: String = sites
+        .iter()
+        .map(|s| format!("  - name: {s}-line\n    site: {s}\n    tier: production\n"))
+        .collect();
+    fs::write(
+        dir.join("fleet.yaml"),
+        format!(
+            "apiVersion: tender.dev/v1alpha1\nkind: Fleet\nname: sites\nchannel: stable\nclusters:\n{clusters}sources:\n  - name: app\n    manifests: {{ path: manifests }}\nmirrors:\n  {HOST}: oci-layout:{}\n",
+            hub.join("images").display()
+        ),
+    )
+    .unwrap();
+    dir.join("fleet.yaml")
+}
+
+#[test]
+fn sites_on_the_same_base_share_one_delta_and_unknown_sites_get_a_full_bundle() {
+    let sites = ["plant-001", "plant-002", "plant-003", "plant-004"];
+    let hub = Workspace::new();
+    for version in 1..=3 {
+        add_image(
+            &hub.join("images"),
+            &repo_for(Compressor::GnuGzip6),
+            version,
+            Compressor::GnuGzip6,
+        );
+    }
+    let export = |version: u32, out: &str, extra: &[&str]| -> Output {
+        let fleet = write_sites_fleet(&hub, version, &sites);
+        export_fleet_cmd(&hub, &fleet, out, extra)
+            .output()
+            .expect("run tender export")
+    };
+    let v1 = hub.join("v1.tender");
+    let v2 = hub.join("v2.tender");
+    assert_exit(&export(1, v1.to_str().unwrap(), &[]), 0);
+    assert_exit(&export(2, v2.to_str().unwrap(), &[]), 0);
+
+    // plant-001 and -002 run v2, plant-003 v1; plant-004 never reported.
+    let site_ws: Vec<(Workspace, PathBuf)> = sites[..3]
+        .iter()
+        .map(|name| {
+            let ws = Workspace::new();
+            fs::copy(hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
+            assert_exit(
+                &tender_cmd(&["keygen", "site"], ws.path()).output().unwrap(),
+                0,
+            );
+            let file = write_site_file(
+                &ws,
+                "site.yaml",
+                name,
+                &[&format!("{name}-line")],
+                "siteKey: site.key\n",
+            );
+            (ws, file)
+        })
+        .collect();
+    for (i, (ws, file)) in site_ws.iter().enumerate() {
+        let versions: &[&PathBuf] = if i < 2 { &[&v1, &v2] } else { &[&v1] };
+        for bundle in versions {
+            let o = tender_cmd(
+                &[
+                    "import",
+                    bundle.to_str().unwrap(),
+                    "--site",
+                    file.to_str().unwrap(),
+                    "--no-progress",
+                ],
+                ws.path(),
+            )
+            .output()
+            .unwrap();
+            assert_exit(&o, 0);
+        }
+        let hub_cmd = |args: &[&str]| {
+            tender_cmd(args, hub.path())
+                .env("TENDER_HUB_STATE", hub.join("hub-state"))
+                .output()
+                .unwrap()
+        };
+        let key = ws.join("site.pub");
+        assert_exit(
+            &hub_cmd(&["hub", "add-site", sites[i], "--key", key.to_str().unwrap()]),
+            0,
+        );
+        let receipts: Vec<String> = fs::read_dir(ws.join("state/receipts"))
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .collect();
+        let mut args = vec!["hub", "ingest"];
+        args.extend(receipts.iter().map(String::as_str));
+        assert_exit(&hub_cmd(&args), 0);
+    }
+
+    let out = hub.join("v3");
+    let o = export(3, out.to_str().unwrap(), &["--base", "sites", "--json"]);
+    assert_exit(&o, 0);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bundles = report["bundles"].as_array().unwrap();
+    let by_sites: BTreeMap<String, &Value> = bundles
+        .iter()
+        .map(|b| {
+            (
+                b["sites"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                b,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_sites.keys().cloned().collect::<Vec<_>>(),
+        ["plant-001,plant-002", "plant-003", "plant-004"],
+        "{report}"
+    );
+    let v2_id = inspect_json(&v2)["manifest"]["bundle_id"].clone();
+    let v1_id = inspect_json(&v1)["manifest"]["bundle_id"].clone();
+    assert_eq!(by_sites["plant-001,plant-002"]["kind"], "delta");
+    assert_eq!(
+        by_sites["plant-001,plant-002"]["delta"]["base_bundle_id"],
+        v2_id
+    );
+    assert_eq!(by_sites["plant-003"]["kind"], "delta");
+    assert_eq!(by_sites["plant-003"]["delta"]["base_bundle_id"], v1_id);
+    assert_eq!(by_sites["plant-004"]["kind"], "full");
+
+    // Each site imports the bundle meant for it.
+    for (i, (ws, file)) in site_ws.iter().enumerate() {
+        let key = if i < 2 {
+            "plant-001,plant-002"
+        } else {
+            "plant-003"
+        };
+        let bundle = by_sites[key]["path"].as_str().unwrap();
+        let o = tender_cmd(
+            &[
+                "import",
+                bundle,
+                "--site",
+                file.to_str().unwrap(),
+                "--no-progress",
+            ],
+            ws.path(),
+        )
+        .output()
+        .unwrap();
+        assert_exit(&o, 0);
+        let state: Value =
+            serde_json::from_slice(&fs::read(ws.join("state/site.json")).unwrap()).unwrap();
+        assert_eq!(state["channels"]["stable"]["sequence"], 3, "{}", sites[i]);
+    }
+}
+
+/// A bit flipped in a patch entry is caught as a digest mismatch (exit 3)
+/// before anything is rebuilt. (A correctly listed patch whose output is
+/// another blob is refused by the rebuild's own digest check: tender-delta's
+/// `a_patch_whose_output_is_another_blob_is_a_mismatch`.)
+#[test]
+fn a_damaged_patch_entry_is_rejected_before_anything_is_rebuilt() {
+    let chain = Chain::shared();
+    let site = Site::new(&chain);
+    assert_exit(&site.import(&chain.v1), 0);
+    let damaged = site.ws.join("v2-damaged.tender");
+    let mut bytes = fs::read(&chain.v2).unwrap();
+    let spans = crate::util::tar_spans(&bytes);
+    let patch = spans
+        .iter()
+        .filter(|s| s.path.starts_with("blobs/sha256/"))
+        .max_by_key(|s| s.size)
+        .unwrap();
+    bytes[patch.data_offset + patch.size / 2] ^= 0x40;
+    fs::write(&damaged, bytes).unwrap();
+    let before = site.site_json();
+    let o = site.import(&damaged);
+    assert_exit(&o, 3);
+    assert!(stderr(&o).contains("digest"), "{}", stderr(&o));
+    assert_eq!(site.site_json(), before);
+}

@@ -446,6 +446,34 @@ mod tests {
     }
 
     #[test]
+    fn a_patch_whose_output_is_another_blob_is_a_mismatch() {
+        // A well-formed patch whose header claims another target: the diff
+        // rebuilds the real one, and the digest check refuses it.
+        let f = fixture(Compression::Gzip);
+        let p = patch(&f);
+        let bytes = std::fs::read(&p.file).unwrap();
+        let (mut header, len) = PatchHeader::read(&mut &bytes[..]).unwrap();
+        let claimed = Digest::of(b"the blob the manifest lists");
+        header.target.digest = claimed;
+        let forged = [&header.encode()[..], &bytes[len..]].concat();
+        let path = f.dir.path().join("forged");
+        std::fs::write(&path, forged).unwrap();
+        let err = apply(
+            &path,
+            claimed,
+            &f.source.0,
+            &mut Vec::new(),
+            ApplyLimits::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DeltaError::Mismatch { got, .. } if got == f.target.1.digest),
+            "{err}"
+        );
+        assert!(err.is_rejection());
+    }
+
+    #[test]
     fn window_limits_are_kept_on_both_sides() {
         let f = fixture(Compression::Gzip);
         let p = patch(&f);
