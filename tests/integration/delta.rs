@@ -676,3 +676,56 @@ fn a_damaged_patch_entry_is_rejected_before_anything_is_rebuilt() {
     assert!(stderr(&o).contains("digest"), "{}", stderr(&o));
     assert_eq!(site.site_json(), before);
 }
+
+/// A site whose images live in a registry holds its base blobs there: the
+/// delta's referenced blobs and patch sources are fetched back from the
+/// site registry (each checked by digest) and v2 lands complete, as
+/// `skopeo copy` to a layout proves by its digests.
+#[test]
+fn a_registry_site_takes_the_chain_too() {
+    let chain = Chain::shared();
+    let registry = tender_test_support::Registry::start();
+    let host = registry.host();
+    let ws = Workspace::new();
+    fs::copy(chain.hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
+    let file = write_site_file(
+        &ws,
+        "site.yaml",
+        SITE,
+        &[CLUSTER],
+        &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
+    );
+    for bundle in [&chain.v1, &chain.v2, &chain.v3] {
+        let o = tender_cmd(
+            &[
+                "import",
+                bundle.to_str().unwrap(),
+                "--site",
+                file.to_str().unwrap(),
+                "--no-progress",
+            ],
+            ws.path(),
+        )
+        .output()
+        .unwrap();
+        assert_exit(&o, 0);
+    }
+    for how in Compressor::ALL_GZIP {
+        let want = &image_blobs(&chain.hub.join("images"), &repo_for(how), 3)[0];
+        let got = tender_test_support::skopeo_inspect_digest(
+            &format!("docker://{host}/site/{}:v3", repo_for(how)),
+            &[],
+        );
+        assert_eq!(&got, want, "{}", how.name());
+        // Every layer is there, byte-exact (copy verifies each digest).
+        let layout = ws.join(&format!("copy-{}", how.name()));
+        let o = tender_test_support::skopeo_copy(
+            &format!("docker://{host}/site/{}:v3", repo_for(how)),
+            &format!("oci:{}:v3", layout.display()),
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for layer in layer_digests(&chain, how, 3) {
+            assert!(blob_file(&layout, &layer).exists(), "{layer} missing");
+        }
+    }
+}
