@@ -68,13 +68,29 @@ pub fn check_base(
             let mut missing = Vec::new();
             for (digest, size) in &required {
                 let descriptor = Descriptor::new("application/octet-stream", *digest, *size);
-                let found = repositories
-                    .iter()
-                    .any(|repo| client.pull_blob_to(&store, repo, &descriptor).is_ok());
-                if found {
+                let mut found = false;
+                for repo in &repositories {
+                    match client.pull_blob_to(&store, repo, &descriptor) {
+                        Ok(_) => {
+                            found = true;
+                            break;
+                        }
+                        // Not in this repository: try the next.
+                        Err(e) if e.is_not_found() => {}
+                        // A damaged copy is the same as none.
+                        Err(e) if e.is_integrity_failure() => {
+                            missing.push(format!("{digest} (damaged in the site registry)"));
+                            found = true;
+                            break;
+                        }
+                        // The registry cannot be read: a machine problem.
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                if !found {
+                    missing.push(format!("{digest} (missing from the site registry)"));
+                } else if store.has_blob(digest) {
                     paths.insert(*digest, store.blob_path(digest));
-                } else {
-                    missing.push(format!("{digest} (not in the site registry)"));
                 }
             }
             (paths, Some(dir), missing)
@@ -83,8 +99,10 @@ pub fn check_base(
             let store = LayoutStore::open_or_create(site.store_dir())?;
             let list: Vec<(Digest, u64)> = required.iter().map(|(d, s)| (*d, *s)).collect();
             let verdicts = tender_format::parallel::map(&list, 2, |(digest, size)| {
-                if store.blob_size(digest) != Some(*size) {
-                    return Some("missing");
+                match store.blob_size(digest) {
+                    None => return Some("missing"),
+                    Some(n) if n != *size => return Some("damaged"),
+                    Some(_) => {}
                 }
                 match store.verify_blob(digest) {
                     Ok(true) => None,
