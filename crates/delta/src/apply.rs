@@ -16,9 +16,9 @@ use zstd::stream::zio;
 
 use crate::compression::plain_bytes;
 use crate::error::DeltaError;
-use crate::gzip;
 use crate::patch::{PatchFormatError, PatchHeader, Rebuild};
 use crate::zstd_recipe;
+use crate::{go_flate, gzip};
 
 /// What a site allows a rebuild to hold in memory.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +140,9 @@ pub fn apply(
             &mut hashing,
         )
         .map_err(|e| e.to_string()),
+        Rebuild::GoGzip { .. } => {
+            go_flate::go_gzip_best_speed(&mut plain, &mut hashing).map_err(|e| e.to_string())
+        }
         Rebuild::Zstd(recipe) => {
             zstd_recipe::rebuild(recipe, header.target_plain_size, &mut plain, &mut hashing)
                 .map_err(|e| e.to_string())

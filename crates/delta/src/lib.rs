@@ -8,14 +8,15 @@
 //! zstd). The site rebuilds the blob and checks its digest, so image
 //! signatures and digest-pinned manifests hold unchanged.
 //!
-//! Modules: `compression` (which, and decoding), `gzip` and `zstd_recipe`
-//! (exact re-compression), `patch` (the container format), `encode` (make
+//! Modules: `compression` (which, and decoding), `gzip`, `go_flate` and
+//! `zstd_recipe` (exact re-compression), `patch` (the container format), `encode` (make
 //! and prove), `apply` (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
 pub mod compression;
 pub mod encode;
 pub mod error;
+pub mod go_flate;
 pub mod gzip;
 pub mod patch;
 pub mod pick;

@@ -42,6 +42,11 @@ pub enum Rebuild {
     /// The plain text is the blob.
     Identity,
     Gzip(GzipRecipe),
+    /// Go's `compress/gzip` at BestSpeed with its default header, which
+    /// `go_flate` re-implements exactly: no corrections needed.
+    GoGzip {
+        level: u8,
+    },
     Zstd(ZstdRecipe),
 }
 
@@ -71,7 +76,7 @@ impl PatchHeader {
     pub fn window_bytes(&self) -> u64 {
         let chunk = match &self.rebuild {
             Rebuild::Gzip(recipe) => recipe.largest_chunk(),
-            Rebuild::Identity | Rebuild::Zstd(_) => 0,
+            Rebuild::Identity | Rebuild::GoGzip { .. } | Rebuild::Zstd(_) => 0,
         };
         self.source_plain_size
             .saturating_add(self.target_plain_size.min(1u64 << self.window_log.min(40)))
@@ -118,6 +123,11 @@ impl PatchHeader {
         input.read_exact(&mut json).map_err(PatchFormatError::io)?;
         let header: PatchHeader = canonical::from_slice(&json)
             .map_err(|e| PatchFormatError::Invalid(format!("header: {e}")))?;
+        if matches!(header.rebuild, Rebuild::GoGzip { level } if level != 1) {
+            return Err(PatchFormatError::Invalid(
+                "gogzip rebuild exists for level 1 only".into(),
+            ));
+        }
         if !(10..=31).contains(&header.window_log) {
             return Err(PatchFormatError::Invalid(format!(
                 "window_log {} is outside 10..=31",

@@ -61,17 +61,11 @@ pub fn find(
             content_size,
             libzstd: libzstd_version(),
         };
-        let mut expected = open()?;
-        let mut compare = Compare {
-            expected: &mut expected,
-            scratch: Vec::new(),
-            differs: false,
-        };
+        let mut compare = Compare::new(open()?);
         let mut plain = decoder(open()?, Compression::Zstd)?;
         match rebuild(&recipe, plain_size, &mut plain, &mut compare) {
             Ok(()) => {
-                let mut rest = [0u8; 1];
-                if !compare.differs && compare.expected.read(&mut rest)? == 0 {
+                if compare.matched_to_end()? {
                     return Ok(Some(recipe));
                 }
             }
@@ -101,13 +95,29 @@ pub fn rebuild(
 
 /// A writer that checks what is written against an expected stream and
 /// fails at the first difference.
-struct Compare<'a> {
-    expected: &'a mut Box<dyn Read>,
+pub(crate) struct Compare {
+    expected: Box<dyn Read>,
     scratch: Vec<u8>,
     differs: bool,
 }
 
-impl Write for Compare<'_> {
+impl Compare {
+    pub(crate) fn new(expected: Box<dyn Read>) -> Self {
+        Compare {
+            expected,
+            scratch: Vec::new(),
+            differs: false,
+        }
+    }
+
+    /// Whether everything written matched and the expected stream has
+    /// nothing more.
+    pub(crate) fn matched_to_end(&mut self) -> io::Result<bool> {
+        Ok(!self.differs && self.expected.read(&mut [0u8; 1])? == 0)
+    }
+}
+
+impl Write for Compare {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.scratch.resize(buf.len(), 0);
         let got = self.expected.read(&mut self.scratch)?;
