@@ -6,14 +6,14 @@
 //! the hub has receipts from. Sites that run the same bundle share one
 //! base, so a thousand sites on three releases make three deltas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use tender_format::Digest;
 
 use crate::delta::Base;
 use crate::error::ExportError;
-use crate::hub_store::HubStore;
+use crate::hub_store::{HubStore, StoredBundle};
 
 /// Resolves `--base` values into bases; sites named by several values are
 /// merged into one group per base bundle.
@@ -39,16 +39,44 @@ pub fn resolve(
             }
         }
     };
+    let mut receipts: Option<Receipts> = None;
     for value in values {
-        if value == "sites" {
-            for site in targeted_sites {
-                if let Some(base) = for_site(hub, hub_dir, site, value)? {
-                    add(base);
-                }
-            }
+        let site_names: Vec<&str> = if value == "sites" {
+            targeted_sites.iter().map(String::as_str).collect()
         } else if let Some(site) = value.strip_prefix("site:") {
-            match for_site(hub, hub_dir, site, value)? {
+            vec![site]
+        } else {
+            let bundle = if let Ok(digest) = value.parse::<Digest>() {
+                hub.bundle(&digest)?.ok_or_else(|| ExportError::Base {
+                    base: value.clone(),
+                    reason: "the hub has not recorded this bundle (pass the bundle file instead)"
+                        .into(),
+                })?
+            } else if Path::new(value).is_file() {
+                hub.ingest(Path::new(value))?
+            } else {
+                return Err(ExportError::Base {
+                    base: value.clone(),
+                    reason: "not a bundle file, sha256:<manifest digest>, site:NAME or sites"
+                        .into(),
+                });
+            };
+            let held = bundle.release_blobs();
+            add(Base {
+                bundle,
+                held,
+                sites: Vec::new(),
+            });
+            continue;
+        };
+        if receipts.is_none() {
+            receipts = Some(Receipts::read(hub, hub_dir, value)?);
+        }
+        let receipts = receipts.as_ref().expect("read above");
+        for site in site_names {
+            match receipts.base_of(hub_dir, site, value)? {
                 Some(base) => add(base),
+                None if value == "sites" => {}
                 None => {
                     return Err(ExportError::Base {
                         base: value.clone(),
@@ -57,76 +85,64 @@ pub fn resolve(
                     });
                 }
             }
-        } else if let Ok(digest) = value.parse::<Digest>() {
-            let bundle = hub.bundle(&digest)?.ok_or_else(|| ExportError::Base {
-                base: value.clone(),
-                reason: "the hub has not recorded this bundle (pass the bundle file instead)"
-                    .into(),
-            })?;
-            let held = bundle.release_blobs();
-            add(Base {
-                bundle,
-                held,
-                sites: Vec::new(),
-            });
-        } else {
-            let path = Path::new(value);
-            if !path.is_file() {
-                return Err(ExportError::Base {
-                    base: value.clone(),
-                    reason: "not a bundle file, sha256:<manifest digest>, site:NAME or sites"
-                        .into(),
-                });
-            }
-            let bundle = hub.ingest(path)?;
-            let held = bundle.release_blobs();
-            add(Base {
-                bundle,
-                held,
-                sites: Vec::new(),
-            });
         }
     }
     Ok(by_bundle.into_values().collect())
 }
 
-/// The base of one site from the hub's receipts: the newest bundle its
-/// clusters run that the hub recorded, and the blobs its inventory lists.
-fn for_site(
-    hub: &HubStore,
-    hub_dir: &Path,
-    site: &str,
-    value: &str,
-) -> Result<Option<Base>, ExportError> {
-    let receipt_error = |e: tender_receipt::ReceiptError| ExportError::Base {
-        base: value.to_string(),
-        reason: e.to_string(),
-    };
-    // Staleness does not matter here; a century keeps the arithmetic sane.
-    let status = tender_receipt::hub::status(hub_dir, 36_500).map_err(receipt_error)?;
-    let Some(record) = status.sites.iter().find(|s| s.site == site) else {
-        return Ok(None);
-    };
-    let mut runs: Vec<_> = record.clusters.iter().collect();
-    runs.sort_by_key(|c| std::cmp::Reverse(c.sequence));
-    let mut bundle = None;
-    for cluster in runs {
-        if let Some(b) = hub.bundle_by_id(&cluster.bundle_id)? {
-            bundle = Some(b);
-            break;
+/// What the hub's receipts say each site runs, read once for all sites,
+/// with the hub's recorded bundles by id.
+struct Receipts {
+    status: tender_receipt::HubStatus,
+    bundles: BTreeMap<String, StoredBundle>,
+}
+
+impl Receipts {
+    fn read(hub: &HubStore, hub_dir: &Path, value: &str) -> Result<Self, ExportError> {
+        // Staleness does not matter here; a century keeps the arithmetic sane.
+        let status =
+            tender_receipt::hub::status(hub_dir, 36_500).map_err(|e| ExportError::Base {
+                base: value.to_string(),
+                reason: e.to_string(),
+            })?;
+        let bundles = hub
+            .bundles()?
+            .into_iter()
+            .map(|b| (b.manifest.bundle_id.clone(), b))
+            .collect();
+        Ok(Receipts { status, bundles })
+    }
+
+    /// The base of one site: the newest bundle its clusters run that the
+    /// hub recorded, narrowed to the blobs its inventory lists.
+    fn base_of(
+        &self,
+        hub_dir: &Path,
+        site: &str,
+        value: &str,
+    ) -> Result<Option<Base>, ExportError> {
+        let Some(record) = self.status.sites.iter().find(|s| s.site == site) else {
+            return Ok(None);
+        };
+        let mut runs: Vec<_> = record.clusters.iter().collect();
+        runs.sort_by_key(|c| std::cmp::Reverse(c.sequence));
+        let Some(bundle) = runs.iter().find_map(|c| self.bundles.get(&c.bundle_id)) else {
+            return Ok(None);
+        };
+        let mut held = bundle.release_blobs();
+        let inventory =
+            tender_receipt::hub::inventory(hub_dir, site).map_err(|e| ExportError::Base {
+                base: value.to_string(),
+                reason: e.to_string(),
+            })?;
+        if let Some(inventory) = inventory {
+            let listed: BTreeSet<Digest> = inventory.blobs.into_iter().collect();
+            held.retain(|d, _| listed.contains(d));
         }
+        Ok(Some(Base {
+            bundle: bundle.clone(),
+            held,
+            sites: vec![site.to_string()],
+        }))
     }
-    let Some(bundle) = bundle else {
-        return Ok(None);
-    };
-    let mut held = bundle.release_blobs();
-    if let Some(inventory) = tender_receipt::hub::inventory(hub_dir, site).map_err(receipt_error)? {
-        let listed: std::collections::BTreeSet<Digest> = inventory.blobs.into_iter().collect();
-        held.retain(|d, _| listed.contains(d));
-    }
-    Ok(Some(Base {
-        bundle,
-        held,
-        sites: vec![site.to_string()],
-    }))
 }

@@ -149,22 +149,19 @@ impl HubStore {
         }))
     }
 
-    /// A bundle the hub recorded, by bundle id.
-    pub fn bundle_by_id(&self, bundle_id: &str) -> Result<Option<StoredBundle>, ExportError> {
+    /// Every bundle the hub recorded.
+    pub fn bundles(&self) -> Result<Vec<StoredBundle>, ExportError> {
         let listing = fs::read_dir(&self.bundles)
             .map_err(|e| ExportError::io("listing", &self.bundles, e))?;
+        let mut out = Vec::new();
         for item in listing {
             let item = item.map_err(|e| ExportError::io("listing", &self.bundles, e))?;
             let Ok(digest) = Digest::from_hex(&item.file_name().to_string_lossy()) else {
                 continue;
             };
-            if let Some(b) = self.bundle(&digest)?
-                && b.manifest.bundle_id == bundle_id
-            {
-                return Ok(Some(b));
-            }
+            out.extend(self.bundle(&digest)?);
         }
-        Ok(None)
+        Ok(out)
     }
 
     /// Reads a bundle file, verifying every entry, into the store (for a
