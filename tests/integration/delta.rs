@@ -729,3 +729,54 @@ fn a_registry_site_takes_the_chain_too() {
         }
     }
 }
+
+/// A base layer too large for the configured memory limit is not patched:
+/// the layer travels whole and the export says why.
+#[test]
+fn layers_over_the_memory_limit_travel_whole_with_the_reason() {
+    let hub = Workspace::new();
+    for version in 1..=2 {
+        for how in Compressor::ALL_GZIP {
+            add_image(&hub.join("images"), &repo_for(how), version, how);
+        }
+    }
+    let v1 = hub.join("v1.tender");
+    assert_exit(&export(&hub, 1, v1.to_str().unwrap(), &[]), 0);
+    let v2 = hub.join("v2.tender");
+    let o = export(
+        &hub,
+        2,
+        v2.to_str().unwrap(),
+        &[
+            "--base",
+            v1.to_str().unwrap(),
+            "--delta-memory-limit",
+            "256K",
+            "--json",
+        ],
+    );
+    assert_exit(&o, 0);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let delta = &report["bundles"][0]["delta"];
+    assert_eq!(delta["patched"], 0, "{delta}");
+    let notes: Vec<&str> = delta["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["note"].as_str())
+        .collect();
+    assert!(
+        notes.iter().filter(|n| n.contains("window limit")).count() >= 6,
+        "{notes:?}"
+    );
+    // Unchanged blobs are still referenced.
+    assert!(delta["referenced"].as_u64().unwrap() >= 3, "{delta}");
+    // A bad size is a usage error.
+    let o = export(
+        &hub,
+        2,
+        v2.to_str().unwrap(),
+        &["--delta-memory-limit", "lots"],
+    );
+    assert_exit(&o, 2);
+}
