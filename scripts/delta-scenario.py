@@ -126,7 +126,8 @@ def make_tars(out, debs):
 def gogzip():
     out = REPO / "target/gogzip/gogzip"
     if not out.exists():
-        env = dict(os.environ, GOCACHE=str(REPO / "target/gogzip/cache"), GOFLAGS="-mod=mod",
+        env = dict(os.environ, GOCACHE=str(REPO / "target/gogzip/cache"),
+                   GOPATH=str(REPO / "target/gogzip/gopath"), GOFLAGS="-mod=mod",
                    GOTOOLCHAIN="local")
         run(["go", "build", "-o", str(out), "."], cwd=REPO / "scripts/gogzip", env=env)
     return out

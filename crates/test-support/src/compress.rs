@@ -62,6 +62,7 @@ pub fn gogzip() -> PathBuf {
                 .arg(".")
                 .current_dir(root.join("scripts/gogzip"))
                 .env("GOCACHE", root.join("target/gogzip/cache"))
+                .env("GOPATH", root.join("target/gogzip/gopath"))
                 .env("GOFLAGS", "-mod=mod")
                 .env("GOTOOLCHAIN", "local")
                 .status()
