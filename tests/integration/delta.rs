@@ -271,18 +271,7 @@ impl Site {
     }
 
     fn import(&self, bundle: &Path) -> Output {
-        tender_cmd(
-            &[
-                "import",
-                bundle.to_str().unwrap(),
-                "--site",
-                self.file.to_str().unwrap(),
-                "--no-progress",
-            ],
-            self.ws.path(),
-        )
-        .output()
-        .expect("run tender import")
+        import_at(&self.ws, &self.file, bundle)
     }
 
     fn store_blob(&self, digest: &str) -> PathBuf {
@@ -309,6 +298,22 @@ impl Site {
             }
         }
     }
+}
+
+/// `tender import BUNDLE --site FILE` in a site's workspace.
+fn import_at(ws: &Workspace, file: &Path, bundle: &Path) -> Output {
+    tender_cmd(
+        &[
+            "import",
+            bundle.to_str().unwrap(),
+            "--site",
+            file.to_str().unwrap(),
+            "--no-progress",
+        ],
+        ws.path(),
+    )
+    .output()
+    .expect("run tender import")
 }
 
 fn blob_file(layout: &Path, digest: &str) -> PathBuf {
@@ -554,19 +559,7 @@ fn sites_on_the_same_base_share_one_delta_and_unknown_sites_get_a_full_bundle() 
     for (i, (ws, file)) in site_ws.iter().enumerate() {
         let versions: &[&PathBuf] = if i < 2 { &[&v1, &v2] } else { &[&v1] };
         for bundle in versions {
-            let o = tender_cmd(
-                &[
-                    "import",
-                    bundle.to_str().unwrap(),
-                    "--site",
-                    file.to_str().unwrap(),
-                    "--no-progress",
-                ],
-                ws.path(),
-            )
-            .output()
-            .unwrap();
-            assert_exit(&o, 0);
+            assert_exit(&import_at(ws, file, bundle), 0);
         }
         let hub_cmd = |args: &[&str]| {
             tender_cmd(args, hub.path())
@@ -631,20 +624,8 @@ fn sites_on_the_same_base_share_one_delta_and_unknown_sites_get_a_full_bundle() 
         } else {
             "plant-003"
         };
-        let bundle = by_sites[key]["path"].as_str().unwrap();
-        let o = tender_cmd(
-            &[
-                "import",
-                bundle,
-                "--site",
-                file.to_str().unwrap(),
-                "--no-progress",
-            ],
-            ws.path(),
-        )
-        .output()
-        .unwrap();
-        assert_exit(&o, 0);
+        let bundle = Path::new(by_sites[key]["path"].as_str().unwrap());
+        assert_exit(&import_at(ws, file, bundle), 0);
         let state: Value =
             serde_json::from_slice(&fs::read(ws.join("state/site.json")).unwrap()).unwrap();
         assert_eq!(state["channels"]["stable"]["sequence"], 3, "{}", sites[i]);
@@ -696,19 +677,7 @@ fn a_registry_site_takes_the_chain_too() {
         &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
     );
     for bundle in [&chain.v1, &chain.v2, &chain.v3] {
-        let o = tender_cmd(
-            &[
-                "import",
-                bundle.to_str().unwrap(),
-                "--site",
-                file.to_str().unwrap(),
-                "--no-progress",
-            ],
-            ws.path(),
-        )
-        .output()
-        .unwrap();
-        assert_exit(&o, 0);
+        assert_exit(&import_at(&ws, &file, bundle), 0);
     }
     for how in Compressor::ALL_GZIP {
         let want = &image_blobs(&chain.hub.join("images"), &repo_for(how), 3)[0];

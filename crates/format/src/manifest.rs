@@ -186,6 +186,27 @@ impl BundleManifest {
         Ok(manifest)
     }
 
+    /// The blobs the bundle's entries carry, whole or as patches, by the
+    /// digest their path names.
+    pub fn carried_blobs(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|e| match EntryPath::parse(&e.path) {
+                Ok(EntryPath::Blob(named)) => Some(named),
+                _ => None,
+            })
+    }
+
+    /// Every blob of the release once imported: carried, and (for a delta)
+    /// referenced from the base.
+    pub fn release_blobs(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.carried_blobs().chain(
+            self.base
+                .iter()
+                .flat_map(|b| b.blobs.iter().map(|b| b.digest)),
+        )
+    }
+
     /// Total bytes of entry data (without tar headers). Cannot overflow:
     /// `validate` bounds each size.
     pub fn payload_bytes(&self) -> u64 {
@@ -242,19 +263,7 @@ impl BundleManifest {
         }
         self.validate_entries()?;
         // The blobs this release has once the bundle is imported.
-        let blobs: BTreeSet<Digest> = self
-            .entries
-            .iter()
-            .filter_map(|e| match EntryPath::parse(&e.path) {
-                Ok(EntryPath::Blob(named)) => Some(named),
-                _ => None,
-            })
-            .chain(
-                self.base
-                    .iter()
-                    .flat_map(|b| b.blobs.iter().map(|b| b.digest)),
-            )
-            .collect();
+        let blobs: BTreeSet<Digest> = self.release_blobs().collect();
         let mut clusters = BTreeSet::new();
         for release in &self.releases {
             if !clusters.insert(release.cluster.as_str()) {
@@ -295,14 +304,7 @@ impl BundleManifest {
         if !base.patches.windows(2).all(|w| w[0].target < w[1].target) {
             return invalid("base patches are not sorted by target, or repeat".into());
         }
-        let carried: BTreeSet<Digest> = self
-            .entries
-            .iter()
-            .filter_map(|e| match EntryPath::parse(&e.path) {
-                Ok(EntryPath::Blob(named)) => Some(named),
-                _ => None,
-            })
-            .collect();
+        let carried: BTreeSet<Digest> = self.carried_blobs().collect();
         if let Some(both) = base.blobs.iter().find(|b| carried.contains(&b.digest)) {
             return invalid(format!(
                 "blob {} is both carried and referenced",
@@ -486,6 +488,72 @@ mod tests {
         let mut m = sample();
         m.entries.swap(0, 1);
         assert!(m.validate().is_err());
+    }
+
+    /// `sample` as a delta whose one blob is a patch of it.
+    fn delta_sample() -> BundleManifest {
+        let mut m = sample();
+        let target = m.entries[2].digest;
+        m.kind = BundleKind::Delta;
+        m.entries[2].encoding = Encoding::Patch;
+        m.entries[2].digest = Digest::of(b"patch bytes");
+        m.base = Some(Base {
+            bundle_id: "b-0".into(),
+            manifest_digest: Digest::of(b"base manifest"),
+            blobs: vec![BaseBlob {
+                digest: Digest::of(b"config layer"),
+                size: 12,
+            }],
+            patches: vec![PatchSource {
+                target,
+                target_size: 9,
+                source: Digest::of(b"old manifests"),
+                source_size: 13,
+            }],
+        });
+        m
+    }
+
+    #[test]
+    fn a_delta_lists_its_patches_and_references() {
+        let m = delta_sample();
+        m.validate().unwrap();
+        let bytes = m.to_canonical_bytes().unwrap();
+        assert_eq!(BundleManifest::from_canonical_bytes(&bytes).unwrap(), m);
+        let required = m.base.as_ref().unwrap().required();
+        assert_eq!(required.len(), 2);
+        assert_eq!(m.release_blobs().count(), 2);
+    }
+
+    #[test]
+    fn delta_rules_are_enforced() {
+        // A patch in a full bundle.
+        let mut m = delta_sample();
+        m.kind = BundleKind::Full;
+        m.base = None;
+        assert!(m.validate().unwrap_err().to_string().contains("patches"));
+        // A patch entry without its base record, and the reverse.
+        let mut m = delta_sample();
+        m.base.as_mut().unwrap().patches.clear();
+        assert!(m.validate().unwrap_err().to_string().contains("exactly"));
+        let mut m = delta_sample();
+        m.entries[2].encoding = Encoding::Identity;
+        m.entries[2].digest = m.base.as_ref().unwrap().patches[0].target;
+        assert!(m.validate().unwrap_err().to_string().contains("exactly"));
+        // A blob both carried and referenced.
+        let mut m = delta_sample();
+        let carried = m.base.as_ref().unwrap().patches[0].target;
+        m.base.as_mut().unwrap().blobs.push(BaseBlob {
+            digest: carried,
+            size: 9,
+        });
+        m.base.as_mut().unwrap().blobs.sort_by_key(|b| b.digest);
+        assert!(m.validate().unwrap_err().to_string().contains("both"));
+        // A patch that names itself as its source.
+        let mut m = delta_sample();
+        let base = m.base.as_mut().unwrap();
+        base.patches[0].source = base.patches[0].target;
+        assert!(m.validate().unwrap_err().to_string().contains("itself"));
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::io::Read;
 use std::time::Instant;
 
 use serde::Serialize;
-use tender_format::layout::EntryPath;
 use tender_format::manifest::Release;
 use tender_format::{BundleReader, Digest};
 use tender_oci::{ClientOptions, LayoutStore, RegistryClient, RegistrySettings};
@@ -277,20 +276,7 @@ fn run<R: Read>(
     }
     // Every blob of the release: carried, rebuilt from patches, or (for a
     // delta) referenced from the base.
-    let blobs: Vec<Digest> = manifest
-        .entries
-        .iter()
-        .filter_map(|e| match EntryPath::parse(&e.path) {
-            Ok(EntryPath::Blob(d)) => Some(d),
-            _ => None,
-        })
-        .chain(
-            manifest
-                .base
-                .iter()
-                .flat_map(|b| b.blobs.iter().map(|b| b.digest)),
-        )
-        .collect();
+    let blobs: Vec<Digest> = manifest.release_blobs().collect();
     let load = match (&site.target, &client) {
         (ImageTarget::Registry(target), Some(client)) => load_registry(&staging, target, client)?,
         _ => load_embedded(&staging, &blobs, &site.store_dir())?,
