@@ -427,7 +427,7 @@ mod tests {
     fn go_best_speed_layers_rebuild_with_no_corrections() {
         use tender_test_support::Compressor;
         let dir = tempfile::tempdir().unwrap();
-        let mut put = |name: &str, version: u32| {
+        let put = |name: &str, version: u32| {
             let bytes = Compressor::GoGzip1.compress(&layer_tar(version));
             let path = dir.path().join(name);
             std::fs::write(&path, &bytes).unwrap();
