@@ -26,7 +26,7 @@ shopt -s extglob # for +(...) patterns
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tender="$repo/target/release/tender"
 
-ROWS=(verify export import volumes)
+ROWS=(verify export import volumes delta)
 
 MIB=$((1 << 20))
 GIB=$((1 << 30))
@@ -650,7 +650,8 @@ row_export() {
         "loadavg_before=$load_before" "loadavg_after=$(loadavg)"
 }
 
-# write_site FILE STATE_DIR REGISTRY_HOST: a site file for the bench bundle.
+# write_site FILE STATE_DIR [REGISTRY_HOST]: a site file for the bench bundle;
+# without REGISTRY_HOST, images go to the site's embedded store.
 write_site() {
     cat >"$1" <<EOF
 apiVersion: tender.dev/v1alpha1
@@ -659,8 +660,10 @@ name: bench
 clusters: [edge-1]
 trustPolicy: $work/policy.yaml
 stateDir: $2
-registry: { url: "$3", plainHttp: true }
 EOF
+    if [[ -n ${3:-} ]]; then
+        echo "registry: { url: \"$3\", plainHttp: true }" >>"$1"
+    fi
 }
 
 # import: `tender import` of the export bundle into a fresh loopback registry
@@ -753,21 +756,25 @@ row_import() {
 
 # --- volumes ---------------------------------------------------------------------
 
-# volumes: the same layout sealed as one file and as 64 MiB volumes
-# (`pack --volume-size 64M`), then `tender verify` of the file against
-# `tender verify` of the volume directory (streaming across volume
-# boundaries, each volume's hash checked as its last byte passes). The
-# baseline is tender's own single-file path: volumes should cost at most
-# 10% more (ratio >= 0.91). Also peak RSS of verify over the volumes.
+# volumes: what it costs to carry a bundle as volumes rather than one file.
+# The baseline is tender's own single-file path; volumes should cost at most
+# 10% more (ratio >= 0.91). Three measures: `tender pack` of one layout into
+# a file and into 64 MiB volumes (`--volume-size 64M`); `tender verify` of
+# that file and of the volume directory; `tender import` into a fresh
+# embedded-store site of the export row's bundle (20 images) as one file and
+# cut by `tender split` (16 MiB volumes in quick mode, 64 MiB in full). Also
+# peak RSS of verify and import over the volumes.
 row_volumes() {
-    local total blobs=20 runs i vsize=64M
+    local total blobs=20 runs i vsize=64M import_vsize=64M cmd=()
     if ((quick)); then
-        total=$((200 * MIB)) runs=3
+        total=$((200 * MIB)) runs=3 import_vsize=16M
     else
         total=$((2 * GIB)) runs=5
     fi
-    # The layout, the single file and the volumes side by side.
-    need_space $((3 * total + 64 * MIB))
+    export_inputs
+    # The layout, the single file and the volumes side by side, then the
+    # import bundle, its volumes and two site stores.
+    need_space $((3 * total + 64 * MIB + 4 * export_images * export_layers * export_layer_bytes))
 
     local layout="$work/layout.volumes" single="$work/single.tender" vdir="$work/volumes"
     log "generating $(human_bytes "$total") in $blobs random blobs"
@@ -781,12 +788,28 @@ row_volumes() {
     local verify_single=("$tender" verify "$single" --trust "$work/policy.yaml" --no-progress)
     local verify_volumes=("$tender" verify "$vdir" --trust "$work/policy.yaml" --no-progress)
 
+    # The import bundle: exported once, then split (the same bytes).
+    local ibundle="$work/volumes-import.tender" idir="$work/volumes-import"
+    log "volumes: exporting the import bundle, splitting it into $import_vsize volumes"
+    export_cmd "$work/hub.volumes" "$ibundle"
+    "${cmd[@]}" >/dev/null
+    rm -rf "$work/hub.volumes" "$idir"
+    "$tender" split "$ibundle" --volume-size "$import_vsize" -o "$idir" >/dev/null
+    local site_single="$work/site-single.yaml" site_volumes="$work/site-volumes.yaml"
+    local state_single="$work/site-state-single" state_volumes="$work/site-state-volumes"
+    write_site "$site_single" "$state_single"
+    write_site "$site_volumes" "$state_volumes"
+    local import_single=("$tender" import "$ibundle" --site "$site_single" --operator bench
+        --no-progress)
+    local import_volumes=("$tender" import "$idir" --site "$site_volumes" --operator bench
+        --no-progress)
+
     warn_if_busy
     local load_before
     load_before="$(loadavg)"
     cat "$layout"/blobs/sha256/* >/dev/null
     # Interleaved, so drift in machine load hits both sides alike.
-    local ps_wall=() pv_wall=() vs_wall=() vv_wall=() vv_rss=()
+    local ps_wall=() pv_wall=() vs_wall=() vv_wall=() vv_rss=() is_wall=() iv_wall=() iv_rss=()
     for ((i = 1; i <= runs; i++)); do
         log "volumes: pack run $i/$runs"
         measure "${pack_single[@]}"
@@ -794,9 +817,11 @@ row_volumes() {
         measure "${pack_volumes[@]}"
         pv_wall+=("$m_wall")
     done
-    local size count
+    local size count isize icount
     size="$(stat -c %s "$single")"
     count="$(find "$vdir" -name 'bench.tender.[0-9][0-9][0-9]' | wc -l)"
+    isize="$(stat -c %s "$ibundle")"
+    icount="$(find "$idir" -name '*.tender.[0-9][0-9][0-9]' | wc -l)"
     page_cache "$single"
     cat "$vdir"/bench.tender.[0-9][0-9][0-9] >/dev/null
     for ((i = 1; i <= runs; i++)); do
@@ -806,15 +831,31 @@ row_volumes() {
         measure "${verify_volumes[@]}"
         vv_wall+=("$m_wall") vv_rss+=("$m_rss_kib")
     done
+    page_cache "$ibundle"
+    cat "$idir"/*.tender.[0-9][0-9][0-9] >/dev/null
+    for ((i = 1; i <= runs; i++)); do
+        log "volumes: import run $i/$runs"
+        # A fresh site each run, cleared outside the timing.
+        rm -rf "$state_single" "$state_volumes"
+        measure "${import_single[@]}"
+        is_wall+=("$m_wall")
+        measure "${import_volumes[@]}"
+        iv_wall+=("$m_wall") iv_rss+=("$m_rss_kib")
+    done
+    rm -rf "$state_single" "$state_volumes"
 
-    local ps pv vs vv pack_ratio verify_ratio rss
+    local ps pv vs vv is iv pack_ratio verify_ratio import_ratio rss irss
     ps="$(stat_of "${ps_wall[@]}")"
     pv="$(stat_of "${pv_wall[@]}")"
     vs="$(stat_of "${vs_wall[@]}")"
     vv="$(stat_of "${vv_wall[@]}")"
+    is="$(stat_of "${is_wall[@]}")"
+    iv="$(stat_of "${iv_wall[@]}")"
     rss="$(max_of "${vv_rss[@]}")"
-    read -r pack_ratio verify_ratio < <(awk -v ps="$ps" -v pv="$pv" -v vs="$vs" -v vv="$vv" \
-        'BEGIN { printf "%.3f %.3f\n", ps / pv, vs / vv }')
+    irss="$(max_of "${iv_rss[@]}")"
+    read -r pack_ratio verify_ratio import_ratio < <(awk -v ps="$ps" -v pv="$pv" \
+        -v vs="$vs" -v vv="$vv" -v is="$is" -v iv="$iv" \
+        'BEGIN { printf "%.3f %.3f %.3f\n", ps / pv, vs / vv, is / iv }')
 
     local how="median of $runs"
     ((quick)) && how="best of $runs"
@@ -824,9 +865,13 @@ row_volumes() {
     table_add "" "verify wall, $how, $count x $vsize" \
         "$(printf '%.3f s' "$vs")" "$(printf '%.3f s' "$vv")" \
         "$(printf '%.2f' "$verify_ratio")" ">= 0.91 (1.1x)"
-    table_add "" "verify peak RSS, volumes" "-" \
-        "$(awk -v k="$rss" 'BEGIN { printf "%.1f MiB", k / 1024 }')" "" "<= 64 MiB"
-    notes+=("volumes: baseline = tender on one file; TENDER column = the same bundle as $vsize volumes")
+    table_add "" "import wall, $how, $icount x $import_vsize" \
+        "$(printf '%.3f s' "$is")" "$(printf '%.3f s' "$iv")" \
+        "$(printf '%.2f' "$import_ratio")" ">= 0.91 (1.1x)"
+    table_add "" "verify peak RSS, volumes" "-" "$(kib_mib "$rss")" "" "<= 64 MiB"
+    table_add "" "import peak RSS, volumes" "-" "$(kib_mib "$irss")" "" "<= 128 MiB"
+    notes+=("volumes: baseline = tender on one file; TENDER column = the same bundle as volumes")
+    notes+=("volumes: import = the export row's $export_images images ($(human_bytes "$isize") bundle) into a fresh embedded-store site")
 
     json_row volumes \
         "baseline=$(json_str "tender, single file")" \
@@ -835,18 +880,92 @@ row_volumes() {
         "stat=$(json_str "$( ((quick)) && echo min || echo median)")" \
         "pack_single_s=$ps" "pack_volumes_s=$pv" "pack_ratio=$pack_ratio" \
         "verify_single_s=$vs" "verify_volumes_s=$vv" "verify_ratio=$verify_ratio" \
+        "import_bundle_bytes=$isize" "import_volume_size=$(json_str "$import_vsize")" \
+        "import_volumes=$icount" \
+        "import_single_s=$is" "import_volumes_s=$iv" "import_ratio=$import_ratio" \
         "ratio_target=0.91" \
         "pack_single_samples_s=$(json_array "${ps_wall[@]}")" \
         "pack_volumes_samples_s=$(json_array "${pv_wall[@]}")" \
         "verify_single_samples_s=$(json_array "${vs_wall[@]}")" \
         "verify_volumes_samples_s=$(json_array "${vv_wall[@]}")" \
+        "import_single_samples_s=$(json_array "${is_wall[@]}")" \
+        "import_volumes_samples_s=$(json_array "${iv_wall[@]}")" \
         "verify_volumes_peak_rss_kib=$rss" "rss_target_kib=$((64 * 1024))" \
+        "import_volumes_peak_rss_kib=$irss" "import_rss_target_kib=$((128 * 1024))" \
         "loadavg_before=$load_before" "loadavg_after=$(loadavg)"
 
-    ((keep)) || rm -rf "$layout" "$single" "$vdir"
+    ((keep)) || rm -rf "$layout" "$single" "$vdir" "$ibundle" "$idir"
 }
 
 # --- main ----------------------------------------------------------------------
+
+
+# delta: the scenario of scripts/delta-scenario.py (Debian base layer where
+# only libssl3/openssl move 3.0.20 -> 3.0.22, the ruff binary 0.17.4 ->
+# 0.17.5, an unchanged config layer), one image per compression. For each:
+# export v1 whole and import it at an embedded site, then export v2 with
+# --base v1 and import that. Baselines in the same run: registry-pull (bytes
+# of v2 blobs not in v1: what a registry mirror moves) and patch-from (`zstd
+# -19 --long=27 --patch-from=v1.tar v2.tar` over the changed layers'
+# uncompressed tars). Targets: every blob byte-exact; delta <= 0.2 x
+# registry-pull; <= 1.3 x patch-from (GNU gzip, Go default), <= 1.5 x (Go
+# level 1). The scenario (about 35 MB of downloads) is cached in
+# target/delta-scenario; --quick changes nothing here (one run each).
+row_delta() {
+    local scenario="$repo/target/delta-scenario"
+    python3 "$repo/scripts/delta-scenario.py" "$scenario" >&2
+    ensure_keys
+    local patch_from=0 layer
+    for layer in base app; do
+        patch_from=$((patch_from + $(zstd -q -19 --long=27 \
+            --patch-from="$scenario/tars/$layer-v1.tar" "$scenario/tars/$layer-v2.tar" -c \
+            2>/dev/null | wc -c)))
+    done
+    local how
+    for how in gnu-gzip-6 go-gzip-1 go-gzip-default; do
+        local hub="$work/delta-$how" pull
+        rm -rf "$hub"
+        mkdir -p "$hub"
+        pull="$(python3 "$repo/scripts/delta-scenario.py" --registry-pull "$scenario" "$how")"
+        local export_v=("$tender" export --key "$work/bench.key" --state-dir "$hub/state"
+            --no-progress)
+        log "delta ($how): export v1 whole, import it"
+        "${export_v[@]}" "$scenario/fleet-$how-v1/fleet.yaml" -o "$hub/v1.tender" >/dev/null
+        printf '%s\n' "apiVersion: tender.dev/v1alpha1" "kind: Site" "name: plant-001" \
+            "clusters: [line-a]" "trustPolicy: $work/policy.yaml" "stateDir: $hub/site" \
+            >"$hub/site.yaml"
+        "$tender" import "$hub/v1.tender" --site "$hub/site.yaml" --no-progress >/dev/null
+        log "delta ($how): export v2 against v1"
+        measure "${export_v[@]}" "$scenario/fleet-$how-v2/fleet.yaml" -o "$hub/v2.tender" \
+            --base "$hub/v1.tender"
+        local e_wall=$m_wall e_rss=$m_rss_kib size
+        size="$(stat -c %s "$hub/v2.tender")"
+        log "delta ($how): import v2"
+        measure "$tender" import "$hub/v2.tender" --site "$hub/site.yaml" --no-progress
+        local i_wall=$m_wall i_rss=$m_rss_kib exact
+        # Every v2 blob in the site store, byte for byte as in the source layout.
+        exact="$(python3 "$repo/scripts/delta-scenario.py" --check-store "$scenario" "$how" \
+            "$hub/site/store")"
+        local r_pull r_patch limit=1.3
+        [[ $how == go-gzip-1 ]] && limit=1.5
+        read -r r_pull r_patch < <(awk -v t="$size" -v p="$pull" -v f="$patch_from" \
+            'BEGIN { printf "%.3f %.3f\n", t / p, t / f }')
+        table_add delta "$how: bytes vs registry-pull" "$(human_bytes "$pull")" \
+            "$(human_bytes "$size")" "$r_pull" "<= 0.2"
+        table_add "" "$how: bytes vs patch-from" "$(human_bytes "$patch_from")" \
+            "$(human_bytes "$size")" "$r_patch" "<= $limit"
+        table_add "" "$how: export / import wall" "-" \
+            "$(printf '%.1f s / %.1f s' "$e_wall" "$i_wall")" "" ""
+        table_add "" "$how: peak RSS export / import" "-" \
+            "$(kib_mib "$e_rss") / $(kib_mib "$i_rss")" "" "byte-exact: $exact"
+        json_row delta "compression=$(json_str "$how")" "registry_pull_bytes=$pull" \
+            "patch_from_bytes=$patch_from" "delta_bytes=$size" \
+            "ratio_registry_pull=$r_pull" "ratio_patch_from=$r_patch" \
+            "export_s=$e_wall" "import_s=$i_wall" "export_peak_rss_kib=$e_rss" \
+            "import_peak_rss_kib=$i_rss" "byte_exact=$(json_str "$exact")"
+    done
+    notes+=("delta: per-blob choices: tender inspect $work/delta-<compression>/v2.tender (run with --keep)")
+}
 
 main() {
     parse_args "$@"

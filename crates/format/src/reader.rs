@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 
@@ -22,6 +23,7 @@ use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Rejection, read_error};
 use crate::layout::{MANIFEST_FILE, SIGNATURES_FILE};
 use crate::manifest::{BundleManifest, Entry, MAX_MANIFEST_SIZE};
+use crate::read_at::{At, ReadAt};
 use crate::signatures::SignatureSlot;
 use crate::ustar::{self, BLOCK, CheckedHeader, HeaderProblem};
 
@@ -84,9 +86,9 @@ pub struct ReadSummary {
 /// trusted: checking signatures is the caller's first job).
 pub struct BundleReader<R> {
     input: Counted<R>,
-    /// For a bundle file: a handle for positional reads, so each hasher
+    /// For a bundle file or a volume set: positional reads, so each hasher
     /// reads its own entries and both cores copy and hash at once.
-    positional: Option<File>,
+    positional: Option<Arc<dyn ReadAt>>,
     manifest: BundleManifest,
     manifest_bytes: Vec<u8>,
     slot: SignatureSlot,
@@ -102,12 +104,19 @@ impl AnyBundleReader {
     pub fn open_file(path: &Path) -> Result<Self, Error> {
         let file =
             File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let handle = file
-            .try_clone()
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        let buffered: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, file));
-        let mut reader = BundleReader::open(buffered)?;
-        reader.positional = Some(handle);
+        Self::open_positional(Arc::new(file))
+    }
+
+    /// Opens a bundle stream that allows positional reads: a file, or
+    /// volumes read as one. The manifest and slot are read in order; the
+    /// entries by the hashing threads themselves (see `positional`).
+    pub fn open_positional(source: Arc<dyn ReadAt>) -> Result<Self, Error> {
+        let headers: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(
+            1 << 16,
+            At::new(Arc::clone(&source), 0),
+        ));
+        let mut reader = BundleReader::open(headers)?;
+        reader.positional = Some(source);
         Ok(reader)
     }
 }
@@ -193,9 +202,9 @@ impl<R: Read> BundleReader<R> {
             manifest,
             ..
         } = self;
-        if let Some(file) = positional {
+        if let Some(source) = positional {
             return positional::read_entries(
-                &file,
+                source.as_ref(),
                 input.pos,
                 &manifest.entries,
                 factory,

@@ -12,11 +12,17 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod files;
+mod hash_behind;
+
 use crate::digest::{Digest, Hasher};
-use crate::reader::BundleReader;
+use crate::reader::{AnyBundleReader, BundleReader, CHUNK};
+use files::VolumeFiles;
+use hash_behind::HashBehind;
 
 pub const INDEX_FORMAT: &str = "tender-volumes/v1";
 /// FAT32 stops files at 4 GiB − 1 byte.
@@ -108,16 +114,21 @@ pub fn index_name(base: &str) -> String {
     format!("{base}.volumes.json")
 }
 
-/// Writes a stream into volumes of at most `volume_size` bytes, hashing
-/// each as it goes. Files are written as `.partial` and renamed by
-/// [`VolumeWriter::finish`], which also writes the index.
+/// Writes a stream into volumes of at most `volume_size` bytes. Files are
+/// written as `.partial` and renamed by [`VolumeWriter::finish`], which
+/// also writes the index. Each volume is hashed (and synced) on a second
+/// thread, behind the writer (see `hash_behind`).
 pub struct VolumeWriter {
     dir: PathBuf,
     base: String,
     volume_size: u64,
-    current: Option<(File, Hasher)>,
-    volumes: Vec<Volume>,
-    offset: u64,
+    /// The open volume and the bytes written to it.
+    current: Option<(File, u64)>,
+    /// Bytes of the open volume already announced to the hashing thread.
+    announced: u64,
+    /// Sizes of the closed volumes.
+    sizes: Vec<u64>,
+    behind: HashBehind,
 }
 
 impl VolumeWriter {
@@ -130,8 +141,9 @@ impl VolumeWriter {
             base: base.to_string(),
             volume_size,
             current: None,
-            volumes: Vec::new(),
-            offset: 0,
+            announced: 0,
+            sizes: Vec::new(),
+            behind: HashBehind::start()?,
         })
     }
 
@@ -140,37 +152,40 @@ impl VolumeWriter {
             .join(format!("{}.partial", volume_name(&self.base, number)))
     }
 
-    fn close_current(&mut self) -> io::Result<()> {
-        if let Some((file, hasher)) = self.current.take() {
-            file.sync_all()?;
-            let (sha256, size) = hasher.finish();
-            let number = self.volumes.len() as u32 + 1;
-            self.volumes.push(Volume {
+    fn close_current(&mut self) {
+        if let Some((_, size)) = self.current.take() {
+            self.behind.closed(size);
+            self.sizes.push(size);
+        }
+    }
+
+    /// Closes the last volume, waits for every volume's hash, renames every
+    /// volume into place and writes the index.
+    pub fn finish(mut self, bundle_id: &str, manifest_digest: Digest) -> io::Result<VolumeIndex> {
+        self.close_current();
+        let digests = self.behind.finish()?;
+        let mut volumes = Vec::with_capacity(self.sizes.len());
+        let mut offset = 0;
+        for (i, (&size, sha256)) in self.sizes.iter().zip(digests).enumerate() {
+            let number = i as u32 + 1;
+            let file = volume_name(&self.base, number);
+            fs::rename(self.partial(number), self.dir.join(&file))?;
+            volumes.push(Volume {
                 number,
-                file: volume_name(&self.base, number),
-                offset: self.offset,
+                file,
+                offset,
                 size,
                 sha256,
             });
-            self.offset += size;
-        }
-        Ok(())
-    }
-
-    /// Closes the last volume, renames every volume into place and writes
-    /// the index. `manifest_bytes` names the bundle in the index.
-    pub fn finish(mut self, bundle_id: &str, manifest_digest: Digest) -> io::Result<VolumeIndex> {
-        self.close_current()?;
-        for v in &self.volumes {
-            fs::rename(self.partial(v.number), self.dir.join(&v.file))?;
+            offset += size;
         }
         let index = VolumeIndex {
             format: INDEX_FORMAT.into(),
             bundle_id: bundle_id.to_string(),
             manifest_digest,
             volume_size: self.volume_size,
-            total_size: self.offset,
-            volumes: self.volumes.clone(),
+            total_size: offset,
+            volumes,
         };
         let mut text = serde_json::to_vec_pretty(&index).expect("index serializes");
         text.push(b'\n');
@@ -179,8 +194,10 @@ impl VolumeWriter {
     }
 
     /// Removes partial files after a failure.
-    pub fn abandon(self) {
-        for n in 1..=self.volumes.len() as u32 + 1 {
+    pub fn abandon(mut self) {
+        self.current = None;
+        let _ = self.behind.finish(); // the thread stops reading before its files go
+        for n in 1..=self.sizes.len() as u32 + 1 {
             let _ = fs::remove_file(self.partial(n));
         }
     }
@@ -191,23 +208,36 @@ impl Write for VolumeWriter {
         if buf.is_empty() {
             return Ok(0);
         }
-        let full = self
+        if self
             .current
             .as_ref()
-            .is_some_and(|(_, h)| h.len() >= self.volume_size);
-        if full {
-            self.close_current()?;
+            .is_some_and(|(_, len)| *len >= self.volume_size)
+        {
+            self.close_current();
         }
         if self.current.is_none() {
-            let number = self.volumes.len() as u32 + 1;
-            let file = File::create(self.partial(number))?;
-            self.current = Some((file, Hasher::new()));
+            let number = self.sizes.len() as u32 + 1;
+            // Readable too: the hashing thread reads it back.
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(self.partial(number))?;
+            self.behind.opened(file.try_clone()?);
+            self.current = Some((file, 0));
+            self.announced = 0;
         }
-        let (file, hasher) = self.current.as_mut().expect("opened above");
-        let room = (self.volume_size - hasher.len()) as usize;
+        let (file, len) = self.current.as_mut().expect("opened above");
+        let room = (self.volume_size - *len) as usize;
         let n = buf.len().min(room);
         file.write_all(&buf[..n])?;
-        hasher.update(&buf[..n]);
+        *len += n as u64;
+        // A word per chunk is enough: the thread reads back from the file.
+        if *len - self.announced >= CHUNK as u64 {
+            self.announced = *len;
+            self.behind.wrote(*len);
+        }
         Ok(n)
     }
 
@@ -421,15 +451,19 @@ impl VolumeSet {
             .collect()
     }
 
-    /// Opens the stream over all volumes after checking that every volume
-    /// is there at its size; the problems are a rejection naming them.
-    pub fn open_bundle(&self) -> Result<BundleReader<Box<dyn Read + Send>>, crate::Error> {
+    /// Opens the bundle over all volumes after checking that every volume
+    /// is there at its size; the problems are a rejection naming them. The
+    /// volumes are read as one file, with positional reads, like a bundle
+    /// file (see `files`). Verify and import hash every entry against the
+    /// signed manifest, so hashing each volume as well would hash every
+    /// byte twice; a rejection is traced to its volume with
+    /// [`VolumeSet::check`].
+    pub fn open_bundle(&self) -> Result<AnyBundleReader, crate::Error> {
         let problems = self.check_sizes();
         if !problems.is_empty() {
             return Err(crate::Rejection::Volumes(problems).into());
         }
-        let reader: Box<dyn Read + Send> = Box::new(self.unhashed_reader());
-        let bundle = BundleReader::open(reader)?;
+        let bundle = BundleReader::open_positional(Arc::new(VolumeFiles::new(self)))?;
         if bundle.manifest_digest() != self.index.manifest_digest {
             return Err(crate::Rejection::Volumes(vec![VolumeCheck {
                 number: 1,
@@ -450,20 +484,20 @@ impl VolumeSet {
             set: self.clone(),
             next: 0,
             current: None,
-            hash: true,
         }
     }
+}
 
-    /// A reader that checks sizes only. Verify and import hash every entry
-    /// against the signed manifest anyway, so hashing each volume as well
-    /// would hash every byte twice; a rejection is then traced to its
-    /// volume with [`VolumeSet::check`].
-    pub fn unhashed_reader(&self) -> VolumeReader {
-        VolumeReader {
-            hash: false,
-            ..self.reader()
-        }
-    }
+/// An I/O error carrying what is wrong with volume `v` of `count`, so that
+/// the reader turns it into a rejection naming the volume by number.
+fn volume_error(v: &Volume, count: u32, problem: VolumeProblem) -> io::Error {
+    let check = VolumeCheck {
+        number: v.number,
+        count,
+        file: v.file.clone(),
+        problem,
+    };
+    io::Error::new(io::ErrorKind::InvalidData, check)
 }
 
 /// Reads volumes back to back as one stream, never holding a volume in
@@ -472,19 +506,12 @@ pub struct VolumeReader {
     set: VolumeSet,
     next: usize,
     /// The open volume, bytes read from it, its running hash.
-    current: Option<(BufReader<File>, u64, Option<Hasher>, Volume)>,
-    hash: bool,
+    current: Option<(BufReader<File>, u64, Hasher, Volume)>,
 }
 
 impl VolumeReader {
     fn problem(&self, v: &Volume, problem: VolumeProblem) -> io::Error {
-        let check = VolumeCheck {
-            number: v.number,
-            count: self.set.count(),
-            file: v.file.clone(),
-            problem,
-        };
-        io::Error::new(io::ErrorKind::InvalidData, check)
+        volume_error(v, self.set.count(), problem)
     }
 }
 
@@ -498,8 +525,8 @@ impl Read for VolumeReader {
                 self.next += 1;
                 let file = File::open(self.set.dir.join(&v.file))
                     .map_err(|_| self.problem(&v, VolumeProblem::Missing))?;
-                let hasher = self.hash.then(Hasher::new);
-                self.current = Some((BufReader::with_capacity(1 << 20, file), 0, hasher, v));
+                let reader = BufReader::with_capacity(1 << 20, file);
+                self.current = Some((reader, 0, Hasher::new(), v));
             }
             let (file, read, hasher, v) = self.current.as_mut().expect("opened above");
             let room = (v.size - *read).min(buf.len() as u64) as usize;
@@ -510,9 +537,7 @@ impl Read for VolumeReader {
             };
             if n > 0 {
                 *read += n as u64;
-                if let Some(h) = hasher {
-                    h.update(&buf[..n]);
-                }
+                hasher.update(&buf[..n]);
                 return Ok(n);
             }
             let (_, size, hasher, v) = self.current.take().expect("present");
@@ -525,7 +550,7 @@ impl Read for VolumeReader {
                     },
                 ));
             }
-            if hasher.is_some_and(|h| h.finish().0 != v.sha256) {
+            if hasher.finish().0 != v.sha256 {
                 return Err(self.problem(&v, VolumeProblem::Corrupt));
             }
         }
@@ -610,6 +635,7 @@ pub fn is_fat32(fstype: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read_at::ReadAt;
 
     #[test]
     fn sizes() {
@@ -660,5 +686,107 @@ mod tests {
         assert_eq!(problems[1].problem, VolumeProblem::Missing);
         let err = set.reader().read_to_end(&mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("volume 2 of 3"), "{err}");
+    }
+
+    /// `len` bytes of a pattern that does not repeat at volume sizes.
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len as u64).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn each_volume_is_hashed_behind_the_writer_whatever_the_writes() {
+        let size = 3 * CHUNK as u64 + 5;
+        for len in [7 * CHUNK + 5, 2 * size as usize, 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let data = pattern(len);
+            let mut w = VolumeWriter::new(dir.path(), "b.tender", size).unwrap();
+            // Odd pieces: a byte, less than a chunk, more than one.
+            let mut rest = &data[..];
+            for piece in [1, 777, CHUNK + 3].into_iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (now, later) = rest.split_at(piece.min(rest.len()));
+                w.write_all(now).unwrap();
+                rest = later;
+            }
+            let index = w.finish("id", Digest::of(b"m")).unwrap();
+            assert_eq!(index.volumes.len() as u64, (len as u64).div_ceil(size));
+            assert_eq!(index.total_size, len as u64);
+            for (v, bytes) in index.volumes.iter().zip(data.chunks(size as usize)) {
+                assert_eq!(v.size, bytes.len() as u64, "{len}: volume {}", v.number);
+                assert_eq!(v.sha256, Digest::of(bytes), "{len}: volume {}", v.number);
+                assert_eq!(fs::read(dir.path().join(&v.file)).unwrap(), bytes);
+            }
+            let partials = fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .to_string_lossy()
+                        .ends_with(".partial")
+                })
+                .count();
+            assert_eq!(partials, 0, "{len}");
+        }
+    }
+
+    #[test]
+    fn an_abandoned_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = VolumeWriter::new(dir.path(), "b.tender", 4096).unwrap();
+        w.write_all(&pattern(10_000)).unwrap();
+        w.abandon();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn volume_files_read_as_one_file_and_name_a_short_volume() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = pattern(10_000);
+        let mut w = VolumeWriter::new(dir.path(), "b.tender", 4096).unwrap();
+        w.write_all(&data).unwrap();
+        w.finish("id", Digest::of(b"m")).unwrap();
+        let set = VolumeSet::open(dir.path()).unwrap();
+        let files = VolumeFiles::new(&set);
+        // Across one boundary, across two, up to the very end.
+        for (at, len) in [
+            (0, 10_000),
+            (4000, 200),
+            (4095, 4098),
+            (8191, 1809),
+            (9999, 1),
+        ] {
+            let mut buf = vec![0u8; len];
+            files.read_exact_at(&mut buf, at as u64).unwrap();
+            assert_eq!(buf, data[at..at + len], "{at}+{len}");
+        }
+        assert_eq!(files.read_at(&mut [0u8; 10], 10_000).unwrap(), 0);
+        let eof = files.read_exact_at(&mut [0u8; 10], 9995).unwrap_err();
+        assert_eq!(eof.kind(), io::ErrorKind::UnexpectedEof);
+
+        let named = |at: u64| {
+            let err = files.read_exact_at(&mut [0u8; 100], at).unwrap_err();
+            let check = err
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<VolumeCheck>())
+                .unwrap_or_else(|| panic!("not a volume error: {err}"))
+                .clone();
+            (check.number, check.problem)
+        };
+        File::options()
+            .write(true)
+            .open(dir.path().join("b.tender.002"))
+            .unwrap()
+            .set_len(100)
+            .unwrap();
+        let truncated = VolumeProblem::Truncated {
+            size: 100,
+            expected: 4096,
+        };
+        assert_eq!(named(4096 + 50), (2, truncated));
+        fs::remove_file(dir.path().join("b.tender.003")).unwrap();
+        assert_eq!(named(8192), (3, VolumeProblem::Missing));
     }
 }

@@ -1,14 +1,12 @@
-//! Reading a bundle *file*: this thread walks the headers (a 512-byte read
-//! per entry), and each hashing thread reads its own entries' bytes with
-//! positional reads. Both cores copy and hash at once, with no hand-over of
-//! buffers between threads; memory is one buffer per hasher.
+//! Reading a bundle with positional reads (a file, or a volume set read as
+//! one logical file): this thread walks the headers (a 512-byte read per
+//! entry), and each hashing thread reads its own entries' bytes. Both cores
+//! copy and hash at once, with no hand-over of buffers between threads;
+//! memory is one buffer per hasher.
 //!
 //! The checks are those of the streaming path, in the same order; only who
 //! reads which bytes differs.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -22,22 +20,8 @@ use super::{
 use crate::digest::Hasher;
 use crate::error::{Error, Rejection, read_error};
 use crate::manifest::Entry;
+use crate::read_at::{At, ReadAt};
 use crate::ustar::{self, BLOCK};
-
-/// A `Read` over a file at a moving offset, so the header helpers of the
-/// streaming path can be reused as they are.
-pub(crate) struct At<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for At<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
 
 struct Job {
     index: usize,
@@ -46,7 +30,7 @@ struct Job {
 }
 
 pub(crate) fn read_entries(
-    file: &File,
+    source: &dyn ReadAt,
     start: u64,
     entries: &[Entry],
     factory: &dyn SinkFactory,
@@ -71,7 +55,7 @@ pub(crate) fn read_entries(
                         continue;
                     }
                     if let Err(e) = hash_entry(
-                        file,
+                        source,
                         &job,
                         &entries[job.index],
                         factory,
@@ -92,7 +76,7 @@ pub(crate) fn read_entries(
 
         // Walk the headers and hand out the entries.
         let mut input = Counted {
-            inner: At { file, pos: start },
+            inner: At::new(source, start),
             pos: start,
         };
         let mut walk = || -> Result<u64, (usize, Error)> {
@@ -132,7 +116,7 @@ pub(crate) fn read_entries(
             return Ok(walked);
         }
         let mut tail = Counted {
-            inner: At { file, pos: walked },
+            inner: At::new(source, walked),
             pos: walked,
         };
         check_end_of_archive(&mut tail, entries).map_err(|e| (entries.len() + 2, e))?;
@@ -159,7 +143,7 @@ pub(crate) fn read_entries(
 
 /// Reads, hashes and stores one entry, then checks its padding.
 fn hash_entry(
-    file: &File,
+    source: &dyn ReadAt,
     job: &Job,
     entry: &Entry,
     factory: &dyn SinkFactory,
@@ -175,7 +159,8 @@ fn hash_entry(
     let end = job.offset + job.size;
     while offset < end {
         let n = (end - offset).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], offset)
+        source
+            .read_exact_at(&mut buf[..n], offset)
             .map_err(|e| read_error(&what(), e))?;
         hasher.update(&buf[..n]);
         sink.write(&buf[..n]).map_err(|e| sink_error(entry, e))?;
@@ -184,7 +169,8 @@ fn hash_entry(
     }
     let pad = ustar::padding(job.size);
     let mut padding = [0u8; BLOCK];
-    file.read_exact_at(&mut padding[..pad], end)
+    source
+        .read_exact_at(&mut padding[..pad], end)
         .map_err(|e| read_error(&format!("the padding of {:?}", entry.path), e))?;
     if padding[..pad].iter().any(|&b| b != 0) {
         return Err(Rejection::BadPadding {
