@@ -1,11 +1,18 @@
 //! `tender export`: plan, fetch every image and its signatures into a
 //! staging OCI layout, add each cluster's manifest set, seal, sign, and
 //! record the sequence in the hub state.
+//!
+//! The steps overlap where they can: layers download while manifests of
+//! other images are still being fetched, and the bundle is written while
+//! the layers land (sources.rs, seal.rs), so an export takes about as long
+//! as its downloads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
 
 use serde::Serialize;
 use tender_format::manifest::{ImageRef, Release, Targets};
@@ -23,8 +30,8 @@ use crate::hub_state::{ExportRecord, HubState};
 use crate::hub_store::HubStore;
 use crate::plan::{Plan, plan};
 use crate::render::Tools;
-use crate::seal::{BundleOutput, SealOptions, seal_delta, seal_layout};
-use crate::sources::{ImageSources, Mirror};
+use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
+use crate::sources::{Downloads, ImageSources, Mirror};
 
 /// Progress and log hooks for the CLI; the library never prints.
 pub trait ExportObserver: Observer {
@@ -161,6 +168,15 @@ fn parse_reference(image: &str, plan: &Plan) -> Result<Reference, ExportError> {
     })
 }
 
+/// An error while fetching `image`, naming what uses it.
+fn image_error(image: &str, plan: &Plan, reason: impl ToString) -> ExportError {
+    ExportError::Image {
+        image: image.to_string(),
+        used_by: used_by(image, plan),
+        reason: reason.to_string(),
+    }
+}
+
 /// Which clusters and objects name an image, for error messages.
 fn used_by(image: &str, plan: &Plan) -> String {
     let mut users: BTreeSet<String> = BTreeSet::new();
@@ -248,43 +264,55 @@ pub fn export(
         .prefix(".tender-staging-")
         .tempdir_in(&out_dir)
         .map_err(|e| ExportError::io("creating staging in", &out_dir, e))?;
+    // Scratch: the bundle is the durable copy (fsynced as a whole), and an
+    // fsync per staged blob held each download up on the disk, a fifth of
+    // the export's time. What keeps staged blobs (the hub store's links)
+    // syncs them itself if it needs them to outlive a crash.
     let staging = LayoutStore::create_scratch(staging_dir.path())?;
 
     client_options.observer = observer.clone();
-    let client = RegistryClient::new(client_options)?;
+    let client = Arc::new(RegistryClient::new(client_options)?);
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
 
     observer.phase("pull", 0);
     let mut pinned: BTreeMap<String, Digest> = BTreeMap::new();
     let mut fetched_bytes = 0;
     let mut signatures = 0;
-    // Several images at once: each is mostly waiting on the network, and
-    // the store and the client are shared safely between threads.
+    // Manifests first, several images at once: each is mostly waiting on
+    // the network, and the store and the client are shared safely between
+    // threads. Their other blobs download meanwhile, each once (images
+    // share layers).
+    let downloads = Downloads::start(Arc::clone(&client), staging.clone());
     let images: Vec<String> = plan.images().into_iter().collect();
-    let results = tender_format::parallel::map(&images, 4, |image| {
-        let wrap = |e: ExportError| ExportError::Image {
-            image: image.clone(),
-            used_by: used_by(image, &plan),
-            reason: e.to_string(),
-        };
+    let results = on_threads(&images, STAGING_WORKERS, |image| {
         let reference = parse_reference(image, &plan)?;
-        let fetched = sources.fetch(&reference, &staging).map_err(wrap)?;
-        let sigs = sources
-            .fetch_signatures(&reference, &fetched.descriptor.digest, &staging)
-            .map_err(wrap)?;
+        let staged = sources
+            .stage(&reference, &staging)
+            .map_err(|e| image_error(image, &plan, e))?;
+        for (repository, descriptor) in &staged.pending {
+            if !staging.has_blob(&descriptor.digest) {
+                downloads.arrivals().expect(repository, descriptor);
+            }
+        }
         observer.log(&format!(
-            "{image} → {} ({} blob(s) fetched, {} signature artifact(s))",
-            fetched.descriptor.digest,
-            fetched.blobs_fetched,
-            sigs.len()
+            "{image} → {} ({} blob(s), {} signature artifact(s))",
+            staged.descriptor.digest,
+            staged.pending.len() + staged.blobs_copied,
+            staged.signatures.len()
         ));
-        Ok::<_, ExportError>((fetched, sigs.len()))
+        Ok::<_, ExportError>(staged)
     });
-    for (image, result) in images.into_iter().zip(results) {
-        let (fetched, sigs) = result?;
-        fetched_bytes += fetched.bytes_fetched;
-        signatures += sigs;
-        pinned.insert(image, fetched.descriptor.digest);
+    downloads.arrivals().close();
+    // The image to name when a blob fails (the first that uses it).
+    let mut owners: BTreeMap<Digest, &String> = BTreeMap::new();
+    for (image, result) in images.iter().zip(results) {
+        let staged = result?;
+        fetched_bytes += staged.bytes_copied;
+        signatures += staged.signatures.len();
+        pinned.insert(image.clone(), staged.descriptor.digest);
+        for (_, descriptor) in &staged.pending {
+            owners.entry(descriptor.digest).or_insert(image);
+        }
     }
 
     for (digest, yaml) in plan.manifest_sets() {
@@ -322,6 +350,11 @@ pub fn export(
         created: None,
     };
     observer.phase("write", 0);
+    // A download that fails fails the writing too: report it, the cause.
+    let blame = |error: ExportError| match downloads.arrivals().failure() {
+        Some((Some(digest), reason)) => image_error(owners[&digest], &plan, reason),
+        _ => error,
+    };
     let hub = HubStore::open(state.dir())?;
     let bases = bases::resolve(
         &options.bases,
@@ -368,10 +401,15 @@ pub fn export(
         };
         let (sealed, delta) = match job.base {
             None => {
-                let sealed =
-                    seal_layout(staging_dir.path(), &job_options, &key, &output, &mut |n| {
-                        observer.advance(n)
-                    })?;
+                let sealed = seal_arriving(
+                    staging_dir.path(),
+                    downloads.arrivals(),
+                    &job_options,
+                    &key,
+                    &output,
+                    &mut |n| observer.advance(n),
+                )
+                .map_err(blame)?;
                 (sealed, None)
             }
             Some(base) => {
@@ -380,6 +418,9 @@ pub fn export(
                     job.sites.join(", "),
                     base.bundle.manifest.bundle_id
                 ));
+                downloads.arrivals().wait_all().map_err(|e| {
+                    blame(ExportError::io("downloading into", staging_dir.path(), e))
+                })?;
                 let work = staging_dir.path().join("patches");
                 atomic::create_dir_all(&work).map_err(|e| ExportError::io("creating", &work, e))?;
                 let log = |line: &str| observer.log(line);
@@ -429,6 +470,11 @@ pub fn export(
             delta,
         });
     }
+    // Every blob has landed: each was waited for.
+    let pulled = downloads
+        .finish()
+        .map_err(|failed| image_error(owners[&failed.digest], &plan, failed.error))?;
+    fetched_bytes += pulled.bytes_fetched;
     let first = written.first().cloned().expect("at least one bundle job");
     Ok(ExportSummary {
         volumes: first.volumes,
@@ -513,6 +559,38 @@ fn bundle_jobs<'a>(
         });
     }
     Ok(jobs)
+}
+
+/// Images staged at once. Staging is round trips for small manifests, so
+/// this many keep a registry busy without crowding a small hub.
+const STAGING_WORKERS: usize = 8;
+
+/// `f` over every item, `workers` threads at a time, results in the order
+/// of `items`. For work that waits on the network, so, unlike
+/// [`tender_format::parallel::map`], not capped at the number of cores.
+fn on_threads<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    thread::scope(|scope| {
+        for _ in 0..workers.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = f(item);
+                    *results[i].lock().expect("no panics while locked") = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .expect("no panics while locked")
+                .expect("every item was taken")
+        })
+        .collect()
 }
 
 fn parent(path: &Path) -> &Path {

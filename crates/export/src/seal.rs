@@ -1,12 +1,20 @@
 //! Sealing: turn a staged OCI image layout into a signed bundle file.
 //!
-//! Every blob is hashed while the manifest is built (both cores, one blob
-//! per core), and hashed again as it is written, so a file that changed in
-//! between is caught rather than sealed.
+//! Blobs are listed under the digests the store named them by after
+//! hashing them, and hashed again as they are written, so a file that
+//! changed in between is caught rather than sealed.
+//!
+//! The layout may still be filling ([`seal_arriving`]): the manifest needs
+//! only each blob's digest and size, which its descriptor gives before the
+//! download, so the bundle is written, in entry order, while the blobs
+//! land, and the pull is not followed by a second full pass over the data.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use tender_format::layout::{BLOBS_DIR, EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
 use tender_format::manifest::{
@@ -15,6 +23,7 @@ use tender_format::manifest::{
 };
 use tender_format::volumes::{VolumeIndex, VolumeWriter, index_name};
 use tender_format::{Digest, SignatureSlot, atomic, ustar, write_bundle};
+use tender_oci::Arrivals;
 use tender_trust::PrivateKey;
 use tender_trust::keys::now_rfc3339;
 
@@ -73,7 +82,33 @@ pub fn seal_layout(
     progress: &mut dyn FnMut(u64),
 ) -> Result<SealedBundle, ExportError> {
     let manifest = manifest_for_layout(layout, options)?;
-    seal_manifest(layout, manifest, None, options, key, out, progress)
+    seal_manifest(layout, manifest, Blobs::Staged, options, key, out, progress)
+}
+
+/// As [`seal_layout`], while `arrivals` still download into the layout:
+/// they are listed at their descriptors' sizes, and each is written as
+/// soon as the bundle reaches it and it has landed.
+pub fn seal_arriving(
+    layout: &Path,
+    arrivals: &Arrivals,
+    options: &SealOptions,
+    key: &PrivateKey,
+    out: &BundleOutput,
+    progress: &mut dyn FnMut(u64),
+) -> Result<SealedBundle, ExportError> {
+    // Before listing the layout: a blob landing in between is then listed
+    // twice (once each way) rather than not at all.
+    let pending = arrivals.pending();
+    let manifest = manifest_with(layout, &pending, options)?;
+    seal_manifest(
+        layout,
+        manifest,
+        Blobs::Arriving(arrivals),
+        options,
+        key,
+        out,
+        progress,
+    )
 }
 
 /// As [`seal_layout`], but a delta (bundle spec §8): the blobs `plan`
@@ -87,7 +122,15 @@ pub fn seal_delta(
     progress: &mut dyn FnMut(u64),
 ) -> Result<SealedBundle, ExportError> {
     let manifest = delta_manifest(manifest_for_layout(layout, options)?, plan)?;
-    seal_manifest(layout, manifest, Some(plan), options, key, out, progress)
+    seal_manifest(
+        layout,
+        manifest,
+        Blobs::Patched(plan),
+        options,
+        key,
+        out,
+        progress,
+    )
 }
 
 /// Turns a full manifest of the release into the delta `plan` describes.
@@ -141,12 +184,23 @@ fn delta_manifest(full: BundleManifest, plan: &DeltaPlan) -> Result<BundleManife
     Ok(manifest)
 }
 
+/// Where sealing reads the blobs of a layout from.
+#[derive(Clone, Copy)]
+enum Blobs<'a> {
+    /// All in the layout.
+    Staged,
+    /// In the layout once each has landed.
+    Arriving(&'a Arrivals),
+    /// In the layout, but those the plan patched from its patch files.
+    Patched(&'a DeltaPlan),
+}
+
 /// Signs `manifest` with `key` in role `release` and writes the bundle,
-/// reading blobs from `layout` and patches from `plan`.
+/// reading blobs from `layout` as `blobs` says.
 fn seal_manifest(
     layout: &Path,
     manifest: BundleManifest,
-    plan: Option<&DeltaPlan>,
+    blobs: Blobs,
     options: &SealOptions,
     key: &PrivateKey,
     out: &BundleOutput,
@@ -157,16 +211,16 @@ fn seal_manifest(
     let mut slot = SignatureSlot::default();
     slot.add(key.sign("release", &manifest_bytes, &options.creator));
     let mut open = |entry: &Entry| -> io::Result<Box<dyn Read>> {
-        let patch = match (entry.encoding, EntryPath::parse(&entry.path), plan) {
-            (Encoding::Patch, Ok(EntryPath::Blob(digest)), Some(plan)) => {
-                plan.patches.get(&digest).map(|p| &p.patch.file)
+        match (blobs, blob_of(entry)) {
+            (Blobs::Patched(plan), Some(digest)) if entry.encoding == Encoding::Patch => {
+                if let Some(p) = plan.patches.get(&digest) {
+                    return Ok(Box::new(File::open(&p.patch.file)?));
+                }
             }
-            _ => None,
-        };
-        match patch {
-            Some(path) => Ok(Box::new(File::open(path)?)),
-            None => Ok(Box::new(File::open(layout.join(&entry.path))?)),
+            (Blobs::Arriving(arrivals), Some(digest)) => arrivals.wait(&digest)?,
+            _ => {}
         }
+        Ok(Box::new(File::open(layout.join(&entry.path))?))
     };
     let total = bundle_size(manifest_bytes.len() as u64, &manifest);
     let out = match out {
@@ -182,7 +236,19 @@ fn seal_manifest(
     let (path, bytes, volumes) = match &out {
         BundleOutput::File { path, .. } => {
             let bytes = atomic::write_with(path, |w| {
-                write_bundle(w, &manifest_bytes, &slot, &mut open, progress)
+                // Written at the pace of the downloads: let the disk take
+                // it as it comes, so the closing fsync has little left.
+                let flusher = match blobs {
+                    Blobs::Arriving(_) => Some(Flusher::start(w.get_ref().try_clone()?)),
+                    _ => None,
+                };
+                let mut progress = |done: u64| {
+                    if let Some(flusher) = &flusher {
+                        flusher.written(done);
+                    }
+                    progress(done)
+                };
+                write_bundle(w, &manifest_bytes, &slot, &mut open, &mut progress)
                     .map_err(io::Error::other)
             })
             .map_err(|e| ExportError::io("writing bundle", path, e))?;
@@ -236,6 +302,61 @@ fn seal_manifest(
     })
 }
 
+/// Syncs a file being written, on a thread of its own, each time another
+/// [`Flusher::EVERY`] bytes were written to it. Errors are left to the
+/// closing fsync, which reports them.
+struct Flusher {
+    written: Option<mpsc::Sender<u64>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    const EVERY: u64 = 32 << 20;
+
+    fn start(file: File) -> Flusher {
+        let (written, bytes) = mpsc::channel::<u64>();
+        let thread = thread::spawn(move || {
+            let mut synced = 0;
+            while let Ok(mut done) = bytes.recv() {
+                // Only the latest count matters.
+                done = bytes.try_iter().last().unwrap_or(done);
+                if done >= synced + Flusher::EVERY {
+                    let _ = file.sync_data();
+                    synced = done;
+                }
+            }
+        });
+        Flusher {
+            written: Some(written),
+            thread: Some(thread),
+        }
+    }
+
+    /// `done` bytes are written so far.
+    fn written(&self, done: u64) {
+        if let Some(written) = &self.written {
+            let _ = written.send(done);
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.written.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The digest of a blob entry (`None` for `oci-layout`, `index.json`).
+fn blob_of(entry: &Entry) -> Option<Digest> {
+    match EntryPath::parse(&entry.path) {
+        Ok(EntryPath::Blob(digest)) => Some(digest),
+        _ => None,
+    }
+}
+
 /// The exact size of the bundle stream a manifest describes.
 pub fn bundle_size(manifest_len: u64, manifest: &BundleManifest) -> u64 {
     let entry = |size: u64| 512 + size + ustar::padding(size) as u64;
@@ -257,53 +378,53 @@ pub fn manifest_for_layout(
     layout: &Path,
     options: &SealOptions,
 ) -> Result<BundleManifest, ExportError> {
+    manifest_with(layout, &[], options)
+}
+
+/// The manifest of the layout's files plus `pending` blobs (digest and
+/// size) that are not in it yet.
+fn manifest_with(
+    layout: &Path,
+    pending: &[(Digest, u64)],
+    options: &SealOptions,
+) -> Result<BundleManifest, ExportError> {
     let bad = |reason: String| ExportError::BadLayout {
         path: layout.to_path_buf(),
         reason,
     };
-    let mut paths = vec![OCI_LAYOUT_FILE.to_string(), OCI_INDEX_FILE.to_string()];
+    // Blob files are named by digest by the store that wrote them after
+    // hashing; the writer hashes every byte again as it seals, and fails
+    // on a mismatch. Only the two small layout files are hashed here.
+    let files = [OCI_LAYOUT_FILE.to_string(), OCI_INDEX_FILE.to_string()];
+    let mut entries = hash_files(layout, &files)?;
+    // By digest: the order blob entries take (bundle spec §4.3).
+    let mut blobs: BTreeMap<Digest, u64> = pending.iter().copied().collect();
     let blobs_dir = layout.join(BLOBS_DIR);
     let listing =
         fs::read_dir(&blobs_dir).map_err(|e| ExportError::io("listing", &blobs_dir, e))?;
-    let mut blob_names = Vec::new();
     for item in listing {
         let item = item.map_err(|e| ExportError::io("listing", &blobs_dir, e))?;
         let name = item.file_name().to_string_lossy().into_owned();
-        let file_type = item
-            .file_type()
+        let metadata = item
+            .metadata()
             .map_err(|e| ExportError::io("listing", item.path(), e))?;
-        if !file_type.is_file() {
+        if !metadata.is_file() {
             return Err(bad(format!("{BLOBS_DIR}{name} is not a regular file")));
         }
         if name.starts_with(".tmp") {
             continue; // an interrupted download's temporary file
         }
-        let path = format!("{BLOBS_DIR}{name}");
-        EntryPath::parse(&path).map_err(bad)?;
-        blob_names.push(path);
-    }
-    blob_names.sort();
-    paths.extend(blob_names);
-
-    // Blob files are named by digest by the store that wrote them after
-    // hashing; the writer hashes every byte again as it seals, and fails
-    // on a mismatch. Only the two small layout files are hashed here.
-    let mut entries = hash_files(layout, &paths[..2])?;
-    for path in &paths[2..] {
-        let Ok(EntryPath::Blob(digest)) = EntryPath::parse(path) else {
-            unreachable!("checked above")
+        match EntryPath::parse(&format!("{BLOBS_DIR}{name}")).map_err(bad)? {
+            EntryPath::Blob(digest) => blobs.insert(digest, metadata.len()),
+            _ => unreachable!("a path under {BLOBS_DIR} names a blob or nothing"),
         };
-        let full = layout.join(path);
-        let size = fs::metadata(&full)
-            .map_err(|e| ExportError::io("reading", &full, e))?
-            .len();
-        entries.push(Entry {
-            path: path.clone(),
-            size,
-            digest,
-            encoding: Encoding::Identity,
-        });
     }
+    entries.extend(blobs.into_iter().map(|(digest, size)| Entry {
+        path: EntryPath::blob(&digest),
+        size,
+        digest,
+        encoding: Encoding::Identity,
+    }));
     let bundle_id = match &options.bundle_id {
         Some(id) => id.clone(),
         None => random_id()?,

@@ -2,13 +2,20 @@
 //! OCI layout directory on the hub (`oci-layout:PATH`), as the fleet's
 //! `mirrors` say. Whatever the source, the image lands in the staging
 //! layout under its original reference, with every blob hash-checked.
+//!
+//! Registry images are staged in two steps: their manifests at once
+//! ([`ImageSources::stage`]), their other blobs later, those of all images
+//! together, each once, in the order the bundle lists them
+//! ([`Downloads`]), so the bundle can be written while they land.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::thread;
 
-use tender_format::Digest;
-use tender_oci::{Descriptor, LayoutStore, Platform, Reference, RegistryClient};
+use tender_oci::{
+    Arrivals, Descriptor, FailedBlob, LayoutStore, Platform, PulledBlobs, Reference, RegistryClient,
+};
 
 use crate::error::ExportError;
 
@@ -30,13 +37,18 @@ impl Mirror {
     }
 }
 
-/// An image in the staging layout.
+/// An image in the staging layout: its manifests, and its signature
+/// artifacts', stored and named; its other blobs there too, or pending.
 #[derive(Debug, Clone)]
-pub struct Fetched {
+pub struct Staged {
     pub descriptor: Descriptor,
-    /// Blobs copied or downloaded (already-present ones not counted).
-    pub blobs_fetched: usize,
-    pub bytes_fetched: u64,
+    /// The names the signature artifacts were staged under.
+    pub signatures: Vec<String>,
+    /// Blobs still to download, each with the repository to ask.
+    pub pending: Vec<(Reference, Descriptor)>,
+    /// Blobs copied from a mirror layout (already-present ones not counted).
+    pub blobs_copied: usize,
+    pub bytes_copied: u64,
 }
 
 /// Reads images from registries and layouts into the staging layout.
@@ -90,101 +102,146 @@ impl<'a> ImageSources<'a> {
         }
     }
 
-    /// Fetches an image into `staging` and names it `reference`.
-    pub fn fetch(
+    /// Stages an image and its signatures, attestations and SBOMs (under
+    /// their own tags, cosign's `sha256-<hex>.sig`, so the site's admission
+    /// controller can still verify it), named by `reference`. From a layout
+    /// everything is copied; from a registry the blobs are left pending.
+    pub fn stage(
         &self,
         reference: &Reference,
         staging: &LayoutStore,
-    ) -> Result<Fetched, ExportError> {
+    ) -> Result<Staged, ExportError> {
         let name = reference.to_string();
-        match self.mirror_for(reference).cloned() {
+        let from = match self.mirror_for(reference).cloned() {
             Some(Mirror::Layout(path)) => {
-                let source = &self.layout(&path)?;
-                let descriptor = source.resolve(&name)?;
-                let (blobs_fetched, bytes_fetched) = copy_image(source, staging, &descriptor)?;
-                staging.set_tag(&name, descriptor.clone())?;
-                Ok(Fetched {
-                    descriptor,
-                    blobs_fetched,
-                    bytes_fetched,
-                })
+                return self.copy(reference, &self.layout(&path)?, staging);
             }
-            Some(Mirror::Registry(host)) => {
-                let mirrored = reference.with_registry(&host)?;
-                let pulled =
-                    self.client
-                        .pull_image(&mirrored, staging, self.platforms.as_deref())?;
-                staging.remove_tag(&pulled.ref_name)?;
-                staging.set_tag(&name, pulled.descriptor.clone())?;
-                Ok(Fetched {
-                    descriptor: pulled.descriptor,
-                    blobs_fetched: pulled.blobs_fetched,
-                    bytes_fetched: pulled.bytes_fetched,
-                })
+            Some(Mirror::Registry(host)) => reference.with_registry(&host)?,
+            None => reference.clone(),
+        };
+        let image = self
+            .client
+            .fetch_image(&from, staging, self.platforms.as_deref())?;
+        image.store(staging, &name)?;
+        let mut pending = with_repository(&from, &image.blobs);
+        let mut signatures = Vec::new();
+        for artifact in self
+            .client
+            .find_signatures(&from, &image.descriptor.digest)?
+        {
+            let related = self
+                .client
+                .fetch_image(&artifact.reference, staging, None)?;
+            // Name it in the original registry's terms.
+            let original = Reference::from_parts(
+                reference.registry(),
+                reference.repository(),
+                artifact.reference.tag(),
+                artifact.reference.digest().copied(),
+            )?;
+            let name = original.to_string();
+            related.store(staging, &name)?;
+            pending.extend(with_repository(&artifact.reference, &related.blobs));
+            signatures.push(name);
+        }
+        Ok(Staged {
+            descriptor: image.descriptor,
+            signatures,
+            pending,
+            blobs_copied: 0,
+            bytes_copied: 0,
+        })
+    }
+
+    /// Stages an image, and its cosign tags, from a mirror layout.
+    fn copy(
+        &self,
+        reference: &Reference,
+        source: &LayoutStore,
+        staging: &LayoutStore,
+    ) -> Result<Staged, ExportError> {
+        let name = reference.to_string();
+        let descriptor = source.resolve(&name)?;
+        let (mut blobs_copied, mut bytes_copied) = copy_image(source, staging, &descriptor)?;
+        staging.set_tag(&name, descriptor.clone())?;
+        let mut signatures = Vec::new();
+        for suffix in ["sig", "att", "sbom"] {
+            let tag = format!("sha256-{}.{suffix}", descriptor.digest.hex());
+            let name = strip_digest(&reference.with_tag(&tag)?.to_string());
+            if let Ok(related) = source.resolve(&name) {
+                let (blobs, bytes) = copy_image(source, staging, &related)?;
+                blobs_copied += blobs;
+                bytes_copied += bytes;
+                staging.set_tag(&name, related)?;
+                signatures.push(name);
             }
-            None => {
-                let pulled =
-                    self.client
-                        .pull_image(reference, staging, self.platforms.as_deref())?;
-                if pulled.ref_name != name {
-                    staging.remove_tag(&pulled.ref_name)?;
-                    staging.set_tag(&name, pulled.descriptor.clone())?;
-                }
-                Ok(Fetched {
-                    descriptor: pulled.descriptor,
-                    blobs_fetched: pulled.blobs_fetched,
-                    bytes_fetched: pulled.bytes_fetched,
-                })
-            }
+        }
+        Ok(Staged {
+            descriptor,
+            signatures,
+            pending: Vec::new(),
+            blobs_copied,
+            bytes_copied,
+        })
+    }
+}
+
+fn with_repository(repository: &Reference, blobs: &[Descriptor]) -> Vec<(Reference, Descriptor)> {
+    blobs
+        .iter()
+        .map(|d| (repository.clone(), d.clone()))
+        .collect()
+}
+
+/// Pending blobs downloading into staging on a thread of their own, from
+/// the first one queued: during staging, which is round trips for small
+/// manifests, and while the bundle is written from staging, each blob as
+/// it lands.
+pub struct Downloads {
+    arrivals: Arc<Arrivals>,
+    thread: Option<thread::JoinHandle<Result<PulledBlobs, FailedBlob>>>,
+}
+
+impl Downloads {
+    /// Starts downloading whatever [`Downloads::arrivals`] queues, smallest
+    /// digest first: the order the bundle needs blobs in.
+    pub fn start(client: Arc<RegistryClient>, staging: LayoutStore) -> Downloads {
+        let arrivals = Arc::new(Arrivals::new());
+        let thread = {
+            let arrivals = Arc::clone(&arrivals);
+            thread::spawn(move || client.pull_blobs(&staging, &arrivals))
+        };
+        Downloads {
+            arrivals,
+            thread: Some(thread),
         }
     }
 
-    /// Signatures, attestations and SBOMs of `digest`, fetched into
-    /// `staging` under their own tags (cosign's `sha256-<hex>.sig`) so
-    /// the site's admission controller can still verify the image.
-    pub fn fetch_signatures(
-        &self,
-        reference: &Reference,
-        digest: &Digest,
-        staging: &LayoutStore,
-    ) -> Result<Vec<String>, ExportError> {
-        let mut names = Vec::new();
-        match self.mirror_for(reference).cloned() {
-            Some(Mirror::Layout(path)) => {
-                let source = &self.layout(&path)?;
-                for suffix in ["sig", "att", "sbom"] {
-                    let tag = format!("sha256-{}.{suffix}", digest.hex());
-                    let name = reference.with_tag(&tag)?.to_string();
-                    let name = strip_digest(&name);
-                    if let Ok(descriptor) = source.resolve(&name) {
-                        copy_image(source, staging, &descriptor)?;
-                        staging.set_tag(&name, descriptor)?;
-                        names.push(name);
-                    }
-                }
-            }
-            mirror => {
-                let lookup = match &mirror {
-                    Some(Mirror::Registry(host)) => reference.with_registry(host)?,
-                    _ => reference.clone(),
-                };
-                for artifact in self.client.find_signatures(&lookup, digest)? {
-                    let pulled = self.client.pull_image(&artifact.reference, staging, None)?;
-                    staging.remove_tag(&pulled.ref_name)?;
-                    // Name it in the original registry's terms.
-                    let original = Reference::from_parts(
-                        reference.registry(),
-                        reference.repository(),
-                        artifact.reference.tag(),
-                        artifact.reference.digest().copied(),
-                    )?;
-                    let name = original.to_string();
-                    staging.set_tag(&name, pulled.descriptor)?;
-                    names.push(name);
-                }
-            }
+    /// The queue: blobs are added to it, and waited for before reading.
+    pub fn arrivals(&self) -> &Arrivals {
+        &self.arrivals
+    }
+
+    /// Waits for the downloads to end: what they did, or the blob that
+    /// failed first. (Dropped unfinished, they are stopped.)
+    pub fn finish(mut self) -> Result<PulledBlobs, FailedBlob> {
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(PulledBlobs::default()),
         }
-        Ok(names)
+    }
+}
+
+impl Drop for Downloads {
+    /// An export that returns early stops its downloads before its staging
+    /// directory goes.
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.arrivals.abandon();
+            let _ = thread.join();
+        }
     }
 }
 

@@ -10,6 +10,10 @@
 //! complete and correct, and a failed or interrupted write leaves at most a
 //! `.tmp-*` file ([`LayoutStore::remove_temp_files`] clears those).
 //! `index.json` is replaced atomically ([`tender_format::atomic`]).
+//! A scratch store ([`LayoutStore::create_scratch`]) keeps the renames but
+//! skips every fsync: it is thrown away after use, so nothing in it has to
+//! survive a crash, and syncing it would only wait on the disk for data
+//! whose durable copy is written elsewhere.
 //!
 //! Concurrency: blob writes may race freely (same digest, same bytes, atomic
 //! rename). `index.json` updates are serialised within one process; two
@@ -17,7 +21,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -58,32 +62,51 @@ pub struct LayoutStore {
     root: PathBuf,
     blobs: PathBuf,
     index_lock: Arc<Mutex<()>>,
+    /// Writes are fsynced before they count (false for scratch stores).
+    durable: bool,
 }
 
 impl LayoutStore {
     /// Opens the layout at `dir`, creating the directory, `oci-layout`,
     /// `index.json` and `blobs/sha256/` where missing.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<LayoutStore, OciError> {
-        let root = dir.as_ref().to_path_buf();
-        let store = LayoutStore::at(root.clone());
-        atomic::create_dir_all(&store.blobs)
-            .map_err(|e| OciError::io(format!("creating {}", store.blobs.display()), e))?;
-        let marker = root.join("oci-layout");
+        LayoutStore::at(dir.as_ref().to_path_buf()).create()
+    }
+
+    /// Like [`LayoutStore::open_or_create`], for a staging layout that is
+    /// deleted after use (export's): writes are renamed into place as
+    /// usual, so readers never see a partial file, but never fsynced.
+    pub fn create_scratch(dir: impl AsRef<Path>) -> Result<LayoutStore, OciError> {
+        LayoutStore {
+            durable: false,
+            ..LayoutStore::at(dir.as_ref().to_path_buf())
+        }
+        .create()
+    }
+
+    /// Creates whatever of the skeleton is missing.
+    fn create(self) -> Result<LayoutStore, OciError> {
+        let created = if self.durable {
+            atomic::create_dir_all(&self.blobs)
+        } else {
+            fs::create_dir_all(&self.blobs)
+        };
+        created.map_err(|e| OciError::io(format!("creating {}", self.blobs.display()), e))?;
+        let marker = self.root.join("oci-layout");
         if marker.exists() {
-            store.check_marker()?;
+            self.check_marker()?;
         } else {
             let text = serde_json::to_vec(&LayoutMarker {
                 image_layout_version: OCI_LAYOUT_VERSION.to_string(),
             })
             .expect("serializing a marker");
-            atomic::write(&marker, &text)
+            self.replace_file(&marker, &text)
                 .map_err(|e| OciError::io(format!("writing {}", marker.display()), e))?;
         }
-        let index = store.index_path();
-        if !index.exists() {
-            store.write_index(&ImageIndex::empty())?;
+        if !self.index_path().exists() {
+            self.write_index(&ImageIndex::empty())?;
         }
-        Ok(store)
+        Ok(self)
     }
 
     /// Opens an existing layout without creating or changing anything.
@@ -102,6 +125,7 @@ impl LayoutStore {
             root,
             blobs,
             index_lock: Arc::new(Mutex::new(())),
+            durable: true,
         }
     }
 
@@ -275,22 +299,17 @@ impl LayoutStore {
         let limit = expected_size.map_or(u64::MAX, |s| s.saturating_add(1));
         let mut reader = reader.take(limit);
         let mut hasher = Hasher::new();
-        {
-            let mut out = BufWriter::with_capacity(COPY_BUFFER, tmp.as_file());
-            let mut buf = vec![0u8; COPY_BUFFER];
-            loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(OciError::io(format!("reading {}", what()), e)),
-                };
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(|e| {
-                    OciError::io(format!("writing {} to {}", what(), tmp.path().display()), e)
-                })?;
+        // The buffer is filled before it is written, rather than each read
+        // going through a BufWriter: one copy of every byte less.
+        let mut buf = vec![0u8; COPY_BUFFER];
+        loop {
+            let n = fill(&mut reader, &mut buf)
+                .map_err(|e| OciError::io(format!("reading {}", what()), e))?;
+            if n == 0 {
+                break;
             }
-            out.flush().map_err(|e| {
+            hasher.update(&buf[..n]);
+            tmp.as_file().write_all(&buf[..n]).map_err(|e| {
                 OciError::io(format!("writing {} to {}", what(), tmp.path().display()), e)
             })?;
         }
@@ -312,15 +331,19 @@ impl LayoutStore {
                 actual,
             });
         }
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| OciError::io(format!("syncing {}", tmp.path().display()), e))?;
+        if self.durable {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| OciError::io(format!("syncing {}", tmp.path().display()), e))?;
+        }
         set_readable(tmp.as_file());
         let path = self.blob_path(expected);
         tmp.persist(&path)
             .map_err(|e| OciError::io(format!("renaming into {}", path.display()), e.error))?;
-        atomic::sync_dir(&self.blobs)
-            .map_err(|e| OciError::io(format!("syncing {}", self.blobs.display()), e))?;
+        if self.durable {
+            atomic::sync_dir(&self.blobs)
+                .map_err(|e| OciError::io(format!("syncing {}", self.blobs.display()), e))?;
+        }
         Ok(BlobWrite {
             digest: *expected,
             size,
@@ -383,8 +406,20 @@ impl LayoutStore {
     fn write_index(&self, index: &ImageIndex) -> Result<(), OciError> {
         let bytes = serde_json::to_vec(index).expect("serializing an index");
         let path = self.index_path();
-        atomic::write(&path, &bytes)
+        self.replace_file(&path, &bytes)
             .map_err(|e| OciError::io(format!("writing {}", path.display()), e))
+    }
+
+    /// Replaces a small file by rename, so a reader sees the old or the
+    /// new one whole; durably ([`atomic::write`]) unless a scratch store.
+    fn replace_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        if self.durable {
+            return atomic::write(path, bytes);
+        }
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.root)?;
+        tmp.write_all(bytes)?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     /// Points the name `ref_name` (the full reference, e.g.
@@ -536,6 +571,20 @@ impl LayoutStore {
     }
 }
 
+/// Reads until `buf` is full or the reader ends; the bytes read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// The ref-name grammar of the image-layout spec, loosely: printable, no
 /// whitespace, not empty. (Full references, `:` and `@` included, pass.)
 fn validate_ref_name(name: &str) -> Result<(), String> {
@@ -589,6 +638,22 @@ mod tests {
         assert!(again.has_blob(&Digest::of(b"x")));
         assert!(LayoutStore::open(&root).is_ok());
         assert!(LayoutStore::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_scratch_store_is_the_same_layout_unsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("staging");
+        let scratch = LayoutStore::create_scratch(&root).unwrap();
+        let one = image(&scratch, b"layer");
+        scratch.set_tag("app:1", one.clone()).unwrap();
+        assert_eq!(scratch.remove_temp_files().unwrap(), 0);
+        let reopened = LayoutStore::open(&root).unwrap();
+        assert_eq!(reopened.resolve("app:1").unwrap().digest, one.digest);
+        for d in reopened.walk_image(&one).unwrap() {
+            assert!(reopened.verify_blob(&d.digest).unwrap());
+        }
+        assert_eq!(names(&root), ["blobs", "index.json", "oci-layout"]);
     }
 
     #[test]

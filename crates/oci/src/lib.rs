@@ -6,6 +6,8 @@
 //!   enough to list what a manifest points at ([`media::children`]).
 //! * [`layout`] — [`LayoutStore`], an OCI image layout directory with
 //!   verified, crash-safe blob writes and tags in `index.json`.
+//! * [`arrivals`] — [`Arrivals`], blobs a store still waits for, so a
+//!   reader can consume them in its own order while they download.
 //! * [`registry`] — [`RegistryClient`], a blocking client that pulls
 //!   images into a layout store (streaming, concurrent, verified, retried)
 //!   and pushes them from one, finds cosign signatures and OCI referrers.
@@ -16,6 +18,7 @@
 //! Digests are [`tender_format::Digest`] (sha256 only): anything this crate
 //! stores is named by a digest a bundle can carry.
 
+pub mod arrivals;
 pub mod credentials;
 pub mod error;
 pub mod layout;
@@ -25,6 +28,7 @@ pub mod reference;
 pub mod registry;
 pub mod retry;
 
+pub use arrivals::Arrivals;
 pub use credentials::{Credential, CredentialSource};
 pub use error::OciError;
 pub use layout::{BlobWrite, LayoutStore};
@@ -32,8 +36,8 @@ pub use media::{Descriptor, Manifest, Platform, children};
 pub use observer::{BlobOutcome, NoopObserver, Observer};
 pub use reference::Reference;
 pub use registry::{
-    ArtifactKind, ClientOptions, PulledImage, RegistryClient, RegistrySettings, RelatedArtifact,
-    ResolvedManifest,
+    ArtifactKind, ClientOptions, FailedBlob, ImageManifests, PulledBlobs, PulledImage,
+    RegistryClient, RegistrySettings, RelatedArtifact, ResolvedManifest,
 };
 pub use retry::RetryPolicy;
 pub use tender_format::Digest;

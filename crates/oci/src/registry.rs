@@ -52,7 +52,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::{Stream, StreamExt, TryStreamExt, future, stream};
 use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -65,6 +65,7 @@ use tender_format::Digest;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use crate::arrivals::Arrivals;
 use crate::credentials::{Credential, CredentialOverrides, CredentialSource};
 use crate::error::OciError;
 use crate::layout::LayoutStore;
@@ -238,6 +239,55 @@ pub struct PulledImage {
     pub bytes_fetched: u64,
 }
 
+/// An image's manifests, fetched and verified, and the blobs they name,
+/// none of them downloaded yet: what [`RegistryClient::fetch_image`]
+/// returns, for a caller that schedules blob downloads itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageManifests {
+    /// The reference asked for, pinned to the digest of `descriptor`.
+    pub reference: Reference,
+    /// What the image's name points at: the manifest or index.
+    pub descriptor: Descriptor,
+    /// As [`PulledImage::source_index`].
+    pub source_index: Option<Digest>,
+    /// Every manifest to store, with its bytes, parents before children.
+    pub manifests: Vec<(Descriptor, Vec<u8>)>,
+    /// Configs, layers and other plain blobs, each once.
+    pub blobs: Vec<Descriptor>,
+}
+
+impl ImageManifests {
+    /// Stores the manifests (children first) and names the image
+    /// `ref_name`. Its blobs must be in `store` before anyone reads the
+    /// image; [`RegistryClient::pull_image`] stores them first.
+    pub fn store(&self, store: &LayoutStore, ref_name: &str) -> Result<(), OciError> {
+        for (descriptor, bytes) in self.manifests.iter().rev() {
+            let written = store.put_blob_bytes(bytes)?;
+            debug_assert_eq!(written, descriptor.digest);
+        }
+        store.set_tag(ref_name, self.descriptor.clone())
+    }
+}
+
+/// What [`RegistryClient::pull_blobs`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PulledBlobs {
+    /// Blobs downloaded.
+    pub fetched: usize,
+    /// Blobs the store already had.
+    pub present: usize,
+    pub bytes_fetched: u64,
+}
+
+/// The blob a [`RegistryClient::pull_blobs`] batch failed on.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct FailedBlob {
+    pub digest: Digest,
+    #[source]
+    pub error: Box<OciError>,
+}
+
 /// Kinds of artifacts that refer to an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArtifactKind {
@@ -346,11 +396,42 @@ impl RegistryClient {
             .block_on(self.inner.pull_image(reference, store, platforms))
     }
 
+    /// The first half of [`RegistryClient::pull_image`]: fetches and checks
+    /// every manifest the image keeps (same platform rules) and lists its
+    /// blobs, downloading none and storing nothing. Lets a caller gather
+    /// the blobs of many images and download each once, in its own order
+    /// ([`RegistryClient::pull_blobs`]).
+    pub fn fetch_image(
+        &self,
+        reference: &Reference,
+        store: &LayoutStore,
+        platforms: Option<&[Platform]>,
+    ) -> Result<ImageManifests, OciError> {
+        self.runtime
+            .block_on(self.inner.fetch_image(reference, store, platforms))
+    }
+
+    /// Downloads the blobs queued in `arrivals` into `store`, smallest
+    /// digest first, [`ClientOptions::concurrency`] at a time, until the
+    /// queue is closed and drained, and marks each as it lands, so a reader
+    /// can consume them while the rest download. The first failure stops
+    /// the batch and fails `arrivals`; [`Arrivals::abandon`] stops it
+    /// without an error.
+    pub fn pull_blobs(
+        &self,
+        store: &LayoutStore,
+        arrivals: &Arrivals,
+    ) -> Result<PulledBlobs, FailedBlob> {
+        self.runtime
+            .block_on(self.inner.pull_blobs(store, arrivals))
+    }
+
     /// Finds signatures, attestations and SBOMs of the image `digest` in
     /// `reference`'s repository: the cosign tags `sha256-<hex>.sig`,
-    /// `.att`, `.sbom` (absent = none), then the OCI 1.1 referrers API
+    /// `.att`, `.sbom` (absent = none), and the OCI 1.1 referrers API
     /// (`GET /v2/<name>/referrers/<digest>`; 404 = unsupported, then the
-    /// referrers tag `sha256-<hex>` is tried; absent = none).
+    /// referrers tag `sha256-<hex>` counts; absent = none). All are asked
+    /// at once: each is a round trip, and most answer 404.
     pub fn find_signatures(
         &self,
         reference: &Reference,
@@ -430,7 +511,10 @@ struct Host {
     registry: String,
     base: Url,
     http: reqwest::Client,
-    oci: oci_client::Client,
+    settings: RegistrySettings,
+    /// Built on first use: each client loads the system's root
+    /// certificates, tens of milliseconds an anonymous pull never needs.
+    oci: Mutex<Option<Arc<oci_client::Client>>>,
     auth: RegistryAuth,
     basic: Option<HeaderValue>,
     headers: Mutex<HashMap<(String, Op), HeaderValue>>,
@@ -470,20 +554,17 @@ impl Inner {
         self.options.observer.as_ref()
     }
 
+    /// The host of `registry`, set up on first use. Built under the lock,
+    /// so concurrent first requests share one host (one connection pool,
+    /// one credential lookup) instead of each building their own.
     fn host(&self, registry: &str) -> Result<Arc<Host>, OciError> {
-        if let Some(host) = self
-            .hosts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(registry)
-        {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(host) = hosts.get(registry) {
             return Ok(Arc::clone(host));
         }
         let host = Arc::new(self.new_host(registry)?);
-        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Arc::clone(
-            hosts.entry(registry.to_string()).or_insert(host),
-        ))
+        hosts.insert(registry.to_string(), Arc::clone(&host));
+        Ok(host)
     }
 
     fn new_host(&self, registry: &str) -> Result<Host, OciError> {
@@ -496,32 +577,18 @@ impl Inner {
                 reason: format!("not usable in a URL: {e}"),
             }
         })?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(self.options.connect_timeout)
             .read_timeout(self.options.read_timeout)
-            .tls_danger_accept_invalid_certs(settings.insecure_skip_tls_verify)
-            .build()
-            .map_err(|e| OciError::Transport {
-                what: format!("setting up an HTTP client for {registry}"),
-                detail: error_chain(&e),
-            })?;
-        let config = ClientConfig {
-            protocol: if settings.plain_http {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            accept_invalid_certificates: settings.insecure_skip_tls_verify,
-            platform_resolver: None,
-            connect_timeout: Some(self.options.connect_timeout),
-            read_timeout: Some(self.options.read_timeout),
-            user_agent: USER_AGENT,
-            ..ClientConfig::default()
-        };
-        let oci = oci_client::Client::try_from(config).map_err(|e| OciError::Auth {
-            registry: registry.to_string(),
-            reason: format!("cannot set up the token client: {e}"),
+            .tls_danger_accept_invalid_certs(settings.insecure_skip_tls_verify);
+        if settings.plain_http {
+            // No TLS to verify: skip loading the system's root certificates.
+            http = http.tls_certs_only([]);
+        }
+        let http = http.build().map_err(|e| OciError::Transport {
+            what: format!("setting up an HTTP client for {registry}"),
+            detail: error_chain(&e),
         })?;
         let credential = match self.options.credential_overrides.get(registry) {
             Some(credential) => credential.clone(),
@@ -538,11 +605,39 @@ impl Inner {
             registry: registry.to_string(),
             base,
             http,
-            oci,
+            settings,
+            oci: Mutex::new(None),
             auth,
             basic,
             headers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The host's oci-client, for the token flow; built on the first 401.
+    fn token_client(&self, host: &Host) -> Result<Arc<oci_client::Client>, OciError> {
+        let mut oci = host.oci.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = oci.as_ref() {
+            return Ok(Arc::clone(client));
+        }
+        let settings = host.settings;
+        let config = ClientConfig {
+            protocol: if settings.plain_http {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            accept_invalid_certificates: settings.insecure_skip_tls_verify,
+            platform_resolver: None,
+            connect_timeout: Some(self.options.connect_timeout),
+            read_timeout: Some(self.options.read_timeout),
+            user_agent: USER_AGENT,
+            ..ClientConfig::default()
+        };
+        let client = oci_client::Client::try_from(config).map_err(|e| OciError::Auth {
+            registry: host.registry.clone(),
+            reason: format!("cannot set up the token client: {e}"),
+        })?;
+        Ok(Arc::clone(oci.insert(Arc::new(client))))
     }
 
     fn url(&self, host: &Host, path: &str) -> Url {
@@ -558,7 +653,8 @@ impl Inner {
             repository.to_string(),
             "latest".to_string(),
         );
-        let header = match host.oci.auth(&reference, &host.auth, op.into()).await {
+        let oci = self.token_client(host)?;
+        let header = match oci.auth(&reference, &host.auth, op.into()).await {
             Ok(Some(token)) => Some(HeaderValue::from_str(&format!("Bearer {token}")).map_err(
                 |_| OciError::Auth {
                     registry: host.registry.clone(),
@@ -893,6 +989,45 @@ impl Inner {
         store: &LayoutStore,
         platforms: Option<&[Platform]>,
     ) -> Result<PulledImage, OciError> {
+        let image = self.fetch_image(reference, store, platforms).await?;
+        let cancel = AtomicBool::new(false);
+        let results = self
+            .pull_many(
+                store,
+                stream::iter(image.blobs.iter().map(|d| (reference.clone(), d.clone()))),
+                &cancel,
+                &|_| {},
+            )
+            .await
+            .map_err(|(_, error)| error)?;
+        let blobs_present = results
+            .iter()
+            .filter(|(outcome, _)| *outcome == BlobOutcome::AlreadyPresent)
+            .count();
+        let bytes_fetched = results.iter().map(|(_, bytes)| bytes).sum();
+        // Manifests after their blobs: a named image is always complete in
+        // the store.
+        let ref_name = reference.to_string();
+        image.store(store, &ref_name)?;
+        Ok(PulledImage {
+            reference: image.reference,
+            ref_name,
+            descriptor: image.descriptor,
+            source_index: image.source_index,
+            blobs_fetched: results.len() - blobs_present,
+            blobs_present,
+            bytes_fetched,
+        })
+    }
+
+    /// Fetches every manifest of an image (see [`RegistryClient::pull_image`]
+    /// for what a platform filter keeps) and lists the blobs they name.
+    async fn fetch_image(
+        &self,
+        reference: &Reference,
+        store: &LayoutStore,
+        platforms: Option<&[Platform]>,
+    ) -> Result<ImageManifests, OciError> {
         let top = self.fetch_manifest(reference, None).await?;
         let top_manifest = top.manifest()?;
         let top_descriptor = top.descriptor();
@@ -973,25 +1108,47 @@ impl Inner {
             pending.extend(fetched.manifest()?.children());
             manifests.push((child, fetched.bytes));
         }
+        Ok(ImageManifests {
+            reference: reference.with_digest(named.digest),
+            descriptor: named,
+            source_index,
+            manifests,
+            blobs,
+        })
+    }
 
-        // Blobs, concurrently, each once. The first failure cancels the
-        // rest, and every transfer is waited for, so no temporary file is
-        // left behind when this returns.
-        let cancel = &AtomicBool::new(false);
+    /// Downloads `blobs` (each from the repository paired with it),
+    /// `concurrency` at a time, started in the order the stream yields
+    /// them, each landed one reported to `landed`. The first failure sets
+    /// `cancel`, which stops the rest at their next chunk, and is returned
+    /// with the blob's digest; `cancel` set from outside stops them too,
+    /// without an error. Every transfer is waited for, so no temporary file
+    /// outlives the call.
+    async fn pull_many(
+        &self,
+        store: &LayoutStore,
+        blobs: impl Stream<Item = (Reference, Descriptor)>,
+        cancel: &AtomicBool,
+        landed: &(dyn Fn(&Digest) + Sync),
+    ) -> Result<Vec<(BlobOutcome, u64)>, (Digest, OciError)> {
         let first_error = &Mutex::new(None);
-        let results: Vec<(BlobOutcome, u64)> = stream::iter(blobs.iter())
-            .map(|descriptor| async move {
+        let results: Vec<(BlobOutcome, u64)> = blobs
+            .map(|(repository, descriptor)| async move {
                 if cancel.load(Ordering::SeqCst) {
                     return None;
                 }
                 match self
-                    .pull_blob(store, reference, descriptor, Some(cancel))
+                    .pull_blob(store, &repository, &descriptor, Some(cancel))
                     .await
                 {
-                    Ok(done) => Some(done),
+                    Ok(done) => {
+                        landed(&descriptor.digest);
+                        Some(done)
+                    }
                     Err(error) => {
                         if !cancel.swap(true, Ordering::SeqCst) {
-                            *first_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                            *first_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some((descriptor.digest, error));
                         }
                         None
                     }
@@ -1001,32 +1158,44 @@ impl Inner {
             .filter_map(|done| async move { done })
             .collect()
             .await;
-        if let Some(error) = first_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(error);
+        match first_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(failed) => Err(failed),
+            None => Ok(results),
         }
-        let blobs_present = results
-            .iter()
-            .filter(|(outcome, _)| *outcome == BlobOutcome::AlreadyPresent)
-            .count();
-        let bytes_fetched = results.iter().map(|(_, bytes)| bytes).sum();
+    }
 
-        // Manifests after their blobs, children before parents, then the
-        // name: a named image is always complete in the store.
-        for (descriptor, bytes) in manifests.iter().rev() {
-            let written = store.put_blob_bytes(bytes)?;
-            debug_assert_eq!(written, descriptor.digest);
+    async fn pull_blobs(
+        &self,
+        store: &LayoutStore,
+        arrivals: &Arrivals,
+    ) -> Result<PulledBlobs, FailedBlob> {
+        let landed = |digest: &Digest| arrivals.landed(digest);
+        let queue = stream::unfold((), |()| async {
+            arrivals.next().await.map(|blob| (blob, ()))
+        });
+        let pulled = self
+            .pull_many(store, queue, arrivals.stop_flag(), &landed)
+            .await;
+        match pulled {
+            Ok(results) => {
+                let present = results
+                    .iter()
+                    .filter(|(outcome, _)| *outcome == BlobOutcome::AlreadyPresent)
+                    .count();
+                Ok(PulledBlobs {
+                    fetched: results.len() - present,
+                    present,
+                    bytes_fetched: results.iter().map(|(_, bytes)| bytes).sum(),
+                })
+            }
+            Err((digest, error)) => {
+                arrivals.fail(Some(digest), &error.to_string());
+                Err(FailedBlob {
+                    digest,
+                    error: Box::new(error),
+                })
+            }
         }
-        let ref_name = reference.to_string();
-        store.set_tag(&ref_name, named.clone())?;
-        Ok(PulledImage {
-            reference: reference.with_digest(named.digest),
-            ref_name,
-            descriptor: named,
-            source_index,
-            blobs_fetched: results.len() - blobs_present,
-            blobs_present,
-            bytes_fetched,
-        })
     }
 
     // --- signatures ------------------------------------------------------------
@@ -1036,20 +1205,23 @@ impl Inner {
         reference: &Reference,
         digest: &Digest,
     ) -> Result<Vec<RelatedArtifact>, OciError> {
-        let mut found: Vec<RelatedArtifact> = Vec::new();
-        for (suffix, kind) in COSIGN_SUFFIXES {
+        // Mostly 404s, one round trip each: ask them all at once.
+        let cosign = future::try_join_all(COSIGN_SUFFIXES.map(|(suffix, kind)| async move {
             let tagged = reference.with_tag(&format!("sha256-{}.{suffix}", digest.hex()))?;
             match self.fetch_manifest(&tagged, None).await {
-                Ok(resolved) => found.push(RelatedArtifact {
+                Ok(resolved) => Ok(Some(RelatedArtifact {
                     kind,
                     descriptor: resolved.descriptor(),
                     reference: tagged,
-                }),
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
+                })),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
             }
-        }
-        for descriptor in self.referrers(reference, digest).await? {
+        }));
+        let (cosign, referrers) =
+            future::try_join(cosign, self.referrers(reference, digest)).await?;
+        let mut found: Vec<RelatedArtifact> = cosign.into_iter().flatten().collect();
+        for descriptor in referrers {
             if found
                 .iter()
                 .any(|f| f.descriptor.digest == descriptor.digest)
@@ -1075,38 +1247,35 @@ impl Inner {
         let what = format!("referrers of {}@{digest}", reference.name());
         let url = &self.url(&host, &format!("{repository}/referrers/{digest}"));
         let (host, what_ref) = (&*host, what.as_str());
-        let body = self
-            .retrying(what_ref, || async move {
-                let what = what_ref;
-                let response = self
-                    .send(host, repository, Op::Pull, what, &|http| {
-                        Ok(http.get(url.clone()).header(ACCEPT, OCI_INDEX))
-                    })
-                    .await?;
-                match response.status() {
-                    StatusCode::OK => {
-                        Ok(Some(read_limited(what, response, MAX_MANIFEST_SIZE).await?))
-                    }
-                    // Not supported (distribution 2.8 has no such route).
-                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(None),
-                    _ => Err(status_error(what, response).await),
-                }
-            })
-            .await?;
-        let index = match body {
+        let api = self.retrying(what_ref, || async move {
+            let what = what_ref;
+            let response = self
+                .send(host, repository, Op::Pull, what, &|http| {
+                    Ok(http.get(url.clone()).header(ACCEPT, OCI_INDEX))
+                })
+                .await?;
+            match response.status() {
+                StatusCode::OK => Ok(Some(read_limited(what, response, MAX_MANIFEST_SIZE).await?)),
+                // Not supported (distribution 2.8 has no such route).
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Ok(None),
+                _ => Err(status_error(what, response).await),
+            }
+        });
+        // The referrers tag schema, an index tagged sha256-<hex>, for
+        // registries without the API: asked at the same time, so their
+        // answer costs no second round trip.
+        let tagged = reference.with_tag(&format!("sha256-{}", digest.hex()))?;
+        let (body, by_tag) = future::join(api, self.fetch_manifest(&tagged, None)).await;
+        let index = match body? {
             Some(body) => Manifest::parse(&body, OCI_INDEX).map_err(|e| OciError::Protocol {
                 what: what.clone(),
                 reason: format!("the referrers API did not return an image index: {e}"),
             })?,
-            None => {
-                // The referrers tag schema: an index tagged sha256-<hex>.
-                let tagged = reference.with_tag(&format!("sha256-{}", digest.hex()))?;
-                match self.fetch_manifest(&tagged, None).await {
-                    Ok(resolved) => resolved.manifest()?,
-                    Err(e) if e.is_not_found() => return Ok(Vec::new()),
-                    Err(e) => return Err(e),
-                }
-            }
+            None => match by_tag {
+                Ok(resolved) => resolved.manifest()?,
+                Err(e) if e.is_not_found() => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            },
         };
         match index {
             Manifest::Index(index) => Ok(index.manifests),

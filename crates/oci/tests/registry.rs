@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use tender_oci::media::{self, OCI_CONFIG, OCI_INDEX, OCI_LAYER_TAR_GZIP, OCI_MANIFEST};
 use tender_oci::{
-    ArtifactKind, BlobOutcome, ClientOptions, CredentialSource, Descriptor, Digest, LayoutStore,
-    Observer, OciError, Platform, Reference, RegistryClient, RegistrySettings, RetryPolicy,
+    Arrivals, ArtifactKind, BlobOutcome, ClientOptions, CredentialSource, Descriptor, Digest,
+    LayoutStore, Observer, OciError, Platform, Reference, RegistryClient, RegistrySettings,
+    RetryPolicy,
 };
 use tender_test_support::{
     Fault, FaultyProxy, Registry, http_get, repo_root, skopeo, skopeo_copy, skopeo_inspect_digest,
@@ -224,6 +225,81 @@ fn pull_matches_skopeo_and_stores_a_shared_layer_once() {
     assert_eq!(repaired.blobs_fetched, 1);
     assert_eq!(repaired.bytes_fetched, 392);
     assert_store_complete(&store);
+}
+
+#[test]
+fn manifests_first_then_every_queued_blob_once_smallest_digest_first() {
+    let registry = Registry::start();
+    seed_gateway_and_historian(&registry.host());
+    // Records every request, fails none.
+    let proxy = FaultyProxy::start(&registry.host(), Fault::new(500, 0));
+    let host = proxy.host();
+    let one_at_a_time = RegistryClient::new(ClientOptions {
+        concurrency: 1,
+        ..options(&[&host])
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayoutStore::open_or_create(dir.path()).unwrap();
+
+    let arrivals = Arrivals::new();
+    let mut queued = Vec::new();
+    for name in ["plant/opcua-gateway:1.4.2", "plant/historian:2.1.0"] {
+        let reference = reference(&format!("{host}/{name}"));
+        let image = one_at_a_time.fetch_image(&reference, &store, None).unwrap();
+        assert!(
+            image.blobs.iter().all(|b| !store.has_blob(&b.digest)),
+            "nothing downloaded yet"
+        );
+        image.store(&store, &reference.to_string()).unwrap();
+        for blob in &image.blobs {
+            arrivals.expect(&reference, blob);
+            queued.push(blob.digest);
+        }
+    }
+    arrivals.close();
+    let pulled = one_at_a_time.pull_blobs(&store, &arrivals).unwrap();
+    // gateway: config + 3 layers; historian: config + 2 layers, one shared.
+    assert_eq!(queued.len(), 7);
+    assert_eq!(pulled.fetched, 6);
+    assert!(arrivals.pending().is_empty());
+    assert_store_complete(&store);
+    let blob_gets: Vec<Digest> = proxy
+        .requests()
+        .iter()
+        .filter_map(|r| r.path.split("/blobs/").nth(1).map(digest))
+        .collect();
+    let mut expected = queued.clone();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(blob_gets, expected, "each once, in digest order");
+
+    // A blob that fails stops the batch and is named, to the caller and to
+    // whoever waits for it.
+    let layer = digest(SHARED_LAYER);
+    let failing = FaultyProxy::start(
+        &registry.host(),
+        Fault::new(404, 1).path_contains(&format!("/blobs/{layer}")),
+    );
+    let failing_client = client(&[&failing.host()]);
+    let fresh_dir = tempfile::tempdir().unwrap();
+    let fresh = LayoutStore::open_or_create(fresh_dir.path()).unwrap();
+    let reference = reference(&format!("{}/plant/historian:2.1.0", failing.host()));
+    let image = failing_client
+        .fetch_image(&reference, &fresh, None)
+        .unwrap();
+    let arrivals = Arrivals::new();
+    for blob in &image.blobs {
+        arrivals.expect(&reference, blob);
+    }
+    arrivals.close();
+    let failed = failing_client.pull_blobs(&fresh, &arrivals).unwrap_err();
+    assert_eq!(failed.digest, layer);
+    assert!(failed.error.is_not_found(), "{}", failed.error);
+    assert_eq!(arrivals.failure().unwrap().0, Some(layer));
+    assert!(arrivals.wait(&layer).is_err());
+    assert!(!fresh.has_blob(&layer));
+    assert!(temp_files(&fresh).is_empty());
 }
 
 #[test]
