@@ -199,6 +199,18 @@ struct Chain {
     v2_report: Value,
 }
 
+/// A hub workspace whose `images` layout holds releases 1 to `versions`
+/// of the app, once per compression.
+fn hub_with_images(versions: u32) -> Workspace {
+    let hub = Workspace::new();
+    for version in 1..=versions {
+        for how in Compressor::ALL_GZIP {
+            add_image(&hub.join("images"), &repo_for(how), version, how);
+        }
+    }
+    hub
+}
+
 fn export(hub: &Workspace, version: u32, out: &str, extra: &[&str]) -> Output {
     let fleet = write_fleet(hub, version);
     export_fleet_cmd(hub, &fleet, out, extra)
@@ -210,12 +222,7 @@ impl Chain {
     fn shared() -> Arc<Chain> {
         static SLOT: Mutex<Weak<Chain>> = Mutex::new(Weak::new());
         shared_fixture(&SLOT, || {
-            let hub = Workspace::new();
-            for version in 1..=3 {
-                for how in Compressor::ALL_GZIP {
-                    add_image(&hub.join("images"), &repo_for(how), version, how);
-                }
-            }
+            let hub = hub_with_images(3);
             let v1 = hub.join("v1.tender");
             assert_exit(&export(&hub, 1, v1.to_str().unwrap(), &[]), 0);
             let v2 = hub.join("v2.tender");
@@ -703,12 +710,7 @@ fn a_registry_site_takes_the_chain_too() {
 /// the layer travels whole and the export says why.
 #[test]
 fn layers_over_the_memory_limit_travel_whole_with_the_reason() {
-    let hub = Workspace::new();
-    for version in 1..=2 {
-        for how in Compressor::ALL_GZIP {
-            add_image(&hub.join("images"), &repo_for(how), version, how);
-        }
-    }
+    let hub = hub_with_images(2);
     let v1 = hub.join("v1.tender");
     assert_exit(&export(&hub, 1, v1.to_str().unwrap(), &[]), 0);
     let v2 = hub.join("v2.tender");
