@@ -2,9 +2,9 @@
 //! staging OCI layout, add each cluster's manifest set, seal, sign, and
 //! record the sequence in the hub state.
 //!
-//! The steps overlap where they can: layers download while manifests of
-//! other images are still being fetched, and the bundle is written while
-//! the layers land (sources.rs, seal.rs), so an export takes about as long
+//! Writing overlaps the pull: once every manifest is in, the other blobs
+//! download in the order the bundle lists them and the bundle is written
+//! as they land (sources.rs, seal.rs), so an export takes about as long
 //! as its downloads.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -280,20 +280,13 @@ pub fn export(
     let mut signatures = 0;
     // Manifests first, several images at once: each is mostly waiting on
     // the network, and the store and the client are shared safely between
-    // threads. Their other blobs download meanwhile, each once (images
-    // share layers).
-    let downloads = Downloads::start(Arc::clone(&client), staging.clone());
+    // threads.
     let images: Vec<String> = plan.images().into_iter().collect();
     let results = on_threads(&images, STAGING_WORKERS, |image| {
         let reference = parse_reference(image, &plan)?;
         let staged = sources
             .stage(&reference, &staging)
             .map_err(|e| image_error(image, &plan, e))?;
-        for (repository, descriptor) in &staged.pending {
-            if !staging.has_blob(&descriptor.digest) {
-                downloads.arrivals().expect(repository, descriptor);
-            }
-        }
         observer.log(&format!(
             "{image} → {} ({} blob(s), {} signature artifact(s))",
             staged.descriptor.digest,
@@ -302,18 +295,26 @@ pub fn export(
         ));
         Ok::<_, ExportError>(staged)
     });
-    downloads.arrivals().close();
-    // The image to name when a blob fails (the first that uses it).
+    // The blobs still to download, and the image to name when one fails
+    // (the first that uses it).
+    let mut missing = Vec::new();
     let mut owners: BTreeMap<Digest, &String> = BTreeMap::new();
     for (image, result) in images.iter().zip(results) {
         let staged = result?;
         fetched_bytes += staged.bytes_copied;
         signatures += staged.signatures.len();
         pinned.insert(image.clone(), staged.descriptor.digest);
-        for (_, descriptor) in &staged.pending {
+        for (repository, descriptor) in staged.pending {
             owners.entry(descriptor.digest).or_insert(image);
+            if !staging.has_blob(&descriptor.digest) {
+                missing.push((repository, descriptor));
+            }
         }
     }
+    // Then the other blobs, each once (images share layers), in the order
+    // the bundle lists them, on a thread of their own: the bundle is
+    // written as they land, and the disk takes it as the downloads go.
+    let downloads = Downloads::start(Arc::clone(&client), staging.clone(), &missing);
 
     for (digest, yaml) in plan.manifest_sets() {
         let stored = staging.put_blob_bytes(yaml.as_bytes())?;

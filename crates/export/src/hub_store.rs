@@ -110,7 +110,15 @@ impl HubStore {
         let tmp = to.with_extension("linking");
         let _ = fs::remove_file(&tmp);
         if fs::hard_link(from, &tmp).is_ok() {
-            return fs::rename(&tmp, &to).map_err(|e| ExportError::io("keeping", &to, e));
+            // Export staging is a scratch store (never fsynced): make the
+            // kept copy durable before its name says it is complete. By now
+            // writeback has usually flushed it, so this is cheap.
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| ExportError::io("keeping", &tmp, e))?;
+            fs::rename(&tmp, &to).map_err(|e| ExportError::io("keeping", &to, e))?;
+            return atomic::sync_dir(to.parent().expect("blob path has a parent"))
+                .map_err(|e| ExportError::io("keeping", &to, e));
         }
         let file = File::open(from).map_err(|e| ExportError::io("reading", from, e))?;
         self.blobs.write_blob_from(file, &digest, None)?;

@@ -193,20 +193,26 @@ fn with_repository(repository: &Reference, blobs: &[Descriptor]) -> Vec<(Referen
         .collect()
 }
 
-/// Pending blobs downloading into staging on a thread of their own, from
-/// the first one queued: during staging, which is round trips for small
-/// manifests, and while the bundle is written from staging, each blob as
-/// it lands.
+/// Pending blobs downloading into staging on a thread of their own, so the
+/// bundle can be written from staging meanwhile, each blob as it lands.
 pub struct Downloads {
     arrivals: Arc<Arrivals>,
     thread: Option<thread::JoinHandle<Result<PulledBlobs, FailedBlob>>>,
 }
 
 impl Downloads {
-    /// Starts downloading whatever [`Downloads::arrivals`] queues, smallest
-    /// digest first: the order the bundle needs blobs in.
-    pub fn start(client: Arc<RegistryClient>, staging: LayoutStore) -> Downloads {
+    /// Starts downloading `blobs`, each from its repository and each once,
+    /// smallest digest first: the order the bundle needs them in.
+    pub fn start(
+        client: Arc<RegistryClient>,
+        staging: LayoutStore,
+        blobs: &[(Reference, Descriptor)],
+    ) -> Downloads {
         let arrivals = Arc::new(Arrivals::new());
+        for (repository, descriptor) in blobs {
+            arrivals.expect(repository, descriptor);
+        }
+        arrivals.close();
         let thread = {
             let arrivals = Arc::clone(&arrivals);
             thread::spawn(move || client.pull_blobs(&staging, &arrivals))
@@ -217,7 +223,7 @@ impl Downloads {
         }
     }
 
-    /// The queue: blobs are added to it, and waited for before reading.
+    /// Which blobs have landed; wait on it before reading one.
     pub fn arrivals(&self) -> &Arrivals {
         &self.arrivals
     }
