@@ -7,13 +7,25 @@
 //! <hub state>/store/                 OCI layout: blobs/sha256/<hex>
 //! <hub state>/bundles/<hex>/manifest.json   the exact manifest bytes
 //! <hub state>/bundles/<hex>/index.json      the bundle's index.json
+//! <hub state>/store/unsynced.json    blobs linked but not yet fsynced
 //! ```
+//!
+//! Linked blobs are made durable lazily, so an export writes one copy of
+//! its data to disk (the bundle), not two: before linking, the store notes
+//! their digests and the machine's boot id in `unsynced.json` (fsynced);
+//! the next time the store is opened it settles that list. On the same
+//! boot the kernel has written the blobs back long since, or does so now,
+//! when each is fsynced; after a reboot (a power cut, say) each is hashed
+//! again and a damaged one removed, so no delta is ever made against a
+//! torn base layer and the next export that carries it links it afresh.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
 
 use tender_format::layout::{EntryPath, OCI_INDEX_FILE};
 use tender_format::manifest::{BundleManifest, Encoding, Entry};
@@ -65,14 +77,74 @@ impl StoredBundle {
     }
 }
 
+/// The blobs linked into the store since it was last settled.
+#[derive(Debug, Serialize, Deserialize)]
+struct Unsynced {
+    /// `/proc/sys/kernel/random/boot_id` when they were linked.
+    boot_id: String,
+    blobs: Vec<Digest>,
+}
+
+const UNSYNCED_FILE: &str = "unsynced.json";
+
 impl HubStore {
+    /// Opens the store (the caller holds the hub state lock) and settles
+    /// the blobs the last export linked.
     pub fn open(state_dir: &Path) -> Result<Self, ExportError> {
         let bundles = state_dir.join("bundles");
         atomic::create_dir_all(&bundles).map_err(|e| ExportError::io("creating", &bundles, e))?;
-        Ok(HubStore {
+        let store = HubStore {
             blobs: LayoutStore::open_or_create(state_dir.join("store"))?,
             bundles,
-        })
+        };
+        store.settle()?;
+        Ok(store)
+    }
+
+    fn unsynced_path(&self) -> PathBuf {
+        self.blobs.root().join(UNSYNCED_FILE)
+    }
+
+    /// Makes the blobs listed in `unsynced.json` durable, or, after a
+    /// reboot, removes those that did not survive it; then drops the list.
+    fn settle(&self) -> Result<(), ExportError> {
+        let path = self.unsynced_path();
+        let unsynced: Unsynced = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(u) => u,
+                // Torn by a crash while being written: nothing was linked
+                // after it, since linking waits for it to be durable.
+                Err(_) => return remove_durably(&path),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ExportError::io("reading", &path, e)),
+        };
+        let same_boot = boot_id().is_some_and(|id| id == unsynced.boot_id);
+        for digest in &unsynced.blobs {
+            let blob = self.blobs.blob_path(digest);
+            if !blob.exists() {
+                continue;
+            }
+            let intact = if same_boot {
+                File::open(&blob)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| ExportError::io("syncing", &blob, e))?;
+                true
+            } else {
+                match self.blobs.verify_blob(digest) {
+                    Ok(intact) => intact,
+                    Err(e) if e.is_integrity_failure() => false,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            if !intact {
+                fs::remove_file(&blob)
+                    .map_err(|e| ExportError::io("removing damaged", &blob, e))?;
+            }
+        }
+        let dir = self.blobs.root().join("blobs/sha256");
+        atomic::sync_dir(&dir).map_err(|e| ExportError::io("syncing", &dir, e))?;
+        remove_durably(&path)
     }
 
     pub fn blobs(&self) -> &LayoutStore {
@@ -89,11 +161,27 @@ impl HubStore {
     ) -> Result<(), ExportError> {
         let staged = LayoutStore::open(layout)?;
         let dir = layout.join("blobs/sha256");
+        let mut new = Vec::new();
         for item in fs::read_dir(&dir).map_err(|e| ExportError::io("listing", &dir, e))? {
             let item = item.map_err(|e| ExportError::io("listing", &dir, e))?;
             let Ok(digest) = Digest::from_hex(&item.file_name().to_string_lossy()) else {
                 continue; // temporary files
             };
+            if !self.blobs.has_blob(&digest) {
+                new.push(digest);
+            }
+        }
+        if !new.is_empty() {
+            // Listed (durably) before linking: see the module docs.
+            let unsynced = Unsynced {
+                boot_id: boot_id().unwrap_or_default(),
+                blobs: new.clone(),
+            };
+            let bytes = serde_json::to_vec(&unsynced).expect("plain data serialises");
+            let path = self.unsynced_path();
+            atomic::write(&path, &bytes).map_err(|e| ExportError::io("writing", &path, e))?;
+        }
+        for digest in new {
             self.keep_blob(&staged.blob_path(&digest), digest)?;
         }
         let index = fs::read(layout.join(OCI_INDEX_FILE))
@@ -101,24 +189,14 @@ impl HubStore {
         self.keep_bundle(manifest_bytes, manifest_digest, &index)
     }
 
-    /// Hard-links (or copies) a verified blob file into the store.
+    /// Hard-links (or copies) a verified blob file into the store. A link
+    /// is not fsynced here (the module docs say when it is).
     fn keep_blob(&self, from: &Path, digest: Digest) -> Result<(), ExportError> {
-        if self.blobs.has_blob(&digest) {
-            return Ok(());
-        }
         let to = self.blobs.blob_path(&digest);
         let tmp = to.with_extension("linking");
         let _ = fs::remove_file(&tmp);
         if fs::hard_link(from, &tmp).is_ok() {
-            // Export staging is a scratch store (never fsynced): make the
-            // kept copy durable before its name says it is complete. By now
-            // writeback has usually flushed it, so this is cheap.
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| ExportError::io("keeping", &tmp, e))?;
-            fs::rename(&tmp, &to).map_err(|e| ExportError::io("keeping", &to, e))?;
-            return atomic::sync_dir(to.parent().expect("blob path has a parent"))
-                .map_err(|e| ExportError::io("keeping", &to, e));
+            return fs::rename(&tmp, &to).map_err(|e| ExportError::io("keeping", &to, e));
         }
         let file = File::open(from).map_err(|e| ExportError::io("reading", from, e))?;
         self.blobs.write_blob_from(file, &digest, None)?;
@@ -226,6 +304,25 @@ impl HubStore {
     }
 }
 
+/// This boot of the machine (Linux); `None` where there is no such file,
+/// and then every settling re-hashes.
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
+        .filter(|id| !id.is_empty())
+}
+
+fn remove_durably(path: &Path) -> Result<(), ExportError> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(ExportError::io("removing", path, e)),
+    }
+    let dir = path.parent().expect("a file in the store");
+    atomic::sync_dir(dir).map_err(|e| ExportError::io("syncing", dir, e))
+}
+
 struct BlobSink {
     out: io::BufWriter<tempfile::NamedTempFile>,
     to: PathBuf,
@@ -258,5 +355,81 @@ impl EntrySink for MemorySink {
     fn commit(self: Box<Self>) -> io::Result<()> {
         *self.into.lock().expect("index lock") = self.data;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hub state dir whose store has linked `blobs` from a staging
+    /// layout, as an export leaves it.
+    fn hub_after_export(blobs: &[&[u8]]) -> (tempfile::TempDir, Vec<Digest>) {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = LayoutStore::create_scratch(dir.path().join("staging")).unwrap();
+        let digests = blobs
+            .iter()
+            .map(|b| staging.put_blob_bytes(b).unwrap())
+            .collect();
+        let hub = HubStore::open(&dir.path().join("hub")).unwrap();
+        hub.record(staging.root(), b"{}", Digest::of(b"{}"))
+            .unwrap();
+        (dir, digests)
+    }
+
+    fn unsynced(dir: &Path) -> Option<Unsynced> {
+        let bytes = fs::read(dir.join("hub/store").join(UNSYNCED_FILE)).ok()?;
+        Some(serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn linked_blobs_are_listed_until_the_next_open_syncs_them() {
+        let (dir, digests) = hub_after_export(&[b"layer one", b"layer two"]);
+        let listed = unsynced(dir.path()).expect("listed after the export");
+        let mut expected = digests.clone();
+        expected.sort();
+        let mut got = listed.blobs.clone();
+        got.sort();
+        assert_eq!(got, expected);
+        assert_eq!(Some(listed.boot_id), boot_id());
+
+        let hub = HubStore::open(&dir.path().join("hub")).unwrap();
+        assert!(unsynced(dir.path()).is_none(), "settled");
+        for d in &digests {
+            assert!(hub.blobs().verify_blob(d).unwrap());
+        }
+    }
+
+    #[test]
+    fn after_a_reboot_a_torn_blob_is_removed_and_intact_ones_kept() {
+        let (dir, digests) = hub_after_export(&[b"layer one", b"layer two"]);
+        let store = dir.path().join("hub/store");
+        // As a power cut after the export can leave it: one blob's data
+        // never reached the disk, and the machine booted again since.
+        let torn = store.join("blobs/sha256").join(digests[0].hex());
+        fs::remove_file(&torn).unwrap();
+        fs::write(&torn, vec![0u8; 9]).unwrap();
+        let mut listed = unsynced(dir.path()).unwrap();
+        listed.boot_id = "an-earlier-boot".into();
+        fs::write(
+            store.join(UNSYNCED_FILE),
+            serde_json::to_vec(&listed).unwrap(),
+        )
+        .unwrap();
+
+        let hub = HubStore::open(&dir.path().join("hub")).unwrap();
+        assert!(!hub.blobs().has_blob(&digests[0]), "torn blob removed");
+        assert!(hub.blobs().verify_blob(&digests[1]).unwrap());
+        assert!(unsynced(dir.path()).is_none());
+    }
+
+    #[test]
+    fn a_torn_list_is_dropped_and_no_blob_touched() {
+        let (dir, digests) = hub_after_export(&[b"layer one"]);
+        let store = dir.path().join("hub/store");
+        fs::write(store.join(UNSYNCED_FILE), b"{\"boot_id\":\"x\",\"blo").unwrap();
+        let hub = HubStore::open(&dir.path().join("hub")).unwrap();
+        assert!(!store.join(UNSYNCED_FILE).exists());
+        assert!(hub.blobs().verify_blob(&digests[0]).unwrap());
     }
 }

@@ -8,10 +8,12 @@
 //! only each blob's digest and size, which its descriptor gives before the
 //! download, so the bundle is written, in entry order, while the blobs
 //! land, and the pull is not followed by a second full pass over the data.
+//! Those blobs were hashed as they landed, so they are copied into the
+//! bundle by the kernel rather than hashed again.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -22,7 +24,7 @@ use tender_format::manifest::{
     FORMAT_V1, PatchSource, Release, Targets,
 };
 use tender_format::volumes::{VolumeIndex, VolumeWriter, index_name};
-use tender_format::{Digest, SignatureSlot, atomic, ustar, write_bundle};
+use tender_format::{Digest, EntrySource, SignatureSlot, atomic, ustar, write_bundle};
 use tender_oci::Arrivals;
 use tender_trust::PrivateKey;
 use tender_trust::keys::now_rfc3339;
@@ -210,17 +212,24 @@ fn seal_manifest(
     let manifest_digest = Digest::of(&manifest_bytes);
     let mut slot = SignatureSlot::default();
     slot.add(key.sign("release", &manifest_bytes, &options.creator));
-    let mut open = |entry: &Entry| -> io::Result<Box<dyn Read>> {
+    let mut open = |entry: &Entry| -> io::Result<EntrySource> {
         match (blobs, blob_of(entry)) {
             (Blobs::Patched(plan), Some(digest)) if entry.encoding == Encoding::Patch => {
                 if let Some(p) = plan.patches.get(&digest) {
-                    return Ok(Box::new(File::open(&p.patch.file)?));
+                    return Ok(EntrySource::Read(Box::new(File::open(&p.patch.file)?)));
                 }
             }
-            (Blobs::Arriving(arrivals), Some(digest)) => arrivals.wait(&digest)?,
+            (Blobs::Arriving(arrivals), Some(digest)) if arrivals.was_queued(&digest) => {
+                // Hashed against its digest as it landed, by this export,
+                // in its own staging directory: not hashed a second time.
+                arrivals.wait(&digest)?;
+                return Ok(EntrySource::Checked(File::open(layout.join(&entry.path))?));
+            }
             _ => {}
         }
-        Ok(Box::new(File::open(layout.join(&entry.path))?))
+        Ok(EntrySource::Read(Box::new(File::open(
+            layout.join(&entry.path),
+        )?)))
     };
     let total = bundle_size(manifest_bytes.len() as u64, &manifest);
     let out = match out {
@@ -405,14 +414,16 @@ fn manifest_with(
     for item in listing {
         let item = item.map_err(|e| ExportError::io("listing", &blobs_dir, e))?;
         let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".tmp") {
+            // A download's temporary file: still arriving (and maybe gone
+            // by now, renamed to its digest), or left by an interrupted one.
+            continue;
+        }
         let metadata = item
             .metadata()
             .map_err(|e| ExportError::io("listing", item.path(), e))?;
         if !metadata.is_file() {
             return Err(bad(format!("{BLOBS_DIR}{name} is not a regular file")));
-        }
-        if name.starts_with(".tmp") {
-            continue; // an interrupted download's temporary file
         }
         match EntryPath::parse(&format!("{BLOBS_DIR}{name}")).map_err(bad)? {
             EntryPath::Blob(digest) => blobs.insert(digest, metadata.len()),

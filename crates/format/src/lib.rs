@@ -28,4 +28,4 @@ pub use manifest::{
 };
 pub use reader::{BundleReader, EntrySink, ReadSummary, SinkFactory};
 pub use signatures::{Signature, SignatureSlot};
-pub use writer::{SlotEditor, write_bundle};
+pub use writer::{EntrySource, SlotEditor, write_bundle};

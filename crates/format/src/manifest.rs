@@ -408,7 +408,7 @@ pub fn is_token(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> BundleManifest {

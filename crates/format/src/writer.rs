@@ -1,6 +1,7 @@
 //! Writes a bundle: manifest, signature slot, then every listed entry in
 //! order, each hashed again on the way out so a damaged staging file can
-//! never be sealed into a signed bundle.
+//! never be sealed into a signed bundle — unless its caller hashed that
+//! very file moments before ([`EntrySource::Checked`]).
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -14,13 +15,29 @@ use crate::reader::BundleReader;
 use crate::signatures::SignatureSlot;
 use crate::ustar::{self, BLOCK};
 
+/// Where the bytes of a listed entry come from.
+pub enum EntrySource {
+    /// Hashed on the way out and checked against the manifest.
+    Read(Box<dyn Read>),
+    /// A file whose bytes the caller hashed against this entry's digest as
+    /// it wrote them (a download into its own staging directory, moments
+    /// ago): only its length is checked. Copied by the kernel
+    /// (`copy_file_range`, `splice`) where the output is a file or a pipe,
+    /// so the bytes pass through neither the hasher nor user space again.
+    Checked(File),
+}
+
 /// Writes a whole bundle to `out`. `open` supplies each entry's bytes.
 /// Returns the number of bytes written.
+///
+/// `out` stays a type parameter: the standard library copies a checked
+/// file into a `BufWriter<&File>` or a `BufWriter<StdoutLock>` in the
+/// kernel only when it sees those types.
 pub fn write_bundle<W: Write>(
     out: &mut W,
     manifest_bytes: &[u8],
     slot: &SignatureSlot,
-    open: &mut dyn FnMut(&Entry) -> io::Result<Box<dyn Read>>,
+    open: &mut dyn FnMut(&Entry) -> io::Result<EntrySource>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, Error> {
     let manifest = BundleManifest::from_canonical_bytes(manifest_bytes).map_err(Rejection::from)?;
@@ -33,9 +50,13 @@ pub fn write_bundle<W: Write>(
     written += write_entry(out, SIGNATURES_FILE, mtime, &mut &slot_bytes[..], None)?;
     let mut payload = 0u64;
     for entry in &manifest.entries {
-        let mut source =
-            open(entry).map_err(|e| Error::io(format!("opening {}", entry.path), e))?;
-        written += write_entry(out, &entry.path, mtime, &mut source, Some(entry))?;
+        let source = open(entry).map_err(|e| Error::io(format!("opening {}", entry.path), e))?;
+        written += match source {
+            EntrySource::Read(mut source) => {
+                write_entry(out, &entry.path, mtime, &mut source, Some(entry))?
+            }
+            EntrySource::Checked(file) => write_checked_entry(out, mtime, file, entry)?,
+        };
         payload += entry.size;
         progress(payload);
     }
@@ -99,6 +120,41 @@ fn write_entry<W: Write>(
     out.write_all(&[0u8; BLOCK][..ustar::padding(size)])
         .map_err(wio)?;
     Ok((BLOCK + size as usize + ustar::padding(size)) as u64)
+}
+
+/// Writes one entry from a file already checked against it; see
+/// [`EntrySource::Checked`].
+fn write_checked_entry<W: Write>(
+    out: &mut W,
+    mtime: u64,
+    file: File,
+    entry: &Entry,
+) -> Result<u64, Error> {
+    let path = &entry.path;
+    let wio = |e| Error::io("writing the bundle", e);
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("reading {path}"), e))?
+        .len();
+    let wrong_size = |len: u64| Error::Sink {
+        context: format!("sealing {path}"),
+        source: io::Error::other(format!(
+            "source holds {len} bytes, the manifest lists {}",
+            entry.size
+        )),
+    };
+    if len != entry.size {
+        return Err(wrong_size(len));
+    }
+    out.write_all(&ustar::encode_header(path, entry.size, mtime).map_err(wio)?)
+        .map_err(wio)?;
+    let copied = io::copy(&mut file.take(entry.size), out).map_err(wio)?;
+    if copied != entry.size {
+        return Err(wrong_size(copied)); // truncated since the check above
+    }
+    out.write_all(&[0u8; BLOCK][..ustar::padding(entry.size)])
+        .map_err(wio)?;
+    Ok(BLOCK as u64 + entry.size + ustar::padding(entry.size) as u64)
 }
 
 fn write_entry_bytes<W: Write>(
@@ -181,5 +237,92 @@ impl SlotEditor {
         self.file.write_all(&bytes).map_err(wio)?;
         self.file.sync_all().map_err(wio)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom};
+
+    use super::*;
+    use crate::manifest::tests::sample;
+    use crate::reader::DiscardSink;
+
+    /// Writes the sample manifest's bundle to a file, its blob entry from
+    /// a checked file holding `blob`.
+    fn bundle_with_checked_blob(dir: &Path, blob: &[u8]) -> Result<File, Error> {
+        let manifest = sample();
+        let manifest_bytes = manifest.to_canonical_bytes().unwrap();
+        let mut staged = tempfile::tempfile_in(dir).unwrap();
+        staged.write_all(blob).unwrap();
+        let mut staged = Some(staged);
+        let mut open = |entry: &Entry| -> io::Result<EntrySource> {
+            Ok(match entry.path.as_str() {
+                "oci-layout" => {
+                    EntrySource::Read(Box::new(&br#"{"imageLayoutVersion":"1.0.0"}"#[..]))
+                }
+                "index.json" => EntrySource::Read(Box::new(&b"{}"[..])),
+                _ => {
+                    let mut file = staged.take().expect("one blob");
+                    file.seek(SeekFrom::Start(0))?;
+                    EntrySource::Checked(file)
+                }
+            })
+        };
+        let out = tempfile::tempfile_in(dir).unwrap();
+        {
+            let mut w = io::BufWriter::new(&out);
+            write_bundle(
+                &mut w,
+                &manifest_bytes,
+                &SignatureSlot::default(),
+                &mut open,
+                &mut |_| {},
+            )?;
+        }
+        Ok(out)
+    }
+
+    fn read_back(mut file: File) -> Result<(), Error> {
+        file.seek(SeekFrom::Start(0)).unwrap();
+        let reader = BundleReader::open(BufReader::new(file))?;
+        let discard = |_: usize, _: &Entry| -> io::Result<Box<dyn crate::EntrySink>> {
+            Ok(Box::new(DiscardSink))
+        };
+        reader.read_entries(&discard, &mut |_| {}).map(|_| ())
+    }
+
+    #[test]
+    fn a_checked_file_is_copied_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = bundle_with_checked_blob(dir.path(), b"manifests").unwrap();
+        read_back(bundle).unwrap();
+    }
+
+    #[test]
+    fn a_checked_file_of_the_wrong_length_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for blob in [&b"manifest"[..], b"manifests!"] {
+            let err = bundle_with_checked_blob(dir.path(), blob).unwrap_err();
+            let cause = std::error::Error::source(&err).map(|s| s.to_string());
+            assert_eq!(
+                cause,
+                Some(format!(
+                    "source holds {} bytes, the manifest lists 9",
+                    blob.len()
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_checked_file_is_trusted_but_the_reader_still_catches_a_lie() {
+        // The writer takes the caller's word for a checked file's bytes;
+        // every reader (import, verify) hashes them anyway.
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = bundle_with_checked_blob(dir.path(), b"manifestZ").unwrap();
+        let err = read_back(bundle).unwrap_err();
+        assert!(err.to_string().contains("digest"), "{err}");
     }
 }

@@ -138,6 +138,12 @@ impl Arrivals {
         Ok(())
     }
 
+    /// Whether `digest` was ever queued (a blob that lands was hashed
+    /// against its digest by the download).
+    pub fn was_queued(&self, digest: &Digest) -> bool {
+        self.state().seen.contains(digest)
+    }
+
     /// Whether `digest` is queued or downloading.
     pub fn is_pending(&self, digest: &Digest) -> bool {
         self.state().waiting.contains_key(digest)
