@@ -693,10 +693,29 @@ fn kill_and_resume(failpoint: &str) {
         &expected_images(&second, &site.bundles.seq2_layout()),
     );
 
-    // Killed runs leave no audit entry and no broken chain.
-    let results: Vec<Value> = site.audit().iter().map(|a| a["result"].clone()).collect();
-    assert_eq!(results, ["imported", "imported"]);
-    site.assert_audit_intact(2);
+    // A run killed before it changed anything leaves no audit entry; one
+    // killed later is audited by the next run, as interrupted (nothing was
+    // committed). Never a broken chain.
+    let results: Vec<String> = site
+        .audit()
+        .iter()
+        .map(|a| a["result"].as_str().unwrap().to_string())
+        .collect();
+    if failpoint == "staged" {
+        assert_eq!(results, ["imported", "imported"]);
+    } else {
+        assert_eq!(results.len(), 4, "{failpoint}: {results:?}");
+        for (i, result) in results.iter().enumerate() {
+            match i % 2 {
+                0 => assert!(
+                    result.starts_with("interrupted before its commit"),
+                    "{failpoint}: {results:?}"
+                ),
+                _ => assert_eq!(result, "imported", "{failpoint}: {results:?}"),
+            }
+        }
+    }
+    site.assert_audit_intact(results.len());
 }
 
 #[test]
@@ -717,6 +736,36 @@ fn killed_after_loading_resumes() {
 #[test]
 fn killed_after_recording_resumes() {
     kill_and_resume("recorded");
+}
+
+#[test]
+fn an_import_killed_after_its_commit_is_audited_by_the_next_run() {
+    let site = Site::embedded();
+    let (first, second) = (site.bundles.seq1.clone(), site.bundles.seq2.clone());
+    site.import_killed_at(&first, "committed");
+    // Committed, not yet audited: verify says so, without calling it
+    // tampering.
+    assert_eq!(site.site_state()["channels"]["stable"]["sequence"], 1);
+    assert!(site.audit().is_empty());
+    let o = site.audit_verify();
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("pending: import of"), "{}", stdout(&o));
+
+    assert_eq!(site.import_ok(&second)["outcome"], "imported");
+    let audit = site.audit();
+    let results: Vec<&str> = audit
+        .iter()
+        .map(|a| a["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(
+        results[0].starts_with("imported (audited late"),
+        "{results:?}"
+    );
+    assert_eq!(audit[0]["sequence"], 1);
+    assert_eq!(results[1], "imported");
+    site.assert_audit_intact(2);
+    assert!(!stdout(&site.audit_verify()).contains("pending"));
 }
 
 #[test]

@@ -44,6 +44,7 @@ fn write_receipt(
             manifests: Digest::of(format!("set {sequence}").as_bytes()),
         }],
         audit_last_hash: Digest::of(b"audit head"),
+        audit_index: 1,
         inventory_digest: Digest::of(b""),
         inventory: None,
     };

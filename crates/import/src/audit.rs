@@ -3,16 +3,25 @@
 //! reordering or deleting a line breaks the chain at that point; `tender
 //! audit verify` finds it. (Cutting lines off the end leaves a valid
 //! shorter chain: receipts carry the last hash to the hub for that.)
+//!
+//! An action's line is written when its outcome is known, after its
+//! commit. So that a run killed (or a disk filled) in between cannot leave
+//! a change without a line, the action is first noted in `audit.pending`
+//! ([`AuditLog::begin`], before it changes anything at the site); the line
+//! clears it, and the next import or rollback audits a note left behind
+//! ([`settle`]): as done, if the site state shows its commit, or as
+//! interrupted.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tender_format::{Digest, canonical};
+use tender_format::{Digest, atomic, canonical};
 
 use crate::error::ImportError;
+use crate::state::SiteStateFile;
 
 /// `prev` of the first entry.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
@@ -63,6 +72,14 @@ pub struct AuditLog {
     path: PathBuf,
 }
 
+/// The entry an append wrote: the chain's new head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// Its number in the chain (the first entry is 1).
+    pub index: u64,
+    pub hash: String,
+}
+
 /// Where the chain holds, or the first line where it breaks.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainReport {
@@ -70,6 +87,18 @@ pub struct ChainReport {
     pub last_hash: String,
     pub broken_at: Option<u64>,
     pub reason: Option<String>,
+    /// An action that began and has no line yet: its run was interrupted
+    /// (the next import or rollback audits it), or is running now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<AuditEvent>,
+}
+
+/// `audit.pending`: an action under way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    /// The chain's length when it began: a longer chain holds its line.
+    entries_before: u64,
+    event: AuditEvent,
 }
 
 impl AuditLog {
@@ -83,9 +112,46 @@ impl AuditLog {
         &self.path
     }
 
+    fn pending_path(&self) -> PathBuf {
+        self.path.with_file_name("audit.pending")
+    }
+
+    /// Notes (durably) that `event` is about to change the site; its line,
+    /// appended when the outcome is known, clears the note.
+    pub fn begin(&self, event: &AuditEvent) -> Result<(), ImportError> {
+        let pending = Pending {
+            entries_before: self.verify()?.entries,
+            event: event.clone(),
+        };
+        let path = self.pending_path();
+        let bytes = serde_json::to_vec(&pending).expect("audit events serialize");
+        atomic::write(&path, &bytes).map_err(|e| ImportError::io("writing", &path, e))
+    }
+
+    fn read_pending(&self) -> Result<Option<Pending>, ImportError> {
+        let path = self.pending_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                ImportError::Audit(format!("{} is not readable: {e}", path.display()))
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ImportError::io("reading", &path, e)),
+        }
+    }
+
+    fn clear_pending(&self) -> Result<(), ImportError> {
+        let path = self.pending_path();
+        match fs::remove_file(&path) {
+            Ok(()) => atomic::sync_dir(path.parent().expect("in the state dir"))
+                .map_err(|e| ImportError::io("removing", &path, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ImportError::io("removing", &path, e)),
+        }
+    }
+
     /// Appends an event, chained to the last line, and syncs it to disk.
     /// The caller holds the state lock, so appends never interleave.
-    pub fn append(&self, event: AuditEvent) -> Result<String, ImportError> {
+    pub fn append(&self, event: AuditEvent) -> Result<Appended, ImportError> {
         let report = self.verify()?;
         if let Some(reason) = report.reason {
             return Err(ImportError::Audit(format!(
@@ -111,7 +177,11 @@ impl AuditLog {
             .map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
-        Ok(line.hash)
+        self.clear_pending()?;
+        Ok(Appended {
+            index: line.index,
+            hash: line.hash,
+        })
     }
 
     /// Checks every line's hash and link.
@@ -121,10 +191,14 @@ impl AuditLog {
             last_hash: GENESIS.to_string(),
             broken_at: None,
             reason: None,
+            pending: None,
         };
         let file = match File::open(&self.path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(report),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.pending = self.read_pending()?.map(|p| p.event);
+                return Ok(report);
+            }
             Err(e) => return Err(ImportError::io("reading the audit log", &self.path, e)),
         };
         for (i, text) in BufReader::new(file).lines().enumerate() {
@@ -159,8 +233,53 @@ impl AuditLog {
             report.entries = number;
             report.last_hash = line.hash;
         }
+        report.pending = self
+            .read_pending()?
+            .filter(|p| p.entries_before >= report.entries)
+            .map(|p| p.event);
         Ok(report)
     }
+}
+
+/// Audits an action a killed run left noted in `audit.pending` (the caller
+/// holds the state lock, so no run is under way): as done if `state` shows
+/// its commit, else as interrupted. A note whose line was written after
+/// all is just cleared.
+pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>, ImportError> {
+    let Some(pending) = log.read_pending()? else {
+        return Ok(None);
+    };
+    if log.verify()?.entries > pending.entries_before {
+        log.clear_pending()?;
+        return Ok(None);
+    }
+    let mut event = pending.event;
+    let digest = event.manifest_digest.as_deref();
+    let committed = match event.action.as_str() {
+        "import" => event
+            .channel
+            .as_ref()
+            .and_then(|c| state.channels.get(c))
+            .is_some_and(|c| Some(c.manifest_digest.as_str()) == digest),
+        _ => event.clusters.iter().all(|cluster| {
+            state.current.get(cluster).is_some_and(|r| {
+                Some(r.manifest_digest.as_str()) == digest && Some(r.sequence) == event.sequence
+            })
+        }),
+    };
+    let done = if event.action == "import" {
+        "imported"
+    } else {
+        "rolled back"
+    };
+    event.result = if committed {
+        format!("{done} (audited late: the run was interrupted after its commit)")
+    } else {
+        "interrupted before its commit: nothing became current, though images may be loaded \
+         and a delivery target may show the new release until the action is run again"
+            .to_string()
+    };
+    log.append(event).map(Some)
 }
 
 /// sha256 of the line's canonical JSON without its `hash` field.
@@ -214,5 +333,105 @@ mod tests {
             Some(2),
             "a deleted line breaks the chain"
         );
+    }
+
+    fn import_of(digest: &str) -> AuditEvent {
+        AuditEvent {
+            action: "import".into(),
+            operator: "ops".into(),
+            manifest_digest: Some(digest.into()),
+            channel: Some("stable".into()),
+            sequence: Some(2),
+            ..AuditEvent::default()
+        }
+    }
+
+    fn results(log: &AuditLog) -> Vec<String> {
+        std::fs::read_to_string(log.path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str::<Line>(l).unwrap().event.result)
+            .collect()
+    }
+
+    fn state_with(digest: &str) -> SiteStateFile {
+        let mut state = SiteStateFile::default();
+        state.channels.insert(
+            "stable".into(),
+            crate::state::ChannelState {
+                sequence: 2,
+                bundle_id: "b-2".into(),
+                manifest_digest: digest.into(),
+                imported_at: "2026-11-26T10:00:00Z".into(),
+            },
+        );
+        state
+    }
+
+    #[test]
+    fn an_action_is_pending_until_its_line_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        let event = import_of("sha256:aa");
+        log.begin(&event).unwrap();
+        assert_eq!(log.verify().unwrap().pending, Some(event.clone()));
+        log.append(AuditEvent {
+            result: "imported".into(),
+            ..event
+        })
+        .unwrap();
+        let report = log.verify().unwrap();
+        assert_eq!((report.entries, report.pending), (1, None));
+        assert!(!dir.path().join("audit.pending").exists());
+        // Nothing left to settle.
+        assert_eq!(settle(&log, &state_with("sha256:aa")).unwrap(), None);
+        assert_eq!(results(&log), ["imported"]);
+    }
+
+    #[test]
+    fn a_killed_action_is_audited_by_the_next_run_as_done_or_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        // Killed after its commit: the state shows it.
+        log.begin(&import_of("sha256:aa")).unwrap();
+        let appended = settle(&log, &state_with("sha256:aa")).unwrap().unwrap();
+        assert_eq!(appended.index, 1);
+        // Killed before its commit: the state still shows the one before.
+        log.begin(&import_of("sha256:bb")).unwrap();
+        settle(&log, &state_with("sha256:aa")).unwrap().unwrap();
+        let results = results(&log);
+        assert!(
+            results[0].starts_with("imported (audited late"),
+            "{results:?}"
+        );
+        assert!(
+            results[1].starts_with("interrupted before its commit"),
+            "{results:?}"
+        );
+        let report = log.verify().unwrap();
+        assert_eq!(
+            (report.entries, report.reason, report.pending),
+            (2, None, None)
+        );
+    }
+
+    #[test]
+    fn a_note_whose_line_was_written_is_only_cleared() {
+        // Killed between writing the line and removing the note.
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        let event = import_of("sha256:aa");
+        log.begin(&event).unwrap();
+        let note = std::fs::read(dir.path().join("audit.pending")).unwrap();
+        log.append(AuditEvent {
+            result: "imported".into(),
+            ..event
+        })
+        .unwrap();
+        std::fs::write(dir.path().join("audit.pending"), note).unwrap();
+        assert_eq!(log.verify().unwrap().pending, None);
+        assert_eq!(settle(&log, &state_with("sha256:aa")).unwrap(), None);
+        assert_eq!(results(&log), ["imported"]);
+        assert!(!dir.path().join("audit.pending").exists());
     }
 }

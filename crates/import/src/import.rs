@@ -101,6 +101,7 @@ pub fn import<R: Read>(
             audit.path().display()
         )));
     }
+    crate::audit::settle(&audit, &state.read()?)?;
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
     let mut event = AuditEvent {
@@ -122,7 +123,9 @@ pub fn import<R: Read>(
             .collect(),
         ..AuditEvent::default()
     };
-    let result = run(reader, options, &policy, &state, &mut event, progress);
+    let result = run(
+        reader, options, &policy, &state, &audit, &mut event, progress,
+    );
     event.result = match &result {
         Ok(r) => r.outcome.to_string(),
         Err(e) if e.is_rejection() => format!("refused: {e}"),
@@ -130,7 +133,7 @@ pub fn import<R: Read>(
     };
     let appended = audit.append(event);
     match (result, appended) {
-        (Ok(mut r), Ok(hash)) => {
+        (Ok(mut r), Ok(appended)) => {
             // The import is committed and audited: a receipt that cannot be
             // written (say, an unreadable site key) is a warning, and
             // the next import or rollback writes a receipt with the full state.
@@ -142,13 +145,13 @@ pub fn import<R: Read>(
                     &digest,
                     &r.channel,
                     r.sequence,
-                    &hash,
+                    &appended,
                 ) {
                     Ok(path) => r.receipt = path,
                     Err(e) => r.warnings.push(format!("no receipt written: {e}")),
                 }
             }
-            r.audit_hash = hash;
+            r.audit_hash = appended.hash;
             Ok(r)
         }
         // The import's own failure says more than the failure to record
@@ -162,6 +165,7 @@ fn run<R: Read>(
     options: &ImportOptions,
     policy: &TrustPolicy,
     state: &SiteState,
+    audit: &AuditLog,
     event: &mut AuditEvent,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
@@ -265,6 +269,9 @@ fn run<R: Read>(
     }
     let staging = LayoutStore::open(&staging_dir)?;
     failpoint("staged");
+    // Verified: from here on the site changes, so the action is noted
+    // first (see crate::audit).
+    audit.begin(event)?;
 
     // 5. Manifest sets into the state, images into the site.
     for r in &releases {
@@ -354,6 +361,7 @@ fn run<R: Read>(
     crate::publish::write_mirror_configs(site, state, &references)?;
     failpoint("recorded");
     state.commit(&current)?;
+    failpoint("committed");
     let _ = fs::remove_dir_all(&staging_dir);
     let bytes_read = summary.map_or(0, |s| s.stream_bytes);
     let mut done = report("imported", load, bytes_read);

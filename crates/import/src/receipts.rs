@@ -9,6 +9,7 @@ use tender_receipt::{Action, FORMAT, Receipt, ReleaseEntry};
 use tender_trust::PrivateKey;
 use tender_trust::keys::now_rfc3339;
 
+use crate::audit::Appended;
 use crate::error::ImportError;
 use crate::site::Site;
 use crate::state::read_state;
@@ -22,7 +23,7 @@ pub fn write(
     manifest_digest: &Digest,
     channel: &str,
     sequence: u64,
-    audit_hash: &str,
+    audit: &Appended,
 ) -> Result<Option<PathBuf>, ImportError> {
     let Some(key_path) = &site.site_key else {
         return Ok(None);
@@ -40,9 +41,10 @@ pub fn write(
             manifests: r.manifests,
         })
         .collect();
-    let audit_last_hash = audit_hash
+    let audit_last_hash = audit
+        .hash
         .parse()
-        .map_err(|_| ImportError::Audit(format!("audit hash {audit_hash} is not a digest")))?;
+        .map_err(|_| ImportError::Audit(format!("audit hash {} is not a digest", audit.hash)))?;
     let mut receipt = Receipt {
         format: FORMAT.to_string(),
         site: site.name.clone(),
@@ -55,6 +57,7 @@ pub fn write(
         sequence,
         releases,
         audit_last_hash,
+        audit_index: audit.index,
         inventory_digest: Digest::of(b""),
         inventory: None,
     };
@@ -64,12 +67,7 @@ pub fn write(
     let dir = site.state_dir.join("receipts");
     tender_format::atomic::create_dir_all(&dir)
         .map_err(|e| ImportError::io("creating", &dir, e))?;
-    let path = dir.join(format!(
-        "{}-{}-{}-{sequence}.receipt.json",
-        site.name,
-        receipt.compact_time(),
-        action.as_str()
-    ));
+    let path = dir.join(signed.file_name());
     signed.to_file(&path)?;
     Ok(Some(path))
 }

@@ -66,6 +66,7 @@ pub fn rollback(
 ) -> Result<(ReleaseRecord, Option<std::path::PathBuf>), ImportError> {
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
+    crate::audit::settle(&audit, &state.read()?)?;
     let mut event = AuditEvent {
         action: "rollback".into(),
         operator: operator.to_string(),
@@ -89,6 +90,7 @@ pub fn rollback(
         event.channel = Some(record.channel.clone());
         check_present(site, &state, &record)?;
         let mut current = state.read()?;
+        audit.begin(&event)?;
         let options = crate::import::ImportOptions {
             site: site.clone(),
             operator: operator.to_string(),
@@ -118,7 +120,7 @@ pub fn rollback(
         Ok(_) => "rolled back".into(),
         Err(e) => format!("failed: {e}"),
     };
-    let hash = audit.append(event)?;
+    let appended = audit.append(event)?;
     let record = result?;
     let digest = record.manifest_digest.parse().map_err(|_| {
         ImportError::Audit(format!(
@@ -133,7 +135,7 @@ pub fn rollback(
         &digest,
         &record.channel,
         record.sequence,
-        &hash,
+        &appended,
     )?;
     Ok((record, receipt))
 }

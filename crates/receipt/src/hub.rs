@@ -140,6 +140,9 @@ struct StatusFile {
 #[serde(deny_unknown_fields)]
 struct SiteRecord {
     last_time: String,
+    /// 0 in a status file written before receipts carried it.
+    #[serde(default)]
+    last_audit_index: u64,
     last_sequence: u64,
     last_action: Action,
     last_result: String,
@@ -351,14 +354,17 @@ fn record(
 ) -> Result<(IngestStatus, String, Option<PathBuf>), ReceiptError> {
     let r = signed.unverified();
     let relative = PathBuf::from("receipts").join(&r.site).join(format!(
-        "{}-{:020}.json",
+        "{}-{:020}-{:020}.json",
         r.compact_time(),
+        r.audit_index,
         r.sequence
     ));
     let path = dir.join(&relative);
     let bytes = signed.to_bytes();
     let last = status.sites.get(&r.site);
-    let newer = last.is_none_or(|l| r.order_key() > (l.last_time.as_str(), l.last_sequence));
+    let newer = last.is_none_or(|l| {
+        r.order_key() > (l.last_time.as_str(), l.last_audit_index, l.last_sequence)
+    });
     let what = format!(
         "{} {} sequence {} at {}",
         r.site,
@@ -371,7 +377,7 @@ fn record(
             return Ok((
                 IngestStatus::Refused,
                 format!(
-                    "{what}: a different receipt for the same time and sequence is already recorded as {}",
+                    "{what}: a different receipt for the same time, audit entry and sequence is already recorded as {}",
                     relative.display()
                 ),
                 None,
@@ -449,6 +455,7 @@ fn record(
         r.site.clone(),
         SiteRecord {
             last_time: r.time.clone(),
+            last_audit_index: r.audit_index,
             last_sequence: r.sequence,
             last_action: r.action,
             last_result: r.result.clone(),

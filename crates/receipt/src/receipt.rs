@@ -91,6 +91,9 @@ pub struct Receipt {
     pub releases: Vec<ReleaseEntry>,
     /// The head of the site's audit chain after the action was audited.
     pub audit_last_hash: Digest,
+    /// The `index` of that audit entry (the first is 1): it only goes up
+    /// at a site, so it orders two receipts made within one second.
+    pub audit_index: u64,
     /// [`inventory_digest`] of the blobs the site holds.
     pub inventory_digest: Digest,
     /// The blobs themselves, sorted, when the site sends them.
@@ -165,6 +168,9 @@ impl Receipt {
             ));
         }
         parse_time(&self.time)?;
+        if self.audit_index == 0 {
+            return bad("audit_index must be at least 1 (audit entries count from 1)".into());
+        }
         let mut previous: Option<&str> = None;
         for r in &self.releases {
             for (what, value) in [
@@ -213,9 +219,12 @@ impl Receipt {
         }
     }
 
-    /// `(time, sequence)`: the order a hub records a site's receipts in.
-    pub fn order_key(&self) -> (&str, u64) {
-        (&self.time, self.sequence)
+    /// `(time, audit_index, sequence)`: the order a hub records a site's
+    /// receipts in. Time first, so a site whose state (and audit chain)
+    /// was rebuilt from scratch still moves forward; the audit index
+    /// within one second (an import and a rollback, say).
+    pub fn order_key(&self) -> (&str, u64, u64) {
+        (&self.time, self.audit_index, self.sequence)
     }
 
     /// `time` without separators (`20261126T101500Z`), for file names
@@ -375,13 +384,15 @@ impl SignedReceipt {
             .map_err(|e| ReceiptError::io("writing receipt", path, e))
     }
 
-    /// A file name for the site's outbox, without `:` (FAT sticks):
-    /// `<site>-<YYYYMMDDTHHMMSSZ>-<action>-<sequence>.receipt.json`.
+    /// A file name for the site's outbox, without `:` (FAT sticks), one
+    /// per receipt (the audit index tells two in one second apart):
+    /// `<site>-<YYYYMMDDTHHMMSSZ>-<audit index>-<action>-<sequence>.receipt.json`.
     pub fn file_name(&self) -> String {
         format!(
-            "{}-{}-{}-{}.receipt.json",
+            "{}-{}-{}-{}-{}.receipt.json",
             self.receipt.site,
             self.receipt.compact_time(),
+            self.receipt.audit_index,
             self.receipt.action.as_str(),
             self.receipt.sequence
         )
@@ -411,6 +422,7 @@ pub(crate) mod tests {
                 manifests: Digest::of(b"set"),
             }],
             audit_last_hash: Digest::of(b"audit"),
+            audit_index: 3,
             inventory_digest: Digest::of(b""),
             inventory: None,
         };
@@ -452,7 +464,7 @@ pub(crate) mod tests {
         assert_eq!(back.verify(&[key.public()]).unwrap(), signed.unverified());
         assert_eq!(
             signed.file_name(),
-            "plant-001-20261126T101500Z-import-5.receipt.json"
+            "plant-001-20261126T101500Z-3-import-5.receipt.json"
         );
     }
 
@@ -495,6 +507,9 @@ pub(crate) mod tests {
         let mut r = ok.clone();
         r.site = "../etc".into();
         cases.push((r, "site"));
+        let mut r = ok.clone();
+        r.audit_index = 0;
+        cases.push((r, "audit_index"));
         let mut r = ok.clone();
         r.format = "tender-receipt/v2".into();
         cases.push((r, "format"));

@@ -34,6 +34,7 @@ fn receipt(site: &str, time: &str, sequence: u64) -> Receipt {
             })
             .collect(),
         audit_last_hash: Digest::of(format!("audit {sequence}").as_bytes()),
+        audit_index: sequence,
         inventory_digest: Digest::of(b""),
         inventory: None,
     };
@@ -178,7 +179,9 @@ fn ingest_then_status_shows_what_runs_where_and_what_is_stale() {
     assert_eq!(status, IngestStatus::Recorded, "{message}");
     assert!(
         hub.path()
-            .join("receipts/plant-001/20261126T101500Z-00000000000000000005.json")
+            .join(
+                "receipts/plant-001/20261126T101500Z-00000000000000000005-00000000000000000005.json"
+            )
             .is_file()
     );
 
@@ -312,6 +315,48 @@ fn a_rollback_receipt_moves_a_cluster_back_and_inventories_are_kept() {
     // The stored inventory is the old one, and says so.
     assert!(!s.sites[0].inventory_on_file);
     assert!(!inventory(hub.path(), "plant-001").unwrap().unwrap().current);
+}
+
+#[test]
+fn receipts_made_within_one_second_are_ordered_by_their_audit_entries() {
+    // An import of 6 and, in the same second, a rollback to 5: the audit
+    // index, not the sequence, says which came last.
+    let hub = Hub::new();
+    let key = site_key("plant-001", 1);
+    add_site(hub.path(), "plant-001", &key.public()).unwrap();
+    hub.exported("stable", 6);
+    let time = "2026-11-26T10:15:00Z";
+    let mut import = receipt("plant-001", time, 6);
+    import.audit_index = 10;
+    let mut rollback = receipt("plant-001", time, 5);
+    rollback.action = Action::Rollback;
+    rollback.audit_index = 11;
+    let (import, rollback) = (import.sign(&key), rollback.sign(&key));
+    let files = vec![hub.drop_off(&rollback), hub.drop_off(&import)];
+    let out = ingest(hub.path(), &files).unwrap();
+    assert!(
+        out.iter().all(|o| o.status == IngestStatus::Recorded),
+        "{out:?}"
+    );
+    let s = status_at(hub.path(), 7, datetime!(2026-11-26 12:00 UTC)).unwrap();
+    assert_eq!(s.sites[0].last_action, Some(Action::Rollback));
+    assert_eq!(s.sites[0].last_sequence, Some(5));
+    assert!(
+        s.sites[0]
+            .clusters
+            .iter()
+            .all(|c| (c.sequence, c.state) == (5, ClusterState::Stale)),
+        "{:?}",
+        s.sites[0].clusters
+    );
+    // Each is stored under its own name, and a second copy is a duplicate.
+    assert_eq!(
+        fs::read_dir(hub.path().join("receipts/plant-001"))
+            .unwrap()
+            .count(),
+        2
+    );
+    assert_eq!(hub.ingest_one(&import).0, IngestStatus::Duplicate);
 }
 
 #[test]

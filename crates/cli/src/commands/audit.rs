@@ -27,6 +27,18 @@ fn verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
             )?,
             Some(reason) => writeln!(out, "AUDIT CHAIN BROKEN: {reason}")?,
         }
+        if let Some(event) = &report.pending {
+            writeln!(
+                out,
+                "pending: {} of {} (sequence {}) began and has no entry yet: its run was \
+                 interrupted, and the next import or rollback records how it ended",
+                event.action,
+                event.bundle_id.as_deref().unwrap_or("?"),
+                event
+                    .sequence
+                    .map_or_else(|| "?".to_string(), |s| s.to_string()),
+            )?;
+        }
     }
     match report.reason {
         // A broken chain is evidence of tampering: the same exit code as a
