@@ -109,15 +109,8 @@ impl HubStore {
     /// reboot, removes those that did not survive it; then drops the list.
     fn settle(&self) -> Result<(), ExportError> {
         let path = self.unsynced_path();
-        let unsynced: Unsynced = match fs::read(&path) {
-            Ok(bytes) => match serde_json::from_slice(&bytes) {
-                Ok(u) => u,
-                // Torn by a crash while being written: nothing was linked
-                // after it, since linking waits for it to be durable.
-                Err(_) => return remove_durably(&path),
-            },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(ExportError::io("reading", &path, e)),
+        let Some(unsynced) = self.read_unsynced()? else {
+            return remove_durably(&path);
         };
         let same_boot = boot_id().is_some_and(|id| id == unsynced.boot_id);
         for digest in &unsynced.blobs {
@@ -147,6 +140,18 @@ impl HubStore {
         remove_durably(&path)
     }
 
+    /// The list in `unsynced.json`; `None` if there is none, or if it is
+    /// not readable (written by hand: it is replaced atomically, and
+    /// nothing is linked before it is durable).
+    fn read_unsynced(&self) -> Result<Option<Unsynced>, ExportError> {
+        let path = self.unsynced_path();
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ExportError::io("reading", &path, e)),
+        }
+    }
+
     pub fn blobs(&self) -> &LayoutStore {
         &self.blobs
     }
@@ -172,10 +177,16 @@ impl HubStore {
             }
         }
         if !new.is_empty() {
-            // Listed (durably) before linking: see the module docs.
+            // Listed (durably) before linking: see the module docs. An
+            // export writing several bundles records each: keep the list
+            // of the ones before.
+            let mut listed = self.read_unsynced()?.map_or_else(Vec::new, |u| u.blobs);
+            listed.extend(new.iter().copied());
+            listed.sort();
+            listed.dedup();
             let unsynced = Unsynced {
                 boot_id: boot_id().unwrap_or_default(),
-                blobs: new.clone(),
+                blobs: listed,
             };
             let bytes = serde_json::to_vec(&unsynced).expect("plain data serialises");
             let path = self.unsynced_path();
@@ -398,6 +409,26 @@ mod tests {
         for d in &digests {
             assert!(hub.blobs().verify_blob(d).unwrap());
         }
+    }
+
+    #[test]
+    fn every_bundle_of_one_export_adds_to_the_list() {
+        let (dir, first) = hub_after_export(&[b"layer one"]);
+        // A second bundle of the same export (a delta for other sites),
+        // recorded before the store is opened again.
+        let hub = HubStore {
+            blobs: LayoutStore::open(dir.path().join("hub/store")).unwrap(),
+            bundles: dir.path().join("hub/bundles"),
+        };
+        let staging = LayoutStore::create_scratch(dir.path().join("staging2")).unwrap();
+        let second = staging.put_blob_bytes(b"layer two").unwrap();
+        hub.record(staging.root(), b"[]", Digest::of(b"[]"))
+            .unwrap();
+        let mut listed = unsynced(dir.path()).unwrap().blobs;
+        listed.sort();
+        let mut expected = vec![first[0], second];
+        expected.sort();
+        assert_eq!(listed, expected);
     }
 
     #[test]
