@@ -357,6 +357,14 @@ pub fn export(
         _ => error,
     };
     let hub = HubStore::open(state.dir())?;
+    let settled = hub.settled();
+    if settled.rehashed > 0 {
+        observer.log(&format!(
+            "hub store: the machine rebooted since the last export; re-hashed the {} blob(s) it \
+             had not yet made durable, removed {} damaged",
+            settled.rehashed, settled.removed
+        ));
+    }
     let bases = bases::resolve(
         &options.bases,
         &hub,

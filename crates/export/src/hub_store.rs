@@ -39,6 +39,18 @@ use crate::error::ExportError;
 pub struct HubStore {
     blobs: LayoutStore,
     bundles: PathBuf,
+    settled: Settled,
+}
+
+/// What opening the store did with the blobs the last export linked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Made durable (same boot).
+    pub synced: usize,
+    /// Hashed again, the machine having rebooted since.
+    pub rehashed: usize,
+    /// Of those, damaged and removed.
+    pub removed: usize,
 }
 
 /// A bundle the hub knows, with what its release holds.
@@ -93,12 +105,18 @@ impl HubStore {
     pub fn open(state_dir: &Path) -> Result<Self, ExportError> {
         let bundles = state_dir.join("bundles");
         atomic::create_dir_all(&bundles).map_err(|e| ExportError::io("creating", &bundles, e))?;
-        let store = HubStore {
+        let mut store = HubStore {
             blobs: LayoutStore::open_or_create(state_dir.join("store"))?,
             bundles,
+            settled: Settled::default(),
         };
-        store.settle()?;
+        store.settled = store.settle()?;
         Ok(store)
+    }
+
+    /// What [`HubStore::open`] did with the last export's unsynced blobs.
+    pub fn settled(&self) -> Settled {
+        self.settled
     }
 
     fn unsynced_path(&self) -> PathBuf {
@@ -107,10 +125,11 @@ impl HubStore {
 
     /// Makes the blobs listed in `unsynced.json` durable, or, after a
     /// reboot, removes those that did not survive it; then drops the list.
-    fn settle(&self) -> Result<(), ExportError> {
+    fn settle(&self) -> Result<Settled, ExportError> {
         let path = self.unsynced_path();
+        let mut settled = Settled::default();
         let Some(unsynced) = self.read_unsynced()? else {
-            return remove_durably(&path);
+            return remove_durably(&path).map(|()| settled);
         };
         let same_boot = boot_id().is_some_and(|id| id == unsynced.boot_id);
         for digest in &unsynced.blobs {
@@ -122,8 +141,10 @@ impl HubStore {
                 File::open(&blob)
                     .and_then(|f| f.sync_all())
                     .map_err(|e| ExportError::io("syncing", &blob, e))?;
+                settled.synced += 1;
                 true
             } else {
+                settled.rehashed += 1;
                 match self.blobs.verify_blob(digest) {
                     Ok(intact) => intact,
                     Err(e) if e.is_integrity_failure() => false,
@@ -133,11 +154,13 @@ impl HubStore {
             if !intact {
                 fs::remove_file(&blob)
                     .map_err(|e| ExportError::io("removing damaged", &blob, e))?;
+                settled.removed += 1;
             }
         }
         let dir = self.blobs.root().join("blobs/sha256");
         atomic::sync_dir(&dir).map_err(|e| ExportError::io("syncing", &dir, e))?;
-        remove_durably(&path)
+        remove_durably(&path)?;
+        Ok(settled)
     }
 
     /// The list in `unsynced.json`; `None` if there is none, or if it is
@@ -406,6 +429,14 @@ mod tests {
 
         let hub = HubStore::open(&dir.path().join("hub")).unwrap();
         assert!(unsynced(dir.path()).is_none(), "settled");
+        assert_eq!(
+            hub.settled(),
+            Settled {
+                synced: 2,
+                rehashed: 0,
+                removed: 0
+            }
+        );
         for d in &digests {
             assert!(hub.blobs().verify_blob(d).unwrap());
         }
@@ -419,6 +450,7 @@ mod tests {
         let hub = HubStore {
             blobs: LayoutStore::open(dir.path().join("hub/store")).unwrap(),
             bundles: dir.path().join("hub/bundles"),
+            settled: Settled::default(),
         };
         let staging = LayoutStore::create_scratch(dir.path().join("staging2")).unwrap();
         let second = staging.put_blob_bytes(b"layer two").unwrap();
@@ -449,6 +481,14 @@ mod tests {
         .unwrap();
 
         let hub = HubStore::open(&dir.path().join("hub")).unwrap();
+        assert_eq!(
+            hub.settled(),
+            Settled {
+                synced: 0,
+                rehashed: 2,
+                removed: 1
+            }
+        );
         assert!(!hub.blobs().has_blob(&digests[0]), "torn blob removed");
         assert!(hub.blobs().verify_blob(&digests[1]).unwrap());
         assert!(unsynced(dir.path()).is_none());
