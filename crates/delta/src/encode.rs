@@ -354,6 +354,17 @@ mod tests {
         }
     }
 
+    /// Writes `bytes` as the blob file `name` in `dir`.
+    fn put_blob(dir: &Path, name: &str, bytes: Vec<u8>) -> (std::path::PathBuf, BlobRef) {
+        let path = dir.join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = BlobRef {
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+        };
+        (path, r)
+    }
+
     struct Fixture {
         dir: tempfile::TempDir,
         source: (std::path::PathBuf, BlobRef),
@@ -362,15 +373,7 @@ mod tests {
 
     fn fixture(how: Compression) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let blob = |name: &str, bytes: Vec<u8>| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, &bytes).unwrap();
-            let r = BlobRef {
-                digest: Digest::of(&bytes),
-                size: bytes.len() as u64,
-            };
-            (path, r)
-        };
+        let blob = |name: &str, bytes: Vec<u8>| put_blob(dir.path(), name, bytes);
         let source = blob("v1", compress(&layer_tar(1), how));
         let target = blob("v2", compress(&layer_tar(2), how));
         Fixture {
@@ -428,14 +431,11 @@ mod tests {
         use tender_test_support::Compressor;
         let dir = tempfile::tempdir().unwrap();
         let put = |name: &str, version: u32| {
-            let bytes = Compressor::GoGzip1.compress(&layer_tar(version));
-            let path = dir.path().join(name);
-            std::fs::write(&path, &bytes).unwrap();
-            let r = BlobRef {
-                digest: Digest::of(&bytes),
-                size: bytes.len() as u64,
-            };
-            (path, r)
+            put_blob(
+                dir.path(),
+                name,
+                Compressor::GoGzip1.compress(&layer_tar(version)),
+            )
         };
         let source = put("v1", 1);
         let target = put("v2", 2);
