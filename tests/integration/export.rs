@@ -441,29 +441,32 @@ fn rendered_directly(fleet: &Path, cluster: &SampleCluster, inline: &Path) -> Ve
     ] {
         vars.insert(k.to_string(), v.to_string());
     }
-    let mut texts = vec![
-        run_tool(
-            Command::new(helm_shim())
-                .args(["template", "line-hmi"])
-                .arg(fleet.join("charts/line-hmi"))
-                .args(["-n", cluster.namespace, "-f"])
-                .arg(fleet.join("values/common.yaml"))
-                .arg("-f")
-                .arg(inline),
-        ),
-        run_tool(
-            Command::new("kubectl")
-                .arg("kustomize")
-                .arg(fleet.join("kustomize/overlays").join(cluster.tier)),
-        ),
-    ];
+    // Helm gets the values file with the cluster's variables substituted,
+    // and its output is taken as it is.
+    let values = tempfile::NamedTempFile::new().unwrap();
+    let common = fs::read_to_string(fleet.join("values/common.yaml")).unwrap();
+    fs::write(values.path(), substitute(&common, &vars).unwrap()).unwrap();
+    let helm = run_tool(
+        Command::new(helm_shim())
+            .args(["template", "line-hmi"])
+            .arg(fleet.join("charts/line-hmi"))
+            .args(["-n", cluster.namespace, "--skip-tests", "-f"])
+            .arg(values.path())
+            .arg("-f")
+            .arg(inline),
+    );
+    let mut all = objects(&helm, cluster.namespace);
+    let mut texts = vec![run_tool(
+        Command::new("kubectl")
+            .arg("kustomize")
+            .arg(fleet.join("kustomize/overlays").join(cluster.tier)),
+    )];
     if cluster.policies {
         let dir = fleet.join("manifests");
         for name in entries(&dir) {
             texts.push(fs::read_to_string(dir.join(name)).unwrap());
         }
     }
-    let mut all = Vec::new();
     for text in texts {
         let text = substitute(&text, &vars).unwrap_or_else(|e| panic!("{e}:\n{text}"));
         all.extend(objects(&text, cluster.namespace));

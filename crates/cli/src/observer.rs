@@ -171,4 +171,8 @@ impl ExportObserver for CliObserver {
             self.println(line);
         }
     }
+
+    fn warn(&self, line: &str) {
+        self.println(&format!("warning: {line}"));
+    }
 }

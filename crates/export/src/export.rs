@@ -28,7 +28,7 @@ use crate::error::ExportError;
 use crate::fleet::Fleet;
 use crate::hub_state::{ExportRecord, HubState};
 use crate::hub_store::HubStore;
-use crate::plan::{Plan, plan};
+use crate::plan::{Plan, Warning, plan};
 use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
 use crate::sources::{Downloads, ImageSources, Mirror};
@@ -45,6 +45,11 @@ pub trait ExportObserver: Observer {
     }
     /// A line for the log (stderr).
     fn log(&self, line: &str) {
+        let _ = line;
+    }
+    /// Something the user must see even without progress output: a render
+    /// warning (`Plan::warnings`).
+    fn warn(&self, line: &str) {
         let _ = line;
     }
 }
@@ -119,6 +124,8 @@ pub struct ExportSummary {
     pub fetched_bytes: u64,
     /// Every bundle written; the fields above describe the first.
     pub bundles: Vec<WrittenBundle>,
+    /// What rendering warned about (also given to `ExportObserver::warn`).
+    pub warnings: Vec<Warning>,
 }
 
 /// An image pinned to its digest, as a dry run or an export found it.
@@ -199,6 +206,7 @@ pub fn dry_run(
     let (fleet, mut client_options) = prepare(options)?;
     observer.phase("render", 0);
     let plan = plan(&fleet, &options.clusters, &options.tools)?;
+    warn_all(&plan, observer.as_ref());
     client_options.observer = observer.clone();
     let client = RegistryClient::new(client_options)?;
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
@@ -243,6 +251,7 @@ pub fn export(
 
     observer.phase("render", 0);
     let plan = plan(&fleet, &options.clusters, &options.tools)?;
+    warn_all(&plan, observer.as_ref());
     observer.log(&format!(
         "rendered {} cluster(s): {} object(s), {} distinct manifest set(s), {} image(s)",
         plan.clusters.len(),
@@ -503,7 +512,15 @@ pub fn export(
         bytes: first.bytes,
         fetched_bytes,
         bundles: written,
+        warnings: plan.warnings.clone(),
     })
+}
+
+/// Gives every render warning to the observer.
+fn warn_all(plan: &Plan, observer: &dyn ExportObserver) {
+    for w in &plan.warnings {
+        observer.warn(&w.message());
+    }
 }
 
 /// One bundle to write: for these sites, full or as a delta against a base.

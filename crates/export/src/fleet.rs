@@ -99,6 +99,10 @@ pub struct Source {
     pub manifests: Option<PathSource>,
     #[serde(default)]
     pub select: Select,
+    /// Substitute the cluster's variables into the rendered output. Unset:
+    /// the kind's default (`SourceKind::substitutes_by_default`).
+    #[serde(default)]
+    pub substitute: Option<bool>,
 }
 
 /// What kind of source, once checked that exactly one is given.
@@ -132,6 +136,10 @@ pub struct HelmSource {
     pub include_crds: bool,
     #[serde(default)]
     pub kube_version: Option<String>,
+    /// Render the chart's test hooks too (tender passes `--skip-tests`
+    /// otherwise, as Flux's helm-controller does).
+    #[serde(default)]
+    pub include_tests: bool,
 }
 
 fn yes() -> bool {
@@ -164,7 +172,23 @@ impl Select {
     }
 }
 
+impl SourceKind<'_> {
+    /// Whether output is substituted when the source does not say: yes for
+    /// kustomize and raw manifests (a Flux Kustomization with
+    /// `postBuild.substitute`), no for Helm (Flux never substitutes a
+    /// HelmRelease's output; per-cluster values go into the values instead).
+    pub fn substitutes_by_default(self) -> bool {
+        !matches!(self, SourceKind::Helm(_))
+    }
+}
+
 impl Source {
+    /// Whether the rendered output gets the cluster's variables.
+    pub fn substitutes_output(&self, kind: SourceKind<'_>) -> bool {
+        self.substitute
+            .unwrap_or_else(|| kind.substitutes_by_default())
+    }
+
     pub fn kind(&self) -> Result<SourceKind<'_>, String> {
         match (&self.helm, &self.kustomize, &self.manifests) {
             (Some(h), None, None) => Ok(SourceKind::Helm(h)),

@@ -11,7 +11,8 @@ use crate::error::ExportError;
 use crate::fleet::{Cluster, Fleet};
 use crate::images::{ImageUse, discover};
 use crate::manifest_set::{self, Object};
-use crate::render::{Tools, render_source};
+use crate::render::{Renderer, Tools};
+use crate::substitute::placeholders;
 
 /// One cluster's rendered release.
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +30,55 @@ pub struct ClusterPlan {
     pub images: Vec<String>,
     #[serde(skip)]
     pub image_uses: Vec<ImageUse>,
+    /// What this cluster's render warns about (gathered into `Plan::warnings`).
+    #[serde(skip)]
+    pub warnings: Vec<Warning>,
+}
+
+/// Something the user should know about a render that is not an error:
+/// output that tender no longer substitutes, or a chart that renders
+/// differently each time. One warning covers every cluster it applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Warning {
+    /// `unsubstituted` or `unreproducible`.
+    pub kind: &'static str,
+    pub source: String,
+    /// `group/kind namespace/name` of each object concerned.
+    pub objects: Vec<String>,
+    /// The `${...}` left in the objects (`unsubstituted` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placeholders: Vec<String>,
+    pub clusters: Vec<String>,
+}
+
+impl Warning {
+    /// One line for the log.
+    pub fn message(&self) -> String {
+        let clusters = match self.clusters.as_slice() {
+            [one] => format!("cluster {one}"),
+            [first, second] => format!("clusters {first}, {second}"),
+            [first, second, rest @ ..] => {
+                format!("clusters {first}, {second} and {} more", rest.len())
+            }
+            [] => "no cluster".to_string(),
+        };
+        let objects = self.objects.join(", ");
+        match self.kind {
+            "unsubstituted" => format!(
+                "source {} ({clusters}): {objects} keeps {} as Helm rendered it: tender no longer \
+                 substitutes Helm output. Pass per-cluster values through the values files, set \
+                 `substitute: true` on the source to substitute the output as before, or \
+                 `substitute: false` to keep it and silence this warning",
+                self.source,
+                self.placeholders.join(" ")
+            ),
+            _ => format!(
+                "source {} ({clusters}): Helm renders {objects} differently each time, so \
+                 exports of the same inputs differ (random names or values in the chart?)",
+                self.source
+            ),
+        }
+    }
 }
 
 /// The whole fleet, rendered.
@@ -36,6 +86,8 @@ pub struct ClusterPlan {
 pub struct Plan {
     pub fleet: String,
     pub clusters: Vec<ClusterPlan>,
+    /// Every cluster's warnings, each once with the clusters it concerns.
+    pub warnings: Vec<Warning>,
 }
 
 impl Plan {
@@ -76,34 +128,72 @@ pub fn plan(fleet: &Fleet, only: &[String], tools: &Tools) -> Result<Plan, Expor
         .iter()
         .filter(|c| only.is_empty() || only.contains(&c.name))
         .collect();
+    let renderer = Renderer::new(tools.clone());
     // Two clusters at a time: helm and kustomize are separate processes.
-    let clusters = tender_format::parallel::map(&clusters, 4, |c| render_cluster(fleet, c, tools))
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+    let clusters =
+        tender_format::parallel::map(&clusters, 4, |c| render_cluster(fleet, c, &renderer))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+    let warnings = gather(&clusters);
     Ok(Plan {
         fleet: fleet.spec.name.clone(),
         clusters,
+        warnings,
     })
+}
+
+/// The clusters' warnings, those alike merged into one naming all their
+/// clusters, so a thousand clusters do not print a thousand lines.
+fn gather(clusters: &[ClusterPlan]) -> Vec<Warning> {
+    let mut merged: BTreeMap<Warning, Vec<String>> = BTreeMap::new();
+    for c in clusters {
+        for w in &c.warnings {
+            let key = Warning {
+                clusters: Vec::new(),
+                ..w.clone()
+            };
+            merged.entry(key).or_default().push(c.cluster.clone());
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(w, clusters)| Warning { clusters, ..w })
+        .collect()
 }
 
 /// Renders every source selected for one cluster into one manifest set.
 pub fn render_cluster(
     fleet: &Fleet,
     cluster: &Cluster,
-    tools: &Tools,
+    renderer: &Renderer,
 ) -> Result<ClusterPlan, ExportError> {
     let mut objects: Vec<Object> = Vec::new();
     let mut sources = Vec::new();
+    let mut warnings = Vec::new();
     let set_error = |error| ExportError::ManifestSet {
         cluster: cluster.name.clone(),
         error,
     };
     for source in fleet.sources_for(cluster) {
-        let rendered = render_source(fleet, cluster, source, tools)?;
-        objects.extend(manifest_set::parse(&rendered.source, &rendered.text).map_err(set_error)?);
+        let rendered = renderer.render_source(fleet, cluster, source)?;
+        let mut parsed =
+            manifest_set::parse(&rendered.source, &rendered.text).map_err(set_error)?;
+        manifest_set::default_namespace(&mut parsed, cluster.namespace.as_deref());
+        if rendered.unsubstituted_by_default {
+            warnings.extend(leftover_placeholders(&source.name, cluster, &parsed));
+        }
+        if !rendered.unstable.is_empty() {
+            warnings.push(Warning {
+                kind: "unreproducible",
+                source: source.name.clone(),
+                objects: rendered.unstable.clone(),
+                placeholders: Vec::new(),
+                clusters: vec![cluster.name.clone()],
+            });
+        }
+        objects.extend(parsed);
         sources.push(source.name.clone());
     }
-    manifest_set::default_namespace(&mut objects, cluster.namespace.as_deref());
     manifest_set::canonical_order(&mut objects).map_err(set_error)?;
     let yaml = manifest_set::to_yaml(&objects);
     let image_uses = discover(&objects);
@@ -119,7 +209,47 @@ pub fn render_cluster(
         yaml,
         images: images.into_iter().collect(),
         image_uses,
+        warnings,
     })
+}
+
+/// One warning per object whose strings still hold `${...}` that tender
+/// would once have substituted.
+fn leftover_placeholders(source: &str, cluster: &Cluster, objects: &[Object]) -> Vec<Warning> {
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    out.push(k);
+                    strings(v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut warnings = Vec::new();
+    for o in objects {
+        let mut texts = Vec::new();
+        strings(&o.value, &mut texts);
+        let mut found: Vec<String> = Vec::new();
+        for p in texts.into_iter().flat_map(placeholders) {
+            if !found.contains(&p) {
+                found.push(p);
+            }
+        }
+        if !found.is_empty() {
+            warnings.push(Warning {
+                kind: "unsubstituted",
+                source: source.to_string(),
+                objects: vec![o.id()],
+                placeholders: found,
+                clusters: vec![cluster.name.clone()],
+            });
+        }
+    }
+    warnings
 }
 
 #[cfg(test)]
@@ -158,8 +288,13 @@ mod tests {
         );
         assert_ne!(plan.clusters[0].manifests, plan.clusters[1].manifests);
         // Rendering again gives byte-identical sets.
-        let again =
-            render_cluster(&fleet, fleet.cluster("plant-001-line-a").unwrap(), &tools()).unwrap();
+        let renderer = Renderer::new(tools());
+        let again = render_cluster(
+            &fleet,
+            fleet.cluster("plant-001-line-a").unwrap(),
+            &renderer,
+        )
+        .unwrap();
         assert_eq!(again.manifests, a.manifests);
     }
 }

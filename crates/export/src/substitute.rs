@@ -1,11 +1,20 @@
-//! Variable substitution after rendering, as Flux's
-//! `postBuild.substitute` does it: `${VAR}`, `${VAR:=default}` (also
-//! `${VAR:-default}` and `${VAR=default}`), `$${VAR}` for a literal
-//! `${VAR}`, and an error for a variable with neither value nor default.
-//! A `$` not followed by `{` is left alone, so shell snippets in
-//! ConfigMaps survive.
+//! Variable substitution as Flux's `postBuild.substitute` does it:
+//! `${VAR}`, `${VAR:=default}` (also `${VAR:-default}` and
+//! `${VAR=default}`), `$${VAR}` for a literal `${VAR}`, and an error for a
+//! variable with neither value nor default. A `$` not followed by `{` is
+//! left alone, so shell snippets in ConfigMaps survive.
+//!
+//! Rendered output is substituted one document (object) at a time, as
+//! kustomize-controller does, so that an object annotated or labelled
+//! `kustomize.toolkit.fluxcd.io/substitute: disabled` is kept as rendered.
 
 use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// The Flux annotation (or label) key; the value `disabled` opts an object
+/// out of substitution.
+pub const OPT_OUT_KEY: &str = "kustomize.toolkit.fluxcd.io/substitute";
 
 /// A variable the text uses but nobody defined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +27,26 @@ pub enum SubstituteError {
     BadName { name: String, line: usize },
 }
 
+impl SubstituteError {
+    /// The same error, `lines` further down (for a part of a larger text).
+    fn shifted(self, lines: usize) -> Self {
+        match self {
+            SubstituteError::Missing { name, line } => SubstituteError::Missing {
+                name,
+                line: line + lines,
+            },
+            SubstituteError::Unterminated { line } => {
+                SubstituteError::Unterminated { line: line + lines }
+            }
+            SubstituteError::BadName { name, line } => SubstituteError::BadName {
+                name,
+                line: line + lines,
+            },
+        }
+    }
+}
+
+/// Substitutes into a whole text (values files, paths).
 pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, SubstituteError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -65,6 +94,124 @@ pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String,
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Substitutes into each document of a YAML stream, except documents whose
+/// object opts out with the Flux annotation or label. Items of a `List`
+/// document that opt out keep their rendered form. Error lines count from
+/// the start of the stream.
+pub fn substitute_documents(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, SubstituteError> {
+    let mut out = String::with_capacity(text.len());
+    let mut line = 0;
+    for doc in documents(text) {
+        let lines = doc.matches('\n').count();
+        if doc.contains(OPT_OUT_KEY) {
+            // Only a document that parses can carry the annotation; one
+            // that does not parse yet is substituted (and checked later).
+            if let Ok(rendered) = serde_saphyr::from_str::<Value>(doc) {
+                if opts_out(&rendered) {
+                    out.push_str(doc);
+                    line += lines;
+                    continue;
+                }
+                if let Some(items) = rendered["items"].as_array()
+                    && items.iter().any(opts_out)
+                {
+                    let text = substitute(doc, vars).map_err(|e| e.shifted(line))?;
+                    out.push_str(&keep_opted_out_items(items, &text));
+                    line += lines;
+                    continue;
+                }
+            }
+        }
+        out.push_str(&substitute(doc, vars).map_err(|e| e.shifted(line))?);
+        line += lines;
+    }
+    Ok(out)
+}
+
+/// A substituted `List` document with its opted-out items put back as
+/// rendered (re-serialized: the manifest set re-serializes every object
+/// anyway).
+fn keep_opted_out_items(rendered: &[Value], substituted: &str) -> String {
+    let Ok(mut list) = serde_saphyr::from_str::<Value>(substituted) else {
+        return substituted.to_string();
+    };
+    let Some(items) = list["items"].as_array_mut() else {
+        return substituted.to_string();
+    };
+    if items.len() != rendered.len() {
+        return substituted.to_string();
+    }
+    for (item, before) in items.iter_mut().zip(rendered) {
+        if opts_out(before) {
+            *item = before.clone();
+        }
+    }
+    let yaml = serde_saphyr::to_string(&list).expect("JSON values serialize to YAML");
+    format!("---\n{yaml}\n")
+}
+
+/// Whether an object carries `kustomize.toolkit.fluxcd.io/substitute:
+/// disabled` as an annotation or a label (Flux honours both).
+pub fn opts_out(object: &Value) -> bool {
+    let meta = &object["metadata"];
+    [&meta["annotations"], &meta["labels"]]
+        .iter()
+        .any(|m| m[OPT_OUT_KEY].as_str() == Some("disabled"))
+}
+
+/// The documents of a YAML stream, as slices that join back into `text`:
+/// each starts at a `---` marker line (the first may be a preamble without
+/// one). A marker is `---` at the start of a line followed by the line's
+/// end or a space; YAML forbids it inside a document's content.
+pub fn documents(text: &str) -> Vec<&str> {
+    let mut starts = vec![0];
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let rest = line.strip_prefix("---");
+        if at > 0
+            && let Some(rest) = rest
+            && (rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']))
+        {
+            starts.push(at);
+        }
+        at += line.len();
+    }
+    starts.push(text.len());
+    starts
+        .windows(2)
+        .map(|w| &text[w[0]..w[1]])
+        .filter(|d| !d.is_empty())
+        .collect()
+}
+
+/// Every `${...}` in a text, as written (with a leading `$` when escaped),
+/// once each: what substitution would have acted on.
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("${") {
+        let start = from + pos;
+        let begin = if start > 0 && text.as_bytes()[start - 1] == b'$' {
+            start - 1
+        } else {
+            start
+        };
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let end = text[start..line_end]
+            .find('}')
+            .map_or(line_end, |i| start + i + 1);
+        let p = text[begin..end].to_string();
+        if !found.contains(&p) {
+            found.push(p);
+        }
+        from = end.max(start + 2);
+    }
+    found
 }
 
 fn split_default(body: &str) -> (&str, Option<&str>) {

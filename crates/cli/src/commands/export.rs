@@ -46,6 +46,9 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
     if args.list_images {
         let (fleet, _) = tender_export::export::prepare(&options)?;
         let plan = plan(&fleet, &options.clusters, &options.tools)?;
+        for w in &plan.warnings {
+            eprintln!("warning: {}", w.message());
+        }
         if args.json {
             let rows: Vec<_> = plan
                 .clusters
@@ -63,6 +66,7 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
             return super::print_json(&serde_json::json!({
                 "images": plan.images(),
                 "clusters": rows,
+                "warnings": plan.warnings,
             }));
         }
         for image in plan.images() {
