@@ -131,6 +131,8 @@ sources:
       inline: {replicaCount: 2, service: {port: 8080}}
       includeCrds: false
       kubeVersion: "1.31.0"
+      includeTests: true
+    substitute: true
   - name: from-repo
     helm: {chart: ingress-nginx, repo: "https://charts.example/ingress", version: "4.11.3", inline: ~}
     select: {tiers: [production]}
@@ -138,6 +140,7 @@ sources:
     helm: ~
     kustomize: {path: "kustomize/overlays/${TIER}"}
     select: {clusters: [hall-1], tiers: []}
+    substitute: false
   - name: raw.files_1
     manifests: {path: manifests}
     select: {}
@@ -160,7 +163,12 @@ fn fleet_using_every_field_is_valid_and_loads() {
     assert!(errors[0].is_empty(), "{:#?}", errors[0]);
     let fleet = Fleet::load(&path).unwrap();
     assert_eq!(fleet.spec.sources.len(), 4);
-    assert!(!fleet.spec.sources[0].helm.as_ref().unwrap().include_crds);
+    let helm = fleet.spec.sources[0].helm.as_ref().unwrap();
+    assert!(!helm.include_crds);
+    assert!(helm.include_tests);
+    assert_eq!(fleet.spec.sources[0].substitute, Some(true));
+    assert_eq!(fleet.spec.sources[2].substitute, Some(false));
+    assert_eq!(fleet.spec.sources[3].substitute, None);
 }
 
 /// Broken fleets: (what is wrong, document, JSON pointer of the schema
@@ -186,6 +194,13 @@ const INVALID: &[(&str, &str, &str, &str, &str)] = &[
         "/sources/0/helm",
         "'valueFiles' was unexpected",
         "unknown field `valueFiles`",
+    ),
+    (
+        "substitute that is not a boolean",
+        "clusters:\n  - {name: a, site: s, tier: t}\nsources:\n  - name: x\n    manifests: {path: m}\n    substitute: disabled\n",
+        "/sources/0/substitute",
+        "is not of type 'boolean'",
+        "substitute",
     ),
     (
         "source with both helm and kustomize",
