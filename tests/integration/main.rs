@@ -9,6 +9,7 @@ mod export;
 mod fleet_schema;
 mod import;
 mod receipts;
+mod render;
 mod roundtrip;
 mod util;
 mod volumes;

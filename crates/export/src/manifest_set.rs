@@ -102,13 +102,23 @@ impl Object {
     }
     /// `group/kind namespace/name`, for messages and duplicate checks.
     pub fn id(&self) -> String {
-        let group = self.api_version().rsplit_once('/').map_or("", |(g, _)| g);
         format!(
-            "{group}/{} {}/{}",
+            "{}/{} {}/{}",
+            self.group(),
             self.kind(),
             self.namespace(),
             self.name()
         )
+    }
+
+    /// `group/kind name`: the object without its namespace, for messages
+    /// about the same object in many clusters' namespaces.
+    pub fn label(&self) -> String {
+        format!("{}/{} {}", self.group(), self.kind(), self.name())
+    }
+
+    fn group(&self) -> &str {
+        self.api_version().rsplit_once('/').map_or("", |(g, _)| g)
     }
 }
 

@@ -37,44 +37,70 @@ pub struct ClusterPlan {
 
 /// Something the user should know about a render that is not an error:
 /// output that tender no longer substitutes, or a chart that renders
-/// differently each time. One warning covers every cluster it applies to.
+/// differently each time. One warning covers every cluster it applies to,
+/// whatever namespace the object has there.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Warning {
     /// `unsubstituted` or `unreproducible`.
     pub kind: &'static str,
     pub source: String,
-    /// `group/kind namespace/name` of each object concerned.
+    /// `group/kind name` of each object concerned.
     pub objects: Vec<String>,
+    /// The namespaces those objects have, in the clusters concerned.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
     /// The `${...}` left in the objects (`unsubstituted` only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub placeholders: Vec<String>,
     pub clusters: Vec<String>,
 }
 
+/// `a`, `a, b`, `a, b and 3 more`.
+fn few(items: &[String]) -> String {
+    match items {
+        [] | [_] | [_, _] => items.join(", "),
+        [first, second, rest @ ..] => format!("{first}, {second} and {} more", rest.len()),
+    }
+}
+
 impl Warning {
     /// One line for the log.
     pub fn message(&self) -> String {
-        let clusters = match self.clusters.as_slice() {
-            [one] => format!("cluster {one}"),
-            [first, second] => format!("clusters {first}, {second}"),
-            [first, second, rest @ ..] => {
-                format!("clusters {first}, {second} and {} more", rest.len())
+        let plural = |n: usize, word: &str| {
+            if n == 1 {
+                word.to_string()
+            } else {
+                format!("{word}s")
             }
-            [] => "no cluster".to_string(),
+        };
+        let clusters = format!(
+            "{} {}",
+            plural(self.clusters.len(), "cluster"),
+            few(&self.clusters)
+        );
+        let namespaces = if self.namespaces.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " in {} {}",
+                plural(self.namespaces.len(), "namespace"),
+                few(&self.namespaces)
+            )
         };
         let objects = self.objects.join(", ");
         match self.kind {
             "unsubstituted" => format!(
-                "source {} ({clusters}): {objects} keeps {} as Helm rendered it: tender no longer \
-                 substitutes Helm output. Pass per-cluster values through the values files, set \
-                 `substitute: true` on the source to substitute the output as before, or \
-                 `substitute: false` to keep it and silence this warning",
+                "source {} ({clusters}): {objects}{namespaces} keeps {} as Helm rendered it: \
+                 tender no longer substitutes Helm output. Pass per-cluster values through the \
+                 values files, set `substitute: true` on the source to substitute the output \
+                 as before, or `substitute: false` to keep it and silence this warning",
                 self.source,
                 self.placeholders.join(" ")
             ),
             _ => format!(
-                "source {} ({clusters}): Helm renders {objects} differently each time, so \
-                 exports of the same inputs differ (random names or values in the chart?)",
+                "source {} ({clusters}): two Helm renders of the same inputs differ in \
+                 {objects}{namespaces} (random names or values in the chart?), so every export \
+                 gets new manifest digests",
                 self.source
             ),
         }
@@ -143,21 +169,29 @@ pub fn plan(fleet: &Fleet, only: &[String], tools: &Tools) -> Result<Plan, Expor
 }
 
 /// The clusters' warnings, those alike merged into one naming all their
-/// clusters, so a thousand clusters do not print a thousand lines.
+/// clusters and namespaces, so a thousand clusters do not print a
+/// thousand lines.
 fn gather(clusters: &[ClusterPlan]) -> Vec<Warning> {
-    let mut merged: BTreeMap<Warning, Vec<String>> = BTreeMap::new();
+    let mut merged: BTreeMap<Warning, (BTreeSet<String>, Vec<String>)> = BTreeMap::new();
     for c in clusters {
         for w in &c.warnings {
             let key = Warning {
+                namespaces: Vec::new(),
                 clusters: Vec::new(),
                 ..w.clone()
             };
-            merged.entry(key).or_default().push(c.cluster.clone());
+            let (namespaces, names) = merged.entry(key).or_default();
+            namespaces.extend(w.namespaces.iter().cloned());
+            names.push(c.cluster.clone());
         }
     }
     merged
         .into_iter()
-        .map(|(w, clusters)| Warning { clusters, ..w })
+        .map(|(w, (namespaces, clusters))| Warning {
+            namespaces: namespaces.into_iter().collect(),
+            clusters,
+            ..w
+        })
         .collect()
 }
 
@@ -183,10 +217,17 @@ pub fn render_cluster(
             warnings.extend(leftover_placeholders(&source.name, cluster, &parsed));
         }
         if !rendered.unstable.is_empty() {
+            let namespaces: BTreeSet<String> = rendered
+                .unstable
+                .iter()
+                .map(|(_, ns)| ns.clone())
+                .filter(|ns| !ns.is_empty())
+                .collect();
             warnings.push(Warning {
                 kind: "unreproducible",
                 source: source.name.clone(),
-                objects: rendered.unstable.clone(),
+                objects: rendered.unstable.iter().map(|(o, _)| o.clone()).collect(),
+                namespaces: namespaces.into_iter().collect(),
                 placeholders: Vec::new(),
                 clusters: vec![cluster.name.clone()],
             });
@@ -243,7 +284,12 @@ fn leftover_placeholders(source: &str, cluster: &Cluster, objects: &[Object]) ->
             warnings.push(Warning {
                 kind: "unsubstituted",
                 source: source.to_string(),
-                objects: vec![o.id()],
+                objects: vec![o.label()],
+                namespaces: [o.namespace()]
+                    .into_iter()
+                    .filter(|ns| !ns.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 placeholders: found,
                 clusters: vec![cluster.name.clone()],
             });

@@ -63,9 +63,9 @@ pub struct Rendered {
     /// `substitute`: any `${...}` left in it is worth a warning, since
     /// tender used to substitute there.
     pub unsubstituted_by_default: bool,
-    /// Objects (`Object::id`) that differ between two renders of the same
-    /// inputs: the chart is not reproducible.
-    pub unstable: Vec<String>,
+    /// Objects (`Object::label`, namespace) that differ between two renders
+    /// of the same inputs: the chart is not reproducible.
+    pub unstable: Vec<(String, String)>,
 }
 
 /// Renders sources, remembering each distinct Helm invocation: a fleet of
@@ -74,15 +74,19 @@ pub struct Rendered {
 /// cluster. Shared between the threads that render clusters.
 pub struct Renderer {
     tools: Tools,
-    helm_renders: Mutex<HashMap<Digest, Arc<OnceLock<Result<HelmRender, String>>>>>,
+    helm_renders: Mutex<HashMap<Digest, Arc<HelmSlot>>>,
 }
+
+/// One Helm invocation's result, filled by the first thread that needs it
+/// while the others wait.
+type HelmSlot = OnceLock<Result<HelmRender, String>>;
 
 /// A Helm invocation's output and the objects that came out differently
 /// on a second run.
 #[derive(Debug, Clone)]
 struct HelmRender {
     text: String,
-    unstable: Vec<String>,
+    unstable: Vec<(String, String)>,
 }
 
 impl Renderer {
@@ -328,27 +332,31 @@ impl HelmInvocation {
     }
 }
 
-/// The objects (by `Object::id`) that two renders of one input do not
-/// agree on: changed, or present in only one of them.
-fn differing_objects(a: &str, b: &str, namespace: Option<&str>) -> Vec<String> {
+/// The objects (`Object::label`, namespace) that two renders of one input
+/// do not agree on: changed, or present in only one of them.
+fn differing_objects(a: &str, b: &str, namespace: Option<&str>) -> Vec<(String, String)> {
     let by_id = |text: &str| {
         manifest_set::parse("helm", text).map(|mut objects| {
             manifest_set::default_namespace(&mut objects, namespace);
             objects
                 .into_iter()
-                .map(|o| (o.id(), o.value))
-                .collect::<BTreeMap<String, serde_json::Value>>()
+                .map(|o| (o.id(), o))
+                .collect::<BTreeMap<String, manifest_set::Object>>()
         })
     };
     match (by_id(a), by_id(b)) {
         (Ok(a), Ok(b)) => {
             let ids: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             ids.into_iter()
-                .filter(|id| a.get(*id) != b.get(*id))
-                .cloned()
+                .filter(|id| a.get(*id).map(|o| &o.value) != b.get(*id).map(|o| &o.value))
+                .filter_map(|id| a.get(id).or_else(|| b.get(id)))
+                .map(|o| (o.label(), o.namespace().to_string()))
                 .collect()
         }
-        _ => vec!["(the output, which does not parse)".to_string()],
+        _ => vec![(
+            "(the output, which does not parse)".to_string(),
+            String::new(),
+        )],
     }
 }
 
@@ -461,4 +469,35 @@ fn run(mut cmd: Command, stdin: Option<&[u8]>, tool: &str) -> Result<String, Str
         return Err(format!("{tool} failed ({}): {last}", out.status));
     }
     String::from_utf8(out.stdout).map_err(|_| format!("{tool} printed output that is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differing_objects_names_changed_and_one_sided_objects() {
+        let a = "kind: Pod\napiVersion: v1\nmetadata: {name: t-abc}\n---\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: same}\n---\nkind: Secret\napiVersion: v1\nmetadata: {name: s}\ndata: {k: YQ==}\n";
+        let b = "kind: Pod\napiVersion: v1\nmetadata: {name: t-xyz}\n---\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: same}\n---\nkind: Secret\napiVersion: v1\nmetadata: {name: s}\ndata: {k: Yg==}\n";
+        let mut found = differing_objects(a, b, Some("apps"));
+        found.sort();
+        let apps = |l: &str| (l.to_string(), "apps".to_string());
+        assert_eq!(
+            found,
+            [apps("/Pod t-abc"), apps("/Pod t-xyz"), apps("/Secret s")]
+        );
+        assert!(differing_objects(a, a, None).is_empty());
+    }
+
+    #[test]
+    fn inline_values_get_variables_in_strings_and_keys() {
+        let vars: BTreeMap<String, String> =
+            [("EP".to_string(), "opc.tcp://x:1".to_string())].into();
+        let v = serde_json::json!({"endpoint": "${EP}", "n": 2, "list": ["${EP}", true], "${EP:-k}": "$${KEEP}"});
+        assert_eq!(
+            substitute_json(&v, &vars).unwrap(),
+            serde_json::json!({"endpoint": "opc.tcp://x:1", "n": 2, "list": ["opc.tcp://x:1", true], "opc.tcp://x:1": "${KEEP}"})
+        );
+        assert!(substitute_json(&serde_json::json!(["${NOPE}"]), &vars).is_err());
+    }
 }

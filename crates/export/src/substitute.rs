@@ -245,6 +245,66 @@ mod tests {
     }
 
     #[test]
+    fn documents_split_at_marker_lines_and_join_back() {
+        let text = "# preamble\n---\na: 1\n--- # two\nb: |\n  ---not a marker\n---\n";
+        let docs = documents(text);
+        assert_eq!(
+            docs,
+            [
+                "# preamble\n",
+                "---\na: 1\n",
+                "--- # two\nb: |\n  ---not a marker\n",
+                "---\n"
+            ]
+        );
+        assert_eq!(docs.concat(), text);
+        assert_eq!(documents("a: ---\n----\n"), ["a: ---\n----\n"]);
+    }
+
+    #[test]
+    fn objects_that_opt_out_are_kept_as_rendered() {
+        let text = "---\nkind: ConfigMap\nmetadata:\n  name: a\ndata: {x: \"${REGION}\"}\n\
+            ---\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata: {x: \"${NOPE} ${REGION}\"}\n\
+            ---\nkind: ConfigMap\nmetadata:\n  name: c\n  labels: {kustomize.toolkit.fluxcd.io/substitute: disabled}\ndata: {x: \"${NOPE}\"}\n\
+            ---\nkind: ConfigMap\nmetadata:\n  name: d\n  annotations: {kustomize.toolkit.fluxcd.io/substitute: enabled}\ndata: {x: \"${TIER}\"}\n";
+        let out = substitute_documents(text, &vars()).unwrap();
+        let docs = documents(&out);
+        assert!(docs[0].contains("x: \"eu-north\""), "{out}");
+        assert_eq!(docs[1], documents(text)[1]);
+        assert_eq!(docs[2], documents(text)[2]);
+        assert!(docs[3].contains("x: \"canary\""), "{out}");
+        // Errors count lines from the start of the stream.
+        let bad = "---\nkind: A\n---\nkind: B\nx: ${NOPE}\n";
+        assert_eq!(
+            substitute_documents(bad, &vars()),
+            Err(SubstituteError::Missing {
+                name: "NOPE".into(),
+                line: 5
+            })
+        );
+    }
+
+    #[test]
+    fn list_items_that_opt_out_keep_their_text() {
+        let text = "apiVersion: v1\nkind: List\nitems:\n\
+            - {apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {x: \"${REGION}\"}}\n\
+            - {apiVersion: v1, kind: ConfigMap, metadata: {name: b, annotations: {kustomize.toolkit.fluxcd.io/substitute: disabled}}, data: {x: \"${REGION:-d}\"}}\n";
+        let out = substitute_documents(text, &vars()).unwrap();
+        let list: Value = serde_saphyr::from_str(&out).unwrap();
+        assert_eq!(list["items"][0]["data"]["x"], "eu-north");
+        assert_eq!(list["items"][1]["data"]["x"], "${REGION:-d}");
+    }
+
+    #[test]
+    fn placeholders_are_listed_as_written() {
+        assert_eq!(
+            placeholders("A=${X:-0} $${HOME} ${X:-0} $PATH ${open\n${Y}"),
+            ["${X:-0}", "$${HOME}", "${open", "${Y}"]
+        );
+        assert!(placeholders("no $ braces {here}").is_empty());
+    }
+
+    #[test]
     fn missing_variable_is_an_error_with_its_line() {
         assert_eq!(
             substitute("a: 1\nb: ${NOPE}\n", &vars()),
