@@ -97,14 +97,6 @@ impl Renderer {
         }
     }
 
-    /// How many distinct Helm invocations were rendered so far.
-    pub fn helm_invocations(&self) -> usize {
-        self.helm_renders
-            .lock()
-            .expect("no panics while locked")
-            .len()
-    }
-
     /// Renders one source for one cluster and substitutes the cluster's
     /// variables into the output if the source substitutes
     /// (`Source::substitutes_output`).
