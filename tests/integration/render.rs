@@ -30,9 +30,11 @@ struct Hub {
 
 impl Hub {
     fn new() -> Hub {
-        Hub {
+        let hub = Hub {
             ws: Workspace::new(),
-        }
+        };
+        fs::create_dir_all(hub.join("tmp")).unwrap();
+        hub
     }
 
     fn join(&self, p: &str) -> PathBuf {
@@ -44,6 +46,8 @@ impl Hub {
             .env("TENDER_HUB_STATE", self.join("hub-state"))
             .env("TENDER_HELM", helm)
             .env("DOCKER_CONFIG", self.join("docker-config"))
+            // Where tender and Helm keep scratch files (substituted values).
+            .env("TMPDIR", self.join("tmp"))
             .output()
             .expect("run tender")
     }
@@ -179,6 +183,8 @@ sources:
         ),
     );
     let (summary, log) = hub.export(&fleet, "helm.tender");
+    // The substituted values files were private copies, gone after use.
+    assert_eq!(crate::util::tree(&hub.join("tmp")), Vec::<String>::new());
 
     for (cluster, ns, greeting, endpoint) in [
         ("line-a", "a", "moin", "opc.tcp://10.0.0.1:4840"),
@@ -297,9 +303,22 @@ data:
 ",
     )
     .unwrap();
+    // The same through `kubectl kustomize`, which re-serializes objects.
+    let kust = hub.join("optout/kust");
+    fs::create_dir_all(&kust).unwrap();
+    fs::write(
+        kust.join("kustomization.yaml"),
+        "resources: [objects.yaml]\ncommonLabels: {from: kustomize}\n",
+    )
+    .unwrap();
+    fs::write(
+        kust.join("objects.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k-substituted\ndata: {site: \"${SITE}\"}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: k-annotated\n  annotations: {kustomize.toolkit.fluxcd.io/substitute: disabled}\ndata: {script: \"echo ${SITE} ${UNDEFINED:-}\"}\n",
+    )
+    .unwrap();
     let fleet = hub.fleet(
         "optout",
-        "clusters:\n  - {name: edge-1, site: s1, tier: t, namespace: apps}\nsources:\n  - name: raw\n    manifests: {path: manifests}\n",
+        "clusters:\n  - {name: edge-1, site: s1, tier: t, namespace: apps}\nsources:\n  - name: raw\n    manifests: {path: manifests}\n  - name: kust\n    kustomize: {path: kust}\n",
     );
     let (summary, log) = hub.export(&fleet, "optout.tender");
     assert!(warnings(&summary).is_empty(), "{summary:#}");
@@ -315,6 +334,8 @@ data:
         "echo ${UNDEFINED} ${CLUSTER_NAME} $${HOME}"
     );
     assert_eq!(data("labelled")["script"], "echo ${ALSO_UNDEFINED:-x}");
+    assert_eq!(data("k-substituted")["site"], "s1");
+    assert_eq!(data("k-annotated")["script"], "echo ${SITE} ${UNDEFINED:-}");
 
     // Without the annotation the undefined variable fails the export,
     // naming it: the annotation is what kept it out.
