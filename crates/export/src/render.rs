@@ -2,6 +2,12 @@
 //! repo-server does: `helm template` for charts, `kustomize build` (or
 //! `kubectl kustomize`) for kustomizations, files as they are for raw
 //! manifests. The tools are run, never re-implemented.
+//!
+//! Variables go where a Flux user expects them (docs/fleet-spec.md, "Where
+//! substitution happens"): into Helm values before `helm template`, into
+//! kustomize and manifest output object by object, into Helm output only
+//! when the source opts in. Helm runs twice per distinct invocation, so
+//! that a chart that renders differently each time is named.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
