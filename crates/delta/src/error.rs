@@ -10,7 +10,7 @@ use tender_format::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: &'static str,
         #[source]

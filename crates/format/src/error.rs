@@ -109,6 +109,21 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line, `a: b: c`, as the CLI prints
+/// them: for the places that must keep an error as text (a reason field, an
+/// audit line) without losing its cause. Each cause says something its
+/// wrapper does not (rule 4), so nothing repeats.
+pub fn chain_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}
+
 /// Maps a read error: running out of bytes is the bundle's fault
 /// (truncated), anything else is the machine's.
 pub(crate) fn read_error(what: &str, e: io::Error) -> Error {

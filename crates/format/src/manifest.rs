@@ -149,7 +149,7 @@ pub struct BundleManifest {
 /// Why a manifest breaks the rules of the spec.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("manifest is not canonical JSON: {0}")]
+    #[error("manifest is not canonical JSON")]
     Canonical(#[from] CanonicalError),
     #[error("unsupported bundle format {0:?} (this tender reads {FORMAT_V1})")]
     Format(String),

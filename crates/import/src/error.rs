@@ -27,7 +27,7 @@ pub enum ImportError {
     Deliver { cluster: String, reason: String },
     #[error(transparent)]
     Receipt(#[from] tender_receipt::ReceiptError),
-    #[error("delta: {0}")]
+    #[error("applying the delta")]
     Delta(#[from] tender_delta::DeltaError),
     #[error("audit log: {0}")]
     Audit(String),

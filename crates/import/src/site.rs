@@ -156,6 +156,17 @@ impl Site {
         })
     }
 
+    /// Refuses a site key that others on this machine may read or write,
+    /// before anything at the site changes: an import that commits and
+    /// then cannot sign its receipt leaves the hub without word of it.
+    /// A missing key is left to the receipt (a warning after the import).
+    pub fn check_site_key(&self) -> Result<(), crate::ImportError> {
+        match self.site_key.as_deref().and_then(tender_trust::keys::too_open) {
+            Some(open) => Err(tender_trust::TrustError::KeyTooOpen(open).into()),
+            None => Ok(()),
+        }
+    }
+
     /// The embedded store's directory.
     pub fn store_dir(&self) -> PathBuf {
         self.state_dir.join("store")

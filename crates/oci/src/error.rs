@@ -86,6 +86,12 @@ pub enum OciError {
     #[error("{what}: {detail}")]
     Transport { what: String, detail: String },
 
+    /// The registry's host name does not resolve (DNS). Never retried: a
+    /// name that is not in DNS now will not be in it a second later, and
+    /// five tries only make an export with many such images slow to fail.
+    #[error("{what}: host name does not resolve: {detail}")]
+    NameResolution { what: String, detail: String },
+
     /// TLS failed (bad certificate, or a plain-HTTP registry spoken to over
     /// HTTPS). Never retried: it will fail the same way again.
     #[error("{what}: TLS failed: {detail}")]
@@ -141,7 +147,7 @@ pub enum OciError {
     MissingBlob { dir: PathBuf, digest: Digest },
 
     /// A local I/O error, with what tender was doing.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -158,8 +164,8 @@ impl OciError {
     }
 
     /// Whether trying again may succeed: 5xx (but 501), 429, and transport
-    /// failures. 4xx (401 is handled by the auth flow first), TLS, digest
-    /// and local errors are final.
+    /// failures. 4xx (401 is handled by the auth flow first), a host name
+    /// that does not resolve, TLS, digest and local errors are final.
     pub fn is_retryable(&self) -> bool {
         match self {
             OciError::Status { status, .. } => *status == 429 || (*status >= 500 && *status != 501),

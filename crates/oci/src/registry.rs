@@ -1765,11 +1765,33 @@ fn transport_error(what: &str, error: &reqwest::Error) -> OciError {
                 detail: format!("{tls}{hint}"),
             }
         }
+        None if is_name_resolution(error) => OciError::NameResolution {
+            what: what.to_string(),
+            detail,
+        },
         None => OciError::Transport {
             what: what.to_string(),
             detail,
         },
     }
+}
+
+/// Whether a connection failed because the host name did not resolve:
+/// hyper's connector wraps every resolver failure in a `ConnectError`
+/// whose message is exactly "dns error" (the type is private, so the
+/// message is its only mark; the resolver's own text below it differs by
+/// libc). Opened like [`rustls_cause`].
+fn is_name_resolution(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.to_string() == "dns error" {
+        return true;
+    }
+    if let Some(io) = error.downcast_ref::<io::Error>()
+        && let Some(inner) = io.get_ref()
+        && is_name_resolution(inner)
+    {
+        return true;
+    }
+    error.source().is_some_and(is_name_resolution)
 }
 
 /// The rustls error behind a connection failure, if any. TLS errors arrive

@@ -114,7 +114,18 @@ impl PrivateKey {
         }
     }
 
-    /// Reads `NAME.key`; the key's name is the file stem.
+    /// Reads a key that must be its owner's alone: refused, like ssh
+    /// refuses it, when group or others may read or write the file (the
+    /// site key: see `docs/site.md`).
+    pub fn read_owner_only(path: &Path) -> Result<Self, TrustError> {
+        if let Some(open) = too_open(path) {
+            return Err(TrustError::KeyTooOpen(open));
+        }
+        Self::read(path)
+    }
+
+    /// Reads `NAME.key`; the key's name is the file stem. Its mode is not
+    /// checked here: see [`too_open`] and [`PrivateKey::read_owner_only`].
     pub fn read(path: &Path) -> Result<Self, TrustError> {
         let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
         let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| TrustError::BadKey {
@@ -180,6 +191,50 @@ impl PrivateKey {
         write_new(&key_path, pem.as_bytes(), 0o600)?;
         write_new(&pub_path, self.public().to_pem().as_bytes(), 0o644)?;
         Ok((key_path, pub_path))
+    }
+}
+
+/// A private key file that users other than its owner may read or write,
+/// as ssh words it. `tender keygen` writes keys 0600; a looser mode means
+/// the key was copied or edited carelessly, and anyone on the machine who
+/// can read it can sign as it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooOpen {
+    pub path: PathBuf,
+    /// The file's permission bits (`0o644`).
+    pub mode: u32,
+}
+
+impl fmt::Display for TooOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "permissions {:04o} for {} are too open: a private key must be readable by its \
+             owner only (chmod 600 {})",
+            self.mode,
+            self.path.display(),
+            self.path.display()
+        )
+    }
+}
+
+/// Whether a private key file is open to group or others (never on
+/// systems without Unix modes). A file that cannot be examined is not
+/// judged here: reading it reports that.
+pub fn too_open(path: &Path) -> Option<TooOpen> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then(|| TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

@@ -80,6 +80,28 @@ pub struct SignatureCheck {
     pub status: SignatureStatus,
 }
 
+impl SignatureCheck {
+    /// Why the policy did not count this signature, as a sentence naming
+    /// the key and the role (for people: `verify`'s listing, a rejection);
+    /// `None` when it counted.
+    pub fn ignored_because(&self) -> Option<String> {
+        let (id, role) = (&self.key_id, &self.role);
+        Some(match &self.status {
+            SignatureStatus::Valid { .. } => return None,
+            SignatureStatus::UnknownKey => format!("key {id} is not trusted"),
+            SignatureStatus::RoleNotAllowed { key_name } => {
+                format!("key {key_name} ({id}) may not sign as {role}")
+            }
+            SignatureStatus::BadSignature { key_name } => {
+                format!("signature by {key_name} ({id}) as {role} does not match the manifest")
+            }
+            SignatureStatus::SameKeyAgain { key_name } => {
+                format!("key {key_name} ({id}) signed as {role} more than once and counts once")
+            }
+        })
+    }
+}
+
 /// One role's tally.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleTally {
@@ -124,24 +146,7 @@ impl Evaluation {
         let ignored: Vec<String> = self
             .signatures
             .iter()
-            .filter_map(|s| {
-                let why = match &s.status {
-                    SignatureStatus::Valid { .. } => return None,
-                    SignatureStatus::UnknownKey => format!("key {} is not trusted", s.key_id),
-                    SignatureStatus::RoleNotAllowed { key_name } => {
-                        format!("key {key_name} ({}) may not sign as {}", s.key_id, s.role)
-                    }
-                    SignatureStatus::BadSignature { key_name } => format!(
-                        "signature by {key_name} ({}) as {} does not match the manifest",
-                        s.key_id, s.role
-                    ),
-                    SignatureStatus::SameKeyAgain { key_name } => format!(
-                        "key {key_name} ({}) signed as {} more than once and counts once",
-                        s.key_id, s.role
-                    ),
-                };
-                Some(why)
-            })
+            .filter_map(SignatureCheck::ignored_because)
             .collect();
         let mut line = short.join("; ");
         if !ignored.is_empty() {

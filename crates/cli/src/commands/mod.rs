@@ -137,6 +137,15 @@ fn bundle_output(path: &Path, volume_size: Option<&str>) -> anyhow::Result<Bundl
     })
 }
 
+/// Warns, as ssh does, when a hub signing key is open to others. A
+/// warning, not a refusal: a hub key is used by a person at a terminal who
+/// reads it, unlike the site key, which is refused (`docs/site.md`).
+fn warn_if_too_open(key: &Path) {
+    if let Some(open) = tender_trust::keys::too_open(key) {
+        eprintln!("tender: warning: {open}");
+    }
+}
+
 /// `$USER@hostname`, for audit fields.
 pub(crate) fn whoami() -> String {
     format!("{}@{}", os_user(), hostname())

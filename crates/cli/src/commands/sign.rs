@@ -9,6 +9,7 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
     if !tender_format::manifest::is_token(&args.role) {
         return Err(UsageError(format!("role {:?} is not a valid role name", args.role)).into());
     }
+    super::warn_if_too_open(&args.key);
     let key = PrivateKey::read(&args.key)?;
     let mut editor = SlotEditor::open(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))?;

@@ -49,9 +49,10 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
     writeln!(out, "  sites     {}", report.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", report.targets.clusters.join(", "))?;
     for s in &report.trust.signatures {
-        let status = match &s.status {
-            SignatureStatus::Valid { key_name } => format!("valid ({key_name})"),
-            other => format!("ignored: {other:?}"),
+        let status = match (&s.status, s.ignored_because()) {
+            (SignatureStatus::Valid { key_name }, _) => format!("valid ({key_name})"),
+            (_, Some(why)) => format!("ignored: {}", human::clean(&why)),
+            (_, None) => unreachable!("only a valid signature has no reason to be ignored"),
         };
         writeln!(
             out,
