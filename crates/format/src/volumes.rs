@@ -260,10 +260,17 @@ fn not_a_volume_set(bundles: &[PathBuf]) -> String {
     if !bundles.is_empty() {
         let mut bundles = bundles.to_vec();
         bundles.sort();
-        let shown: Vec<String> = bundles.iter().take(3).map(|p| p.display().to_string()).collect();
+        let shown: Vec<String> = bundles
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
         line.push_str(&format!("; did you mean {}", shown.join(" or ")));
         if bundles.len() > 3 {
-            line.push_str(&format!(" (or {} more .tender files there)", bundles.len() - 3));
+            line.push_str(&format!(
+                " (or {} more .tender files there)",
+                bundles.len() - 3
+            ));
         }
         line.push('?');
     }

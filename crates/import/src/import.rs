@@ -129,7 +129,9 @@ pub fn import<R: Read>(
     );
     event.result = match &result {
         Ok(r) => r.outcome.to_string(),
-        Err(e) if e.is_rejection() => format!("refused: {}", tender_format::error::chain_message(e)),
+        Err(e) if e.is_rejection() => {
+            format!("refused: {}", tender_format::error::chain_message(e))
+        }
         Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
     };
     let appended = audit.append(event);

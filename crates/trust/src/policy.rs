@@ -167,8 +167,14 @@ impl TrustPolicy {
             path: path.to_path_buf(),
             reason,
         };
-        let file: PolicyFile =
-            serde_saphyr::from_str(&text).map_err(|e| bad(format!("not a valid policy: {e}")))?;
+        let file: PolicyFile = serde_saphyr::from_str(&text).map_err(|e| {
+            // One line, no `error:` snippet naming `<input>`: the
+            // message follows the file's name.
+            let plain = e.render_with_options(serde_saphyr::render_options! {
+                snippets: serde_saphyr::SnippetMode::Off,
+            });
+            bad(format!("not a valid policy: {plain}"))
+        })?;
         if file.version == 0 {
             return Err(bad("version must be 1 or more".into()));
         }
