@@ -41,6 +41,14 @@ pub enum ExportError {
         used_by: String,
         reason: String,
     },
+    /// Several images could not be pulled: every one, each an `Image`
+    /// with its reason, in one line.
+    #[error(
+        "{} images could not be pulled: {}",
+        .0.len(),
+        .0.iter().map(|e| tender_format::error::chain_message(e)).collect::<Vec<_>>().join("; ")
+    )]
+    Images(Vec<ExportError>),
     #[error("no signing key: pass --key (or use --dry-run)")]
     NoKey,
     #[error(transparent)]

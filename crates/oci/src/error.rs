@@ -89,8 +89,12 @@ pub enum OciError {
     /// The registry's host name does not resolve (DNS). Never retried: a
     /// name that is not in DNS now will not be in it a second later, and
     /// five tries only make an export with many such images slow to fail.
-    #[error("{what}: host name does not resolve: {detail}")]
-    NameResolution { what: String, detail: String },
+    #[error("{what}: host name {host} does not resolve ({detail})")]
+    NameResolution {
+        what: String,
+        host: String,
+        detail: String,
+    },
 
     /// TLS failed (bad certificate, or a plain-HTTP registry spoken to over
     /// HTTPS). Never retried: it will fail the same way again.

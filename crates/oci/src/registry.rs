@@ -1765,9 +1765,16 @@ fn transport_error(what: &str, error: &reqwest::Error) -> OciError {
                 detail: format!("{tls}{hint}"),
             }
         }
+        // The chain above the resolver's words is reqwest and hyper
+        // restating the URL: the host and the resolver's reason say it all.
         None if is_name_resolution(error) => OciError::NameResolution {
             what: what.to_string(),
-            detail,
+            host: error
+                .url()
+                .and_then(|u| u.host_str())
+                .unwrap_or("the registry")
+                .to_string(),
+            detail: root_cause(error),
         },
         None => OciError::Transport {
             what: what.to_string(),
@@ -1809,6 +1816,15 @@ fn rustls_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
         return Some(tls);
     }
     error.source().and_then(rustls_cause)
+}
+
+/// The innermost error's words.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
