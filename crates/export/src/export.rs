@@ -490,9 +490,9 @@ pub fn export(
         });
     }
     // Every blob has landed: each was waited for.
-    let pulled = downloads
-        .finish()
-        .map_err(|failed| image_error(owners[&failed.digest], &plan, failed.error))?;
+    let pulled = downloads.finish().map_err(|failed| {
+        image_error(owners[&failed.digest], &plan, chain_message(&*failed.error))
+    })?;
     fetched_bytes += pulled.bytes_fetched;
     let first = written.first().cloned().expect("at least one bundle job");
     Ok(ExportSummary {

@@ -281,7 +281,7 @@ pub struct PulledBlobs {
 
 /// The blob a [`RegistryClient::pull_blobs`] batch failed on.
 #[derive(Debug, thiserror::Error)]
-#[error("{error}")]
+#[error("blob {digest}")]
 pub struct FailedBlob {
     pub digest: Digest,
     #[source]
@@ -1189,7 +1189,7 @@ impl Inner {
                 })
             }
             Err((digest, error)) => {
-                arrivals.fail(Some(digest), &error.to_string());
+                arrivals.fail(Some(digest), &tender_format::error::chain_message(&error));
                 Err(FailedBlob {
                     digest,
                     error: Box::new(error),

@@ -76,8 +76,11 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
 /// `--list-missing`: every volume hashed against the index; the missing
 /// and damaged ones listed on stdout, so only those are sent again.
 fn list_missing(args: &VerifyArgs) -> anyhow::Result<()> {
-    let set = tender_format::volumes::VolumeSet::open(&args.bundle)
-        .with_context(|| format!("{}", args.bundle.display()))?;
+    let set = super::naming(
+        &args.bundle,
+        tender_format::volumes::VolumeSet::open(&args.bundle),
+        || args.bundle.display().to_string(),
+    )?;
     let problems = set.check();
     if args.json {
         super::print_json(&serde_json::json!({
