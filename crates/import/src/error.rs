@@ -70,3 +70,34 @@ impl ImportError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        use tender_format::error::{chain_message, repeated_cause};
+        let io = || io::Error::new(io::ErrorKind::PermissionDenied, "permission denied");
+        let errors = [
+            ImportError::from(tender_delta::DeltaError::Io {
+                context: "writing the rebuilt blob",
+                source: io(),
+            }),
+            ImportError::io("reading", "/site/state", io()),
+            ImportError::from(tender_oci::OciError::Io {
+                context: "writing blob".into(),
+                source: io(),
+            }),
+            ImportError::from(tender_format::Error::io("reading the bundle", io())),
+        ];
+        for e in &errors {
+            assert_eq!(repeated_cause(e), None, "{}", chain_message(e));
+            assert_eq!(chain_message(e).matches("permission denied").count(), 1);
+        }
+        assert_eq!(
+            chain_message(&errors[0]),
+            "applying the delta: writing the rebuilt blob: permission denied"
+        );
+    }
+}

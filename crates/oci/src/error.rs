@@ -272,6 +272,40 @@ mod tests {
             .is_retryable()
         );
         assert!(!OciError::NotFound { what: "x".into() }.is_retryable());
+        // A name that does not resolve now will not a second later.
+        assert!(
+            !OciError::NameResolution {
+                what: "manifest a.invalid/x:1".into(),
+                host: "a.invalid".into(),
+                detail: "Name or service not known".into(),
+            }
+            .is_retryable()
+        );
+        let denied = |status| OciError::Denied {
+            what: "x".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(!denied(401).is_retryable() && !denied(403).is_retryable());
+    }
+
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        use tender_format::error::{chain_message, repeated_cause};
+        let io = OciError::io(
+            "writing blob sha256:ab",
+            io::Error::new(io::ErrorKind::StorageFull, "no space left on device"),
+        );
+        assert_eq!(repeated_cause(&io), None, "{}", chain_message(&io));
+        assert_eq!(
+            chain_message(&io),
+            "writing blob sha256:ab: no space left on device"
+        );
+        let failed = crate::FailedBlob {
+            digest: Digest::of(b"x"),
+            error: Box::new(io),
+        };
+        assert_eq!(repeated_cause(&failed), None, "{}", chain_message(&failed));
     }
 
     #[test]

@@ -265,6 +265,38 @@ pub fn now_rfc3339() -> String {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn a_key_open_to_others_is_named_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (key_path, _) = PrivateKey::generate("site")
+            .unwrap()
+            .write_pair(dir.path())
+            .unwrap();
+        assert_eq!(too_open(&key_path), None);
+        assert!(PrivateKey::read_owner_only(&key_path).is_ok());
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&key_path, fs::Permissions::from_mode(mode)).unwrap();
+            let open = too_open(&key_path).expect("too open");
+            assert_eq!(open.mode, mode);
+            let err = PrivateKey::read_owner_only(&key_path).err().unwrap();
+            assert!(matches!(err, TrustError::KeyTooOpen(_)), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "permissions {mode:04o} for {} are too open",
+                    key_path.display()
+                )),
+                "{err}"
+            );
+            // A hub key is still readable: the CLI warns.
+            assert!(PrivateKey::read(&key_path).is_ok());
+        }
+        // Owner-only modes stricter than 0600 are fine.
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(too_open(&key_path), None);
+    }
+
     #[test]
     fn key_pair_round_trips_through_pem_files() {
         let dir = tempfile::tempdir().unwrap();
