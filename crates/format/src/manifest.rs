@@ -32,6 +32,16 @@ pub enum BundleKind {
     Delta,
 }
 
+/// As the manifest spells it (`full`, `delta`), for people too.
+impl std::fmt::Display for BundleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BundleKind::Full => "full",
+            BundleKind::Delta => "delta",
+        })
+    }
+}
+
 /// How an entry's bytes relate to the blob they carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -33,7 +33,7 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         return super::print_json(&report);
     }
     writeln!(out, "VERIFIED {}", args.bundle.display())?;
-    writeln!(out, "  bundle    {} ({:?})", report.bundle_id, report.kind)?;
+    writeln!(out, "  bundle    {} ({})", report.bundle_id, report.kind)?;
     writeln!(out, "  manifest  {}", report.manifest_digest)?;
     writeln!(
         out,
