@@ -147,6 +147,69 @@ fn no_error_chain_repeats_a_cause() {
         fails(&o, 3);
     }
 
+    // The same damaged bundles at a site: import rejects them too.
+    let site = write_site_file(&ws, "site.yaml", "plant-001", &["c"], "");
+    for damaged in ["uncanonical.tender", "truncated.tender"] {
+        let o = tender(
+            &[
+                "import",
+                damaged,
+                "--site",
+                site.to_str().unwrap(),
+                "--no-progress",
+            ],
+            ws.path(),
+        );
+        fails(&o, 3);
+    }
+    // A site file with a field it does not know.
+    fs::write(
+        ws.join("odd-site.yaml"),
+        "apiVersion: tender.dev/v1alpha1\nkind: Site\nname: s\nclusters: [c]\ntrustPolicy: \
+         policy.yaml\nbogus: 1\n",
+    )
+    .unwrap();
+    let o = tender(
+        &["import", "b.tender", "--site", "odd-site.yaml"],
+        ws.path(),
+    );
+    let line = fails(&o, 1);
+    assert!(
+        line.contains("site file odd-site.yaml: unknown field `bogus`"),
+        "{line}"
+    );
+
+    // A fleet whose mirror is not an OCI layout, and one whose manifests
+    // directory is missing.
+    fs::create_dir(ws.join("m")).unwrap();
+    fs::write(
+        ws.join("m/cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+    )
+    .unwrap();
+    let fleet = |sources: &str, extra: &str| {
+        format!(
+            "apiVersion: tender.dev/v1alpha1\nkind: Fleet\nname: f\nclusters:\n  - {{name: c1, \
+             site: plant-001, tier: prod}}\nsources:\n  - name: m\n    manifests: {{path: \
+             {sources}}}\n{extra}"
+        )
+    };
+    fs::write(
+        ws.join("no-layout.yaml"),
+        fleet(
+            "m",
+            "images: [registry.plant.example/app/one:1.0]\nmirrors:\n  registry.plant.example: \
+             oci-layout:nowhere\n",
+        ),
+    )
+    .unwrap();
+    fs::write(ws.join("no-manifests.yaml"), fleet("nowhere", "")).unwrap();
+    for fleet in ["no-layout.yaml", "no-manifests.yaml"] {
+        let o = tender(&["export", fleet, "--dry-run", "--no-progress"], ws.path());
+        let line = fails(&o, 1);
+        assert!(line.contains("nowhere"), "{line}");
+    }
+
     // Bad fleet specs: YAML that does not parse, an unknown field.
     fs::write(ws.join("broken.yaml"), "apiVersion: x\nkind: [\n").unwrap();
     fs::write(
