@@ -8,6 +8,7 @@ mod delta;
 mod export;
 mod fleet_schema;
 mod import;
+mod messages;
 mod receipts;
 mod render;
 mod roundtrip;

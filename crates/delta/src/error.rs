@@ -10,7 +10,7 @@ use tender_format::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: &'static str,
         #[source]
@@ -53,5 +53,26 @@ impl DeltaError {
             self,
             DeltaError::Corrupt { .. } | DeltaError::Mismatch { .. } | DeltaError::Source { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        use tender_format::error::{chain_message, repeated_cause};
+        let e = DeltaError::io("reading the source blob")(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "permission denied",
+        ));
+        assert_eq!(repeated_cause(&e), None, "{}", chain_message(&e));
+        assert_eq!(
+            chain_message(&e),
+            "reading the source blob: permission denied"
+        );
+        let rebuild = crate::gzip::RebuildError::from(io::Error::other("disk gone"));
+        assert_eq!(chain_message(&rebuild), "disk gone");
     }
 }

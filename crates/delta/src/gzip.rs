@@ -167,7 +167,7 @@ pub fn analyze(
 /// Why a rebuild failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RebuildError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     #[error("{0}")]
     Corrupt(String),

@@ -121,8 +121,12 @@ impl PatchHeader {
         }
         let mut json = vec![0u8; len as usize];
         input.read_exact(&mut json).map_err(PatchFormatError::io)?;
-        let header: PatchHeader = canonical::from_slice(&json)
-            .map_err(|e| PatchFormatError::Invalid(format!("header: {e}")))?;
+        let header: PatchHeader = canonical::from_slice(&json).map_err(|e| {
+            PatchFormatError::Invalid(format!(
+                "header: {}",
+                tender_format::error::chain_message(&e)
+            ))
+        })?;
         if matches!(header.rebuild, Rebuild::GoGzip { level } if level != 1) {
             return Err(PatchFormatError::Invalid(
                 "gogzip rebuild exists for level 1 only".into(),

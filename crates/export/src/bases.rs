@@ -103,7 +103,7 @@ impl Receipts {
         let status =
             tender_receipt::hub::status(hub_dir, 36_500).map_err(|e| ExportError::Base {
                 base: value.to_string(),
-                reason: e.to_string(),
+                reason: tender_format::error::chain_message(&e),
             })?;
         let bundles = hub
             .bundles()?
@@ -133,7 +133,7 @@ impl Receipts {
         let inventory =
             tender_receipt::hub::inventory(hub_dir, site).map_err(|e| ExportError::Base {
                 base: value.to_string(),
-                reason: e.to_string(),
+                reason: tender_format::error::chain_message(&e),
             })?;
         if let Some(inventory) = inventory {
             let listed: BTreeSet<Digest> = inventory.blobs.into_iter().collect();

@@ -41,6 +41,14 @@ pub enum ExportError {
         used_by: String,
         reason: String,
     },
+    /// Several images could not be pulled: every one, each an `Image`
+    /// with its reason, in one line.
+    #[error(
+        "{} images could not be pulled: {}",
+        .0.len(),
+        .0.iter().map(|e| tender_format::error::chain_message(e)).collect::<Vec<_>>().join("; ")
+    )]
+    Images(Vec<ExportError>),
     #[error("no signing key: pass --key (or use --dry-run)")]
     NoKey,
     #[error(transparent)]
@@ -65,5 +73,35 @@ impl ExportError {
             path: path.into(),
             source,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_images_are_all_named_each_with_its_reason() {
+        let image = |name: &str, reason: &str| ExportError::Image {
+            image: name.into(),
+            used_by: "c1 (extra image)".into(),
+            reason: reason.into(),
+        };
+        let e = ExportError::Images(vec![
+            image("a/x:1", "manifest a/x:1: not found (HTTP 404)"),
+            image("b/y:1", "manifest b/y:1: not found (HTTP 404)"),
+            ExportError::Oci(tender_oci::OciError::Io {
+                context: "writing".into(),
+                source: io::Error::other("disk full"),
+            }),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            "3 images could not be pulled: image a/x:1 (used by c1 (extra image)): manifest \
+             a/x:1: not found (HTTP 404); image b/y:1 (used by c1 (extra image)): manifest \
+             b/y:1: not found (HTTP 404); writing: disk full"
+        );
+        let io = ExportError::io("reading", "/f", io::Error::other("gone"));
+        assert_eq!(tender_format::error::repeated_cause(&io), None);
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use serde::Serialize;
+use tender_format::error::chain_message;
 use tender_format::manifest::{ImageRef, Release, Targets};
 use tender_format::{Digest, atomic};
 use tender_oci::{
@@ -168,11 +169,26 @@ fn mirrors(fleet: &Fleet) -> BTreeMap<String, Mirror> {
 }
 
 fn parse_reference(image: &str, plan: &Plan) -> Result<Reference, ExportError> {
-    Reference::parse(image).map_err(|e| ExportError::Image {
-        image: image.to_string(),
-        used_by: used_by(image, plan),
-        reason: e.to_string(),
-    })
+    Reference::parse(image).map_err(|e| image_error(image, plan, chain_message(&e)))
+}
+
+/// Every image's result, or one error naming every image that failed and
+/// why: the engineer fixes them all before the next try, not one per try.
+fn every_image<T>(
+    results: impl IntoIterator<Item = Result<T, ExportError>>,
+) -> Result<Vec<T>, ExportError> {
+    let (mut done, mut failed) = (Vec::new(), Vec::new());
+    for result in results {
+        match result {
+            Ok(value) => done.push(value),
+            Err(e) => failed.push(e),
+        }
+    }
+    match failed.len() {
+        0 => Ok(done),
+        1 => Err(failed.remove(0)),
+        _ => Err(ExportError::Images(failed)),
+    }
 }
 
 /// An error while fetching `image`, naming what uses it.
@@ -210,23 +226,18 @@ pub fn dry_run(
     client_options.observer = observer.clone();
     let client = RegistryClient::new(client_options)?;
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
-    let mut pinned = Vec::new();
-    for image in plan.images() {
+    let pinned = every_image(plan.images().into_iter().map(|image| {
         let reference = parse_reference(&image, &plan)?;
         let d = sources
             .resolve(&reference)
-            .map_err(|e| ExportError::Image {
-                image: image.clone(),
-                used_by: used_by(&image, &plan),
-                reason: e.to_string(),
-            })?;
-        pinned.push(PinnedImage {
+            .map_err(|e| image_error(&image, &plan, chain_message(&e)))?;
+        Ok(PinnedImage {
             reference: image,
             canonical: reference.to_string(),
             digest: d.digest,
             media_type: d.media_type,
-        });
-    }
+        })
+    }))?;
     Ok((plan, pinned))
 }
 
@@ -295,7 +306,7 @@ pub fn export(
         let reference = parse_reference(image, &plan)?;
         let staged = sources
             .stage(&reference, &staging)
-            .map_err(|e| image_error(image, &plan, e))?;
+            .map_err(|e| image_error(image, &plan, chain_message(&e)))?;
         observer.log(&format!(
             "{image} → {} ({} blob(s), {} signature artifact(s))",
             staged.descriptor.digest,
@@ -308,8 +319,7 @@ pub fn export(
     // (the first that uses it).
     let mut missing = Vec::new();
     let mut owners: BTreeMap<Digest, &String> = BTreeMap::new();
-    for (image, result) in images.iter().zip(results) {
-        let staged = result?;
+    for (image, staged) in images.iter().zip(every_image(results)?) {
         fetched_bytes += staged.bytes_copied;
         signatures += staged.signatures.len();
         pinned.insert(image.clone(), staged.descriptor.digest);
@@ -489,9 +499,9 @@ pub fn export(
         });
     }
     // Every blob has landed: each was waited for.
-    let pulled = downloads
-        .finish()
-        .map_err(|failed| image_error(owners[&failed.digest], &plan, failed.error))?;
+    let pulled = downloads.finish().map_err(|failed| {
+        image_error(owners[&failed.digest], &plan, chain_message(&*failed.error))
+    })?;
     fetched_bytes += pulled.bytes_fetched;
     let first = written.first().cloned().expect("at least one bundle job");
     Ok(ExportSummary {

@@ -221,6 +221,16 @@ impl Cluster {
     }
 }
 
+/// A YAML error as one line, `line L column C: what`, for after the file's
+/// name. The parser's own display draws a source snippet headed
+/// `error:` and `--> <input>` (it is never told the file's name), which
+/// repeated tender's `error:` and lost the file.
+fn yaml_error(e: &serde_saphyr::Error) -> String {
+    e.render_with_options(serde_saphyr::render_options! {
+        snippets: serde_saphyr::SnippetMode::Off,
+    })
+}
+
 impl Fleet {
     pub fn load(path: &Path) -> Result<Self, ExportError> {
         let text = fs::read_to_string(path).map_err(|e| ExportError::io("reading", path, e))?;
@@ -228,7 +238,7 @@ impl Fleet {
             path: path.to_path_buf(),
             reason,
         };
-        let spec: FleetSpec = serde_saphyr::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let spec: FleetSpec = serde_saphyr::from_str(&text).map_err(|e| bad(yaml_error(&e)))?;
         let base_dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

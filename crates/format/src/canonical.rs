@@ -14,7 +14,7 @@ use serde_json::Value;
 /// Why bytes are not a canonical JSON document.
 #[derive(Debug, thiserror::Error)]
 pub enum CanonicalError {
-    #[error("not valid JSON: {0}")]
+    #[error("not valid JSON")]
     Syntax(#[from] serde_json::Error),
     #[error("JSON is valid but not in canonical form (sorted keys, no whitespace, integers only)")]
     NotCanonical,

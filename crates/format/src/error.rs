@@ -109,6 +109,36 @@ impl Error {
     }
 }
 
+/// An error and its causes on one line, `a: b: c`, as the CLI prints
+/// them: for the places that must keep an error as text (a reason field, an
+/// audit line) without losing its cause. Each cause says something its
+/// wrapper does not (rule 4), so nothing repeats.
+pub fn chain_message(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}
+
+/// The first error in a chain whose message repeats its cause's (rule 4),
+/// as `"wrapper" repeats "cause"`; `None` when the chain is clean. For the
+/// tests of every crate, which build their variants and check them.
+pub fn repeated_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = err;
+    while let Some(cause) = current.source() {
+        let (outer, inner) = (current.to_string(), cause.to_string());
+        if !inner.is_empty() && outer.contains(&inner) {
+            return Some(format!("{outer:?} repeats {inner:?}"));
+        }
+        current = cause;
+    }
+    None
+}
+
 /// Maps a read error: running out of bytes is the bundle's fault
 /// (truncated), anything else is the machine's.
 pub(crate) fn read_error(what: &str, e: io::Error) -> Error {
@@ -126,5 +156,57 @@ pub(crate) fn read_error(what: &str, e: io::Error) -> Error {
         .into()
     } else {
         Error::io(format!("reading {what}"), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canonical::CanonicalError;
+
+    fn io_error() -> io::Error {
+        io::Error::new(io::ErrorKind::PermissionDenied, "permission denied")
+    }
+
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        let syntax = serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err();
+        let errors: Vec<Box<dyn std::error::Error + 'static>> = vec![
+            Box::new(ManifestError::Canonical(CanonicalError::NotCanonical)),
+            Box::new(ManifestError::Canonical(CanonicalError::Syntax(
+                serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err(),
+            ))),
+            Box::new(SlotError::Canonical(CanonicalError::Syntax(syntax))),
+            Box::new(Error::from(Rejection::Manifest(ManifestError::Canonical(
+                CanonicalError::Float,
+            )))),
+            Box::new(Error::io("reading the bundle", io_error())),
+            Box::new(read_error("entry 3", io_error())),
+        ];
+        for e in &errors {
+            assert_eq!(
+                repeated_cause(e.as_ref()),
+                None,
+                "{}",
+                chain_message(e.as_ref())
+            );
+        }
+    }
+
+    #[test]
+    fn the_chain_reads_as_one_line_with_each_cause_once() {
+        let e = ManifestError::Canonical(CanonicalError::NotCanonical);
+        assert_eq!(
+            chain_message(&e),
+            "manifest is not canonical JSON: JSON is valid but not in canonical form (sorted \
+             keys, no whitespace, integers only)"
+        );
+        let e = Error::io("reading x", io_error());
+        assert_eq!(chain_message(&e), "reading x: permission denied");
+        // The checker itself catches a repeat.
+        #[derive(Debug, thiserror::Error)]
+        #[error("wrapping: {0}")]
+        struct Repeats(#[source] io::Error);
+        assert!(repeated_cause(&Repeats(io_error())).is_some());
     }
 }

@@ -32,6 +32,16 @@ pub enum BundleKind {
     Delta,
 }
 
+/// As the manifest spells it (`full`, `delta`), for people too.
+impl std::fmt::Display for BundleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BundleKind::Full => "full",
+            BundleKind::Delta => "delta",
+        })
+    }
+}
+
 /// How an entry's bytes relate to the blob they carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -149,7 +159,7 @@ pub struct BundleManifest {
 /// Why a manifest breaks the rules of the spec.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("manifest is not canonical JSON: {0}")]
+    #[error("manifest is not canonical JSON")]
     Canonical(#[from] CanonicalError),
     #[error("unsupported bundle format {0:?} (this tender reads {FORMAT_V1})")]
     Format(String),

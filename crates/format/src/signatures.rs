@@ -48,7 +48,7 @@ pub struct SignatureSlot {
 /// Why a slot cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum SlotError {
-    #[error("signature slot is not canonical JSON: {0}")]
+    #[error("signature slot is not canonical JSON")]
     Canonical(#[from] CanonicalError),
     #[error("signature slot padding holds something other than spaces")]
     Padding,

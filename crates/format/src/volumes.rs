@@ -249,6 +249,43 @@ impl Write for VolumeWriter {
     }
 }
 
+/// Why a directory is neither a bundle nor a volume set, and what to give
+/// instead: the bundle files it holds, if any.
+fn not_a_volume_set(bundles: &[PathBuf]) -> String {
+    let mut line = String::from(
+        "is a directory, not a bundle: expected a bundle file (NAME.tender) or a volume set \
+         (a directory holding NAME.tender.volumes.json and its volumes), and it holds no \
+         volume index",
+    );
+    if !bundles.is_empty() {
+        let mut bundles = bundles.to_vec();
+        bundles.sort();
+        let shown: Vec<String> = bundles
+            .iter()
+            .take(3)
+            .map(|p| p.display().to_string())
+            .collect();
+        line.push_str(&format!("; did you mean {}", shown.join(" or ")));
+        if bundles.len() > 3 {
+            line.push_str(&format!(
+                " (or {} more .tender files there)",
+                bundles.len() - 3
+            ));
+        }
+        line.push('?');
+    }
+    line
+}
+
+fn file_names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A set of volumes on disk, found through their index.
 #[derive(Debug, Clone)]
 pub struct VolumeSet {
@@ -262,24 +299,26 @@ impl VolumeSet {
     pub fn open(path: &Path) -> io::Result<Self> {
         let index_path = if path.is_dir() {
             let mut found = Vec::new();
+            let mut bundles = Vec::new();
             for e in fs::read_dir(path)? {
                 let p = e?.path();
-                if p.to_string_lossy().ends_with(".volumes.json") {
+                let name = p.to_string_lossy();
+                if name.ends_with(".volumes.json") {
                     found.push(p);
+                } else if name.ends_with(".tender") && p.is_file() {
+                    bundles.push(p);
                 }
             }
             match found.len() {
                 1 => found.remove(0),
-                0 => {
-                    return Err(io::Error::other(format!(
-                        "no *.volumes.json index in {}",
-                        path.display()
-                    )));
-                }
+                // The caller names the directory; say what was expected in
+                // its place, and point at any bundle file it holds.
+                0 => return Err(io::Error::other(not_a_volume_set(&bundles))),
                 _ => {
+                    found.sort();
                     return Err(io::Error::other(format!(
-                        "several volume indexes in {}; name one",
-                        path.display()
+                        "directory holds several volume indexes ({}); name the one to read",
+                        file_names(&found)
                     )));
                 }
             }

@@ -27,7 +27,7 @@ pub enum ImportError {
     Deliver { cluster: String, reason: String },
     #[error(transparent)]
     Receipt(#[from] tender_receipt::ReceiptError),
-    #[error("delta: {0}")]
+    #[error("applying the delta")]
     Delta(#[from] tender_delta::DeltaError),
     #[error("audit log: {0}")]
     Audit(String),
@@ -68,5 +68,36 @@ impl ImportError {
             ImportError::Delta(e) => e.is_rejection(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        use tender_format::error::{chain_message, repeated_cause};
+        let io = || io::Error::new(io::ErrorKind::PermissionDenied, "permission denied");
+        let errors = [
+            ImportError::from(tender_delta::DeltaError::Io {
+                context: "writing the rebuilt blob",
+                source: io(),
+            }),
+            ImportError::io("reading", "/site/state", io()),
+            ImportError::from(tender_oci::OciError::Io {
+                context: "writing blob".into(),
+                source: io(),
+            }),
+            ImportError::from(tender_format::Error::io("reading the bundle", io())),
+        ];
+        for e in &errors {
+            assert_eq!(repeated_cause(e), None, "{}", chain_message(e));
+            assert_eq!(chain_message(e).matches("permission denied").count(), 1);
+        }
+        assert_eq!(
+            chain_message(&errors[0]),
+            "applying the delta: writing the rebuilt blob: permission denied"
+        );
     }
 }

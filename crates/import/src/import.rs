@@ -90,6 +90,7 @@ pub fn import<R: Read>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
     let site = &options.site;
+    site.check_site_key()?;
     let policy = TrustPolicy::load(&site.trust_policy)?;
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
@@ -128,8 +129,10 @@ pub fn import<R: Read>(
     );
     event.result = match &result {
         Ok(r) => r.outcome.to_string(),
-        Err(e) if e.is_rejection() => format!("refused: {e}"),
-        Err(e) => format!("failed: {e}"),
+        Err(e) if e.is_rejection() => {
+            format!("refused: {}", tender_format::error::chain_message(e))
+        }
+        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
     };
     let appended = audit.append(event);
     match (result, appended) {
@@ -148,7 +151,10 @@ pub fn import<R: Read>(
                     &appended,
                 ) {
                     Ok(path) => r.receipt = path,
-                    Err(e) => r.warnings.push(format!("no receipt written: {e}")),
+                    Err(e) => r.warnings.push(format!(
+                        "no receipt written: {}",
+                        tender_format::error::chain_message(&e)
+                    )),
                 }
             }
             r.audit_hash = appended.hash;

@@ -72,7 +72,7 @@ pub fn publish(
     };
     let deliver_err = |e: tender_deliver::DeliverError| ImportError::Deliver {
         cluster: record.cluster.clone(),
-        reason: e.to_string(),
+        reason: tender_format::error::chain_message(&e),
     };
 
     // 1. Pin images to their site location.

@@ -28,7 +28,7 @@ pub fn write(
     let Some(key_path) = &site.site_key else {
         return Ok(None);
     };
-    let key = PrivateKey::read(key_path)?;
+    let key = PrivateKey::read_owner_only(key_path)?;
     let state = read_state(&site.state_dir)?;
     let releases = state
         .current

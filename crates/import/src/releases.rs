@@ -64,6 +64,7 @@ pub fn rollback(
     operator: &str,
     client: &tender_oci::ClientOptions,
 ) -> Result<(ReleaseRecord, Option<std::path::PathBuf>), ImportError> {
+    site.check_site_key()?;
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
     crate::audit::settle(&audit, &state.read()?)?;
@@ -118,7 +119,7 @@ pub fn rollback(
     })();
     event.result = match &result {
         Ok(_) => "rolled back".into(),
-        Err(e) => format!("failed: {e}"),
+        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
     };
     let appended = audit.append(event)?;
     let record = result?;

@@ -82,7 +82,13 @@ impl Site {
             reason,
         };
         let text = fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let file: SiteFile = serde_saphyr::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let file: SiteFile = serde_saphyr::from_str(&text).map_err(|e| {
+            // One line, no `error:` snippet naming `<input>`: the message
+            // follows the file's name.
+            bad(e.render_with_options(serde_saphyr::render_options! {
+                snippets: serde_saphyr::SnippetMode::Off,
+            }))
+        })?;
         if file.api_version != API_VERSION || file.kind != KIND {
             return Err(bad(format!(
                 "expected apiVersion {API_VERSION} and kind {KIND}, found {} {}",
@@ -154,6 +160,21 @@ impl Site {
                 None => ImageTarget::Embedded,
             },
         })
+    }
+
+    /// Refuses a site key that others on this machine may read or write,
+    /// before anything at the site changes: an import that commits and
+    /// then cannot sign its receipt leaves the hub without word of it.
+    /// A missing key is left to the receipt (a warning after the import).
+    pub fn check_site_key(&self) -> Result<(), crate::ImportError> {
+        match self
+            .site_key
+            .as_deref()
+            .and_then(tender_trust::keys::too_open)
+        {
+            Some(open) => Err(tender_trust::TrustError::KeyTooOpen(open).into()),
+            None => Ok(()),
+        }
     }
 
     /// The embedded store's directory.

@@ -86,6 +86,16 @@ pub enum OciError {
     #[error("{what}: {detail}")]
     Transport { what: String, detail: String },
 
+    /// The registry's host name does not resolve (DNS). Never retried: a
+    /// name that is not in DNS now will not be in it a second later, and
+    /// five tries only make an export with many such images slow to fail.
+    #[error("{what}: host name {host} does not resolve ({detail})")]
+    NameResolution {
+        what: String,
+        host: String,
+        detail: String,
+    },
+
     /// TLS failed (bad certificate, or a plain-HTTP registry spoken to over
     /// HTTPS). Never retried: it will fail the same way again.
     #[error("{what}: TLS failed: {detail}")]
@@ -141,7 +151,7 @@ pub enum OciError {
     MissingBlob { dir: PathBuf, digest: Digest },
 
     /// A local I/O error, with what tender was doing.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -158,8 +168,8 @@ impl OciError {
     }
 
     /// Whether trying again may succeed: 5xx (but 501), 429, and transport
-    /// failures. 4xx (401 is handled by the auth flow first), TLS, digest
-    /// and local errors are final.
+    /// failures. 4xx (401 is handled by the auth flow first), a host name
+    /// that does not resolve, TLS, digest and local errors are final.
     pub fn is_retryable(&self) -> bool {
         match self {
             OciError::Status { status, .. } => *status == 429 || (*status >= 500 && *status != 501),
@@ -262,6 +272,40 @@ mod tests {
             .is_retryable()
         );
         assert!(!OciError::NotFound { what: "x".into() }.is_retryable());
+        // A name that does not resolve now will not a second later.
+        assert!(
+            !OciError::NameResolution {
+                what: "manifest a.invalid/x:1".into(),
+                host: "a.invalid".into(),
+                detail: "Name or service not known".into(),
+            }
+            .is_retryable()
+        );
+        let denied = |status| OciError::Denied {
+            what: "x".into(),
+            status,
+            message: String::new(),
+        };
+        assert!(!denied(401).is_retryable() && !denied(403).is_retryable());
+    }
+
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        use tender_format::error::{chain_message, repeated_cause};
+        let io = OciError::io(
+            "writing blob sha256:ab",
+            io::Error::new(io::ErrorKind::StorageFull, "no space left on device"),
+        );
+        assert_eq!(repeated_cause(&io), None, "{}", chain_message(&io));
+        assert_eq!(
+            chain_message(&io),
+            "writing blob sha256:ab: no space left on device"
+        );
+        let failed = crate::FailedBlob {
+            digest: Digest::of(b"x"),
+            error: Box::new(io),
+        };
+        assert_eq!(repeated_cause(&failed), None, "{}", chain_message(&failed));
     }
 
     #[test]

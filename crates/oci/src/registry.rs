@@ -281,7 +281,7 @@ pub struct PulledBlobs {
 
 /// The blob a [`RegistryClient::pull_blobs`] batch failed on.
 #[derive(Debug, thiserror::Error)]
-#[error("{error}")]
+#[error("blob {digest}")]
 pub struct FailedBlob {
     pub digest: Digest,
     #[source]
@@ -1189,7 +1189,7 @@ impl Inner {
                 })
             }
             Err((digest, error)) => {
-                arrivals.fail(Some(digest), &error.to_string());
+                arrivals.fail(Some(digest), &tender_format::error::chain_message(&error));
                 Err(FailedBlob {
                     digest,
                     error: Box::new(error),
@@ -1765,11 +1765,40 @@ fn transport_error(what: &str, error: &reqwest::Error) -> OciError {
                 detail: format!("{tls}{hint}"),
             }
         }
+        // The chain above the resolver's words is reqwest and hyper
+        // restating the URL: the host and the resolver's reason say it all.
+        None if is_name_resolution(error) => OciError::NameResolution {
+            what: what.to_string(),
+            host: error
+                .url()
+                .and_then(|u| u.host_str())
+                .unwrap_or("the registry")
+                .to_string(),
+            detail: root_cause(error),
+        },
         None => OciError::Transport {
             what: what.to_string(),
             detail,
         },
     }
+}
+
+/// Whether a connection failed because the host name did not resolve:
+/// hyper's connector wraps every resolver failure in a `ConnectError`
+/// whose message is exactly "dns error" (the type is private, so the
+/// message is its only mark; the resolver's own text below it differs by
+/// libc). Opened like [`rustls_cause`].
+fn is_name_resolution(error: &(dyn std::error::Error + 'static)) -> bool {
+    if error.to_string() == "dns error" {
+        return true;
+    }
+    if let Some(io) = error.downcast_ref::<io::Error>()
+        && let Some(inner) = io.get_ref()
+        && is_name_resolution(inner)
+    {
+        return true;
+    }
+    error.source().is_some_and(is_name_resolution)
 }
 
 /// The rustls error behind a connection failure, if any. TLS errors arrive
@@ -1787,6 +1816,15 @@ fn rustls_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
         return Some(tls);
     }
     error.source().and_then(rustls_cause)
+}
+
+/// The innermost error's words.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
 }
 
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {

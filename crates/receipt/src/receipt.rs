@@ -334,8 +334,8 @@ impl SignedReceipt {
     /// and a 64-byte signature in lowercase hex. Does not verify.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReceiptError> {
         let json = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        let file: FileForm =
-            canonical::from_slice(json).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+        let file: FileForm = canonical::from_slice(json)
+            .map_err(|e| ReceiptError::Malformed(tender_format::error::chain_message(&e)))?;
         let receipt_bytes =
             canonical::to_vec(&file.receipt).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
         let receipt: Receipt = serde_json::from_value(file.receipt)

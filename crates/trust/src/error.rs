@@ -17,6 +17,9 @@ pub enum TrustError {
         what: &'static str,
         reason: String,
     },
+    /// A key that must be private is readable or writable by others.
+    #[error("{0}; refusing to use it")]
+    KeyTooOpen(crate::keys::TooOpen),
     #[error("{path} already exists; refusing to overwrite a key")]
     KeyExists { path: PathBuf },
     #[error("trust policy {path}: {reason}")]

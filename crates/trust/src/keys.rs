@@ -114,7 +114,18 @@ impl PrivateKey {
         }
     }
 
-    /// Reads `NAME.key`; the key's name is the file stem.
+    /// Reads a key that must be its owner's alone: refused, like ssh
+    /// refuses it, when group or others may read or write the file (the
+    /// site key: see `docs/site.md`).
+    pub fn read_owner_only(path: &Path) -> Result<Self, TrustError> {
+        if let Some(open) = too_open(path) {
+            return Err(TrustError::KeyTooOpen(open));
+        }
+        Self::read(path)
+    }
+
+    /// Reads `NAME.key`; the key's name is the file stem. Its mode is not
+    /// checked here: see [`too_open`] and [`PrivateKey::read_owner_only`].
     pub fn read(path: &Path) -> Result<Self, TrustError> {
         let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
         let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| TrustError::BadKey {
@@ -183,6 +194,50 @@ impl PrivateKey {
     }
 }
 
+/// A private key file that users other than its owner may read or write,
+/// as ssh words it. `tender keygen` writes keys 0600; a looser mode means
+/// the key was copied or edited carelessly, and anyone on the machine who
+/// can read it can sign as it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooOpen {
+    pub path: PathBuf,
+    /// The file's permission bits (`0o644`).
+    pub mode: u32,
+}
+
+impl fmt::Display for TooOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "permissions {:04o} for {} are too open: a private key must be readable by its \
+             owner only (chmod 600 {})",
+            self.mode,
+            self.path.display(),
+            self.path.display()
+        )
+    }
+}
+
+/// Whether a private key file is open to group or others (never on
+/// systems without Unix modes). A file that cannot be examined is not
+/// judged here: reading it reports that.
+pub fn too_open(path: &Path) -> Option<TooOpen> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then(|| TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), TrustError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -209,6 +264,38 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_open_to_others_is_named_with_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (key_path, _) = PrivateKey::generate("site")
+            .unwrap()
+            .write_pair(dir.path())
+            .unwrap();
+        assert_eq!(too_open(&key_path), None);
+        assert!(PrivateKey::read_owner_only(&key_path).is_ok());
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&key_path, fs::Permissions::from_mode(mode)).unwrap();
+            let open = too_open(&key_path).expect("too open");
+            assert_eq!(open.mode, mode);
+            let err = PrivateKey::read_owner_only(&key_path).err().unwrap();
+            assert!(matches!(err, TrustError::KeyTooOpen(_)), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "permissions {mode:04o} for {} are too open",
+                    key_path.display()
+                )),
+                "{err}"
+            );
+            // A hub key is still readable: the CLI warns.
+            assert!(PrivateKey::read(&key_path).is_ok());
+        }
+        // Owner-only modes stricter than 0600 are fine.
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(too_open(&key_path), None);
+    }
 
     #[test]
     fn key_pair_round_trips_through_pem_files() {

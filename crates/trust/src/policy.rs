@@ -80,6 +80,28 @@ pub struct SignatureCheck {
     pub status: SignatureStatus,
 }
 
+impl SignatureCheck {
+    /// Why the policy did not count this signature, as a sentence naming
+    /// the key and the role (for people: `verify`'s listing, a rejection);
+    /// `None` when it counted.
+    pub fn ignored_because(&self) -> Option<String> {
+        let (id, role) = (&self.key_id, &self.role);
+        Some(match &self.status {
+            SignatureStatus::Valid { .. } => return None,
+            SignatureStatus::UnknownKey => format!("key {id} is not trusted"),
+            SignatureStatus::RoleNotAllowed { key_name } => {
+                format!("key {key_name} ({id}) may not sign as {role}")
+            }
+            SignatureStatus::BadSignature { key_name } => {
+                format!("signature by {key_name} ({id}) as {role} does not match the manifest")
+            }
+            SignatureStatus::SameKeyAgain { key_name } => {
+                format!("key {key_name} ({id}) signed as {role} more than once and counts once")
+            }
+        })
+    }
+}
+
 /// One role's tally.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleTally {
@@ -124,24 +146,7 @@ impl Evaluation {
         let ignored: Vec<String> = self
             .signatures
             .iter()
-            .filter_map(|s| {
-                let why = match &s.status {
-                    SignatureStatus::Valid { .. } => return None,
-                    SignatureStatus::UnknownKey => format!("key {} is not trusted", s.key_id),
-                    SignatureStatus::RoleNotAllowed { key_name } => {
-                        format!("key {key_name} ({}) may not sign as {}", s.key_id, s.role)
-                    }
-                    SignatureStatus::BadSignature { key_name } => format!(
-                        "signature by {key_name} ({}) as {} does not match the manifest",
-                        s.key_id, s.role
-                    ),
-                    SignatureStatus::SameKeyAgain { key_name } => format!(
-                        "key {key_name} ({}) signed as {} more than once and counts once",
-                        s.key_id, s.role
-                    ),
-                };
-                Some(why)
-            })
+            .filter_map(SignatureCheck::ignored_because)
             .collect();
         let mut line = short.join("; ");
         if !ignored.is_empty() {
@@ -162,8 +167,14 @@ impl TrustPolicy {
             path: path.to_path_buf(),
             reason,
         };
-        let file: PolicyFile =
-            serde_saphyr::from_str(&text).map_err(|e| bad(format!("not a valid policy: {e}")))?;
+        let file: PolicyFile = serde_saphyr::from_str(&text).map_err(|e| {
+            // One line, no `error:` snippet naming `<input>`: the
+            // message follows the file's name.
+            let plain = e.render_with_options(serde_saphyr::render_options! {
+                snippets: serde_saphyr::SnippetMode::Off,
+            });
+            bad(format!("not a valid policy: {plain}"))
+        })?;
         if file.version == 0 {
             return Err(bad("version must be 1 or more".into()));
         }

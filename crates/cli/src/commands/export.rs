@@ -103,6 +103,9 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
     if args.output.is_none() || args.key.is_none() {
         return Err(UsageError("export needs --output and --key".into()).into());
     }
+    if let Some(key) = &args.key {
+        super::warn_if_too_open(key);
+    }
     let summary = export(&options, observer.clone())?;
     observer.finish();
     if matches!(options.output, BundleOutput::Stdout) {

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use tender_export::hub_state::HubState;
 use tender_receipt::{AddSite, HubStatus, IngestStatus};
 use tender_trust::{PublicKey, TrustError};
@@ -34,8 +33,11 @@ fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
     }
     let dir = state_dir(args.state_dir);
     let key = PublicKey::read(&args.key)?;
-    let outcome = tender_receipt::add_site(&dir, &args.name, &key)
-        .with_context(|| format!("hub state {}", dir.display()))?;
+    let outcome = super::naming(
+        &dir,
+        tender_receipt::add_site(&dir, &args.name, &key),
+        || format!("hub state {}", dir.display()),
+    )?;
     match outcome {
         AddSite::Added => println!("registered site {} with key {}", args.name, key.id()),
         AddSite::AlreadyRegistered => println!(
@@ -49,8 +51,9 @@ fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
 
 fn ingest(args: HubIngestArgs) -> anyhow::Result<()> {
     let dir = state_dir(args.state_dir);
-    let outcomes = tender_receipt::ingest(&dir, &args.receipts)
-        .with_context(|| format!("hub state {}", dir.display()))?;
+    let outcomes = super::naming(&dir, tender_receipt::ingest(&dir, &args.receipts), || {
+        format!("hub state {}", dir.display())
+    })?;
     if args.json {
         super::print_json(&outcomes)?;
     } else {
@@ -91,8 +94,11 @@ fn ingest(args: HubIngestArgs) -> anyhow::Result<()> {
 
 fn status(args: HubStatusArgs) -> anyhow::Result<()> {
     let dir = state_dir(args.state_dir);
-    let status = tender_receipt::status(&dir, args.stale_after_days)
-        .with_context(|| format!("hub state {}", dir.display()))?;
+    let status = super::naming(
+        &dir,
+        tender_receipt::status(&dir, args.stale_after_days),
+        || format!("hub state {}", dir.display()),
+    )?;
     if args.json {
         return super::print_json(&status);
     }

@@ -24,7 +24,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     )?;
     writeln!(
         out,
-        "  bundle    {} ({:?}, {})",
+        "  bundle    {} ({}, {})",
         m.bundle_id, m.kind, m.format
     )?;
     writeln!(out, "  manifest  {}", reader.manifest_digest())?;

@@ -16,8 +16,6 @@ mod volumes;
 use std::io::{self, Read};
 use std::path::Path;
 
-use anyhow::Context;
-
 use tender_export::BundleOutput;
 use tender_format::BundleReader;
 use tender_format::reader::AnyBundleReader;
@@ -55,15 +53,33 @@ fn open_bundle(path: &Path) -> anyhow::Result<AnyBundleReader> {
         let stdin: Box<dyn Read + Send> = Box::new(io::stdin());
         BundleReader::open(stdin)
     } else if is_volumes(path) {
-        let set = VolumeSet::open(path).with_context(|| format!("{}", path.display()))?;
-        return set
-            .open_bundle()
-            .with_context(|| format!("{}", path.display()))
+        let set = naming(path, VolumeSet::open(path), || path.display().to_string())?;
+        return naming(path, set.open_bundle(), || path.display().to_string())
             .map_err(|e| name_bad_volumes(path, e));
     } else {
         BundleReader::open_file(path)
     };
-    reader.with_context(|| format!("{}", path.display()))
+    naming(path, reader, || path.display().to_string())
+}
+
+/// Adds `context` to an error unless the error names `path` already:
+/// `b.tender: opening b.tender: ...` says the file twice.
+pub(crate) fn naming<T, E>(
+    path: &Path,
+    result: Result<T, E>,
+    context: impl FnOnce() -> String,
+) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    result.map_err(|e| {
+        let err: anyhow::Error = e.into();
+        if format!("{err:#}").contains(&path.display().to_string()) {
+            err
+        } else {
+            err.context(context())
+        }
+    })
 }
 
 /// A directory of volumes, a volume index, or one volume (`NAME.001`).
@@ -135,6 +151,15 @@ fn bundle_output(path: &Path, volume_size: Option<&str>) -> anyhow::Result<Bundl
         path: path.to_path_buf(),
         split_above: fat32.then_some(FAT32_MAX_FILE),
     })
+}
+
+/// Warns, as ssh does, when a hub signing key is open to others. A
+/// warning, not a refusal: a hub key is used by a person at a terminal who
+/// reads it, unlike the site key, which is refused (`docs/site.md`).
+fn warn_if_too_open(key: &Path) {
+    if let Some(open) = tender_trust::keys::too_open(key) {
+        eprintln!("tender: warning: {open}");
+    }
 }
 
 /// `$USER@hostname`, for audit fields.

@@ -7,6 +7,7 @@ use crate::human;
 use crate::progress::Progress;
 
 pub fn run(args: PackArgs, show_progress: bool) -> anyhow::Result<()> {
+    super::warn_if_too_open(&args.key);
     let key = PrivateKey::read(&args.key)?;
     let options = SealOptions {
         channel: args.channel,

@@ -9,9 +9,11 @@ pub fn run(args: SignArgs) -> anyhow::Result<()> {
     if !tender_format::manifest::is_token(&args.role) {
         return Err(UsageError(format!("role {:?} is not a valid role name", args.role)).into());
     }
+    super::warn_if_too_open(&args.key);
     let key = PrivateKey::read(&args.key)?;
-    let mut editor = SlotEditor::open(&args.bundle)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    let mut editor = super::naming(&args.bundle, SlotEditor::open(&args.bundle), || {
+        format!("reading {}", args.bundle.display())
+    })?;
     let signer = args.signer.unwrap_or_else(|| key.name().to_string());
     let signature = key.sign(&args.role, editor.manifest_bytes(), &signer);
     let key_id = signature.key_id.clone();

@@ -33,7 +33,7 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         return super::print_json(&report);
     }
     writeln!(out, "VERIFIED {}", args.bundle.display())?;
-    writeln!(out, "  bundle    {} ({:?})", report.bundle_id, report.kind)?;
+    writeln!(out, "  bundle    {} ({})", report.bundle_id, report.kind)?;
     writeln!(out, "  manifest  {}", report.manifest_digest)?;
     writeln!(
         out,
@@ -49,9 +49,10 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
     writeln!(out, "  sites     {}", report.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", report.targets.clusters.join(", "))?;
     for s in &report.trust.signatures {
-        let status = match &s.status {
-            SignatureStatus::Valid { key_name } => format!("valid ({key_name})"),
-            other => format!("ignored: {other:?}"),
+        let status = match (&s.status, s.ignored_because()) {
+            (SignatureStatus::Valid { key_name }, _) => format!("valid ({key_name})"),
+            (_, Some(why)) => format!("ignored: {}", human::clean(&why)),
+            (_, None) => unreachable!("only a valid signature has no reason to be ignored"),
         };
         writeln!(
             out,
@@ -75,8 +76,11 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
 /// `--list-missing`: every volume hashed against the index; the missing
 /// and damaged ones listed on stdout, so only those are sent again.
 fn list_missing(args: &VerifyArgs) -> anyhow::Result<()> {
-    let set = tender_format::volumes::VolumeSet::open(&args.bundle)
-        .with_context(|| format!("{}", args.bundle.display()))?;
+    let set = super::naming(
+        &args.bundle,
+        tender_format::volumes::VolumeSet::open(&args.bundle),
+        || args.bundle.display().to_string(),
+    )?;
     let problems = set.check();
     if args.json {
         super::print_json(&serde_json::json!({

@@ -42,8 +42,9 @@ pub fn split(args: SplitArgs) -> anyhow::Result<()> {
 }
 
 pub fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let set =
-        VolumeSet::open(&args.volumes).with_context(|| format!("{}", args.volumes.display()))?;
+    let set = super::naming(&args.volumes, VolumeSet::open(&args.volumes), || {
+        args.volumes.display().to_string()
+    })?;
     let problems = set.check_sizes();
     if !problems.is_empty() {
         return Err(tender_format::Rejection::Volumes(problems).into());
