@@ -274,18 +274,23 @@ fn run<R: Read>(
     audit.begin(event)?;
 
     // 5. Manifest sets into the state, images into the site.
-    for r in &releases {
-        let to = state.manifests_path(&r.manifests);
-        if !to.exists() {
-            let from = staging.blob_path(&r.manifests);
-            fs::copy(&from, &to).map_err(|e| ImportError::io("keeping manifest set", &to, e))?;
-        }
+    let mut manifest_sets = BTreeMap::new();
+    for set in manifest.releases.iter().map(|r| r.manifests) {
+        let new = crate::inventory::keep_staged(&staging, &set, &state.manifests_path(&set))?;
+        manifest_sets.insert(set, new);
     }
     // Every blob of the release: carried, rebuilt from patches, or (for a
     // delta) referenced from the base.
     let blobs: Vec<Digest> = manifest.release_blobs().collect();
     let load = match (&site.target, &client) {
-        (ImageTarget::Registry(target), Some(client)) => load_registry(&staging, target, client)?,
+        (ImageTarget::Registry(target), Some(client)) => load_registry(
+            &staging,
+            target,
+            client,
+            &blobs,
+            &manifest_sets,
+            state.dir(),
+        )?,
         _ => load_embedded(&staging, &blobs, &site.store_dir())?,
     };
     crate::inventory::add(state.dir(), &blobs)?;
