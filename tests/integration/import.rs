@@ -445,6 +445,32 @@ fn import_into_a_registry() {
 
     let report = site.import_ok(&bundle);
     assert_eq!(report["outcome"], "imported");
+    // Into an empty registry every blob of the release is new, and the
+    // site holds each: in the registry, or (manifest sets, which no image
+    // reaches) in its state directory.
+    let blobs = bundle_blobs(&bundle);
+    assert_eq!(
+        (
+            report["blobs_new"].as_u64(),
+            report["blobs_present"].as_u64()
+        ),
+        (Some(blobs.len() as u64), Some(0)),
+        "{report}"
+    );
+    let inventory: Vec<String> =
+        serde_json::from_slice(&fs::read(site.state.join("inventory.json")).unwrap()).unwrap();
+    assert_eq!(inventory, blobs);
+    let manifests = inspect_json(&bundle)["manifest"]["releases"].clone();
+    for release in manifests.as_array().unwrap() {
+        let hex = &release["manifests"].as_str().unwrap()["sha256:".len()..];
+        let dir = if release["site"] == SITE {
+            "manifests"
+        } else {
+            "blobs"
+        };
+        let kept = site.state.join(dir).join("sha256").join(hex);
+        assert!(kept.is_file(), "{} not kept", kept.display());
+    }
 
     // Stock tools pull the image, layers and all.
     let out = site.ws.join("pulled");
@@ -479,6 +505,27 @@ fn import_into_a_registry() {
     }
     assert!(!site.store().exists());
     site.assert_audit_intact(1);
+
+    // The next release shares most blobs: counted as already present.
+    let next = site.bundles.seq2.clone();
+    let report = site.import_ok(&next);
+    let (new, present) = (
+        report["blobs_new"].as_u64().unwrap(),
+        report["blobs_present"].as_u64().unwrap(),
+    );
+    assert_eq!(new + present, bundle_blobs(&next).len() as u64, "{report}");
+    assert!(new > 0 && present > new, "{report}");
+}
+
+/// The blob digests a full bundle carries, sorted.
+fn bundle_blobs(bundle: &Path) -> Vec<String> {
+    inspect_json(bundle)["manifest"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().starts_with("blobs/"))
+        .map(|e| e["digest"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]

@@ -266,9 +266,10 @@ fn run<R: Read>(
     // first (see crate::audit).
     audit.begin(event)?;
 
-    // 5. Manifest sets into the state, images into the site.
+    // 5. This site's manifest sets into the state, images into the site
+    // (a registry site keeps any other blob in the state: load_registry).
     let mut manifest_sets = BTreeMap::new();
-    for set in manifest.releases.iter().map(|r| r.manifests) {
+    for set in releases.iter().map(|r| r.manifests) {
         let new = crate::inventory::keep_staged(&staging, &set, &state.manifests_path(&set))?;
         manifest_sets.insert(set, new);
     }

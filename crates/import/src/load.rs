@@ -84,8 +84,9 @@ pub fn load_embedded(
 
 /// Pushes every tagged image of `staging` into the site registry, and
 /// keeps in the state every other blob of the release (`blobs`), so the
-/// site holds all of it (see crate::inventory). `manifest_sets` are the
-/// release's manifest sets, already kept, each with whether it was new.
+/// site holds all of it (see crate::inventory). `manifest_sets` are this
+/// site's manifest sets, already kept, each with whether it was new;
+/// other sites' sets are among the blobs kept in `blobs/sha256/`.
 pub fn load_registry(
     staging: &LayoutStore,
     target: &RegistryTarget,
