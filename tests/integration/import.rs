@@ -517,6 +517,50 @@ fn import_into_a_registry() {
     assert!(new > 0 && present > new, "{report}");
 }
 
+/// `tender gc` at a registry site removes the blobs the state keeps that no
+/// retained release names (another site's manifest set) and takes them out
+/// of the inventory, so the hub never references them in a delta; the
+/// current releases' manifest sets stay.
+#[test]
+fn gc_at_a_registry_site_keeps_the_inventory_true() {
+    let registry = Registry::start();
+    let site = Site::with(&format!(
+        "registry: {{url: \"{}\", plainHttp: true}}\n",
+        registry.host()
+    ));
+    let bundle = site.bundles.seq1.clone();
+    site.import_ok(&bundle);
+    let releases = inspect_json(&bundle)["manifest"]["releases"].clone();
+    let (ours, theirs): (Vec<&Value>, Vec<&Value>) = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|r| r["site"] == SITE);
+    let kept = |dir: &str, release: &Value| {
+        let hex = &release["manifests"].as_str().unwrap()["sha256:".len()..];
+        site.state.join(dir).join("sha256").join(hex)
+    };
+    assert!(!theirs.is_empty());
+    assert!(theirs.iter().all(|r| kept("blobs", r).is_file()));
+
+    let o = tender_cmd(
+        &["gc", "--site", site.file.to_str().unwrap(), "--keep", "1"],
+        site.ws.path(),
+    )
+    .output()
+    .unwrap();
+    assert_exit(&o, 0);
+    let inventory = fs::read_to_string(site.state.join("inventory.json")).unwrap();
+    for r in &theirs {
+        assert!(!kept("blobs", r).exists(), "{r}");
+        assert!(!inventory.contains(r["manifests"].as_str().unwrap()), "{r}");
+    }
+    for r in &ours {
+        assert!(kept("manifests", r).is_file(), "{r}");
+        assert!(inventory.contains(r["manifests"].as_str().unwrap()), "{r}");
+    }
+}
+
 /// The blob digests a full bundle carries, sorted.
 fn bundle_blobs(bundle: &Path) -> Vec<String> {
     inspect_json(bundle)["manifest"]["entries"]

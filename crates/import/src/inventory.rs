@@ -40,6 +40,19 @@ pub fn add(state_dir: &Path, blobs: &[Digest]) -> Result<(), ImportError> {
     atomic::write(&path, &text).map_err(|e| ImportError::io("writing inventory", &path, e))
 }
 
+/// Removes blobs from the recorded inventory (`tender gc` deleted them).
+pub fn forget(state_dir: &Path, blobs: &BTreeSet<Digest>) -> Result<(), ImportError> {
+    let mut all = recorded(state_dir)?;
+    let before = all.len();
+    all.retain(|d| !blobs.contains(d));
+    if all.len() == before {
+        return Ok(());
+    }
+    let path = state_dir.join(FILE);
+    let text = serde_json::to_vec(&all).expect("digests serialize");
+    atomic::write(&path, &text).map_err(|e| ImportError::io("writing inventory", &path, e))
+}
+
 fn recorded(state_dir: &Path) -> Result<BTreeSet<Digest>, ImportError> {
     let path = state_dir.join(FILE);
     match fs::read(&path) {
