@@ -18,7 +18,9 @@ use tender_format::reader::discard;
 use tender_trust::policy::SignatureStatus;
 
 use crate::error::ImportError;
-use crate::import::{Admission, ImportOptions, admit, audit_event, open_site, registry_client};
+use crate::import::{
+    Admission, ImportOptions, admit, audit_event, open_site, registry_client, site_clusters,
+};
 
 /// What `tender import --check` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +63,7 @@ pub fn check<R: Read>(
                     && matches!(c.status, SignatureStatus::Valid { .. })
             })
         });
+        event.clusters = site_clusters(&manifest, site);
         let current = state.read()?;
         let (status, releases) = match admit(&manifest, &digest, site, &current)? {
             Admission::Current(releases) => ("already imported", releases),
@@ -81,7 +84,6 @@ pub fn check<R: Read>(
             }
         };
         let clusters: Vec<String> = releases.iter().map(|r| r.cluster.clone()).collect();
-        event.clusters = clusters.clone();
         let summary = reader.read_entries(&discard, progress)?;
         Ok(CheckReport {
             site: site.name.clone(),

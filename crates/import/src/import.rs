@@ -206,10 +206,11 @@ fn run<R: Read>(
 
     // 2. For this site, and for some of its clusters; 3. newer than what
     // the channel has.
+    // The audit line names this site's clusters, refused or not.
+    event.clusters = site_clusters(&manifest, site);
     let mut current = state.read()?;
     let releases = match admit(&manifest, &digest, site, &current)? {
         Admission::Current(releases) => {
-            event.clusters = releases.iter().map(|r| r.cluster.clone()).collect();
             return Ok(report_for(
                 site,
                 &manifest,
@@ -223,7 +224,6 @@ fn run<R: Read>(
         }
         Admission::New(releases) => releases,
     };
-    event.clusters = releases.iter().map(|r| r.cluster.clone()).collect();
     let report = |outcome: &'static str, load: LoadReport, bytes_read: u64| {
         report_for(
             site, &manifest, &digest, &releases, outcome, load, bytes_read, started,
@@ -366,6 +366,16 @@ fn run<R: Read>(
     let mut done = report("imported", load, bytes_read);
     done.published = publications;
     Ok(done)
+}
+
+/// The clusters of this site the bundle has releases for.
+pub(crate) fn site_clusters(manifest: &tender_format::BundleManifest, site: &Site) -> Vec<String> {
+    manifest
+        .releases
+        .iter()
+        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
+        .map(|r| r.cluster.clone())
+        .collect()
 }
 
 /// Whether a bundle may be imported here, checked before its entries are
