@@ -100,6 +100,14 @@ fn layers(version: u32) -> [Vec<u8>; 3] {
 /// Writes image `repo:v<version>` (layers compressed by `how`) into the OCI
 /// layout at `dir`, returning the reference.
 fn add_image(dir: &Path, repo: &str, version: u32, how: Compressor) -> String {
+    let reference = format!("{HOST}/{repo}:v{version}");
+    put_image(dir, &reference, &layers(version), version, how);
+    reference
+}
+
+/// Writes an image of `layers` (compressed by `how`, `version` as a config
+/// label) into the OCI layout at `dir`, named `reference`.
+fn put_image(dir: &Path, reference: &str, layers: &[Vec<u8>], version: u32, how: Compressor) {
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| -> (String, usize) {
@@ -109,11 +117,15 @@ fn add_image(dir: &Path, repo: &str, version: u32, how: Compressor) -> String {
     };
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for layer in layers(version) {
-        diff_ids.push(sha256_digest(&layer));
-        let (digest, size) = put(&how.compress(&layer));
+    let media_type = match how {
+        Compressor::Zstd3 => "application/vnd.oci.image.layer.v1.tar+zstd",
+        _ => "application/vnd.oci.image.layer.v1.tar+gzip",
+    };
+    for layer in layers {
+        diff_ids.push(sha256_digest(layer));
+        let (digest, size) = put(&how.compress(layer));
         descriptors.push(json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "mediaType": media_type,
             "digest": digest, "size": size,
         }));
     }
@@ -135,7 +147,6 @@ fn add_image(dir: &Path, repo: &str, version: u32, how: Compressor) -> String {
     }))
     .unwrap();
     let (manifest_digest, manifest_size) = put(&manifest);
-    let reference = format!("{HOST}/{repo}:v{version}");
     let index_path = dir.join("index.json");
     let mut index: Value = fs::read(&index_path)
         .map(|b| serde_json::from_slice(&b).unwrap())
@@ -147,7 +158,6 @@ fn add_image(dir: &Path, repo: &str, version: u32, how: Compressor) -> String {
     }));
     fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    reference
 }
 
 fn repo_for(how: Compressor) -> String {
@@ -703,6 +713,169 @@ fn a_registry_site_takes_the_chain_too() {
         for layer in layer_digests(&chain, how, 3) {
             assert!(blob_file(&layout, &layer).exists(), "{layer} missing");
         }
+    }
+}
+
+/// The encoders of [`Compressor`]: Go's and GNU gzip, and zstd.
+const ENCODERS: [Compressor; 4] = [
+    Compressor::GnuGzip6,
+    Compressor::GoGzip1,
+    Compressor::GoGzipDefault,
+    Compressor::Zstd3,
+];
+
+/// A fleet whose images move under one tag (`:stable`) and whose
+/// ConfigMap never changes: the rendered manifest set of every release is
+/// the same blob. Release `version`'s images come from `images-v<version>`.
+fn write_stable_fleet(hub: &Workspace, version: u32) -> PathBuf {
+    let dir = hub.join(&format!("stable-v{version}"));
+    fs::create_dir_all(dir.join("manifests")).unwrap();
+    let containers: String = ENCODERS
+        .iter()
+        .map(|how| {
+            format!(
+                "        - name: {}\n          image: {HOST}/{}:stable\n",
+                how.name(),
+                repo_for(*how)
+            )
+        })
+        .collect();
+    fs::write(
+        dir.join("manifests/app.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app\n  namespace: line\ndata:\n  app.conf: \"listen = 0.0.0.0:8080\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\n  namespace: line\nspec:\n  selector:\n    matchLabels: {{app: app}}\n  template:\n    metadata:\n      labels: {{app: app}}\n    spec:\n      containers:\n{containers}"
+        ),
+    )
+    .unwrap();
+    let images = hub.join(&format!("images-v{version}"));
+    for how in ENCODERS {
+        // Small layers: one that never changes (referenced by the deltas,
+        // so read back from the site registry) and one that does.
+        let layers = [
+            layer_tar(&[(
+                "etc/os-release",
+                format!("ID=debian\nBUILD={}\n", how.name()).into_bytes(),
+            )]),
+            layer_tar(&[("usr/bin/app", binary_like(40_000, 3, version, 1_000..1_500))]),
+        ];
+        let reference = format!("{HOST}/{}:stable", repo_for(how));
+        put_image(&images, &reference, &layers, version, how);
+    }
+    fs::write(
+        dir.join("fleet.yaml"),
+        format!(
+            "apiVersion: tender.dev/v1alpha1\nkind: Fleet\nname: delta\nchannel: stable\nclusters:\n  - name: {CLUSTER}\n    site: {SITE}\n    tier: production\nsources:\n  - name: app\n    manifests: {{ path: manifests }}\nmirrors:\n  {HOST}: oci-layout:{}\n",
+            images.display()
+        ),
+    )
+    .unwrap();
+    dir.join("fleet.yaml")
+}
+
+/// The `blobs` line of an import's summary: (new, already present).
+fn blob_counts(o: &Output) -> (u64, u64) {
+    let out = stdout(o);
+    let line = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("blobs"))
+        .unwrap_or_else(|| panic!("no blobs line in:\n{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    (words[0].parse().unwrap(), words[2].parse().unwrap())
+}
+
+/// The common case at a registry-backed site: new image content under the
+/// same tag, unchanged ConfigMaps. Each delta references the manifest set
+/// (which the site keeps in its state, not in the registry) and the
+/// unchanged layer (which it keeps in the registry); v1 → v2 → v3 import
+/// for every encoder, the summary counts what was new, and the site
+/// registry ends with v3's images, byte-exact.
+#[test]
+fn a_registry_site_takes_deltas_whose_manifest_set_is_unchanged() {
+    let hub = Workspace::new();
+    let mut bundles: Vec<PathBuf> = Vec::new();
+    for version in 1..=3u32 {
+        let fleet = write_stable_fleet(&hub, version);
+        let out = hub.join(&format!("stable-v{version}.tender"));
+        // Each delta against the release before it, named by digest.
+        let base: Vec<String> = match bundles.last() {
+            Some(previous) => vec![
+                "--base".into(),
+                inspect_json(previous)["manifest_digest"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ],
+            None => Vec::new(),
+        };
+        let base: Vec<&str> = base.iter().map(String::as_str).collect();
+        let o = export_fleet_cmd(&hub, &fleet, out.to_str().unwrap(), &base)
+            .output()
+            .expect("run tender export");
+        assert_exit(&o, 0);
+        bundles.push(out);
+    }
+    // The deltas do reference the unchanged manifest set.
+    let v1 = inspect_json(&bundles[0]);
+    let set = v1["manifest"]["releases"][0]["manifests"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for delta in &bundles[1..] {
+        assert_eq!(
+            inspect_json(delta)["manifest"]["releases"][0]["manifests"],
+            set.as_str()
+        );
+        assert_eq!(blob_rows(delta)[&set]["how"], "referenced", "{set}");
+    }
+
+    let registry = tender_test_support::Registry::start();
+    let host = registry.host();
+    let ws = Workspace::new();
+    fs::copy(hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
+    let file = write_site_file(
+        &ws,
+        "site.yaml",
+        SITE,
+        &[CLUSTER],
+        &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
+    );
+    // v1: every blob is new (4 images of manifest, config and 2 layers,
+    // and the manifest set).
+    let o = import_at(&ws, &file, &bundles[0]);
+    assert_exit(&o, 0);
+    assert_eq!(blob_counts(&o), (4 * 4 + 1, 0), "{}", stdout(&o));
+    for delta in &bundles[1..] {
+        let o = import_at(&ws, &file, delta);
+        assert_exit(&o, 0);
+        // New: each image's manifest, config and changed layer. Present:
+        // the unchanged layers and the manifest set.
+        assert_eq!(blob_counts(&o), (4 * 3, 4 + 1), "{}", stdout(&o));
+    }
+    let images = hub.join("images-v3");
+    for how in ENCODERS {
+        let at_site = format!("docker://{host}/site/{}:stable", repo_for(how));
+        let index: Value =
+            serde_json::from_slice(&fs::read(images.join("index.json")).unwrap()).unwrap();
+        let want = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| {
+                m["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(&repo_for(how)))
+            })
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let got = tender_test_support::skopeo_inspect_digest(&at_site, &[]);
+        assert_eq!(got, want, "{}", how.name());
+        // Every blob is there, byte-exact (copy verifies each digest).
+        let layout = ws.join(&format!("copy-{}", how.name()));
+        let o =
+            tender_test_support::skopeo_copy(&at_site, &format!("oci:{}:stable", layout.display()));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 }
 

@@ -445,6 +445,32 @@ fn import_into_a_registry() {
 
     let report = site.import_ok(&bundle);
     assert_eq!(report["outcome"], "imported");
+    // Into an empty registry every blob of the release is new, and the
+    // site holds each: in the registry, or (manifest sets, which no image
+    // reaches) in its state directory.
+    let blobs = bundle_blobs(&bundle);
+    assert_eq!(
+        (
+            report["blobs_new"].as_u64(),
+            report["blobs_present"].as_u64()
+        ),
+        (Some(blobs.len() as u64), Some(0)),
+        "{report}"
+    );
+    let inventory: Vec<String> =
+        serde_json::from_slice(&fs::read(site.state.join("inventory.json")).unwrap()).unwrap();
+    assert_eq!(inventory, blobs);
+    let manifests = inspect_json(&bundle)["manifest"]["releases"].clone();
+    for release in manifests.as_array().unwrap() {
+        let hex = &release["manifests"].as_str().unwrap()["sha256:".len()..];
+        let dir = if release["site"] == SITE {
+            "manifests"
+        } else {
+            "blobs"
+        };
+        let kept = site.state.join(dir).join("sha256").join(hex);
+        assert!(kept.is_file(), "{} not kept", kept.display());
+    }
 
     // Stock tools pull the image, layers and all.
     let out = site.ws.join("pulled");
@@ -479,6 +505,71 @@ fn import_into_a_registry() {
     }
     assert!(!site.store().exists());
     site.assert_audit_intact(1);
+
+    // The next release shares most blobs: counted as already present.
+    let next = site.bundles.seq2.clone();
+    let report = site.import_ok(&next);
+    let (new, present) = (
+        report["blobs_new"].as_u64().unwrap(),
+        report["blobs_present"].as_u64().unwrap(),
+    );
+    assert_eq!(new + present, bundle_blobs(&next).len() as u64, "{report}");
+    assert!(new > 0 && present > new, "{report}");
+}
+
+/// `tender gc` at a registry site removes the blobs the state keeps that no
+/// retained release names (another site's manifest set) and takes them out
+/// of the inventory, so the hub never references them in a delta; the
+/// current releases' manifest sets stay.
+#[test]
+fn gc_at_a_registry_site_keeps_the_inventory_true() {
+    let registry = Registry::start();
+    let site = Site::with(&format!(
+        "registry: {{url: \"{}\", plainHttp: true}}\n",
+        registry.host()
+    ));
+    let bundle = site.bundles.seq1.clone();
+    site.import_ok(&bundle);
+    let releases = inspect_json(&bundle)["manifest"]["releases"].clone();
+    let (ours, theirs): (Vec<&Value>, Vec<&Value>) = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .partition(|r| r["site"] == SITE);
+    let kept = |dir: &str, release: &Value| {
+        let hex = &release["manifests"].as_str().unwrap()["sha256:".len()..];
+        site.state.join(dir).join("sha256").join(hex)
+    };
+    assert!(!theirs.is_empty());
+    assert!(theirs.iter().all(|r| kept("blobs", r).is_file()));
+
+    let o = tender_cmd(
+        &["gc", "--site", site.file.to_str().unwrap(), "--keep", "1"],
+        site.ws.path(),
+    )
+    .output()
+    .unwrap();
+    assert_exit(&o, 0);
+    let inventory = fs::read_to_string(site.state.join("inventory.json")).unwrap();
+    for r in &theirs {
+        assert!(!kept("blobs", r).exists(), "{r}");
+        assert!(!inventory.contains(r["manifests"].as_str().unwrap()), "{r}");
+    }
+    for r in &ours {
+        assert!(kept("manifests", r).is_file(), "{r}");
+        assert!(inventory.contains(r["manifests"].as_str().unwrap()), "{r}");
+    }
+}
+
+/// The blob digests a full bundle carries, sorted.
+fn bundle_blobs(bundle: &Path) -> Vec<String> {
+    inspect_json(bundle)["manifest"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["path"].as_str().unwrap().starts_with("blobs/"))
+        .map(|e| e["digest"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -493,6 +584,12 @@ fn reimport_changes_nothing_but_the_audit_trail() {
     let o = site.import(&bundle);
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("ALREADY IMPORTED"), "{}", stdout(&o));
+    // It says that it did not read the contents, and how to check them.
+    assert!(
+        stdout(&o).contains("not re-read") && stdout(&o).contains("tender import --check"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(site.site_json().unwrap(), before);
     assert_eq!(site.store_tree(), store);
     assert_eq!(tree(&site.state.join("releases")), releases);
@@ -501,6 +598,129 @@ fn reimport_changes_nothing_but_the_audit_trail() {
     assert_eq!(audit.len(), 2);
     assert_eq!(audit[1]["result"], "already imported");
     site.assert_audit_intact(2);
+    let report = site.import_ok(&bundle);
+    assert_eq!(report["outcome"], "already imported");
+    assert_eq!(report["contents_verified"], false);
+}
+
+/// Copies of an imported bundle, each damaged after the import the way an
+/// attack or a bad stick would, named after it.
+fn hostile_copies(bundle: &Path, dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let bit_flip = dir.join("bit-flip.tender");
+    flip_last_blob(bundle, &bit_flip);
+
+    let bytes = fs::read(bundle).unwrap();
+    let truncated = dir.join("truncated.tender");
+    fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+
+    // A path escaping the extraction directory, appended after the last
+    // listed entry (where a reader that stops at the listed entries would
+    // never look), before the end-of-archive marker.
+    let last = tar_spans(&bytes).into_iter().last().expect("entries");
+    let end = (last.data_offset + last.size).div_ceil(512) * 512;
+    let mut slip = tar::Builder::new(Vec::new());
+    let payload = b"* * * * * root /tmp/x\n";
+    let mut header = tar::Header::new_ustar();
+    header.set_size(payload.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    slip.append_data(&mut header, "evil", &payload[..]).unwrap();
+    let mut entry = slip.into_inner().unwrap();
+    // tar::Builder refuses `..` in names: write it into the header itself.
+    let name = b"../../etc/cron.d/evil";
+    entry[..100].fill(0);
+    entry[..name.len()].copy_from_slice(name);
+    let mut raw = [0u8; 512];
+    raw.copy_from_slice(&entry[..512]);
+    let mut header = tar::Header::from_byte_slice(&raw).clone();
+    header.set_cksum();
+    entry[..512].copy_from_slice(header.as_bytes());
+    let mut tampered = bytes[..end].to_vec();
+    tampered.extend_from_slice(&entry);
+    tampered.extend_from_slice(&bytes[end..]);
+    let tar_slip = dir.join("tar-slip-added-after-import.tender");
+    fs::write(&tar_slip, tampered).unwrap();
+
+    vec![
+        ("bit flip", bit_flip),
+        ("truncated", truncated),
+        ("tar-slip added after import", tar_slip),
+    ]
+}
+
+/// A re-import reads only the manifest and signatures, so a damaged copy
+/// of the current bundle is still "already imported" (and says it was not
+/// re-read); `--check` reads every byte, names the damage, exits 3, and
+/// changes nothing at the site but its audit line.
+#[test]
+fn a_damaged_copy_of_an_imported_bundle_is_caught_by_check_and_nothing_changes() {
+    let site = Site::embedded();
+    let bundle = site.bundles.seq1.clone();
+    site.import_ok(&bundle);
+    let check = |bundle: &Path| {
+        site.import_cmd(bundle, false)
+            .arg("--check")
+            .output()
+            .expect("run tender import --check")
+    };
+    let unchanged = || {
+        (
+            site.site_json(),
+            site.store_tree(),
+            tree(&site.state.join("releases")),
+            tree(&site.state.join("staging")),
+        )
+    };
+    let before = unchanged();
+
+    // The genuine stick checks clean.
+    let o = check(&bundle);
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("CHECKED"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("already imported"), "{}", stdout(&o));
+
+    let mut audited = 2;
+    for (attack, copy) in hostile_copies(&bundle, site.ws.path()) {
+        let o = site.import(&copy);
+        assert_exit(&o, 0);
+        assert!(
+            stdout(&o).contains("not re-read"),
+            "{attack}: {}",
+            stdout(&o)
+        );
+
+        let o = check(&copy);
+        assert_exit(&o, 3);
+        let err = stderr(&o);
+        let named = match attack {
+            "bit flip" => err.contains("digest"),
+            "truncated" => err.contains("truncated"),
+            _ => err.contains("../../etc/cron.d/evil"),
+        };
+        assert!(named, "{attack}: the damage is not named: {err}");
+        assert_eq!(unchanged(), before, "{attack} changed the site");
+        audited += 2;
+        let audit = site.audit();
+        assert_eq!(audit.len(), audited, "{attack}");
+        assert_eq!(audit[audited - 1]["action"], "check");
+        let result = audit[audited - 1]["result"].as_str().unwrap();
+        assert!(result.starts_with("refused: "), "{attack}: {result}");
+    }
+    site.assert_audit_intact(audited);
+
+    // A bundle not yet imported: checked, "would import", still nothing
+    // changed.
+    let o = site
+        .import_cmd(&site.bundles.seq2, true)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["status"], "would import");
+    assert!(report["entries"].as_u64().unwrap() > 2);
+    assert_eq!(unchanged(), before);
 }
 
 #[test]

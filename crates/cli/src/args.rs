@@ -236,6 +236,11 @@ pub struct ImportArgs {
     /// needing more is refused before anything changes.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = size_arg)]
     pub delta_memory_limit: u64,
+    /// Check the bundle as an import would, reading and verifying every
+    /// entry (also of a bundle already imported), and change nothing at the
+    /// site but one audit line; exit 3 if it would be refused or is damaged.
+    #[arg(long)]
+    pub check: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

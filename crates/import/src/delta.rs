@@ -16,14 +16,16 @@ use std::path::{Path, PathBuf};
 use tender_delta::ApplyLimits;
 use tender_format::manifest::{Base, BundleManifest};
 use tender_format::{Digest, atomic};
-use tender_oci::{Descriptor, LayoutStore, Reference, RegistryClient};
+use tender_oci::{LayoutStore, Reference, RegistryClient};
 
 use crate::error::ImportError;
+use crate::inventory::{self, Held, RegistryPlace};
 use crate::load::site_reference;
 use crate::site::{ImageTarget, Site};
 use crate::state::{SiteState, SiteStateFile};
 
-/// Where each blob a delta relies on can be read at this site.
+/// Where each blob a delta relies on can be read at this site (found by
+/// [`inventory::find`], which asks every place the site keeps blobs).
 pub struct BaseBlobs {
     paths: BTreeMap<Digest, PathBuf>,
     /// Blobs fetched from a site registry live here until the import ends.
@@ -56,73 +58,38 @@ pub fn check_base(
         )));
     }
     let required = base.required();
-    let (paths, scratch, missing) = match (&site.target, client) {
+    // A registry site keeps images' blobs in the registry; they are pulled
+    // (and re-hashed) into a scratch store for the rest of the import.
+    let (registry, scratch) = match (&site.target, client) {
         (ImageTarget::Registry(target), Some(client)) => {
             let dir = state
                 .dir()
                 .join("delta-base")
                 .join(Digest::of(base.manifest_digest.to_string().as_bytes()).hex());
-            let store = LayoutStore::create_scratch(&dir)?;
-            let repositories = repositories(manifest, target)?;
-            let mut paths = BTreeMap::new();
-            let mut missing = Vec::new();
-            for (digest, size) in &required {
-                let descriptor = Descriptor::new("application/octet-stream", *digest, *size);
-                let mut found = false;
-                for repo in &repositories {
-                    match client.pull_blob_to(&store, repo, &descriptor) {
-                        Ok(_) => {
-                            found = true;
-                            break;
-                        }
-                        // Not in this repository: try the next.
-                        Err(e) if e.is_not_found() => {}
-                        // A damaged copy is the same as none.
-                        Err(e) if e.is_integrity_failure() => {
-                            missing.push(format!("{digest} (damaged in the site registry)"));
-                            found = true;
-                            break;
-                        }
-                        // The registry cannot be read: a machine problem.
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                if !found {
-                    missing.push(format!("{digest} (missing from the site registry)"));
-                } else if store.has_blob(digest) {
-                    paths.insert(*digest, store.blob_path(digest));
-                }
-            }
-            (paths, Some(dir), missing)
+            let place = RegistryPlace {
+                client,
+                repositories: repositories(manifest, target)?,
+                scratch: LayoutStore::create_scratch(&dir)?,
+            };
+            (Some(place), Some(dir))
         }
-        _ => {
-            let store = LayoutStore::open_or_create(site.store_dir())?;
-            let list: Vec<(Digest, u64)> = required.iter().map(|(d, s)| (*d, *s)).collect();
-            let verdicts = tender_format::parallel::map(&list, 2, |(digest, size)| {
-                match store.blob_size(digest) {
-                    None => return Some("missing"),
-                    Some(n) if n != *size => return Some("damaged"),
-                    Some(_) => {}
-                }
-                match store.verify_blob(digest) {
-                    Ok(true) => None,
-                    _ => Some("damaged"),
-                }
-            });
-            let mut missing = Vec::new();
-            let mut paths = BTreeMap::new();
-            for ((digest, _), verdict) in list.iter().zip(verdicts) {
-                match verdict {
-                    Some(why) => missing.push(format!("{digest} ({why})")),
-                    None => {
-                        paths.insert(*digest, store.blob_path(digest));
-                    }
-                }
-            }
-            (paths, None, missing)
-        }
+        _ => (None, None),
     };
-    let blobs = BaseBlobs { paths, scratch };
+    // Owns the scratch directory from here on, so that every return
+    // removes it.
+    let mut blobs = BaseBlobs {
+        paths: BTreeMap::new(),
+        scratch,
+    };
+    let mut missing = Vec::new();
+    for (digest, held) in inventory::find(site, &required, registry.as_ref())? {
+        match held {
+            Held::Intact(path) => {
+                blobs.paths.insert(digest, path);
+            }
+            Held::Not(why) => missing.push(format!("{digest} ({why})")),
+        }
+    }
     if !missing.is_empty() {
         let shown: Vec<&str> = missing.iter().take(5).map(String::as_str).collect();
         let more = missing.len().saturating_sub(shown.len());

@@ -63,6 +63,10 @@ pub struct ImportReport {
     pub images: Vec<(String, String)>,
     pub blobs_new: usize,
     pub blobs_present: usize,
+    /// Whether every entry of the bundle was verified by this run (or, on
+    /// a resumed import, its staged copy re-hashed). False when it was
+    /// already imported: only its manifest and signatures were checked.
+    pub contents_verified: bool,
     pub bytes_read: u64,
     pub seconds: f64,
     pub audit_hash: String,
@@ -83,19 +87,13 @@ pub struct ImportOptions {
     pub delta_limits: tender_delta::ApplyLimits,
 }
 
-/// Imports one bundle. Every outcome, refusals included, is audited.
-pub fn import<R: Read>(
-    reader: BundleReader<R>,
-    options: &ImportOptions,
-    progress: &mut dyn FnMut(u64),
-) -> Result<ImportReport, ImportError> {
-    let site = &options.site;
-    site.check_site_key()?;
+/// The site's trust policy, its locked state and its audit log, once the
+/// audit chain is known intact (an action that could not be audited must
+/// not happen at all) and any action a killed run left pending is audited.
+pub(crate) fn open_site(site: &Site) -> Result<(TrustPolicy, SiteState, AuditLog), ImportError> {
     let policy = TrustPolicy::load(&site.trust_policy)?;
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
-    // An import that could not be audited must not happen at all: check
-    // the chain before acting, not only when appending after the commit.
     if let Some(reason) = audit.verify()?.reason {
         return Err(ImportError::Audit(format!(
             "refusing to import onto a broken audit chain ({}: {reason})",
@@ -103,13 +101,22 @@ pub fn import<R: Read>(
         )));
     }
     crate::audit::settle(&audit, &state.read()?)?;
-    let manifest = reader.manifest().clone();
-    let digest = reader.manifest_digest();
-    let mut event = AuditEvent {
-        action: "import".into(),
-        operator: options.operator.clone(),
+    Ok((policy, state, audit))
+}
+
+/// The audit line of `action` on the bundle `reader` opened, before its
+/// outcome is known (signers as the bundle claims them).
+pub(crate) fn audit_event<R: Read>(
+    reader: &BundleReader<R>,
+    action: &str,
+    operator: &str,
+) -> AuditEvent {
+    let manifest = reader.manifest();
+    AuditEvent {
+        action: action.into(),
+        operator: operator.to_string(),
         bundle_id: Some(manifest.bundle_id.clone()),
-        manifest_digest: Some(digest.to_string()),
+        manifest_digest: Some(reader.manifest_digest().to_string()),
         channel: Some(manifest.channel.clone()),
         sequence: Some(manifest.sequence),
         signers: reader
@@ -123,7 +130,20 @@ pub fn import<R: Read>(
             })
             .collect(),
         ..AuditEvent::default()
-    };
+    }
+}
+
+/// Imports one bundle. Every outcome, refusals included, is audited.
+pub fn import<R: Read>(
+    reader: BundleReader<R>,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let site = &options.site;
+    site.check_site_key()?;
+    let (policy, state, audit) = open_site(site)?;
+    let mut event = audit_event(&reader, "import", &options.operator);
+    let digest = reader.manifest_digest();
     let result = run(
         reader, options, &policy, &state, &audit, &mut event, progress,
     );
@@ -190,58 +210,31 @@ fn run<R: Read>(
         })
     });
 
-    // 2. For this site, and for some of its clusters.
-    if !manifest.targets.sites.contains(&site.name) {
-        return Err(ImportError::Refused(format!(
-            "bundle is for site(s) {}, this is {}",
-            manifest.targets.sites.join(", "),
-            site.name
-        )));
-    }
-    let releases: Vec<&Release> = manifest
-        .releases
-        .iter()
-        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
-        .collect();
-    event.clusters = releases.iter().map(|r| r.cluster.clone()).collect();
+    // 2. For this site, and for some of its clusters; 3. newer than what
+    // the channel has.
+    // The audit line names this site's clusters, refused or not.
+    event.clusters = site_clusters(&manifest, site);
     let mut current = state.read()?;
-    let report = |outcome: &'static str, load: LoadReport, bytes_read: u64| ImportReport {
-        site: site.name.clone(),
-        outcome,
-        bundle_id: manifest.bundle_id.clone(),
-        manifest_digest: digest.to_string(),
-        channel: manifest.channel.clone(),
-        sequence: manifest.sequence,
-        clusters: releases.iter().map(|r| r.cluster.clone()).collect(),
-        images: load.images,
-        blobs_new: load.blobs_new,
-        blobs_present: load.blobs_present,
-        bytes_read,
-        seconds: started.elapsed().as_secs_f64(),
-        audit_hash: String::new(),
-        published: Vec::new(),
-        receipt: None,
-        warnings: Vec::new(),
+    let releases = match admit(&manifest, &digest, site, &current)? {
+        Admission::Current(releases) => {
+            return Ok(report_for(
+                site,
+                &manifest,
+                &digest,
+                &releases,
+                "already imported",
+                LoadReport::default(),
+                0,
+                started,
+            ));
+        }
+        Admission::New(releases) => releases,
     };
-
-    // 3. Newer than what the channel has (rollback and replay protection).
-    if let Some(last) = current.channels.get(&manifest.channel) {
-        if last.manifest_digest == digest.to_string() {
-            return Ok(report("already imported", LoadReport::default(), 0));
-        }
-        if manifest.sequence <= last.sequence {
-            return Err(ImportError::Refused(format!(
-                "sequence {} on channel {} is not newer than {} (imported {}): an old or replayed bundle",
-                manifest.sequence, manifest.channel, last.sequence, last.imported_at
-            )));
-        }
-    }
-    if releases.is_empty() {
-        return Err(ImportError::Refused(format!(
-            "bundle has no release for this site's clusters ({})",
-            site.clusters.join(", ")
-        )));
-    }
+    let report = |outcome: &'static str, load: LoadReport, bytes_read: u64| {
+        report_for(
+            site, &manifest, &digest, &releases, outcome, load, bytes_read, started,
+        )
+    };
 
     // A delta needs its base here, intact, before anything is written.
     let client = registry_client(site, options)?;
@@ -279,19 +272,25 @@ fn run<R: Read>(
     // first (see crate::audit).
     audit.begin(event)?;
 
-    // 5. Manifest sets into the state, images into the site.
-    for r in &releases {
-        let to = state.manifests_path(&r.manifests);
-        if !to.exists() {
-            let from = staging.blob_path(&r.manifests);
-            fs::copy(&from, &to).map_err(|e| ImportError::io("keeping manifest set", &to, e))?;
-        }
+    // 5. This site's manifest sets into the state, images into the site
+    // (a registry site keeps any other blob in the state: load_registry).
+    let mut manifest_sets = BTreeMap::new();
+    for set in releases.iter().map(|r| r.manifests) {
+        let new = crate::inventory::keep_staged(&staging, &set, &state.manifests_path(&set))?;
+        manifest_sets.insert(set, new);
     }
     // Every blob of the release: carried, rebuilt from patches, or (for a
     // delta) referenced from the base.
     let blobs: Vec<Digest> = manifest.release_blobs().collect();
     let load = match (&site.target, &client) {
-        (ImageTarget::Registry(target), Some(client)) => load_registry(&staging, target, client)?,
+        (ImageTarget::Registry(target), Some(client)) => load_registry(
+            &staging,
+            target,
+            client,
+            &blobs,
+            &manifest_sets,
+            state.dir(),
+        )?,
         _ => load_embedded(&staging, &blobs, &site.store_dir())?,
     };
     crate::inventory::add(state.dir(), &blobs)?;
@@ -373,4 +372,96 @@ fn run<R: Read>(
     let mut done = report("imported", load, bytes_read);
     done.published = publications;
     Ok(done)
+}
+
+/// The clusters of this site the bundle has releases for.
+pub(crate) fn site_clusters(manifest: &tender_format::BundleManifest, site: &Site) -> Vec<String> {
+    manifest
+        .releases
+        .iter()
+        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
+        .map(|r| r.cluster.clone())
+        .collect()
+}
+
+/// Whether a bundle may be imported here, checked before its entries are
+/// read (bundle spec §11).
+pub(crate) enum Admission<'a> {
+    /// It is the channel's current release (these are its releases for
+    /// this site's clusters): nothing to do.
+    Current(Vec<&'a Release>),
+    /// It may be imported: its releases for this site's clusters.
+    New(Vec<&'a Release>),
+}
+
+/// Checks that the bundle targets this site and some of its clusters, and
+/// is newer than what its channel has (rollback and replay protection).
+pub(crate) fn admit<'a>(
+    manifest: &'a tender_format::BundleManifest,
+    digest: &Digest,
+    site: &Site,
+    current: &crate::state::SiteStateFile,
+) -> Result<Admission<'a>, ImportError> {
+    if !manifest.targets.sites.contains(&site.name) {
+        return Err(ImportError::Refused(format!(
+            "bundle is for site(s) {}, this is {}",
+            manifest.targets.sites.join(", "),
+            site.name
+        )));
+    }
+    let releases: Vec<&Release> = manifest
+        .releases
+        .iter()
+        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
+        .collect();
+    if let Some(last) = current.channels.get(&manifest.channel) {
+        if last.manifest_digest == digest.to_string() {
+            return Ok(Admission::Current(releases));
+        }
+        if manifest.sequence <= last.sequence {
+            return Err(ImportError::Refused(format!(
+                "sequence {} on channel {} is not newer than {} (imported {}): an old or replayed bundle",
+                manifest.sequence, manifest.channel, last.sequence, last.imported_at
+            )));
+        }
+    }
+    if releases.is_empty() {
+        return Err(ImportError::Refused(format!(
+            "bundle has no release for this site's clusters ({})",
+            site.clusters.join(", ")
+        )));
+    }
+    Ok(Admission::New(releases))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_for(
+    site: &Site,
+    manifest: &tender_format::BundleManifest,
+    digest: &Digest,
+    releases: &[&Release],
+    outcome: &'static str,
+    load: LoadReport,
+    bytes_read: u64,
+    started: Instant,
+) -> ImportReport {
+    ImportReport {
+        site: site.name.clone(),
+        outcome,
+        bundle_id: manifest.bundle_id.clone(),
+        manifest_digest: digest.to_string(),
+        channel: manifest.channel.clone(),
+        sequence: manifest.sequence,
+        clusters: releases.iter().map(|r| r.cluster.clone()).collect(),
+        images: load.images,
+        blobs_new: load.blobs_new,
+        blobs_present: load.blobs_present,
+        contents_verified: outcome == "imported",
+        bytes_read,
+        seconds: started.elapsed().as_secs_f64(),
+        audit_hash: String::new(),
+        published: Vec::new(),
+        receipt: None,
+        warnings: Vec::new(),
+    }
 }

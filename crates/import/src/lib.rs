@@ -4,6 +4,7 @@
 //! import commits.
 
 pub mod audit;
+pub mod check;
 pub mod delta;
 pub mod error;
 pub mod import;
@@ -17,6 +18,7 @@ pub mod stage;
 pub mod state;
 pub mod verify;
 
+pub use check::{CheckReport, check};
 pub use error::ImportError;
 pub use import::{ImportOptions, ImportReport, import};
 pub use site::Site;

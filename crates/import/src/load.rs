@@ -3,12 +3,13 @@
 //! HEAD/mount/upload, manifests by digest, tags last, through
 //! `tender-oci`). Either way a tag never points at a missing blob.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
 use tender_format::Digest;
 use tender_format::atomic;
-use tender_oci::{LayoutStore, Reference, RegistryClient};
+use tender_oci::{BlobOutcome, LayoutStore, Reference, RegistryClient};
 
 use crate::error::ImportError;
 use crate::site::RegistryTarget;
@@ -81,18 +82,47 @@ pub fn load_embedded(
     Ok(report)
 }
 
-/// Pushes every tagged image of `staging` into the site registry.
+/// Pushes every tagged image of `staging` into the site registry, and
+/// keeps in the state every other blob of the release (`blobs`), so the
+/// site holds all of it (see crate::inventory). `manifest_sets` are this
+/// site's manifest sets, already kept, each with whether it was new;
+/// other sites' sets are among the blobs kept in `blobs/sha256/`.
 pub fn load_registry(
     staging: &LayoutStore,
     target: &RegistryTarget,
     client: &RegistryClient,
+    blobs: &[Digest],
+    manifest_sets: &BTreeMap<Digest, bool>,
+    state_dir: &Path,
 ) -> Result<LoadReport, ImportError> {
     let mut report = LoadReport::default();
+    let mut pushed: BTreeMap<Digest, bool> = BTreeMap::new();
     for (name, descriptor) in staging.list_tags()? {
         let source = Reference::parse(&name)?;
         let dest = site_reference(&source, target)?;
-        client.push_image(staging, &descriptor, &dest)?;
+        let image = client.push_image_counted(staging, &descriptor, &dest)?;
+        for (digest, outcome) in image.outcomes {
+            let new = outcome != BlobOutcome::AlreadyPresent;
+            *pushed.entry(digest).or_default() |= new;
+        }
         report.images.push((name, dest.to_string()));
+    }
+    let unique: BTreeSet<&Digest> = blobs.iter().collect();
+    for digest in unique {
+        let new = match (pushed.get(digest), manifest_sets.get(digest)) {
+            (Some(new), _) | (None, Some(new)) => *new,
+            // Carried, but no image reaches it: kept in the state.
+            (None, None) => crate::inventory::keep_staged(
+                staging,
+                digest,
+                &crate::inventory::kept_blob_path(state_dir, digest),
+            )?,
+        };
+        if new {
+            report.blobs_new += 1;
+        } else {
+            report.blobs_present += 1;
+        }
     }
     Ok(report)
 }

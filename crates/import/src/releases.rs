@@ -235,15 +235,42 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
             }
         }
     }
-    let manifests = state.dir().join("manifests/sha256");
-    for file in fs::read_dir(&manifests).map_err(|e| ImportError::io("listing", &manifests, e))? {
-        let file = file.map_err(|e| ImportError::io("listing", &manifests, e))?;
-        let name = file.file_name().to_string_lossy().into_owned();
-        if Digest::from_hex(&name).is_ok_and(|d| !sets.contains(&d)) {
-            fs::remove_file(file.path())
-                .map_err(|e| ImportError::io("removing", file.path(), e))?;
-            report.removed_manifest_sets += 1;
+    // Blobs kept in the state: manifest sets no retained release names,
+    // and (registry site) every carried blob no image reaches, which no
+    // release names. What is removed leaves the recorded inventory too, so
+    // the hub never references it in a delta.
+    let mut forgotten = BTreeSet::new();
+    let none = BTreeSet::new();
+    for (dir, keep, are_sets) in [
+        ("manifests/sha256", &sets, true),
+        ("blobs/sha256", &none, false),
+    ] {
+        let dir = state.dir().join(dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(ImportError::io("listing", &dir, e)),
+        };
+        for file in entries {
+            let file = file.map_err(|e| ImportError::io("listing", &dir, e))?;
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Ok(digest) = Digest::from_hex(&name) else {
+                continue;
+            };
+            if !keep.contains(&digest) {
+                fs::remove_file(file.path())
+                    .map_err(|e| ImportError::io("removing", file.path(), e))?;
+                if are_sets {
+                    report.removed_manifest_sets += 1;
+                } else {
+                    report.removed_blobs += 1;
+                }
+                forgotten.insert(digest);
+            }
         }
+    }
+    if site.target != ImageTarget::Embedded {
+        crate::inventory::forget(state.dir(), &forgotten)?;
     }
     AuditLog::new(state.dir()).append(AuditEvent {
         action: "gc".into(),

@@ -10,6 +10,7 @@
 //!   audit.jsonl     hash-chained audit trail
 //!   releases/<cluster>/<sequence>.json   every release ever imported
 //!   manifests/sha256/<hex>               manifest sets, by digest
+//!   blobs/sha256/<hex>                   registry site: carried blobs no image reaches
 //!   staging/<manifest hex>/              an import in progress
 //!   store/                               the embedded OCI layout store
 //! ```
@@ -123,7 +124,7 @@ impl SiteState {
     }
 
     pub fn manifests_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("manifests/sha256").join(digest.hex())
+        crate::inventory::manifest_set_path(&self.dir, digest)
     }
 
     pub fn staging_dir(&self, manifest_digest: &Digest) -> PathBuf {

@@ -36,7 +36,7 @@ pub use media::{Descriptor, Manifest, Platform, children};
 pub use observer::{BlobOutcome, NoopObserver, Observer};
 pub use reference::Reference;
 pub use registry::{
-    ArtifactKind, ClientOptions, FailedBlob, ImageManifests, PulledBlobs, PulledImage,
+    ArtifactKind, ClientOptions, FailedBlob, ImageManifests, PulledBlobs, PulledImage, PushedImage,
     RegistryClient, RegistrySettings, RelatedArtifact, ResolvedManifest,
 };
 pub use retry::RetryPolicy;

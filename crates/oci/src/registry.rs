@@ -485,9 +485,32 @@ impl RegistryClient {
         descriptor: &Descriptor,
         target: &Reference,
     ) -> Result<Digest, OciError> {
+        self.push_image_counted(store, descriptor, target)
+            .map(|pushed| pushed.digest)
+    }
+
+    /// [`RegistryClient::push_image`], also saying what the registry
+    /// already had: each blob's outcome, and for each manifest whether a
+    /// HEAD by digest found it (a child manifest found is not sent again;
+    /// the top one is always sent, since its tag may move).
+    pub fn push_image_counted(
+        &self,
+        store: &LayoutStore,
+        descriptor: &Descriptor,
+        target: &Reference,
+    ) -> Result<PushedImage, OciError> {
         self.runtime
             .block_on(self.inner.push_image(store, descriptor, target))
     }
+}
+
+/// What pushing one image did, blob by blob (manifests included).
+#[derive(Debug, Clone)]
+pub struct PushedImage {
+    /// The top manifest's digest.
+    pub digest: Digest,
+    /// Every blob and manifest the image reaches, once each.
+    pub outcomes: BTreeMap<Digest, BlobOutcome>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1539,7 +1562,7 @@ impl Inner {
         store: &LayoutStore,
         descriptor: &Descriptor,
         target: &Reference,
-    ) -> Result<Digest, OciError> {
+    ) -> Result<PushedImage, OciError> {
         if let Some(pinned) = target.digest()
             && *pinned != descriptor.digest
         {
@@ -1552,14 +1575,30 @@ impl Inner {
         let walked = store.walk_image(descriptor)?;
         let (manifests, blobs): (Vec<&Descriptor>, Vec<&Descriptor>) =
             walked.iter().partition(|d| d.is_manifest());
-        stream::iter(blobs)
-            .map(|blob| self.push_blob(store, target, blob, None))
+        let mut outcomes: BTreeMap<Digest, BlobOutcome> = stream::iter(blobs)
+            .map(|blob| async move {
+                let outcome = self.push_blob(store, target, blob, None).await?;
+                Ok::<_, OciError>((blob.digest, outcome))
+            })
             .buffer_unordered(self.options.concurrency.max(1))
-            .try_collect::<Vec<_>>()
+            .try_collect()
             .await?;
         for manifest in manifests {
+            let top = manifest.digest == descriptor.digest;
+            let present = self.has_manifest(target, &manifest.digest).await?;
+            outcomes.insert(
+                manifest.digest,
+                if present {
+                    BlobOutcome::AlreadyPresent
+                } else {
+                    BlobOutcome::Transferred
+                },
+            );
+            if present && !top {
+                continue;
+            }
             let (bytes, _) = store.read_manifest(manifest)?;
-            let reference = if manifest.digest == descriptor.digest {
+            let reference = if top {
                 target
                     .tag()
                     .map_or_else(|| manifest.digest.to_string(), str::to_string)
@@ -1569,7 +1608,37 @@ impl Inner {
             self.push_manifest(target, &reference, &bytes, &manifest.media_type)
                 .await?;
         }
-        Ok(descriptor.digest)
+        Ok(PushedImage {
+            digest: descriptor.digest,
+            outcomes,
+        })
+    }
+
+    /// Whether `repository` has the manifest `digest` (HEAD).
+    async fn has_manifest(
+        &self,
+        repository: &Reference,
+        digest: &Digest,
+    ) -> Result<bool, OciError> {
+        let what = format!("manifest {}@{digest}", repository.name());
+        let host = self.host(repository.registry())?;
+        let repo = repository.repository();
+        let url = &self.url(&host, &format!("{repo}/manifests/{digest}"));
+        let accept = &MANIFEST_ACCEPT.join(", ");
+        let (host, what_ref) = (&*host, what.as_str());
+        self.retrying(what_ref, || async move {
+            let response = self
+                .send(host, repo, Op::Push, what_ref, &|http| {
+                    Ok(http.head(url.clone()).header(ACCEPT, accept.as_str()))
+                })
+                .await?;
+            match response.status() {
+                StatusCode::OK => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(status_error(what_ref, response).await),
+            }
+        })
+        .await
     }
 }
 

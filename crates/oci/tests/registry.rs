@@ -1219,3 +1219,48 @@ fn credentials_from_docker_config_authenticate_with_basic_auth() {
         image.digest.to_string()
     );
 }
+
+/// `push_image_counted` says what the registry already had, manifests
+/// included; a second push under a new tag finds everything present, sends
+/// no child manifest again, and still sets the new tag.
+#[test]
+fn a_counted_push_reports_what_the_registry_already_had() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let store = LayoutStore::open_or_create(dir.path()).unwrap();
+    let amd64 = put_image(&store, "linux/amd64", &noise(1000, 11));
+    let arm64 = put_image(&store, "linux/arm64/v8", &noise(1000, 12));
+    let index = put_index(&store, &[amd64, arm64]);
+    let client = client(&[&host]);
+    let all = store.walk_image(&index).unwrap().len();
+
+    let first = reference(&format!("{host}/counted/app:1"));
+    let pushed = client.push_image_counted(&store, &index, &first).unwrap();
+    assert_eq!(pushed.digest, index.digest);
+    assert_eq!(pushed.outcomes.len(), all, "{:?}", pushed.outcomes);
+    assert!(
+        pushed
+            .outcomes
+            .values()
+            .all(|o| *o == BlobOutcome::Transferred),
+        "{:?}",
+        pushed.outcomes
+    );
+
+    let second = reference(&format!("{host}/counted/app:2"));
+    let pushed = client.push_image_counted(&store, &index, &second).unwrap();
+    assert_eq!(pushed.outcomes.len(), all);
+    assert!(
+        pushed
+            .outcomes
+            .values()
+            .all(|o| *o == BlobOutcome::AlreadyPresent),
+        "{:?}",
+        pushed.outcomes
+    );
+    assert_eq!(
+        skopeo_inspect_digest(&format!("docker://{second}"), &[]),
+        index.digest.to_string()
+    );
+}

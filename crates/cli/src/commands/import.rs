@@ -3,7 +3,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tender_import::{ImportOptions, Site, import};
+use tender_import::{ImportOptions, Site, check as check_bundle, import};
 use tender_oci::ClientOptions;
 
 use crate::args::ImportArgs;
@@ -27,6 +27,9 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
             window: args.delta_memory_limit,
         },
     };
+    if args.check {
+        return check(&args, reader, &options, show_progress, total);
+    }
     let bar = RefCell::new(Progress::new(show_progress, "import", total));
     let report = import(reader, &options, &mut |done| bar.borrow_mut().set(done))
         .with_context(|| format!("importing {}", args.bundle.display()))
@@ -41,6 +44,15 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
             out,
             "ALREADY IMPORTED: {} (channel {} sequence {}) is the site's current release; nothing to do",
             report.bundle_id, report.channel, report.sequence
+        )?;
+        // Honest about what this run did: a damaged or tampered copy of
+        // the bundle says the same, so say how to check the stick.
+        writeln!(
+            out,
+            "  not re-read: only the bundle's manifest and signatures were checked, not its contents;\n  \
+             to check every byte: tender import --check {} --site {}",
+            args.bundle.display(),
+            args.site.display()
         )?;
         return Ok(());
     }
@@ -98,5 +110,48 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
             path.display()
         )?;
     }
+    Ok(())
+}
+
+/// `--check`: every byte verified, nothing changed but one audit line.
+fn check<R: std::io::Read>(
+    args: &ImportArgs,
+    reader: tender_format::BundleReader<R>,
+    options: &ImportOptions,
+    show_progress: bool,
+    total: u64,
+) -> anyhow::Result<()> {
+    let bar = RefCell::new(Progress::new(show_progress, "check", total));
+    let report = check_bundle(reader, options, &mut |done| bar.borrow_mut().set(done))
+        .with_context(|| format!("checking {}", args.bundle.display()))
+        .map_err(|e| super::name_bad_volumes(&args.bundle, e))?;
+    bar.borrow().finish();
+    if args.json {
+        return super::print_json(&report);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "CHECKED {}: every entry verified; nothing changed at site {}",
+        args.bundle.display(),
+        report.site
+    )?;
+    writeln!(
+        out,
+        "  bundle    {} (channel {} sequence {})",
+        report.bundle_id, report.channel, report.sequence
+    )?;
+    writeln!(out, "  manifest  {}", report.manifest_digest)?;
+    writeln!(out, "  clusters  {}", report.clusters.join(", "))?;
+    writeln!(out, "  status    {}", report.status)?;
+    writeln!(
+        out,
+        "  entries   {} ({}), all digests match, {} in {:.2}s",
+        report.entries,
+        human::bytes(report.payload_bytes),
+        human::rate(report.stream_bytes, report.seconds),
+        report.seconds
+    )?;
+    writeln!(out, "  audit     {}", report.audit_hash)?;
     Ok(())
 }

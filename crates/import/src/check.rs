@@ -1,0 +1,116 @@
+//! `tender import --check`: everything an import would check, every byte
+//! of the bundle included, and nothing changed at the site.
+//!
+//! A plain re-import of the current bundle is a fast no-op that reads only
+//! the manifest and signatures; a field engineer who wants to know whether
+//! the stick is still sound (before carrying it to the next site) asks for
+//! this instead. Like every import attempt it gets one audit line (action
+//! `check`), refusals included: a damaged or tampered stick presented at
+//! a site is worth a record. It writes nothing else: no staging, no store
+//! or registry, no `site.json`, no receipt.
+
+use std::io::Read;
+use std::time::Instant;
+
+use serde::Serialize;
+use tender_format::BundleReader;
+use tender_format::reader::discard;
+use tender_trust::policy::SignatureStatus;
+
+use crate::error::ImportError;
+use crate::import::{
+    Admission, ImportOptions, admit, audit_event, open_site, registry_client, site_clusters,
+};
+
+/// What `tender import --check` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub site: String,
+    /// `already imported` (the channel's current release) or `would import`.
+    pub status: &'static str,
+    pub bundle_id: String,
+    pub manifest_digest: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub clusters: Vec<String>,
+    /// Entries read and verified against the signed manifest.
+    pub entries: usize,
+    pub payload_bytes: u64,
+    pub stream_bytes: u64,
+    pub seconds: f64,
+    pub audit_hash: String,
+}
+
+/// Checks one bundle as an import would, reading and verifying every
+/// entry, and changes nothing at the site but its audit trail.
+pub fn check<R: Read>(
+    reader: BundleReader<R>,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<CheckReport, ImportError> {
+    let (policy, state, audit) = open_site(&options.site)?;
+    let mut event = audit_event(&reader, "check", &options.operator);
+    let started = Instant::now();
+    let site = &options.site;
+    let manifest = reader.manifest().clone();
+    let digest = reader.manifest_digest();
+    let result: Result<CheckReport, ImportError> = (|| {
+        let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
+        event.signers.retain(|s| {
+            trust.signatures.iter().any(|c| {
+                c.key_id == s.key_id
+                    && c.role == s.role
+                    && matches!(c.status, SignatureStatus::Valid { .. })
+            })
+        });
+        event.clusters = site_clusters(&manifest, site);
+        let current = state.read()?;
+        let (status, releases) = match admit(&manifest, &digest, site, &current)? {
+            Admission::Current(releases) => ("already imported", releases),
+            Admission::New(releases) => {
+                // A delta must find its base here, as the import would.
+                if let Some(base) = &manifest.base {
+                    let client = registry_client(site, options)?;
+                    crate::delta::check_base(
+                        &manifest,
+                        base,
+                        site,
+                        &state,
+                        &current,
+                        client.as_ref(),
+                    )?;
+                }
+                ("would import", releases)
+            }
+        };
+        let clusters: Vec<String> = releases.iter().map(|r| r.cluster.clone()).collect();
+        let summary = reader.read_entries(&discard, progress)?;
+        Ok(CheckReport {
+            site: site.name.clone(),
+            status,
+            bundle_id: manifest.bundle_id.clone(),
+            manifest_digest: digest.to_string(),
+            channel: manifest.channel.clone(),
+            sequence: manifest.sequence,
+            clusters,
+            entries: summary.entries,
+            payload_bytes: summary.payload_bytes,
+            stream_bytes: summary.stream_bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            audit_hash: String::new(),
+        })
+    })();
+    event.result = match &result {
+        Ok(r) => format!("checked: {}", r.status),
+        Err(e) if e.is_rejection() => format!("refused: {}", tender_format::error::chain_message(e)),
+        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
+    };
+    let appended = audit.append(event);
+    match (result, appended) {
+        (Ok(mut r), Ok(appended)) => {
+            r.audit_hash = appended.hash;
+            Ok(r)
+        }
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
