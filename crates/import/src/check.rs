@@ -102,7 +102,9 @@ pub fn check<R: Read>(
     })();
     event.result = match &result {
         Ok(r) => format!("checked: {}", r.status),
-        Err(e) if e.is_rejection() => format!("refused: {}", tender_format::error::chain_message(e)),
+        Err(e) if e.is_rejection() => {
+            format!("refused: {}", tender_format::error::chain_message(e))
+        }
         Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
     };
     let appended = audit.append(event);
