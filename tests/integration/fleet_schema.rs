@@ -17,7 +17,7 @@ fn schema_path() -> PathBuf {
     repo_root().join("bundle-spec/fleet.schema.json")
 }
 
-fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     let venv = std::env::var_os("TENDER_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv"));

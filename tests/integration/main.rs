@@ -9,6 +9,7 @@ mod export;
 mod fleet_schema;
 mod import;
 mod messages;
+mod public_inputs;
 mod receipts;
 mod render;
 mod roundtrip;

@@ -33,6 +33,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Render the fleet, pull its images and signatures, and write a signed bundle.
     Export(ExportArgs),
+    /// Print each cluster's rendered manifest set, exactly as export would carry it (no network).
+    Render(RenderArgs),
     /// Verify a bundle against the site's trust policy, load its images, record the release.
     Import(ImportArgs),
     /// Serve the embedded image store as a read-only OCI registry (pull only).
@@ -129,6 +131,22 @@ pub struct ExportArgs {
     /// Print the summary (or plan, or image list) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The fleet spec.
+    #[arg(default_value = "fleet.yaml")]
+    pub fleet: PathBuf,
+    /// Only these clusters (repeatable; default all).
+    #[arg(long = "cluster")]
+    pub clusters: Vec<String>,
+    /// Write CLUSTER.yaml per cluster into this directory instead of printing.
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    /// The helm binary (default: $TENDER_HELM, else helm on PATH).
+    #[arg(long)]
+    pub helm: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

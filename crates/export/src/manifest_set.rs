@@ -143,11 +143,18 @@ pub enum ManifestSetError {
 
 /// Splits rendered YAML into objects, skipping empty documents; each must
 /// have apiVersion, kind and metadata.name. `List` kinds are flattened.
+///
+/// Scalars resolve as Kubernetes reads them (sigs.k8s.io/yaml, YAML 1.1):
+/// `defaultMode: 0755` is the octal 493 that kubectl would apply, not 755,
+/// and `yes`/`on` are booleans. Charts write such modes everywhere.
 pub fn parse(source: &str, text: &str) -> Result<Vec<Object>, ManifestSetError> {
+    let options = serde_saphyr::options! { legacy_octal_numbers: true, strict_booleans: false };
     let docs: Vec<Value> =
-        serde_saphyr::from_str_multiple(text).map_err(|e| ManifestSetError::Yaml {
-            source_name: source.to_string(),
-            reason: e.to_string(),
+        serde_saphyr::from_str_multiple_with_options(text, options).map_err(|e| {
+            ManifestSetError::Yaml {
+                source_name: source.to_string(),
+                reason: e.to_string(),
+            }
         })?;
     let mut out = Vec::new();
     for (index, doc) in docs.into_iter().enumerate() {
@@ -264,6 +271,25 @@ pub fn to_yaml(objects: &[Object]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scalars_resolve_as_kubernetes_reads_them() {
+        // bitnami charts mount scripts with `defaultMode: 0755`; kubectl
+        // (YAML 1.1) applies 493. Quoted values stay strings.
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  volumes:\n  - name: s\n    configMap: {name: s, defaultMode: 0755}\n  - name: t\n    configMap: {name: t, defaultMode: 420}\n  x: \"0755\"\n  y: on\n";
+        let objects = parse("test", text).unwrap();
+        let spec = &objects[0].value["spec"];
+        assert_eq!(
+            spec["volumes"][0]["configMap"]["defaultMode"],
+            serde_json::json!(493)
+        );
+        assert_eq!(
+            spec["volumes"][1]["configMap"]["defaultMode"],
+            serde_json::json!(420)
+        );
+        assert_eq!(spec["x"], serde_json::json!("0755"));
+        assert_eq!(spec["y"], serde_json::json!(true));
+    }
 
     #[test]
     fn parse_skips_empty_documents_and_checks_fields() {

@@ -8,6 +8,7 @@ mod inspect;
 mod keygen;
 mod pack;
 mod releases;
+mod render;
 mod serve;
 mod sign;
 mod verify;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(a, progress),
         Command::Inspect(a) => inspect::run(a),
         Command::Export(a) => export::run(a, progress),
+        Command::Render(a) => render::run(a),
         Command::Import(a) => import::run(a, progress),
         Command::Serve(a) => serve::run(a),
         Command::Audit(a) => audit::run(a),
