@@ -10,5 +10,6 @@ mod fleet_schema;
 mod import;
 mod receipts;
 mod roundtrip;
+mod site_paths;
 mod util;
 mod volumes;
