@@ -119,7 +119,11 @@ fn delivered_images(dir: &Path) -> Vec<String> {
                 .position(|l| l.trim_start_matches("- ").starts_with("image:"))
                 .unwrap_or_else(|| panic!("no image in {text}"));
             let value = lines[at].trim_start_matches("- ")["image:".len()..].trim();
-            let value = if value.starts_with('>') { lines[at + 1] } else { value };
+            let value = if value.starts_with('>') {
+                lines[at + 1]
+            } else {
+                value
+            };
             value.trim_matches(['"', '\'']).to_string()
         })
         .collect()
