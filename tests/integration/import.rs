@@ -449,7 +449,7 @@ fn import_into_a_registry() {
     // Stock tools pull the image, layers and all.
     let out = site.ws.join("pulled");
     skopeo_copy(
-        &format!("docker://{host}/site/registry.plant.example/plant/opcua-gateway:1.4.2"),
+        &format!("docker://{host}/site/{SOURCE_HOST}plant/opcua-gateway:1.4.2"),
         &format!("oci:{}:x", out.display()),
     );
     for (reference, digest) in &expected {
@@ -461,7 +461,7 @@ fn import_into_a_registry() {
     }
     let gateway = &expected["registry.plant.example/plant/opcua-gateway:1.4.2"];
     let sig_tag = format!(
-        "docker://{host}/site/registry.plant.example/plant/opcua-gateway:sha256-{}.sig",
+        "docker://{host}/site/{SOURCE_HOST}plant/opcua-gateway:sha256-{}.sig",
         &gateway["sha256:".len()..]
     );
     assert!(expected.keys().any(|r| r.ends_with(".sig")));
@@ -474,7 +474,7 @@ fn import_into_a_registry() {
         let locations = state["current"][cluster]["locations"].as_object().unwrap();
         assert_eq!(
             locations["registry.plant.example/plant/opcua-gateway:1.4.2"],
-            format!("{host}/site/registry.plant.example/plant/opcua-gateway:1.4.2")
+            format!("{host}/site/{SOURCE_HOST}plant/opcua-gateway:1.4.2")
         );
     }
     assert!(!site.store().exists());
