@@ -6,7 +6,10 @@
 #   Debian packages  docker-registry (distribution 2.8: real OCI registry for
 #                    tests), skopeo, git, zstd, time (/usr/bin/time -v), mtools,
 #                    dosfstools, openssl, curl, kubectl, golang-go (builds
-#                    scripts/gogzip: layers compressed as Go-built images are)
+#                    scripts/gogzip: layers compressed as Go-built images are),
+#                    containerd (a private instance pulls through the mirror
+#                    configuration import writes; the package's own service
+#                    is kept from starting, like docker-registry's)
 #   Python venv      $TENDER_VENV (default <repo>/.venv) with helm-python-sdk,
 #                    the engine behind the scripts/helm shim, and jsonschema +
 #                    PyYAML, which check bundle-spec/fleet.schema.json
@@ -54,7 +57,7 @@ apt_install() {
 }
 
 # --- Debian packages -----------------------------------------------------------
-packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go)
+packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go containerd)
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")

@@ -335,8 +335,9 @@ fn images_in(yaml: &str) -> Vec<String> {
     out
 }
 
-/// Every image in `files` is `HOST/<path>:<tag>@sha256:...`, pinned to the
-/// digest the release signed for `registry.plant.example/<path>:<tag>`.
+/// Every image in `files` is `HOST/registry.plant.example/<path>:<tag>@sha256:...`
+/// (the site repository keeps the source registry), pinned to the digest
+/// the release signed for `registry.plant.example/<path>:<tag>`.
 /// Returns the pinned references, deduplicated.
 #[track_caller]
 fn assert_images_pinned(files: &[(String, String)], host: &str, record: &Value) -> Vec<String> {
@@ -347,7 +348,7 @@ fn assert_images_pinned(files: &[(String, String)], host: &str, record: &Value) 
                 .split_once("@sha256:")
                 .unwrap_or_else(|| panic!("{name}: {image} is not pinned by digest"));
             let path = named
-                .strip_prefix(&format!("{host}/"))
+                .strip_prefix(&format!("{host}/{SOURCE_HOST}"))
                 .unwrap_or_else(|| panic!("{name}: {image} is not on {host}"));
             let signed = record["images"]
                 .as_array()
@@ -641,7 +642,8 @@ delivery:
         .as_str()
         .unwrap()
         .to_string();
-    let pinned = format!("site.local:5000/plant/opcua-gateway:1.4.2@{gateway}");
+    let pinned =
+        format!("site.local:5000/registry.plant.example/plant/opcua-gateway:1.4.2@{gateway}");
     assert_eq!(images_in(&deployment), [pinned.clone(), pinned]);
     assert_images_pinned(&files, "site.local:5000", &record);
 

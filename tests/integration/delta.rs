@@ -675,6 +675,50 @@ fn a_damaged_patch_entry_is_rejected_before_anything_is_rebuilt() {
     assert_eq!(site.site_json(), before);
 }
 
+/// A registry site upgraded from a tender whose site repositories dropped
+/// the registry host keeps v1's images at the old paths (`site/delta/...`,
+/// nothing moves them); the first delta after the upgrade finds its base
+/// blobs there and lands at the new paths.
+#[test]
+fn a_delta_finds_its_base_where_an_older_tender_pushed_it() {
+    let chain = Chain::shared();
+    let registry = tender_test_support::Registry::start();
+    let host = registry.host();
+    let ws = Workspace::new();
+    fs::copy(chain.hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
+    let file = write_site_file(
+        &ws,
+        "site.yaml",
+        SITE,
+        &[CLUSTER],
+        &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
+    );
+    assert_exit(&import_at(&ws, &file, &chain.v1), 0);
+    // Make v1 look as an older tender left it: its repositories at the
+    // paths without the registry host, none at the new ones.
+    let repositories = registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories/site");
+    fs::rename(
+        repositories.join(HOST).join("delta"),
+        repositories.join("delta"),
+    )
+    .unwrap();
+    for how in Compressor::ALL_GZIP {
+        let old = format!("docker://{host}/site/{}:v1", repo_for(how));
+        let want = &image_blobs(&chain.hub.join("images"), &repo_for(how), 1)[0];
+        assert_eq!(&tender_test_support::skopeo_inspect_digest(&old, &[]), want);
+    }
+
+    let o = import_at(&ws, &file, &chain.v2);
+    assert_exit(&o, 0);
+    for how in Compressor::ALL_GZIP {
+        let new = format!("docker://{host}/site/{HOST}/{}:v2", repo_for(how));
+        let want = &image_blobs(&chain.hub.join("images"), &repo_for(how), 2)[0];
+        assert_eq!(&tender_test_support::skopeo_inspect_digest(&new, &[]), want);
+    }
+}
+
 /// A site whose images live in a registry holds its base blobs there: the
 /// delta's referenced blobs and patch sources are fetched back from the
 /// site registry (each checked by digest) and v2 lands complete, as
@@ -699,14 +743,14 @@ fn a_registry_site_takes_the_chain_too() {
     for how in Compressor::ALL_GZIP {
         let want = &image_blobs(&chain.hub.join("images"), &repo_for(how), 3)[0];
         let got = tender_test_support::skopeo_inspect_digest(
-            &format!("docker://{host}/site/{}:v3", repo_for(how)),
+            &format!("docker://{host}/site/{HOST}/{}:v3", repo_for(how)),
             &[],
         );
         assert_eq!(&got, want, "{}", how.name());
         // Every layer is there, byte-exact (copy verifies each digest).
         let layout = ws.join(&format!("copy-{}", how.name()));
         let o = tender_test_support::skopeo_copy(
-            &format!("docker://{host}/site/{}:v3", repo_for(how)),
+            &format!("docker://{host}/site/{HOST}/{}:v3", repo_for(how)),
             &format!("oci:{}:v3", layout.display()),
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -853,7 +897,7 @@ fn a_registry_site_takes_deltas_whose_manifest_set_is_unchanged() {
     }
     let images = hub.join("images-v3");
     for how in ENCODERS {
-        let at_site = format!("docker://{host}/site/{}:stable", repo_for(how));
+        let at_site = format!("docker://{host}/site/{HOST}/{}:stable", repo_for(how));
         let index: Value =
             serde_json::from_slice(&fs::read(images.join("index.json")).unwrap()).unwrap();
         let want = index["manifests"]

@@ -475,19 +475,19 @@ fn import_into_a_registry() {
     // Stock tools pull the image, layers and all.
     let out = site.ws.join("pulled");
     skopeo_copy(
-        &format!("docker://{host}/site/plant/opcua-gateway:1.4.2"),
+        &format!("docker://{host}/site/{SOURCE_HOST}plant/opcua-gateway:1.4.2"),
         &format!("oci:{}:x", out.display()),
     );
     for (reference, digest) in &expected {
-        let path = reference.strip_prefix(SOURCE_HOST).unwrap();
-        let image = format!("docker://{host}/site/{path}");
+        // The site repository keeps the source registry.
+        let image = format!("docker://{host}/site/{reference}");
         assert_eq!(&skopeo_inspect_digest(&image, &[]), digest, "{image}");
         let source = format!("oci:{}:{reference}", sample_layout().display());
         assert_eq!(&skopeo_inspect_digest(&source, &[]), digest, "{source}");
     }
     let gateway = &expected["registry.plant.example/plant/opcua-gateway:1.4.2"];
     let sig_tag = format!(
-        "docker://{host}/site/plant/opcua-gateway:sha256-{}.sig",
+        "docker://{host}/site/{SOURCE_HOST}plant/opcua-gateway:sha256-{}.sig",
         &gateway["sha256:".len()..]
     );
     assert!(expected.keys().any(|r| r.ends_with(".sig")));
@@ -500,7 +500,7 @@ fn import_into_a_registry() {
         let locations = state["current"][cluster]["locations"].as_object().unwrap();
         assert_eq!(
             locations["registry.plant.example/plant/opcua-gateway:1.4.2"],
-            format!("{host}/site/plant/opcua-gateway:1.4.2")
+            format!("{host}/site/{SOURCE_HOST}plant/opcua-gateway:1.4.2")
         );
     }
     assert!(!site.store().exists());
@@ -1014,8 +1014,7 @@ fn registry_errors_are_retried() {
     assert!(err.contains("500"), "{err}");
 
     for (reference, digest) in &expected {
-        let path = reference.strip_prefix(SOURCE_HOST).unwrap();
-        let image = format!("docker://{}/site/{path}", registry.host());
+        let image = format!("docker://{}/site/{reference}", registry.host());
         assert_eq!(&skopeo_inspect_digest(&image, &[]), digest, "{image}");
     }
     site.assert_audit_intact(1);

@@ -13,5 +13,6 @@ mod public_inputs;
 mod receipts;
 mod render;
 mod roundtrip;
+mod site_paths;
 mod util;
 mod volumes;

@@ -8,10 +8,10 @@
 //! * [`k3s_registries_yaml`] — `/etc/rancher/k3s/registries.yaml`.
 //!
 //! A mirror URL is `[scheme://]host[:port][/prefix]`. Without a scheme,
-//! `plain_http` picks `http://` or `https://`. A `/prefix` (a site registry
-//! with a repository prefix, `harbor.plant.local/tender/...`) becomes
-//! containerd's `/v2/<prefix>` host path with `override_path = true`, and
-//! a k3s `rewrite` rule.
+//! `plain_http` picks `http://` or `https://`. A `/prefix` (where the
+//! upstream's site repositories start: `harbor.plant.local/tender/ghcr.io`,
+//! see `tender_oci::site_path`) becomes containerd's `/v2/<prefix>` host
+//! path with `override_path = true`, and a k3s `rewrite` rule.
 
 use std::collections::BTreeMap;
 

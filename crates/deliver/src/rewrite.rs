@@ -141,7 +141,7 @@ impl ImageMap {
 
     /// Adds an image: `reference` as the release names it
     /// (`registry.plant.example/plant/app:1.4`), `location` where the site
-    /// keeps it (`harbor.plant.local/tender/plant/app:1.4`, tag optional),
+    /// keeps it (`harbor.plant.local/tender/registry.plant.example/plant/app:1.4`, tag optional),
     /// `digest` the signed manifest digest. The answer is `location`
     /// pinned to `digest`.
     pub fn insert(
@@ -252,13 +252,13 @@ spec:
         let mut map = ImageMap::new();
         map.insert(
             "registry.plant.example/plant/opcua-gateway:1.4.2",
-            "harbor.plant.local:8443/tender/plant/opcua-gateway:1.4.2",
+            "harbor.plant.local:8443/tender/registry.plant.example/plant/opcua-gateway:1.4.2",
             digest(1),
         )
         .unwrap();
         map.insert(
             "docker.io/library/nginx:latest",
-            "harbor.plant.local:8443/tender/library/nginx:latest",
+            "harbor.plant.local:8443/tender/docker.io/library/nginx:latest",
             digest(2),
         )
         .unwrap();
@@ -270,11 +270,11 @@ spec:
         let map = map();
         let (out, pairs) = rewrite_images(SET, &|i| map.lookup(i)).unwrap();
         let gw = format!(
-            "harbor.plant.local:8443/tender/plant/opcua-gateway:1.4.2@{}",
+            "harbor.plant.local:8443/tender/registry.plant.example/plant/opcua-gateway:1.4.2@{}",
             digest(1)
         );
         let nginx = format!(
-            "harbor.plant.local:8443/tender/library/nginx:latest@{}",
+            "harbor.plant.local:8443/tender/docker.io/library/nginx:latest@{}",
             digest(2)
         );
         assert_eq!(

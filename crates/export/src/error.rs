@@ -49,6 +49,18 @@ pub enum ExportError {
         .0.iter().map(|e| tender_format::error::chain_message(e)).collect::<Vec<_>>().join("; ")
     )]
     Images(Vec<ExportError>),
+    /// Two images that would have one name at a site (`site_paths`).
+    #[error(
+        "images {first} (used by {first_used_by}) and {second} (used by {second_used_by}) \
+         would meet at a site: {reason}"
+    )]
+    SiteCollision {
+        first: String,
+        first_used_by: String,
+        second: String,
+        second_used_by: String,
+        reason: String,
+    },
     #[error("no signing key: pass --key (or use --dry-run)")]
     NoKey,
     #[error(transparent)]

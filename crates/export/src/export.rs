@@ -32,6 +32,7 @@ use crate::hub_store::HubStore;
 use crate::plan::{Plan, Warning, plan};
 use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
+use crate::site_paths::{self, PlannedImage};
 use crate::sources::{Downloads, ImageSources, Mirror};
 
 /// Progress and log hooks for the CLI; the library never prints.
@@ -214,6 +215,30 @@ fn used_by(image: &str, plan: &Plan) -> String {
     users.into_iter().collect::<Vec<_>>().join(", ")
 }
 
+/// The plan's images, parsed, each with what uses it (for the site path
+/// checks and their messages).
+fn parsed_images(plan: &Plan) -> Result<Vec<(String, Reference, String)>, ExportError> {
+    plan.images()
+        .into_iter()
+        .map(|image| {
+            let reference = parse_reference(&image, plan)?;
+            let users = used_by(&image, plan);
+            Ok((image, reference, users))
+        })
+        .collect()
+}
+
+fn planned_images(parsed: &[(String, Reference, String)]) -> Vec<PlannedImage<'_>> {
+    parsed
+        .iter()
+        .map(|(image, reference, used_by)| PlannedImage {
+            image,
+            reference,
+            used_by: used_by.clone(),
+        })
+        .collect()
+}
+
 /// Renders and resolves every image to its digest, pulling nothing else.
 pub fn dry_run(
     options: &ExportOptions,
@@ -223,6 +248,9 @@ pub fn dry_run(
     observer.phase("render", 0);
     let plan = plan(&fleet, &options.clusters, &options.tools)?;
     warn_all(&plan, observer.as_ref());
+    let parsed = parsed_images(&plan)?;
+    let planned = planned_images(&parsed);
+    site_paths::check_repositories(&planned)?;
     client_options.observer = observer.clone();
     let client = RegistryClient::new(client_options)?;
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
@@ -238,6 +266,11 @@ pub fn dry_run(
             media_type: d.media_type,
         })
     }))?;
+    let digests = pinned
+        .iter()
+        .map(|p| (p.reference.clone(), p.digest))
+        .collect();
+    site_paths::check_tags(&planned, &digests)?;
     Ok((plan, pinned))
 }
 
@@ -270,6 +303,10 @@ pub fn export(
         plan.manifest_sets().len(),
         plan.images().len()
     ));
+    // Before anything is pulled: images that would meet at a site.
+    let parsed = parsed_images(&plan)?;
+    let planned = planned_images(&parsed);
+    site_paths::check_repositories(&planned)?;
 
     // Staging lives beside the output, so the final rename stays on one
     // filesystem, and is removed however the export ends.
@@ -330,6 +367,7 @@ pub fn export(
             }
         }
     }
+    site_paths::check_tags(&planned, &pinned)?;
     // Then the other blobs, each once (images share layers), in the order
     // the bundle lists them, on a thread of their own: the bundle is
     // written as they land, and the disk takes it as the downloads go.

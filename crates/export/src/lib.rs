@@ -13,6 +13,7 @@ pub mod manifest_set;
 pub mod plan;
 pub mod render;
 pub mod seal;
+pub mod site_paths;
 pub mod sources;
 pub mod substitute;
 

@@ -20,7 +20,7 @@ use tender_oci::{LayoutStore, Reference, RegistryClient};
 
 use crate::error::ImportError;
 use crate::inventory::{self, Held, RegistryPlace};
-use crate::load::site_reference;
+use crate::load::{legacy_site_reference, site_reference};
 use crate::site::{ImageTarget, Site};
 use crate::state::{SiteState, SiteStateFile};
 
@@ -193,20 +193,30 @@ fn imported_bundles(
 }
 
 /// The site repositories of the release's images, where a registry site
-/// keeps the base blobs.
+/// keeps the base blobs; then where an older tender put them (a base it
+/// imported), so the first delta after an upgrade finds them too.
 fn repositories(
     manifest: &BundleManifest,
     target: &crate::site::RegistryTarget,
 ) -> Result<Vec<Reference>, ImportError> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for image in manifest.releases.iter().flat_map(|r| &r.images) {
-        let Ok(source) = Reference::parse(&image.reference) else {
-            continue;
-        };
-        let at_site = site_reference(&source, target)?;
+    let sources: Vec<Reference> = manifest
+        .releases
+        .iter()
+        .flat_map(|r| &r.images)
+        .filter_map(|image| Reference::parse(&image.reference).ok())
+        .collect();
+    for source in &sources {
+        let at_site = site_reference(source, target)?;
         if seen.insert(at_site.repository().to_string()) {
             out.push(at_site);
+        }
+    }
+    for source in &sources {
+        let legacy = legacy_site_reference(source, target)?;
+        if seen.insert(legacy.repository().to_string()) {
+            out.push(legacy);
         }
     }
     Ok(out)

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use tender_format::Digest;
 use tender_format::atomic;
-use tender_oci::{BlobOutcome, LayoutStore, Reference, RegistryClient};
+use tender_oci::{BlobOutcome, LayoutStore, Reference, RegistryClient, site_path};
 
 use crate::error::ImportError;
 use crate::site::RegistryTarget;
@@ -23,9 +23,27 @@ pub struct LoadReport {
     pub blobs_present: usize,
 }
 
-/// Where a source image lives in a site registry: same repository path
-/// (optionally under a prefix), same tag and digest.
+/// Where a source image lives in a site registry: the site repository
+/// ([`tender_oci::site_path`]: `[prefix/]<registry host>/<path>`), same
+/// tag and digest. `tender serve` answers for the same repositories, so
+/// an embedded-store site pins to the same paths ([`crate::publish`]).
 pub fn site_reference(
+    source: &Reference,
+    target: &RegistryTarget,
+) -> Result<Reference, ImportError> {
+    let repository = site_path::site_repository(source, target.prefix.as_deref())?;
+    Ok(Reference::from_parts(
+        &target.url,
+        &repository,
+        source.tag(),
+        source.digest().copied(),
+    )?)
+}
+
+/// Where an older tender (before site repositories kept the registry host)
+/// pushed a source image: its path without the host. Only read from, for
+/// the blobs of a release such a tender imported (a delta's base).
+pub fn legacy_site_reference(
     source: &Reference,
     target: &RegistryTarget,
 ) -> Result<Reference, ImportError> {
@@ -131,18 +149,47 @@ pub fn load_registry(
 mod tests {
     use super::*;
 
-    #[test]
-    fn site_references_keep_path_tag_and_digest() {
-        let target = RegistryTarget {
+    fn target(prefix: Option<&str>) -> RegistryTarget {
+        RegistryTarget {
             url: "harbor.plant.local:8443".into(),
             plain_http: false,
             insecure_skip_tls_verify: false,
-            prefix: Some("tender".into()),
-        };
+            prefix: prefix.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn site_references_keep_host_path_tag_and_digest() {
         let src = Reference::parse("registry.plant.example/plant/opcua-gateway:1.4.2").unwrap();
         assert_eq!(
-            site_reference(&src, &target).unwrap().to_string(),
-            "harbor.plant.local:8443/tender/plant/opcua-gateway:1.4.2"
+            site_reference(&src, &target(Some("tender")))
+                .unwrap()
+                .to_string(),
+            "harbor.plant.local:8443/tender/registry.plant.example/plant/opcua-gateway:1.4.2"
         );
+        let digest = Digest::of(b"podinfo");
+        let src = Reference::parse(&format!("stefanprodan/podinfo:6.14.1@{digest}")).unwrap();
+        assert_eq!(
+            site_reference(&src, &target(None)).unwrap().to_string(),
+            format!("harbor.plant.local:8443/docker.io/stefanprodan/podinfo:6.14.1@{digest}")
+        );
+        let src = Reference::parse("localhost:5000/x:1").unwrap();
+        assert_eq!(
+            site_reference(&src, &target(None)).unwrap().to_string(),
+            "harbor.plant.local:8443/localhost_5000/x:1"
+        );
+        assert_eq!(
+            legacy_site_reference(&src, &target(Some("tender")))
+                .unwrap()
+                .to_string(),
+            "harbor.plant.local:8443/tender/x:1"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_registry_has_no_site_reference() {
+        let src = Reference::parse("[fd00::1]:5000/plant/x:1").unwrap();
+        let error = site_reference(&src, &target(None)).unwrap_err().to_string();
+        assert!(error.contains("IPv6"), "{error}");
     }
 }

@@ -12,7 +12,7 @@ use tender_deliver::artifact::{
 use tender_deliver::files::one_file_per_object;
 use tender_deliver::{DeliveryConfig, DeliveryContext, Signer};
 use tender_format::{Digest, atomic};
-use tender_oci::{LayoutStore, Reference, RegistryClient};
+use tender_oci::{LayoutStore, Reference, RegistryClient, site_path};
 
 use crate::error::ImportError;
 use crate::load::site_reference;
@@ -32,15 +32,19 @@ pub struct Published {
 }
 
 /// Where an image is pulled from at the site, pinned by digest:
-/// `HOST/PATH:TAG@sha256:...`. `None` when the site has no address for
-/// its embedded store (then nodes mirror the original names instead).
+/// `HOST/<site repository>:TAG@sha256:...` (the site repository keeps the
+/// source registry: `tender_oci::site_path`). `None` when the site has no
+/// address for its embedded store (then nodes mirror the original names
+/// instead), or the reference has no site repository (export refuses
+/// those).
 pub fn pinned_location(site: &Site, reference: &str, digest: &Digest) -> Option<String> {
     let source = Reference::parse(reference).ok()?;
     let placed = match &site.target {
         ImageTarget::Registry(target) => site_reference(&source, target).ok()?,
         ImageTarget::Embedded => {
             let host = site.registry_host.as_ref()?;
-            Reference::from_parts(host, source.repository(), source.tag(), None).ok()?
+            let repository = site_path::site_repository(&source, None).ok()?;
+            Reference::from_parts(host, &repository, source.tag(), None).ok()?
         }
     };
     Some(placed.with_digest(*digest).to_string())
@@ -176,25 +180,26 @@ fn publish_backends(
 /// Writes registry mirror configuration for the nodes, for sites that
 /// prefer mirrors to rewriting: `<stateDir>/mirrors/containerd/<host>/hosts.toml`
 /// and `<stateDir>/mirrors/k3s-registries.yaml`, one entry per source
-/// registry the site's images come from. Returns the directory, or `None`
-/// when the site has no address for its images.
+/// registry the site's images come from. Each sends its registry's pulls
+/// to that registry's site repositories (`[prefix/]<host component>/...`):
+/// containerd by a path with `override_path`, k3s by a `rewrite` rule.
+/// Returns the directory, or `None` when the site has no address for its
+/// images.
 pub fn write_mirror_configs(
     site: &Site,
     state: &SiteState,
     references: &[String],
 ) -> Result<Option<std::path::PathBuf>, ImportError> {
-    let (url, plain_http, insecure) = match &site.target {
-        ImageTarget::Registry(t) => {
-            let url = match &t.prefix {
-                Some(p) => format!("{}/{p}", t.url),
-                None => t.url.clone(),
-            };
-            (url, t.plain_http, t.insecure_skip_tls_verify)
-        }
+    let (base, prefix, plain_http, insecure) = match &site.target {
+        ImageTarget::Registry(t) => (
+            t.url.clone(),
+            t.prefix.clone(),
+            t.plain_http,
+            t.insecure_skip_tls_verify,
+        ),
+        // `tender serve` answers for the same site repositories.
         ImageTarget::Embedded => match &site.registry_host {
-            // `tender serve` serves every repository under its path
-            // without the original host.
-            Some(host) => (host.clone(), false, false),
+            Some(host) => (host.clone(), None, false, false),
             None => return Ok(None),
         },
     };
@@ -205,26 +210,26 @@ pub fn write_mirror_configs(
         .collect();
     let dir = state.dir().join("mirrors");
     let io = |e| ImportError::io("writing mirror configuration", &dir, e);
+    let mut mirrors = Vec::new();
     for host in &hosts {
+        let component = site_path::host_component(host)?;
+        let url = match &prefix {
+            Some(prefix) => format!("{base}/{prefix}/{component}"),
+            None => format!("{base}/{component}"),
+        };
         let path = dir
             .join("containerd")
             .join(tender_deliver::mirror::containerd_hosts_path(host));
         atomic::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
         let text = tender_deliver::mirror::containerd_hosts_toml(host, &url, plain_http, insecure);
         atomic::write(&path, text.as_bytes()).map_err(io)?;
-    }
-    let mirrors: Vec<(String, String)> = hosts.iter().map(|h| (h.clone(), url.clone())).collect();
-    let scheme_url = |u: &str| {
-        if plain_http {
-            format!("http://{u}")
+        let url = if plain_http {
+            format!("http://{url}")
         } else {
-            u.to_string()
-        }
-    };
-    let mirrors: Vec<(String, String)> = mirrors
-        .into_iter()
-        .map(|(h, u)| (h, scheme_url(&u)))
-        .collect();
+            url
+        };
+        mirrors.push((host.clone(), url));
+    }
     let text = tender_deliver::mirror::k3s_registries_yaml(&mirrors, insecure);
     atomic::write(&dir.join("k3s-registries.yaml"), text.as_bytes()).map_err(io)?;
     Ok(Some(dir))

@@ -20,6 +20,11 @@ pub enum OciError {
     #[error("invalid image reference {input:?}: {reason}")]
     InvalidReference { input: String, reason: String },
 
+    /// A registry whose images cannot be given a site repository
+    /// (`site_path`).
+    #[error("registry {registry} has no site repository path: {reason}")]
+    NoSiteRepository { registry: String, reason: String },
+
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform {input:?}: {reason}")]
     InvalidPlatform { input: String, reason: String },

@@ -8,6 +8,8 @@
 //!   verified, crash-safe blob writes and tags in `index.json`.
 //! * [`arrivals`] — [`Arrivals`], blobs a store still waits for, so a
 //!   reader can consume them in its own order while they download.
+//! * [`site_path`] — the repository an image lives in at a site
+//!   (`[prefix/]<registry host>/<path>`), the same for every site part.
 //! * [`registry`] — [`RegistryClient`], a blocking client that pulls
 //!   images into a layout store (streaming, concurrent, verified, retried)
 //!   and pushes them from one, finds cosign signatures and OCI referrers.
@@ -27,6 +29,7 @@ pub mod observer;
 pub mod reference;
 pub mod registry;
 pub mod retry;
+pub mod site_path;
 
 pub use arrivals::Arrivals;
 pub use credentials::{Credential, CredentialSource};

@@ -2,17 +2,23 @@
 //!
 //! Every `index.json` entry is named by a full reference
 //! (`registry.plant.example/plant/opcua-gateway:1.4.2`). Its repository is
-//! `registry.plant.example/plant/opcua-gateway`, and is served under two
-//! names: the full one, and the path without the registry
-//! (`plant/opcua-gateway`), which is what a client that talks to
-//! `127.0.0.1:5000/plant/opcua-gateway` or a containerd mirror asks for.
+//! served under:
 //!
-//! Two registries with the same path (`a.example/plant/x` and
-//! `b.example/plant/x`): the short name goes to the first full name in
-//! sorted (byte) order, a warning says so, and the other stays reachable by
-//! its full name (or by containerd's `?ns=<registry>`, which wins over the
-//! short name). `_catalog` lists each repository once: by its short name
-//! where that is its own, else by its full name.
+//! * its site repository (`tender_oci::site_path`: the registry host, `:`
+//!   written `_`, then the path: `registry.plant.example/plant/opcua-gateway`,
+//!   `localhost_5000/tools/probe`), which is what import pins manifests to
+//!   and what the mirror configuration it writes asks for;
+//! * its full name (`localhost:5000/tools/probe`), and the path under
+//!   containerd's `?ns=<registry>` (a mirror configured without a path);
+//! * the path alone (`plant/opcua-gateway`), as releases imported by an
+//!   older tender were pinned and as delivery artifacts are named
+//!   (`oci://<registryHost>/<repository>`), when one registry holds that
+//!   path. When several do, the path alone serves by digest only (any
+//!   manifest or blob one of them reaches: a digest names one content,
+//!   so old pinned references keep pulling), and a tag asked for by the
+//!   path alone is refused with the site repositories to ask instead.
+//!
+//! `_catalog` lists the site repositories.
 //!
 //! Access: a repository serves only the manifests and blobs reachable from
 //! its own tags ([`LayoutStore::walk_image`]), as a registry with per-repo
@@ -23,7 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tender_format::Digest;
 use tender_oci::media::is_manifest;
-use tender_oci::{Descriptor, LayoutStore, Manifest, OciError, Reference};
+use tender_oci::{Descriptor, LayoutStore, Manifest, OciError, Reference, site_path};
 
 /// A manifest or blob a repository may serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +43,8 @@ pub(crate) struct Content {
 pub(crate) struct Repo {
     /// `plant/opcua-gateway` (without the registry).
     pub path: String,
+    /// `registry.plant.example/plant/opcua-gateway`: the site repository.
+    pub site: String,
     /// Tag → the `index.json` descriptor (media type, digest, size).
     pub tags: BTreeMap<String, Descriptor>,
     /// Everything reachable from the tags (and from digest-only entries).
@@ -44,6 +52,9 @@ pub(crate) struct Repo {
     /// Subject digest → descriptors of this repository's manifests whose
     /// `subject` it is, sorted by digest (the OCI 1.1 referrers API).
     pub referrers: HashMap<Digest, Vec<Descriptor>>,
+    /// For a path held under several registries, asked for by the path
+    /// alone: their site repositories. Such a view has no tags.
+    pub shared_by: Vec<String>,
 }
 
 impl Repo {
@@ -60,8 +71,12 @@ impl Repo {
 pub(crate) struct Catalog {
     /// Full name (`registry/path`) → repository.
     repos: BTreeMap<String, Repo>,
-    /// Path → the full name it serves.
+    /// Site repository → the full name it serves.
+    site: HashMap<String, String>,
+    /// Path → the full name it serves, where one registry holds the path.
     short: HashMap<String, String>,
+    /// Path held under several registries → all of them, by digest only.
+    shared: HashMap<String, Repo>,
     /// What `_catalog` lists, sorted.
     listed: Vec<String>,
     /// Entries not served and names shadowed, for the log.
@@ -109,11 +124,19 @@ impl Catalog {
                     continue;
                 }
             };
+            let site = match site_path::site_repository(&reference, None) {
+                Ok(site) => site,
+                Err(e) => {
+                    catalog.warn(format!("index.json entry {ref_name:?} is not served: {e}"));
+                    continue;
+                }
+            };
             let repo = catalog
                 .repos
                 .entry(reference.name())
                 .or_insert_with(|| Repo {
                     path: reference.repository().to_string(),
+                    site,
                     ..Repo::default()
                 });
             if let Some(tag) = reference.tag() {
@@ -172,34 +195,69 @@ impl Catalog {
         self.warnings.extend(warnings);
     }
 
-    /// Short names, conflicts, and the `_catalog` listing.
+    /// Site repositories, short names, and the `_catalog` listing.
     fn name_repositories(&mut self) {
         let mut warnings = Vec::new();
+        let mut by_path: BTreeMap<&str, Vec<(&String, &Repo)>> = BTreeMap::new();
         for (full, repo) in &self.repos {
-            match self.short.get(&repo.path) {
+            match self.site.get(&repo.site) {
                 None => {
-                    self.short.insert(repo.path.clone(), full.clone());
-                    self.listed.push(repo.path.clone());
+                    self.site.insert(repo.site.clone(), full.clone());
+                    self.listed.push(repo.site.clone());
                 }
-                Some(first) => {
-                    warnings.push(format!(
-                        "repository path {:?} is in the store under more than one registry: \
-                         {:?} is served as {first:?} (first in sorted order); use the full name \
-                         {full:?} for the other",
-                        repo.path, repo.path
-                    ));
-                    self.listed.push(full.clone());
+                // Only registry hosts that differ in case meet here.
+                Some(first) => warnings.push(format!(
+                    "{full:?} and {first:?} have one site repository {:?}, served as {first:?} \
+                     (first in sorted order); use the full name {full:?} for the other",
+                    repo.site
+                )),
+            }
+            by_path.entry(&repo.path).or_default().push((full, repo));
+        }
+        for (path, repos) in by_path {
+            if let [(full, _)] = repos.as_slice() {
+                self.short.insert(path.to_string(), full.to_string());
+                continue;
+            }
+            let shared_by: Vec<String> = repos.iter().map(|(_, r)| r.site.clone()).collect();
+            warnings.push(format!(
+                "repository path {path:?} is in the store under more than one registry; \
+                 {path:?} alone serves their manifests and blobs by digest only, tags by \
+                 {}",
+                shared_by.join(", ")
+            ));
+            let mut view = Repo {
+                path: path.to_string(),
+                shared_by,
+                ..Repo::default()
+            };
+            for (_, repo) in repos {
+                for (digest, content) in &repo.content {
+                    view.content
+                        .entry(*digest)
+                        .or_insert_with(|| content.clone());
+                }
+                for (subject, list) in &repo.referrers {
+                    let merged = view.referrers.entry(*subject).or_default();
+                    merged.extend(list.iter().cloned());
                 }
             }
+            for list in view.referrers.values_mut() {
+                list.sort_by_key(|d| d.digest);
+                list.dedup_by_key(|d| d.digest);
+            }
+            self.shared.insert(path.to_string(), view);
         }
         self.listed.sort();
         self.warnings.extend(warnings);
     }
 
-    /// The repository a request names: a full name, else `ns/name` when
-    /// containerd says which registry it mirrors (`?ns=`), else a short name.
+    /// The repository a request names: a site repository or full name,
+    /// else `ns/name` when containerd says which registry it mirrors
+    /// (`?ns=`), else a path alone.
     pub fn lookup(&self, name: &str, ns: Option<&str>) -> Option<&Repo> {
-        if let Some(repo) = self.repos.get(name) {
+        let full = self.site.get(name).map_or(name, String::as_str);
+        if let Some(repo) = self.repos.get(full) {
             return Some(repo);
         }
         if let Some(ns) = ns {
@@ -211,7 +269,10 @@ impl Catalog {
                 return Some(repo);
             }
         }
-        self.short.get(name).and_then(|full| self.repos.get(full))
+        match self.short.get(name) {
+            Some(full) => self.repos.get(full),
+            None => self.shared.get(name),
+        }
     }
 
     /// The names `_catalog` lists, sorted.
@@ -312,7 +373,10 @@ mod tests {
             .unwrap();
         store.set_tag("v1", two.clone()).unwrap();
         let catalog = Catalog::load(&store).unwrap();
-        assert_eq!(catalog.listed(), ["plant/one", "plant/two"]);
+        assert_eq!(
+            catalog.listed(),
+            ["reg.example/plant/one", "reg.example/plant/two"]
+        );
         assert_eq!(catalog.repository_count(), 2);
         assert_eq!(catalog.tag_count(), 3);
         assert_eq!(catalog.warnings.len(), 1, "{:?}", catalog.warnings);
@@ -347,27 +411,110 @@ mod tests {
         let store = LayoutStore::open_or_create(dir.path()).unwrap();
         let a = image(&store, b"a");
         let b = image(&store, b"b");
-        store.set_tag("b.example/plant/x:1", b.clone()).unwrap();
+        let sbom = referrer(&store, &b);
+        store
+            .set_tag("b.example:5000/plant/x:1", b.clone())
+            .unwrap();
+        store
+            .set_tag("b.example:5000/plant/x:sbom", sbom.clone())
+            .unwrap();
         store.set_tag("a.example/plant/x:1", a.clone()).unwrap();
         let catalog = Catalog::load(&store).unwrap();
-        assert_eq!(catalog.listed(), ["b.example/plant/x", "plant/x"]);
-        assert_eq!(catalog.warnings.len(), 1);
+        assert_eq!(
+            catalog.listed(),
+            ["a.example/plant/x", "b.example_5000/plant/x"]
+        );
+        assert_eq!(catalog.warnings.len(), 1, "{:?}", catalog.warnings);
+        assert!(
+            catalog.warnings[0].contains("a.example/plant/x, b.example_5000/plant/x"),
+            "{}",
+            catalog.warnings[0]
+        );
         let tag = |repo: &Repo| repo.tags["1"].digest;
-        assert_eq!(tag(catalog.lookup("plant/x", None).unwrap()), a.digest);
+        // Each site repository, full name and ?ns= is its own image.
+        for (name, ns, expected) in [
+            ("a.example/plant/x", None, a.digest),
+            ("b.example_5000/plant/x", None, b.digest),
+            ("b.example:5000/plant/x", None, b.digest),
+            ("b.example_5000/plant/x", Some("b.example:5000"), b.digest),
+            ("plant/x", Some("b.example:5000"), b.digest),
+            ("plant/x", Some("a.example"), a.digest),
+        ] {
+            let repo = catalog.lookup(name, ns).unwrap();
+            assert_eq!(tag(repo), expected, "{name} ns={ns:?}");
+            assert!(repo.shared_by.is_empty());
+        }
+        // The path alone: both, by digest only.
+        for ns in [None, Some("elsewhere.example")] {
+            let shared = catalog.lookup("plant/x", ns).unwrap();
+            assert!(shared.tags.is_empty());
+            assert_eq!(
+                shared.shared_by,
+                ["a.example/plant/x", "b.example_5000/plant/x"]
+            );
+            assert!(shared.manifest(&a.digest).is_some());
+            assert!(shared.manifest(&b.digest).is_some());
+            assert!(shared.content.contains_key(&Digest::of(b"a")));
+            assert!(shared.content.contains_key(&Digest::of(b"b")));
+            assert_eq!(shared.referrers[&b.digest][0].digest, sbom.digest);
+        }
+        // A site repository does not reach the other registry's image.
+        let only_a = catalog.lookup("a.example/plant/x", None).unwrap();
+        assert!(only_a.manifest(&b.digest).is_none());
+        assert!(!only_a.content.contains_key(&Digest::of(b"b")));
+    }
+
+    #[test]
+    fn a_path_one_registry_holds_is_served_alone_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LayoutStore::open_or_create(dir.path()).unwrap();
+        let hub = image(&store, b"hub");
+        let local = image(&store, b"local");
+        store
+            .set_tag("docker.io/library/nginx:1", hub.clone())
+            .unwrap();
+        store
+            .set_tag("localhost:5000/tools/probe:2", local.clone())
+            .unwrap();
+        store
+            .set_tag("[fd00::1]:5000/plant/x:1", local.clone())
+            .unwrap();
+        let catalog = Catalog::load(&store).unwrap();
         assert_eq!(
-            tag(catalog.lookup("b.example/plant/x", None).unwrap()),
-            b.digest
+            catalog.listed(),
+            ["docker.io/library/nginx", "localhost_5000/tools/probe"]
         );
+        assert_eq!(catalog.warnings.len(), 1, "{:?}", catalog.warnings);
+        assert!(
+            catalog.warnings[0].contains("IPv6"),
+            "{:?}",
+            catalog.warnings
+        );
+        for name in ["library/nginx", "docker.io/library/nginx"] {
+            assert_eq!(
+                catalog.lookup(name, None).unwrap().tags["1"].digest,
+                hub.digest
+            );
+        }
+        for name in [
+            "tools/probe",
+            "localhost_5000/tools/probe",
+            "localhost:5000/tools/probe",
+        ] {
+            assert_eq!(
+                catalog.lookup(name, None).unwrap().tags["2"].digest,
+                local.digest
+            );
+        }
         assert_eq!(
-            tag(catalog.lookup("plant/x", Some("b.example")).unwrap()),
-            b.digest
+            catalog
+                .lookup("library/nginx", Some("registry-1.docker.io"))
+                .unwrap()
+                .tags["1"]
+                .digest,
+            hub.digest
         );
-        assert_eq!(
-            tag(catalog
-                .lookup("plant/x", Some("elsewhere.example"))
-                .unwrap()),
-            a.digest
-        );
+        assert!(catalog.lookup("plant/x", None).is_none());
     }
 
     #[test]
@@ -380,7 +527,7 @@ mod tests {
         store.set_tag("reg.example/x/bad:1", bad.clone()).unwrap();
         std::fs::remove_file(store.blob_path(&bad.digest)).unwrap();
         let catalog = Catalog::load(&store).unwrap();
-        assert_eq!(catalog.listed(), ["x/good"]);
+        assert_eq!(catalog.listed(), ["reg.example/x/good"]);
         assert_eq!(catalog.warnings.len(), 1);
         assert!(catalog.warnings[0].contains("reg.example/x/bad:1"));
     }

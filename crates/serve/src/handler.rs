@@ -281,6 +281,9 @@ async fn respond(
         }
         Route::Tags { name } => {
             let repo = find_repo(&catalog, name, query)?;
+            if !repo.shared_by.is_empty() {
+                return Err(shared_path(repo, name));
+            }
             let page = paginate(repo.tags.keys(), query)?;
             let body = json!({ "name": name, "tags": page.items });
             let mut response = json_response(StatusCode::OK, JSON, &body, head);
@@ -346,6 +349,20 @@ fn find_repo<'c>(
             format!("repository {name} is not in this registry"),
         )
     })
+}
+
+/// A tag asked for by a path that several registries' repositories share
+/// (see `catalog`): which one is meant cannot be told.
+fn shared_path(repo: &Repo, name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        format!(
+            "repository {name} is in this registry under more than one source registry; \
+             ask for one of {} (by digest, {name} serves them all)",
+            repo.shared_by.join(", ")
+        ),
+    )
 }
 
 fn parse_digest(text: &str) -> Result<Digest, ApiError> {
@@ -425,6 +442,9 @@ async fn manifest(
                 "TAG_INVALID",
                 "invalid tag",
             ));
+        }
+        if !repo.shared_by.is_empty() {
+            return Err(shared_path(repo, name));
         }
         let descriptor = repo.tags.get(reference).ok_or_else(unknown)?;
         (

@@ -480,31 +480,47 @@ fn tags_and_catalog_with_pagination() {
         (404, "NAME_UNKNOWN")
     );
 
+    // The site repositories, which pinned references and mirrors use.
     let catalog = server.get("/v2/_catalog");
     assert_eq!(
         catalog.json(),
-        serde_json::json!({"repositories": ["plant/diag-tools", "plant/historian", "plant/opcua-gateway"]})
+        serde_json::json!({"repositories": [
+            "registry.plant.example/plant/diag-tools",
+            "registry.plant.example/plant/historian",
+            "registry.plant.example/plant/opcua-gateway",
+        ]})
     );
     let page = server.get("/v2/_catalog?n=2");
     assert_eq!(
         page.json()["repositories"],
-        serde_json::json!(["plant/diag-tools", "plant/historian"])
+        serde_json::json!([
+            "registry.plant.example/plant/diag-tools",
+            "registry.plant.example/plant/historian"
+        ])
     );
     assert_eq!(
         page.header("link"),
-        Some("</v2/_catalog?n=2&last=plant/historian>; rel=\"next\"")
+        Some("</v2/_catalog?n=2&last=registry.plant.example/plant/historian>; rel=\"next\"")
     );
-    let rest = server.get("/v2/_catalog?n=2&last=plant%2Fhistorian");
+    let rest = server.get("/v2/_catalog?n=2&last=registry.plant.example%2Fplant%2Fhistorian");
     assert_eq!(
         rest.json()["repositories"],
-        serde_json::json!(["plant/opcua-gateway"])
+        serde_json::json!(["registry.plant.example/plant/opcua-gateway"])
     );
 }
 
 #[test]
 fn containerd_mirror_namespace_parameter() {
     let server = Fixture::start();
+    // A mirror configured without a path (as tender wrote them before
+    // site repositories kept the registry host).
     let response = server.get("/v2/plant/opcua-gateway/manifests/1.4.2?ns=registry.plant.example");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("docker-content-digest"), Some(GATEWAY));
+    // The hosts.toml import writes now: the site repository as the path.
+    let response = server.get(
+        "/v2/registry.plant.example/plant/opcua-gateway/manifests/1.4.2?ns=registry.plant.example",
+    );
     assert_eq!(response.status, 200);
     assert_eq!(response.header("docker-content-digest"), Some(GATEWAY));
 }
