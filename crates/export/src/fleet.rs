@@ -225,10 +225,24 @@ impl Cluster {
 /// name. The parser's own display draws a source snippet headed
 /// `error:` and `--> <input>` (it is never told the file's name), which
 /// repeated tender's `error:` and lost the file.
-fn yaml_error(e: &serde_saphyr::Error) -> String {
-    e.render_with_options(serde_saphyr::render_options! {
+///
+/// A type error ("invalid boolean") does not name its field, so the
+/// offending line follows, quoted: `...: invalid boolean at line 9, column
+/// 17 (in `    substitute: maybe`)`.
+fn yaml_error(e: &serde_saphyr::Error, text: &str) -> String {
+    let message = e.render_with_options(serde_saphyr::render_options! {
         snippets: serde_saphyr::SnippetMode::Off,
-    })
+    });
+    let line = e
+        .location()
+        .and_then(|l| usize::try_from(l.line()).ok())
+        .and_then(|n| text.lines().nth(n.checked_sub(1)?))
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty());
+    match line {
+        Some(line) => format!("{message} (in `{line}`)"),
+        None => message,
+    }
 }
 
 impl Fleet {
@@ -238,7 +252,8 @@ impl Fleet {
             path: path.to_path_buf(),
             reason,
         };
-        let spec: FleetSpec = serde_saphyr::from_str(&text).map_err(|e| bad(yaml_error(&e)))?;
+        let spec: FleetSpec =
+            serde_saphyr::from_str(&text).map_err(|e| bad(yaml_error(&e, &text)))?;
         let base_dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
