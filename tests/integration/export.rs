@@ -410,7 +410,7 @@ fn objects(text: &str, namespace: &str) -> Vec<Value> {
 }
 
 /// `apiVersion kind namespace/name`, to sort objects by.
-fn object_id(v: &Value) -> String {
+pub(crate) fn object_id(v: &Value) -> String {
     format!(
         "{} {} {}/{}",
         v["apiVersion"].as_str().unwrap_or(""),

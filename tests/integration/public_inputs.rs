@@ -21,6 +21,7 @@ use serde_json::Value;
 use tender_export::fleet::{Fleet, SourceKind};
 use tender_test_support::{helm_shim, repo_root};
 
+use crate::export::object_id;
 use crate::fleet_schema::venv_python;
 use crate::util::{assert_exit, stderr, tender_cmd};
 
@@ -61,16 +62,6 @@ fn pyyaml_documents(text: &str) -> Vec<Value> {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "PyYAML could not parse the stream");
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn object_id(v: &Value) -> String {
-    format!(
-        "{} {} {}/{}",
-        v["apiVersion"].as_str().unwrap_or(""),
-        v["kind"].as_str().unwrap_or(""),
-        v["metadata"]["namespace"].as_str().unwrap_or(""),
-        v["metadata"]["name"].as_str().unwrap_or("")
-    )
 }
 
 /// Objects by id, namespaced ones defaulted to `namespace` when given.

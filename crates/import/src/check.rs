@@ -15,11 +15,11 @@ use std::time::Instant;
 use serde::Serialize;
 use tender_format::BundleReader;
 use tender_format::reader::discard;
-use tender_trust::policy::SignatureStatus;
 
 use crate::error::ImportError;
 use crate::import::{
-    Admission, ImportOptions, admit, audit_event, open_site, registry_client, site_clusters,
+    Admission, ImportOptions, admit, audit_event, open_site, registry_client, require_trust,
+    site_clusters,
 };
 
 /// What `tender import --check` reports.
@@ -55,14 +55,7 @@ pub fn check<R: Read>(
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
     let result: Result<CheckReport, ImportError> = (|| {
-        let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
-        event.signers.retain(|s| {
-            trust.signatures.iter().any(|c| {
-                c.key_id == s.key_id
-                    && c.role == s.role
-                    && matches!(c.status, SignatureStatus::Valid { .. })
-            })
-        });
+        require_trust(&policy, &reader, &mut event)?;
         event.clusters = site_clusters(&manifest, site);
         let current = state.read()?;
         let (status, releases) = match admit(&manifest, &digest, site, &current)? {

@@ -133,6 +133,24 @@ pub(crate) fn audit_event<R: Read>(
     }
 }
 
+/// Checks signatures and thresholds against the site's policy, and keeps
+/// in the audit line only the signers that counted.
+pub(crate) fn require_trust<R: Read>(
+    policy: &TrustPolicy,
+    reader: &BundleReader<R>,
+    event: &mut AuditEvent,
+) -> Result<(), ImportError> {
+    let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
+    event.signers.retain(|s| {
+        trust.signatures.iter().any(|c| {
+            c.key_id == s.key_id
+                && c.role == s.role
+                && matches!(c.status, SignatureStatus::Valid { .. })
+        })
+    });
+    Ok(())
+}
+
 /// Imports one bundle. Every outcome, refusals included, is audited.
 pub fn import<R: Read>(
     reader: BundleReader<R>,
@@ -201,14 +219,7 @@ fn run<R: Read>(
     let digest = reader.manifest_digest();
 
     // 1. Signatures and thresholds, before anything else.
-    let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
-    event.signers.retain(|s| {
-        trust.signatures.iter().any(|c| {
-            c.key_id == s.key_id
-                && c.role == s.role
-                && matches!(c.status, SignatureStatus::Valid { .. })
-        })
-    });
+    require_trust(policy, &reader, event)?;
 
     // 2. For this site, and for some of its clusters; 3. newer than what
     // the channel has.
