@@ -267,7 +267,7 @@ fn public_charts_and_kustomizations_render_exactly_as_their_own_tools_do() {
     }
     // ... and tender says it left them alone, naming the object.
     assert!(
-        warnings.contains("ConfigMap redis-scripts") && warnings.contains("${1:-0}"),
+        warnings.contains("ConfigMap redis-scripts") && warnings.contains("${args[@]}"),
         "{warnings}"
     );
     assert!(

@@ -63,6 +63,20 @@ fn few(items: &[String]) -> String {
     }
 }
 
+/// The first few placeholders, so a chart full of shell scripts still
+/// gets a readable line (`--json` lists them all).
+fn some_placeholders(items: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if items.len() <= SHOWN {
+        return items.join(" ");
+    }
+    format!(
+        "{} and {} more",
+        items[..SHOWN].join(" "),
+        items.len() - SHOWN
+    )
+}
+
 impl Warning {
     /// One line for the log.
     pub fn message(&self) -> String {
@@ -95,7 +109,7 @@ impl Warning {
                  values files, set `substitute: true` on the source to substitute the output \
                  as before, or `substitute: false` to keep it and silence this warning",
                 self.source,
-                self.placeholders.join(" ")
+                some_placeholders(&self.placeholders)
             ),
             _ => format!(
                 "source {} ({clusters}): two Helm renders of the same inputs differ in \
@@ -302,6 +316,17 @@ fn leftover_placeholders(source: &str, cluster: &Cluster, objects: &[Object]) ->
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn a_long_list_of_placeholders_is_cut_to_a_readable_line() {
+        let few: Vec<String> = (0..6).map(|i| format!("${{V{i}}}")).collect();
+        assert_eq!(some_placeholders(&few), few.join(" "));
+        let many: Vec<String> = (0..31).map(|i| format!("${{V{i}}}")).collect();
+        assert_eq!(
+            some_placeholders(&many),
+            "${V0} ${V1} ${V2} ${V3} ${V4} ${V5} and 25 more"
+        );
+    }
 
     fn repo() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
