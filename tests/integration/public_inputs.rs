@@ -11,7 +11,7 @@
 //! without a namespace the cluster's `namespace`, and orders objects by
 //! kind; nothing else may differ.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use tender_test_support::{helm_shim, repo_root};
 
 use crate::export::object_id;
 use crate::fleet_schema::venv_python;
-use crate::util::{assert_exit, stderr, tender_cmd};
+use crate::util::{assert_exit, stderr, stdout, tender_cmd};
 
 /// Cluster-scoped kinds in these charts (docs/fleet-spec.md has tender's
 /// full list).
@@ -273,5 +273,59 @@ fn public_charts_and_kustomizations_render_exactly_as_their_own_tools_do() {
     assert!(
         !warnings.contains("differ"),
         "renders are reproducible: {warnings}"
+    );
+}
+
+/// Every `image` of every container list anywhere in a document: found by
+/// walking the whole tree, not by tender's table of pod-spec kinds.
+fn container_images(value: &Value, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                if matches!(
+                    key.as_str(),
+                    "containers" | "initContainers" | "ephemeralContainers"
+                ) && let Some(list) = v.as_array()
+                {
+                    out.extend(
+                        list.iter()
+                            .filter_map(|c| c["image"].as_str().map(str::to_string)),
+                    );
+                }
+                container_images(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| container_images(v, out)),
+        _ => {}
+    }
+}
+
+/// Image discovery on real charts: `--list-images` names exactly the
+/// container images of the direct renders (tag, or tag and digest, as
+/// the chart wrote them), and nothing else.
+#[test]
+fn every_container_image_of_the_public_charts_is_found() {
+    let fleet = Fleet::load(&public_fleet()).unwrap();
+    let mut direct = BTreeSet::new();
+    for cluster in &fleet.spec.clusters {
+        for doc in pyyaml_documents(&rendered_directly(&fleet, &cluster.name)) {
+            container_images(&doc, &mut direct);
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet_file = public_fleet();
+    let o = tender_cmd(
+        &["export", fleet_file.to_str().unwrap(), "--list-images"],
+        tmp.path(),
+    )
+    .env("TENDER_HELM", helm_shim())
+    .output()
+    .unwrap();
+    assert_exit(&o, 0);
+    let listed: BTreeSet<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(listed, direct);
+    assert!(
+        direct.iter().any(|i| i.contains(":v1.15.1@sha256:")),
+        "ingress-nginx pins tag and digest: {direct:?}"
     );
 }
