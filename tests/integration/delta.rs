@@ -317,6 +317,25 @@ impl Site {
     }
 }
 
+/// A site whose images go to a fresh loopback registry (prefix `site`),
+/// trusting `hub`'s key: the registry, the site's workspace and site file.
+fn registry_site(hub: &Path) -> (tender_test_support::Registry, Workspace, PathBuf) {
+    let registry = tender_test_support::Registry::start();
+    let ws = Workspace::new();
+    fs::copy(hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
+    let file = write_site_file(
+        &ws,
+        "site.yaml",
+        SITE,
+        &[CLUSTER],
+        &format!(
+            "registry: {{url: \"{}\", plainHttp: true, prefix: site}}\n",
+            registry.host()
+        ),
+    );
+    (registry, ws, file)
+}
+
 /// `tender import BUNDLE --site FILE` in a site's workspace.
 fn import_at(ws: &Workspace, file: &Path, bundle: &Path) -> Output {
     tender_cmd(
@@ -682,17 +701,8 @@ fn a_damaged_patch_entry_is_rejected_before_anything_is_rebuilt() {
 #[test]
 fn a_delta_finds_its_base_where_an_older_tender_pushed_it() {
     let chain = Chain::shared();
-    let registry = tender_test_support::Registry::start();
+    let (registry, ws, file) = registry_site(chain.hub.path());
     let host = registry.host();
-    let ws = Workspace::new();
-    fs::copy(chain.hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
-    let file = write_site_file(
-        &ws,
-        "site.yaml",
-        SITE,
-        &[CLUSTER],
-        &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
-    );
     assert_exit(&import_at(&ws, &file, &chain.v1), 0);
     // Make v1 look as an older tender left it: its repositories at the
     // paths without the registry host, none at the new ones.
@@ -726,17 +736,8 @@ fn a_delta_finds_its_base_where_an_older_tender_pushed_it() {
 #[test]
 fn a_registry_site_takes_the_chain_too() {
     let chain = Chain::shared();
-    let registry = tender_test_support::Registry::start();
+    let (registry, ws, file) = registry_site(chain.hub.path());
     let host = registry.host();
-    let ws = Workspace::new();
-    fs::copy(chain.hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
-    let file = write_site_file(
-        &ws,
-        "site.yaml",
-        SITE,
-        &[CLUSTER],
-        &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
-    );
     for bundle in [&chain.v1, &chain.v2, &chain.v3] {
         assert_exit(&import_at(&ws, &file, bundle), 0);
     }
@@ -872,17 +873,8 @@ fn a_registry_site_takes_deltas_whose_manifest_set_is_unchanged() {
         assert_eq!(blob_rows(delta)[&set]["how"], "referenced", "{set}");
     }
 
-    let registry = tender_test_support::Registry::start();
+    let (registry, ws, file) = registry_site(hub.path());
     let host = registry.host();
-    let ws = Workspace::new();
-    fs::copy(hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
-    let file = write_site_file(
-        &ws,
-        "site.yaml",
-        SITE,
-        &[CLUSTER],
-        &format!("registry: {{url: \"{host}\", plainHttp: true, prefix: site}}\n"),
-    );
     // v1: every blob is new (4 images of manifest, config and 2 layers,
     // and the manifest set).
     let o = import_at(&ws, &file, &bundles[0]);

@@ -118,6 +118,15 @@ mod tests {
         }
     }
 
+    /// Each image with its parsed reference, as export plans them.
+    fn plan<'a>(images: &[&'a str], refs: &'a [Reference]) -> Vec<PlannedImage<'a>> {
+        images
+            .iter()
+            .zip(refs)
+            .map(|(i, r)| planned(i, r))
+            .collect()
+    }
+
     fn parse(images: &[&str]) -> Vec<Reference> {
         images
             .iter()
@@ -133,11 +142,7 @@ mod tests {
             "127.0.0.1:5001/stefanprodan/podinfo:6.14.1",
         ];
         let refs = parse(&images);
-        let planned: Vec<_> = images
-            .iter()
-            .zip(&refs)
-            .map(|(i, r)| planned(i, r))
-            .collect();
+        let planned = plan(&images, &refs);
         check_repositories(&planned).unwrap();
         let digests = images
             .iter()
@@ -151,11 +156,7 @@ mod tests {
     fn hosts_that_differ_in_case_collide() {
         let images = ["Registry.Example/plant/x:1", "registry.example/plant/x:2"];
         let refs = parse(&images);
-        let planned: Vec<_> = images
-            .iter()
-            .zip(&refs)
-            .map(|(i, r)| planned(i, r))
-            .collect();
+        let planned = plan(&images, &refs);
         let error = check_repositories(&planned).unwrap_err().to_string();
         for image in images {
             assert!(error.contains(image), "{error}");
@@ -170,11 +171,7 @@ mod tests {
         let pinned = format!("docker.io/library/nginx:1.25@{b}");
         let images = ["nginx:1.25", pinned.as_str()];
         let refs = parse(&images);
-        let planned: Vec<_> = images
-            .iter()
-            .zip(&refs)
-            .map(|(i, r)| planned(i, r))
-            .collect();
+        let planned = plan(&images, &refs);
         check_repositories(&planned).unwrap();
         let mut digests = BTreeMap::from([("nginx:1.25".to_string(), a), (pinned.clone(), b)]);
         let error = check_tags(&planned, &digests).unwrap_err().to_string();
@@ -196,11 +193,7 @@ mod tests {
     fn an_ipv6_registry_is_refused_naming_the_image() {
         let images = ["[fd00::1]:5000/plant/x:1"];
         let refs = parse(&images);
-        let planned: Vec<_> = images
-            .iter()
-            .zip(&refs)
-            .map(|(i, r)| planned(i, r))
-            .collect();
+        let planned = plan(&images, &refs);
         let error = check_repositories(&planned).unwrap_err().to_string();
         assert!(error.contains("image [fd00::1]:5000/plant/x:1"), "{error}");
         assert!(error.contains("IPv6"), "{error}");

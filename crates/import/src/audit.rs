@@ -241,6 +241,22 @@ impl AuditLog {
     }
 }
 
+/// The `result` of an audit line: `ok`'s words on success, `refused: ...`
+/// when the bundle was at fault, `failed: ...` when the machine was, each
+/// with its whole cause chain (the line is all an auditor will see).
+pub(crate) fn result_line<T>(
+    result: &Result<T, ImportError>,
+    ok: impl FnOnce(&T) -> String,
+) -> String {
+    match result {
+        Ok(r) => ok(r),
+        Err(e) if e.is_rejection() => {
+            format!("refused: {}", tender_format::error::chain_message(e))
+        }
+        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
+    }
+}
+
 /// Audits an action a killed run left noted in `audit.pending` (the caller
 /// holds the state lock, so no run is under way): as done if `state` shows
 /// its commit, else as interrupted. A note whose line was written after

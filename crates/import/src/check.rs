@@ -93,13 +93,7 @@ pub fn check<R: Read>(
             audit_hash: String::new(),
         })
     })();
-    event.result = match &result {
-        Ok(r) => format!("checked: {}", r.status),
-        Err(e) if e.is_rejection() => {
-            format!("refused: {}", tender_format::error::chain_message(e))
-        }
-        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
-    };
+    event.result = crate::audit::result_line(&result, |r| format!("checked: {}", r.status));
     let appended = audit.append(event);
     match (result, appended) {
         (Ok(mut r), Ok(appended)) => {

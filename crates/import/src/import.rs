@@ -165,13 +165,7 @@ pub fn import<R: Read>(
     let result = run(
         reader, options, &policy, &state, &audit, &mut event, progress,
     );
-    event.result = match &result {
-        Ok(r) => r.outcome.to_string(),
-        Err(e) if e.is_rejection() => {
-            format!("refused: {}", tender_format::error::chain_message(e))
-        }
-        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
-    };
+    event.result = crate::audit::result_line(&result, |r| r.outcome.to_string());
     let appended = audit.append(event);
     match (result, appended) {
         (Ok(mut r), Ok(appended)) => {

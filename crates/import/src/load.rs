@@ -32,12 +32,7 @@ pub fn site_reference(
     target: &RegistryTarget,
 ) -> Result<Reference, ImportError> {
     let repository = site_path::site_repository(source, target.prefix.as_deref())?;
-    Ok(Reference::from_parts(
-        &target.url,
-        &repository,
-        source.tag(),
-        source.digest().copied(),
-    )?)
+    in_site_registry(source, target, &repository)
 }
 
 /// Where an older tender (before site repositories kept the registry host)
@@ -51,9 +46,18 @@ pub fn legacy_site_reference(
         Some(prefix) => format!("{prefix}/{}", source.repository()),
         None => source.repository().to_string(),
     };
+    in_site_registry(source, target, &repository)
+}
+
+/// `source`'s tag and digest at `repository` of the site registry.
+fn in_site_registry(
+    source: &Reference,
+    target: &RegistryTarget,
+    repository: &str,
+) -> Result<Reference, ImportError> {
     Ok(Reference::from_parts(
         &target.url,
-        &repository,
+        repository,
         source.tag(),
         source.digest().copied(),
     )?)

@@ -117,10 +117,7 @@ pub fn rollback(
         state.commit(&current)?;
         Ok(record)
     })();
-    event.result = match &result {
-        Ok(_) => "rolled back".into(),
-        Err(e) => format!("failed: {}", tender_format::error::chain_message(e)),
-    };
+    event.result = crate::audit::result_line(&result, |_| "rolled back".into());
     let appended = audit.append(event)?;
     let record = result?;
     let digest = record.manifest_digest.parse().map_err(|_| {
