@@ -1073,11 +1073,9 @@ fn a_full_disk_fails_cleanly_and_the_import_resumes() {
     let err = stderr(&o);
     assert!(err.contains("No space left on device"), "{err}");
     // The import's own failure is reported, not the audit write that
-    // failed after it for the same reason.
-    assert!(
-        err.contains("blobs/sha256/"),
-        "the failing step is named: {err}"
-    );
+    // failed after it for the same reason. Which entry meets the full disk
+    // first depends on the parallel writers, so any named entry will do.
+    assert!(err.contains("storing "), "the failing step is named: {err}");
     assert!(!err.contains("audit log"), "{err}");
     assert!(site.site_json().is_none());
     assert!(!site.store().join("index.json").exists());
