@@ -6,8 +6,12 @@ Release v1 -> v2 of one image, three layers:
           3.0.20-1~deb12u2 -> 3.0.22-1~deb12u2
   app     the ruff binary from PyPI's manylinux wheels, 0.17.4 -> 0.17.5
   config  a small file that does not change
-each layer compressed three ways (GNU gzip -6, Go compress/gzip level 1, Go
-compress/gzip default), as one image per compression.
+each layer compressed seven ways, as one image per compression: GNU gzip -6,
+Go compress/gzip level 1 and default (scripts/gogzip), and the real tools of
+the containers/image and umoci world: `umoci raw add-layer` (klauspost pgzip),
+`skopeo copy --dest-compress` with gzip (pgzip), zstd and zstd:chunked
+(klauspost zstd; zstd:chunked adds per-file frames, a table of contents in a
+skippable frame and a footer).
 
     scripts/delta-scenario.py OUT
     scripts/delta-scenario.py --registry-pull OUT COMPRESSION   (bench helper)
@@ -21,8 +25,8 @@ writes (and reuses what is already there):
   OUT/fleet-<compression>-v{1,2}/ a fleet running that image
   OUT/scenario.json               layer digests and sizes per compression
 
-Needs apt-get (Debian's archive), pip (PyPI), dpkg-deb, GNU tar, gzip and go
-(scripts/gogzip); scripts/install-deps.sh installs them.
+Needs apt-get (Debian's archive), pip (PyPI), dpkg-deb, GNU tar, gzip, go
+(scripts/gogzip), skopeo and umoci; scripts/install-deps.sh installs them.
 """
 
 import hashlib
@@ -46,7 +50,11 @@ BASE_PACKAGES = [
 ]
 OPENSSL = {1: "3.0.20-1~deb12u2", 2: "3.0.22-1~deb12u2"}
 RUFF = {1: "0.17.4", 2: "0.17.5"}
+# Compressed here layer by layer.
 COMPRESSIONS = ["gnu-gzip-6", "go-gzip-1", "go-gzip-default"]
+# Whole images written by a real tool from the uncompressed image.
+TOOL_COMPRESSIONS = ["pgzip-umoci", "pgzip-skopeo", "zstd-skopeo", "zstd-chunked-skopeo"]
+ALL_COMPRESSIONS = COMPRESSIONS + TOOL_COMPRESSIONS
 MTIME = "@1700000000"
 
 
@@ -155,7 +163,81 @@ def file_sha256(path):
     return "sha256:" + h.hexdigest()
 
 
-def make_images(out, tars):
+def trimmed(tar):
+    """The tar without GNU tar's record padding: what Go's archive/tar (and
+    so every containers/image or umoci build) writes, two zero blocks at the
+    end. skopeo 1.9's zstd:chunked writer fails with "short write" on
+    padded tars."""
+    data = tar.read_bytes()
+    end = len(data)
+    while end >= 512 and data[end - 512:end] == bytes(512):
+        end -= 512
+    return data[:end + 1024]
+
+
+def plain_layout(dir, tars, version):
+    """An OCI layout holding the image with uncompressed layers (tag v)."""
+    shutil.rmtree(dir, ignore_errors=True)
+    (dir / "blobs/sha256").mkdir(parents=True)
+    (dir / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+
+    def put(data):
+        digest = sha256(data)
+        (dir / "blobs/sha256" / digest[7:]).write_bytes(data)
+        return digest, len(data)
+
+    layers = []
+    for name in ("base", "app", "config"):
+        digest, size = put(trimmed(tars / f"{name}-v{version}.tar"))
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                       "digest": digest, "size": size})
+    config_digest, config_size = put(image_config(version, [l["digest"] for l in layers]))
+    manifest_digest, manifest_size = put(json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": config_size},
+        "layers": layers,
+    }, sort_keys=True).encode())
+    (dir / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": manifest_digest, "size": manifest_size,
+        "annotations": {"org.opencontainers.image.ref.name": "v"}}]}))
+
+
+def image_config(version, diff_ids):
+    return json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": {"release": f"v{version}"}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }, sort_keys=True).encode()
+
+
+def tool_image(out, tars, how, version):
+    """Runs the real tool; returns the OCI layout directory it wrote."""
+    work = out / "scratch" / f"{how}-v{version}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    if how == "pgzip-umoci":
+        run(["umoci", "init", "--layout", str(work / "out")])
+        run(["umoci", "new", "--image", f"{work / 'out'}:v"])
+        for name in ("base", "app", "config"):
+            layer = work / f"{name}.tar"
+            layer.write_bytes(trimmed(tars / f"{name}-v{version}.tar"))
+            run(["umoci", "raw", "add-layer", "--image", f"{work / 'out'}:v",
+                 "--history.created", "2023-11-14T22:13:20Z", "--history.created_by", name,
+                 str(layer)], stderr=subprocess.DEVNULL)
+        return work / "out"
+    plain_layout(work / "in", tars, version)
+    fmt = {"pgzip-skopeo": "gzip", "zstd-skopeo": "zstd",
+           "zstd-chunked-skopeo": "zstd:chunked"}[how]
+    run(["skopeo", "copy", "-q", "--dest-compress", "--dest-compress-format", fmt,
+         f"oci:{work / 'in'}:v", f"oci:{work / 'out'}:v"])
+    return work / "out"
+
+
+def make_images(out, tars, summary):
+    """Adds every compression missing from `summary` to OUT/images."""
     layout = out / "images"
     blobs = layout / "blobs/sha256"
     blobs.mkdir(parents=True, exist_ok=True)
@@ -168,9 +250,41 @@ def make_images(out, tars):
             path.write_bytes(data)
         return digest, len(data)
 
-    index = {"schemaVersion": 2, "manifests": []}
-    summary = {}
+    index_path = layout / "index.json"
+    index = (json.loads(index_path.read_text()) if index_path.exists() and summary
+             else {"schemaVersion": 2, "manifests": []})
+    for how in TOOL_COMPRESSIONS:
+        if how in summary:
+            continue
+        log(f"building the {how} images with the real tool")
+        summary[how] = {}
+        for version in (1, 2):
+            made = tool_image(out, tars, how, version)
+            made_index = json.loads((made / "index.json").read_text())
+            entry = made_index["manifests"][0]
+            manifest_bytes = (made / "blobs/sha256" / entry["digest"][7:]).read_bytes()
+            manifest = json.loads(manifest_bytes)
+            all_blobs = {entry["digest"]: entry["size"],
+                         manifest["config"]["digest"]: manifest["config"]["size"],
+                         **{l["digest"]: l["size"] for l in manifest["layers"]}}
+            for digest in all_blobs:
+                put((made / "blobs/sha256" / digest[7:]).read_bytes())
+            reference = f"{HOST}/scenario/{how}:v{version}"
+            index["manifests"].append({
+                "mediaType": entry["mediaType"], "digest": entry["digest"],
+                "size": entry["size"],
+                "annotations": {"org.opencontainers.image.ref.name": reference},
+            })
+            sizes = {name: {"digest": l["digest"], "size": l["size"],
+                            "tar": str(tars / f"{name}-v{version}.tar")}
+                     for name, l in zip(("base", "app", "config"), manifest["layers"])}
+            summary[how][f"v{version}"] = {"reference": reference, "layers": sizes,
+                                           "blobs": all_blobs}
+            write_fleet(out / f"fleet-{how}-v{version}", reference, out / "images")
+    shutil.rmtree(out / "scratch", ignore_errors=True)
     for how in COMPRESSIONS:
+        if how in summary:
+            continue
         summary[how] = {}
         for version in (1, 2):
             layers, diff_ids, sizes = [], [], {}
@@ -182,11 +296,7 @@ def make_images(out, tars):
                                "digest": digest, "size": size})
                 sizes[name] = {"digest": digest, "size": size, "tar": str(tar),
                                "tar_size": tar.stat().st_size}
-            config = json.dumps({
-                "architecture": "amd64", "os": "linux",
-                "config": {"Labels": {"release": f"v{version}"}},
-                "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            }, sort_keys=True).encode()
+            config = image_config(version, diff_ids)
             config_digest, config_size = put(config)
             manifest = json.dumps({
                 "schemaVersion": 2,
@@ -277,10 +387,13 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     debs = download(out)
     tars = make_tars(out, debs)
-    if not (out / "scenario.json").exists():
+    summary_path = out / "scenario.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if not summary:
         shutil.rmtree(out / "images", ignore_errors=True)
-        summary = make_images(out, tars)
-        (out / "scenario.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    if any(how not in summary for how in ALL_COMPRESSIONS):
+        make_images(out, tars, summary)
+        summary_path.write_text(json.dumps(summary, indent=1, sort_keys=True))
     log(f"scenario ready in {out}")
 
 
