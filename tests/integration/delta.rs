@@ -951,6 +951,32 @@ fn layers_over_the_memory_limit_travel_whole_with_the_reason() {
     );
     // Unchanged blobs are still referenced.
     assert!(delta["referenced"].as_u64().unwrap() >= 3, "{delta}");
+    // The reasons travel in the signed manifest: the stick itself says why
+    // it is large, for exactly the layers that travel whole.
+    let rows = blob_rows(&v2);
+    let reasons: Vec<&str> = rows.values().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("window limit"))
+            .count()
+            >= 6,
+        "{rows:?}"
+    );
+    assert!(
+        rows.values()
+            .all(|r| r["reason"].is_null() || r["how"] == "whole"),
+        "{rows:?}"
+    );
+    let o = tender_cmd(&["inspect", v2.to_str().unwrap()], hub.path())
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("why whole:") && l.contains("window limit")),
+        "{text}"
+    );
     // A bad size is a usage error.
     let o = export(
         &hub,

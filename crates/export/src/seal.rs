@@ -21,7 +21,7 @@ use std::thread;
 use tender_format::layout::{BLOBS_DIR, EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
 use tender_format::manifest::{
     Base, BaseBlob, BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry,
-    FORMAT_V1, PatchSource, Release, Targets,
+    FORMAT_V1, MAX_WHOLE_REASON, PatchSource, Release, Targets, WholeBlob,
 };
 use tender_format::volumes::{VolumeIndex, VolumeWriter, index_name};
 use tender_format::{Digest, EntrySource, SignatureSlot, atomic, ustar, write_bundle};
@@ -181,9 +181,38 @@ fn delta_manifest(full: BundleManifest, plan: &DeltaPlan) -> Result<BundleManife
                 source_size: p.source_size,
             })
             .collect(),
+        whole: plan
+            .choices
+            .iter()
+            .filter(|c| c.how == "whole")
+            .filter_map(|c| {
+                Some(WholeBlob {
+                    digest: c.digest,
+                    reason: one_line_reason(c.note.as_deref()?),
+                })
+            })
+            .collect(),
     });
     manifest.validate()?;
     Ok(manifest)
+}
+
+/// A whole-blob reason as the manifest holds it: one line (control
+/// characters become spaces), cut at a character boundary to the limit.
+fn one_line_reason(reason: &str) -> String {
+    let mut line: String = reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > MAX_WHOLE_REASON {
+        let mut cut = MAX_WHOLE_REASON - '…'.len_utf8();
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
 }
 
 /// Where sealing reads the blobs of a layout from.

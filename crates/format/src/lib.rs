@@ -24,7 +24,7 @@ pub use digest::{Digest, Hasher};
 pub use error::{Error, Rejection};
 pub use manifest::{
     Base, BaseBlob, BundleKind, BundleManifest, Encoding, Entry, ImageRef, PatchSource, Release,
-    Targets,
+    Targets, WholeBlob,
 };
 pub use reader::{BundleReader, EntrySink, ReadSummary, SinkFactory};
 pub use signatures::{Signature, SignatureSlot};

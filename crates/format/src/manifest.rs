@@ -104,7 +104,23 @@ pub struct Base {
     pub blobs: Vec<BaseBlob>,
     /// One per `patch` entry, sorted by target digest.
     pub patches: Vec<PatchSource>,
+    /// Why layers the delta carries whole could not travel as patches,
+    /// sorted by digest; omitted when empty. Informational (signed, never
+    /// acted on): an operator reading the stick sees why it is large.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub whole: Vec<WholeBlob>,
 }
+
+/// A carried blob of a delta and why it is not a patch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WholeBlob {
+    pub digest: Digest,
+    pub reason: String,
+}
+
+/// Longest `base.whole[].reason`, in bytes.
+pub const MAX_WHOLE_REASON: usize = 1024;
 
 /// A blob a delta relies on the site holding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -337,6 +353,35 @@ impl BundleManifest {
         if let Some(p) = base.patches.iter().find(|p| p.source == p.target) {
             return invalid(format!("patch of {} names itself as source", p.target));
         }
+        if !base.whole.windows(2).all(|w| w[0].digest < w[1].digest) {
+            return invalid("base whole reasons are not sorted by digest, or repeat".into());
+        }
+        let identity: BTreeSet<Digest> = self
+            .entries
+            .iter()
+            .filter(|e| e.encoding == Encoding::Identity)
+            .filter_map(|e| match EntryPath::parse(&e.path) {
+                Ok(EntryPath::Blob(named)) => Some(named),
+                _ => None,
+            })
+            .collect();
+        for w in &base.whole {
+            if !identity.contains(&w.digest) {
+                return invalid(format!(
+                    "base gives a reason for {}, which is not a blob carried whole",
+                    w.digest
+                ));
+            }
+            if w.reason.is_empty()
+                || w.reason.len() > MAX_WHOLE_REASON
+                || w.reason.chars().any(char::is_control)
+            {
+                return invalid(format!(
+                    "the reason given for {} is empty, longer than {MAX_WHOLE_REASON} bytes or has control characters",
+                    w.digest
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -520,8 +565,45 @@ pub(crate) mod tests {
                 source: Digest::of(b"old manifests"),
                 source_size: 13,
             }],
+            whole: Vec::new(),
         });
         m
+    }
+
+    #[test]
+    fn whole_reasons_name_carried_blobs_and_round_trip() {
+        let mut m = delta_sample();
+        m.validate().unwrap();
+        // Absent when empty, so deltas written before reasons existed
+        // still read and re-encode to the same bytes.
+        let bytes = m.to_canonical_bytes().unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("whole"));
+        let carried = Digest::of(b"a layer");
+        m.entries.push(Entry {
+            path: format!("blobs/sha256/{}", carried.hex()),
+            size: 7,
+            digest: carried,
+            encoding: Encoding::Identity,
+        });
+        m.entries[2..].sort_by(|a, b| a.path.cmp(&b.path));
+        m.base.as_mut().unwrap().whole = vec![WholeBlob {
+            digest: carried,
+            reason: "encoder not modelled: zstd written by klauspost/compress".into(),
+        }];
+        let bytes = m.to_canonical_bytes().unwrap();
+        assert_eq!(BundleManifest::from_canonical_bytes(&bytes).unwrap(), m);
+        // A reason for a patched blob, or one with a newline, is refused.
+        let patched = m.base.as_ref().unwrap().patches[0].target;
+        m.base.as_mut().unwrap().whole[0].digest = patched;
+        assert!(
+            m.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a blob carried whole")
+        );
+        m.base.as_mut().unwrap().whole[0].digest = carried;
+        m.base.as_mut().unwrap().whole[0].reason = "two\nlines".into();
+        assert!(m.validate().unwrap_err().to_string().contains("control"));
     }
 
     #[test]

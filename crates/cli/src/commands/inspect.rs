@@ -103,6 +103,9 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 human::bytes(b.size),
                 human::bytes(b.shipped),
             )?;
+            if let Some(reason) = &b.reason {
+                writeln!(out, "               why whole: {}", human::clean(reason))?;
+            }
         }
     }
     if args.entries {
@@ -132,6 +135,9 @@ struct BlobRow {
     saved: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     source: Option<tender_format::Digest>,
+    /// Why a layer of a delta travels whole, as the hub recorded it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// Every blob of the release, from the manifest alone (a delta's base
@@ -153,6 +159,12 @@ fn blob_rows(m: &tender_format::BundleManifest) -> Vec<BlobRow> {
             (Encoding::Patch, Some(p)) => ("patched", p.target_size, Some(p.source)),
             _ => ("whole", e.size, None),
         };
+        let reason = m
+            .base
+            .iter()
+            .flat_map(|b| &b.whole)
+            .find(|w| w.digest == digest)
+            .map(|w| w.reason.clone());
         rows.push(BlobRow {
             digest,
             how,
@@ -160,6 +172,7 @@ fn blob_rows(m: &tender_format::BundleManifest) -> Vec<BlobRow> {
             shipped: e.size,
             saved: size.saturating_sub(e.size),
             source,
+            reason,
         });
     }
     for b in m.base.iter().flat_map(|b| &b.blobs) {
@@ -170,6 +183,7 @@ fn blob_rows(m: &tender_format::BundleManifest) -> Vec<BlobRow> {
             shipped: 0,
             saved: b.size,
             source: None,
+            reason: None,
         });
     }
     rows.sort_by_key(|r| r.digest);
