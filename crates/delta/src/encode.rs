@@ -22,7 +22,7 @@ use crate::error::DeltaError;
 use crate::go_flate;
 use crate::gzip::{self, AnalyzeError, Chunking};
 use crate::patch::{BlobRef, PatchHeader, Rebuild};
-use crate::zstd_recipe;
+use crate::{zstd_frames, zstd_recipe};
 
 /// How patches are made.
 #[derive(Debug, Clone, Copy)]
@@ -61,12 +61,42 @@ pub enum PatchOutcome {
 }
 
 /// Makes and proves a patch that rebuilds `target` from `source`.
+///
+/// First at the plain-text level: the diff of the uncompressed tars and a
+/// recipe for the exact compressed bytes. A blob whose encoder tender
+/// cannot reproduce is then tried at the compressed level (its bytes
+/// against the source's bytes, exact by construction), which pays off
+/// where compressed streams repeat, as zstd:chunked's per-file frames do.
 pub fn make_patch(
     source: (&Path, BlobRef),
     target: (&Path, BlobRef),
     work_dir: &Path,
     options: &PatchOptions,
 ) -> Result<PatchOutcome, DeltaError> {
+    match plain_level_patch(source, target, work_dir, options)? {
+        Attempt::Done(outcome) => Ok(outcome),
+        Attempt::NoRecipe(reason) => {
+            match compressed_level_patch(source, target, work_dir, options)? {
+                PatchOutcome::Patched(patch) => Ok(PatchOutcome::Patched(patch)),
+                PatchOutcome::Whole(why) => Ok(PatchOutcome::Whole(format!("{reason}; {why}"))),
+            }
+        }
+    }
+}
+
+/// What the plain-text attempt came to.
+enum Attempt {
+    Done(PatchOutcome),
+    /// No recipe rebuilds the exact compressed bytes, for this reason.
+    NoRecipe(String),
+}
+
+fn plain_level_patch(
+    source: (&Path, BlobRef),
+    target: (&Path, BlobRef),
+    work_dir: &Path,
+    options: &PatchOptions,
+) -> Result<Attempt, DeltaError> {
     let (source_path, source_ref) = source;
     let (target_path, target_ref) = target;
     let open = |path: &Path| File::open(path).map_err(DeltaError::io("opening a blob"));
@@ -74,27 +104,27 @@ pub fn make_patch(
         Compression::of_file(source_path).map_err(DeltaError::io("reading a blob"))?;
     let target_compression =
         Compression::of_file(target_path).map_err(DeltaError::io("reading a blob"))?;
+    let whole = |reason: String| Ok(Attempt::Done(PatchOutcome::Whole(reason)));
     let target_plain_size = match plain_size(open(target_path)?, target_compression) {
         Ok(n) => n,
-        Err(e) => return Ok(PatchOutcome::Whole(format!("cannot decompress it: {e}"))),
+        Err(e) => return whole(format!("cannot decompress it: {e}")),
     };
     let Some(reference) = plain_bytes(open(source_path)?, source_compression, options.window_limit)
         .ok()
         .flatten()
     else {
-        return Ok(PatchOutcome::Whole(format!(
+        return whole(format!(
             "base layer {} does not decompress within the {}-byte window limit",
             source_ref.digest, options.window_limit
-        )));
+        ));
     };
-    let window_log = window_log(reference.len() as u64 + target_plain_size);
     let mut header = PatchHeader {
         target: target_ref,
         target_plain_size,
         source: source_ref,
         source_compression,
         source_plain_size: reference.len() as u64,
-        window_log,
+        window_log: window_log(reference.len() as u64 + target_plain_size),
         rebuild: Rebuild::Identity,
         corrections_size: 0,
         diff_size: 0,
@@ -111,37 +141,129 @@ pub fn make_patch(
                 corrections = analysis.corrections;
                 header.rebuild = Rebuild::Gzip(analysis.recipe);
             }
-            Err(reason) => return Ok(PatchOutcome::Whole(reason)),
+            Err(reason) => {
+                return Ok(Attempt::NoRecipe(format!("encoder not modelled: {reason}")));
+            }
         },
         Compression::Zstd => {
             let mut reopen =
                 || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
-            let Some(recipe) = zstd_recipe::find(&mut reopen, target_plain_size)
+            match zstd_recipe::find(&mut reopen, target_plain_size)
                 .map_err(DeltaError::io("reading a blob"))?
-            else {
-                return Ok(PatchOutcome::Whole(format!(
-                    "no level of libzstd {} reproduces this zstd stream",
-                    zstd_recipe::libzstd_version()
-                )));
-            };
-            header.rebuild = Rebuild::Zstd(recipe);
+            {
+                Some(recipe) => header.rebuild = Rebuild::Zstd(recipe),
+                None => return Ok(Attempt::NoRecipe(zstd_reason(target_path)?)),
+            }
         }
     }
-    if header.window_bytes() > options.window_limit {
+    let plain = decoder(open(target_path)?, target_compression)
+        .map_err(DeltaError::io("reading a blob"))?;
+    let outcome = write_and_prove(
+        header,
+        &corrections,
+        reference,
+        plain,
+        (source_path, work_dir),
+        options.level,
+        options.window_limit,
+    )?;
+    Ok(Attempt::Done(outcome))
+}
+
+/// zstd diff level for compressed bytes: they do not compress, so only the
+/// long matches count, and level 9 finds them about 20 times faster than 19
+/// for 1-3 % more bytes (measured on zstd and zstd:chunked layers).
+const COMPRESSED_LEVEL_DIFF: i32 = 9;
+
+/// A patch of the target's bytes against the source's bytes, as they are.
+fn compressed_level_patch(
+    source: (&Path, BlobRef),
+    target: (&Path, BlobRef),
+    work_dir: &Path,
+    options: &PatchOptions,
+) -> Result<PatchOutcome, DeltaError> {
+    let (source_path, source_ref) = source;
+    let (target_path, target_ref) = target;
+    let open = |path: &Path| File::open(path).map_err(DeltaError::io("opening a blob"));
+    let Some(reference) = plain_bytes(open(source_path)?, Compression::None, options.window_limit)
+        .map_err(DeltaError::io("reading a blob"))?
+    else {
+        return Ok(PatchOutcome::Whole(format!(
+            "base layer {} is over the {}-byte window limit",
+            source_ref.digest, options.window_limit
+        )));
+    };
+    let header = PatchHeader {
+        target: target_ref,
+        target_plain_size: target_ref.size,
+        source: source_ref,
+        source_compression: Compression::None,
+        source_plain_size: reference.len() as u64,
+        window_log: window_log(reference.len() as u64 + target_ref.size),
+        rebuild: Rebuild::Identity,
+        corrections_size: 0,
+        diff_size: 0,
+    };
+    let outcome = write_and_prove(
+        header,
+        &[],
+        reference,
+        Box::new(open(target_path)?),
+        (source_path, work_dir),
+        options.level.min(COMPRESSED_LEVEL_DIFF),
+        options.window_limit,
+    )?;
+    Ok(match outcome {
+        PatchOutcome::Whole(why) => {
+            PatchOutcome::Whole(format!("a patch of the compressed bytes: {why}"))
+        }
+        patched => patched,
+    })
+}
+
+/// Why a zstd blob has no recipe, as precisely as its frames tell.
+fn zstd_reason(path: &Path) -> Result<String, DeltaError> {
+    let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
+    let shape = match zstd_frames::survey(file) {
+        Ok(survey) => survey.describe(),
+        Err(e) => e.to_string(),
+    };
+    Ok(format!(
+        "encoder not modelled: {shape} that no level of libzstd {} reproduces \
+         (containers/image and BuildKit write zstd with klauspost/compress, \
+         which tender does not re-implement)",
+        zstd_recipe::libzstd_version()
+    ))
+}
+
+/// Diffs `plain` against `reference`, writes the patch entry (header,
+/// corrections, diff) and proves it by rebuilding the target exactly as a
+/// site will. Anything short of the exact digest travels whole.
+fn write_and_prove(
+    mut header: PatchHeader,
+    corrections: &[u8],
+    reference: Vec<u8>,
+    mut plain: Box<dyn Read + '_>,
+    (source_path, work_dir): (&Path, &Path),
+    level: i32,
+    window_limit: u64,
+) -> Result<PatchOutcome, DeltaError> {
+    let target_ref = header.target;
+    if header.window_bytes() > window_limit {
         return Ok(PatchOutcome::Whole(format!(
             "rebuilding it would hold {} bytes, over the {}-byte window limit",
             header.window_bytes(),
-            options.window_limit
+            window_limit
         )));
     }
 
     // The diff of the plain texts, into a temporary file.
     let diff_file =
         NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
-    let mut encoder = Encoder::with_ref_prefix(options.level, &reference)
+    let mut encoder = Encoder::with_ref_prefix(level, &reference)
         .map_err(DeltaError::io("starting the diff encoder"))?;
     for parameter in [
-        CParameter::WindowLog(window_log),
+        CParameter::WindowLog(header.window_log),
         CParameter::EnableLongDistanceMatching(true),
         CParameter::ContentSizeFlag(true),
         CParameter::ChecksumFlag(false),
@@ -151,14 +273,12 @@ pub fn make_patch(
             .map_err(DeltaError::io("starting the diff encoder"))?;
     }
     encoder
-        .set_pledged_src_size(Some(target_plain_size))
+        .set_pledged_src_size(Some(header.target_plain_size))
         .map_err(DeltaError::io("starting the diff encoder"))?;
     let mut diff = zio::Writer::new(
         BufWriter::with_capacity(1 << 20, diff_file.as_file()),
         encoder,
     );
-    let mut plain = decoder(open(target_path)?, target_compression)
-        .map_err(DeltaError::io("reading a blob"))?;
     io::copy(&mut plain, &mut diff).map_err(DeltaError::io("writing the diff"))?;
     diff.finish().map_err(DeltaError::io("writing the diff"))?;
     let (mut buffered, _) = diff.into_inner();
@@ -185,7 +305,7 @@ pub fn make_patch(
             out.write_all(bytes)
         };
         put(&header.encode()).map_err(DeltaError::io("writing the patch"))?;
-        put(&corrections).map_err(DeltaError::io("writing the patch"))?;
+        put(corrections).map_err(DeltaError::io("writing the patch"))?;
         let mut diff_in =
             File::open(diff_file.path()).map_err(DeltaError::io("reading the diff"))?;
         let mut buf = vec![0u8; 1 << 20];
@@ -210,7 +330,7 @@ pub fn make_patch(
 
     // Prove it: rebuild exactly as a site will.
     let limits = ApplyLimits {
-        window: options.window_limit,
+        window: window_limit,
     };
     let patch_path = patch_file.into_temp_path();
     match apply(
@@ -465,6 +585,114 @@ mod tests {
         )
         .unwrap();
         assert!(rebuilt == std::fs::read(&target.0).unwrap());
+    }
+
+    /// A zstd:chunked-shaped blob: one frame per file, the table of
+    /// contents and a footer in skippable frames.
+    fn chunked(files: &[&[u8]]) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for file in files {
+            blob.extend(zstd::encode_all(*file, 3).unwrap());
+        }
+        for payload in [&b"{\"version\":1,\"entries\":[]}"[..], &[0u8; 40][..]] {
+            blob.extend(0x184D_2A5Eu32.to_le_bytes());
+            blob.extend((payload.len() as u32).to_le_bytes());
+            blob.extend(payload);
+        }
+        blob
+    }
+
+    #[test]
+    fn zstd_chunked_layers_are_patched_at_the_compressed_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let [a, b] = [1u32, 2].map(layer_tar);
+        let unchanged: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i.wrapping_mul(2_246_822_519) >> 7).to_le_bytes())
+            .collect();
+        let source = put_blob(dir.path(), "v1", chunked(&[&unchanged, &a]));
+        let target = put_blob(dir.path(), "v2", chunked(&[&unchanged, &b]));
+        let options = PatchOptions {
+            level: 3,
+            ..PatchOptions::default()
+        };
+        let outcome = make_patch(
+            (&source.0, source.1),
+            (&target.0, target.1),
+            dir.path(),
+            &options,
+        )
+        .unwrap();
+        let PatchOutcome::Patched(p) = outcome else {
+            panic!("{outcome:?}")
+        };
+        // The unchanged file's frame is not shipped again.
+        assert!(
+            p.size * 2 < target.1.size,
+            "{} of {}",
+            p.size,
+            target.1.size
+        );
+        assert_eq!(p.header.source_compression, Compression::None);
+        assert_eq!(p.header.rebuild, Rebuild::Identity);
+        let mut rebuilt = Vec::new();
+        apply(
+            &p.file,
+            target.1.digest,
+            &source.0,
+            &mut rebuilt,
+            ApplyLimits::default(),
+        )
+        .unwrap();
+        assert!(rebuilt == std::fs::read(&target.0).unwrap());
+    }
+
+    #[test]
+    fn a_zstd_frame_no_libzstd_level_makes_travels_whole_saying_so() {
+        // Another encoder's frame (here libzstd with a 1 KiB window, which
+        // no plain level uses) of data that changes throughout.
+        let dir = tempfile::tempdir().unwrap();
+        let foreign = |seed: u32| {
+            // Random words: the frame holds compressed blocks that share
+            // nothing across versions.
+            let mut x = u64::from(seed).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let data: Vec<u8> = (0..60_000)
+                .flat_map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{} ", x % 65_521).into_bytes()
+                })
+                .collect();
+            let mut encoder = Encoder::new(3).unwrap();
+            encoder.set_parameter(CParameter::WindowLog(10)).unwrap();
+            let mut out = zio::Writer::new(Vec::new(), encoder);
+            out.write_all(&data).unwrap();
+            out.finish().unwrap();
+            out.into_inner().0
+        };
+        let source = put_blob(dir.path(), "v1", foreign(1));
+        let target = put_blob(dir.path(), "v2", foreign(2));
+        let outcome = make_patch(
+            (&source.0, source.1),
+            (&target.0, target.1),
+            dir.path(),
+            &PatchOptions {
+                level: 3,
+                ..PatchOptions::default()
+            },
+        )
+        .unwrap();
+        let PatchOutcome::Whole(reason) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert!(
+            reason.starts_with("encoder not modelled: one zstd frame that no level of libzstd"),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("a patch of the compressed bytes"),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! signatures and digest-pinned manifests hold unchanged.
 //!
 //! Modules: `compression` (which, and decoding), `gzip`, `go_flate` and
-//! `zstd_recipe` (exact re-compression), `patch` (the container format), `encode` (make
+//! `zstd_recipe` (exact re-compression), `zstd_frames` (what a zstd blob is
+//! made of), `patch` (the container format), `encode` (make
 //! and prove), `apply` (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
@@ -20,6 +21,7 @@ pub mod go_flate;
 pub mod gzip;
 pub mod patch;
 pub mod pick;
+pub mod zstd_frames;
 pub mod zstd_recipe;
 
 pub use apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply, read_header};
