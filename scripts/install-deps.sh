@@ -9,7 +9,8 @@
 #                    scripts/gogzip: layers compressed as Go-built images are),
 #                    containerd (a private instance pulls through the mirror
 #                    configuration import writes; the package's own service
-#                    is kept from starting, like docker-registry's)
+#                    is kept from starting, like docker-registry's), umoci
+#                    (writes klauspost pgzip layers, as real umoci builds do)
 #   Python venv      $TENDER_VENV (default <repo>/.venv) with helm-python-sdk,
 #                    the engine behind the scripts/helm shim, and jsonschema +
 #                    PyYAML, which check bundle-spec/fleet.schema.json
@@ -57,7 +58,8 @@ apt_install() {
 }
 
 # --- Debian packages -----------------------------------------------------------
-packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go containerd)
+packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go containerd
+    umoci)
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
