@@ -170,6 +170,13 @@ fn plain_level_patch(
     Ok(Attempt::Done(outcome))
 }
 
+/// The default diff level runs its optimal parser with a narrow search
+/// (one binary-tree probe, a match of 64 bytes is good enough): measured on
+/// the Debian scenario of scripts/bench.sh, 3 times faster than plain level
+/// 19 for 4 % more bytes. Long-distance matching still finds every long
+/// match into the base layer, which is where a layer diff's bytes go.
+const NARROW_SEARCH_LEVEL: i32 = 19;
+
 /// zstd diff level for compressed bytes: they do not compress, so only the
 /// long matches count, and level 9 finds them about 20 times faster than 19
 /// for 1-3 % more bytes (measured on zstd and zstd:chunked layers).
@@ -262,12 +269,17 @@ fn write_and_prove(
         NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
     let mut encoder = Encoder::with_ref_prefix(level, &reference)
         .map_err(DeltaError::io("starting the diff encoder"))?;
+    let narrow_search = (level == NARROW_SEARCH_LEVEL)
+        .then_some([CParameter::SearchLog(1), CParameter::TargetLength(64)]);
     for parameter in [
         CParameter::WindowLog(header.window_log),
         CParameter::EnableLongDistanceMatching(true),
         CParameter::ContentSizeFlag(true),
         CParameter::ChecksumFlag(false),
-    ] {
+    ]
+    .into_iter()
+    .chain(narrow_search.into_iter().flatten())
+    {
         encoder
             .set_parameter(parameter)
             .map_err(DeltaError::io("starting the diff encoder"))?;

@@ -48,13 +48,19 @@ pub fn find(
     open: &mut dyn FnMut() -> io::Result<Box<dyn Read>>,
     plain_size: u64,
 ) -> io::Result<Option<ZstdRecipe>> {
-    let mut head = [0u8; 5];
+    let mut head = [0u8; 6];
     open()?.read_exact(&mut head)?;
     // Frame header descriptor (RFC 8878 §3.1.1.1.1).
     let descriptor = head[4];
     let checksum = descriptor & 0x04 != 0;
-    let content_size = descriptor & 0xc0 != 0 || descriptor & 0x20 != 0;
-    for level in LEVELS {
+    let single_segment = descriptor & 0x20 != 0;
+    let content_size = descriptor & 0xc0 != 0 || single_segment;
+    // The window descriptor's exponent (§3.1.1.1.2). Levels 1-19 never use
+    // more than 8 MiB; trying the ultra levels on a frame with such a
+    // window would only cost their huge tables (hundreds of MiB each).
+    let window_log = (!single_segment).then_some(10 + u32::from(head[5] >> 3));
+    let ultra_possible = window_log.is_none_or(|log| log > 23);
+    for level in LEVELS.into_iter().filter(|&l| l <= 19 || ultra_possible) {
         let recipe = ZstdRecipe {
             level,
             checksum,
