@@ -18,6 +18,7 @@ pub mod encode;
 pub mod error;
 pub mod go_flate;
 pub mod gzip;
+pub mod klauspost;
 pub mod patch;
 pub mod pick;
 pub mod zstd_recipe;

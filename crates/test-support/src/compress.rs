@@ -1,6 +1,7 @@
 //! Layer compressors as real images use them: GNU gzip, Go's
-//! `compress/gzip` (through `scripts/gogzip`, built once per test run) and
-//! the zstd CLI. Delta tests need the exact encoders, not look-alikes:
+//! `compress/gzip` (through `scripts/gogzip`, built once per test run),
+//! klauspost pgzip as containers/image and umoci use it (through
+//! `scripts/pgzip`, likewise) and the zstd CLI. Delta tests need the exact encoders, not look-alikes:
 //! rebuilding their bytes exactly is the point.
 
 use std::io::Write;
@@ -19,15 +20,19 @@ pub enum Compressor {
     GoGzip1,
     /// Go `compress/gzip` at its default level.
     GoGzipDefault,
+    /// klauspost pgzip at its default level and 1 MiB blocks, as
+    /// containers/image (podman, buildah, skopeo) writes gzip layers.
+    Pgzip,
     /// `zstd -3` (the CLI default level).
     Zstd3,
 }
 
 impl Compressor {
-    pub const ALL_GZIP: [Compressor; 3] = [
+    pub const ALL_GZIP: [Compressor; 4] = [
         Compressor::GnuGzip6,
         Compressor::GoGzip1,
         Compressor::GoGzipDefault,
+        Compressor::Pgzip,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +40,7 @@ impl Compressor {
             Compressor::GnuGzip6 => "gnu-gzip-6",
             Compressor::GoGzip1 => "go-gzip-1",
             Compressor::GoGzipDefault => "go-gzip-default",
+            Compressor::Pgzip => "pgzip",
             Compressor::Zstd3 => "zstd-3",
         }
     }
@@ -44,6 +50,7 @@ impl Compressor {
             Compressor::GnuGzip6 => pipe(Command::new("gzip").args(["-6", "-n", "-c"]), data),
             Compressor::GoGzip1 => pipe(Command::new(gogzip()).arg("1"), data),
             Compressor::GoGzipDefault => pipe(&mut Command::new(gogzip()), data),
+            Compressor::Pgzip => pgzip_with(&[], data),
             Compressor::Zstd3 => pipe(Command::new("zstd").args(["-3", "-q", "-c"]), data),
         }
     }
@@ -70,6 +77,49 @@ pub fn gogzip() -> PathBuf {
                     panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
                 });
             assert!(status.success(), "go build scripts/gogzip failed");
+            out
+        })
+        .clone()
+}
+
+/// Compresses `data` with `scripts/pgzip` given `args`: `[level
+/// [blocksize [name]]]` (see scripts/pgzip/main.go).
+pub fn pgzip_with(args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(pgzip()).args(args), data)
+}
+
+/// Builds `scripts/pgzip` once, in GOPATH mode against the Debian packages
+/// golang-github-klauspost-{pgzip,compress}-dev (scripts/install-deps.sh),
+/// so the reference encoder is exactly the version tender's port models.
+pub fn pgzip() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            let out = root.join("target/pgzip/pgzip");
+            let gopath = format!(
+                "{}:/usr/share/gocode",
+                root.join("target/pgzip/gopath").display()
+            );
+            let status = Command::new("go")
+                .args(["build", "-o"])
+                .arg(&out)
+                .arg(".")
+                .current_dir(root.join("scripts/pgzip"))
+                .env("GOCACHE", root.join("target/pgzip/cache"))
+                .env("GOPATH", gopath)
+                .env("GO111MODULE", "off")
+                .env("GOFLAGS", "")
+                .env("GOTOOLCHAIN", "local")
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
+                });
+            assert!(
+                status.success(),
+                "go build scripts/pgzip failed (are golang-github-klauspost-pgzip-dev and \
+                 golang-github-klauspost-compress-dev installed? scripts/install-deps.sh)"
+            );
             out
         })
         .clone()
