@@ -88,41 +88,102 @@ pub fn pgzip_with(args: &[&str], data: &[u8]) -> Vec<u8> {
     pipe(Command::new(pgzip()).args(args), data)
 }
 
+/// As [`pgzip_with`], over klauspost/compress 1.18.2's behaviour (see
+/// [`pgzip_1_18_2`]).
+pub fn pgzip_1_18_2_with(args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(pgzip_1_18_2()).args(args), data)
+}
+
+/// Debian's klauspost sources (golang-github-klauspost-{pgzip,compress}-dev).
+const GOCODE: &str = "/usr/share/gocode/src/github.com/klauspost";
+
 /// Builds `scripts/pgzip` once, in GOPATH mode against the Debian packages
-/// golang-github-klauspost-{pgzip,compress}-dev (scripts/install-deps.sh),
-/// so the reference encoder is exactly the version tender's port models.
+/// (klauspost/pgzip 1.2.5, klauspost/compress 1.15.12; see
+/// scripts/install-deps.sh): the exact encoder tender's port models.
 pub fn pgzip() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
+        .get_or_init(|| build_pgzip("pgzip", "/usr/share/gocode".into()))
+        .clone()
+}
+
+/// Builds `scripts/pgzip` once against Debian's sources with the one
+/// change klauspost/compress 1.18.2 made to level 5's output (upstream
+/// commit 444d5d9, "Fix invalid encoding on level 9 with single value
+/// input": `writeBlockDynamic` indexes every table with exact sizes and an
+/// end-of-block count). Go 1.19 cannot build 1.18.2 itself (it needs Go
+/// 1.23); the rest of level 5's code path is unchanged through 1.19.1.
+pub fn pgzip_1_18_2() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
         .get_or_init(|| {
-            let root = repo_root();
-            let out = root.join("target/pgzip/pgzip");
-            let gopath = format!(
-                "{}:/usr/share/gocode",
-                root.join("target/pgzip/gopath").display()
-            );
-            let status = Command::new("go")
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(".")
-                .current_dir(root.join("scripts/pgzip"))
-                .env("GOCACHE", root.join("target/pgzip/cache"))
-                .env("GOPATH", gopath)
-                .env("GO111MODULE", "off")
-                .env("GOFLAGS", "")
-                .env("GOTOOLCHAIN", "local")
-                .status()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
-                });
-            assert!(
-                status.success(),
-                "go build scripts/pgzip failed (are golang-github-klauspost-pgzip-dev and \
-                 golang-github-klauspost-compress-dev installed? scripts/install-deps.sh)"
-            );
-            out
+            let gopath = repo_root().join("target/pgzip/gopath-1.18.2");
+            let src = gopath.join("src/github.com/klauspost");
+            for package in ["compress/flate", "pgzip"] {
+                let dir = src.join(package);
+                std::fs::create_dir_all(&dir).expect("creating the GOPATH copy");
+                for entry in std::fs::read_dir(format!("{GOCODE}/{package}")).unwrap_or_else(|e| {
+                    panic!("{GOCODE}/{package}: {e}; run scripts/install-deps.sh")
+                }) {
+                    let path = entry.expect("listing Go sources").path();
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    if name.ends_with(".go") && !name.ends_with("_test.go") {
+                        std::fs::copy(&path, dir.join(&name)).expect("copying Go sources");
+                    }
+                }
+            }
+            let writer = src.join("compress/flate/huffman_bit_writer.go");
+            let code = std::fs::read_to_string(&writer).expect("reading huffman_bit_writer.go");
+            // The two hunks of 444d5d9 that reach level 5 (the parameter
+            // keeps its old name; it now means alwaysEOB).
+            let hunks = [
+                (
+                    "w.indexTokens(tokens, !sync)",
+                    "w.indexTokens(tokens, true)",
+                ),
+                (
+                    "\tif filled {\n\t\treturn maxNumLit, maxNumDist\n\t}",
+                    "\tif filled {\n\t\tw.literalFreq[endBlockMarker] = 1\n\t}",
+                ),
+            ];
+            let mut patched = code.clone();
+            for (old, new) in hunks {
+                assert_eq!(
+                    patched.matches(old).count(),
+                    1,
+                    "huffman_bit_writer.go is not the 1.15.12 this patch expects"
+                );
+                patched = patched.replacen(old, new, 1);
+            }
+            std::fs::write(&writer, patched).expect("writing huffman_bit_writer.go");
+            build_pgzip("pgzip-1.18.2", gopath.display().to_string())
         })
         .clone()
+}
+
+fn build_pgzip(name: &str, gopath: String) -> PathBuf {
+    let root = repo_root();
+    let out = root.join("target/pgzip").join(name);
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(root.join("scripts/pgzip"))
+        .env("GOCACHE", root.join("target/pgzip/cache"))
+        .env("GOPATH", gopath)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOTOOLCHAIN", "local")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
+        });
+    assert!(
+        status.success(),
+        "go build scripts/pgzip failed (are golang-github-klauspost-pgzip-dev and \
+         golang-github-klauspost-compress-dev installed? scripts/install-deps.sh)"
+    );
+    out
 }
 
 fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {

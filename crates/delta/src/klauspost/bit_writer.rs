@@ -99,6 +99,9 @@ pub(super) struct BitWriter {
     /// Header bits of the table that may still be reused; 0: none.
     last_header: i32,
     log_new_table_penalty: u32,
+    /// klauspost/compress 1.18.2 and later: a reusable table is written
+    /// with exact sizes and always counts the end-of-block code.
+    exact_tables: bool,
     literal_freq: [u16; LENGTH_CODES_START + 32],
     offset_freq: [u16; 32],
     codegen_freq: [u16; CODEGEN_CODE_COUNT],
@@ -106,7 +109,7 @@ pub(super) struct BitWriter {
 }
 
 impl BitWriter {
-    pub(super) fn new(log_new_table_penalty: u32) -> Self {
+    pub(super) fn new(log_new_table_penalty: u32, exact_tables: bool) -> Self {
         let mut huff_offset = HuffmanEncoder::new(OFFSET_CODE_COUNT);
         let mut freq = [0u16; OFFSET_CODE_COUNT];
         freq[0] = 1;
@@ -127,6 +130,7 @@ impl BitWriter {
             huff_offset,
             last_header: 0,
             log_new_table_penalty,
+            exact_tables,
             literal_freq: [0; LENGTH_CODES_START + 32],
             offset_freq: [0; 32],
             codegen_freq: [0; CODEGEN_CODE_COUNT],
@@ -380,15 +384,19 @@ impl BitWriter {
     }
 
     /// `indexTokens`: the block's frequencies, and the table sizes to
-    /// write (all of them when the table may be reused: `filled`).
-    fn index_tokens(&mut self, t: &Tokens, filled: bool) -> (usize, usize) {
+    /// write. Up to 1.18.0 a table that may be reused (`!sync`) is written
+    /// at full size; from 1.18.2 every table has exact sizes and counts
+    /// the end-of-block code (`alwaysEOB`).
+    fn index_tokens(&mut self, t: &Tokens, sync: bool) -> (usize, usize) {
         self.literal_freq[..256].copy_from_slice(&t.lit_hist);
         self.literal_freq[256..288].copy_from_slice(&t.extra_hist);
         self.offset_freq = t.off_hist;
         if t.n == 0 {
             return (0, 0);
         }
-        if filled {
+        if self.exact_tables {
+            self.literal_freq[END_BLOCK_MARKER] = 1;
+        } else if !sync {
             return (MAX_NUM_LIT, MAX_NUM_DIST);
         }
         let mut num_literals = self.literal_freq.len();
@@ -441,7 +449,7 @@ impl BitWriter {
             self.last_header = 0;
         }
 
-        let (num_literals, num_offsets) = self.index_tokens(tokens, !sync);
+        let (num_literals, num_offsets) = self.index_tokens(tokens, sync);
         let mut extra_bits = 0;
         let storable = input.len() <= MAX_STORE_BLOCK_SIZE;
         let ssize = if storable {

@@ -6,6 +6,7 @@
 //! window compresses it with `sync` set). Each window becomes a stored,
 //! Huffman-only or dynamic block, or extends the open dynamic table.
 
+use super::FlateVersion;
 use super::bit_writer::BitWriter;
 use super::level5::FastEncL5;
 use super::tokens::{MAX_STORE_BLOCK_SIZE, Tokens};
@@ -23,9 +24,10 @@ pub(super) struct Deflater {
 }
 
 impl Deflater {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(version: FlateVersion) -> Self {
+        let exact_tables = version == FlateVersion::V1_18_2;
         Deflater {
-            w: BitWriter::new(FAST_LOG_NEW_TABLE_PENALTY),
+            w: BitWriter::new(FAST_LOG_NEW_TABLE_PENALTY, exact_tables),
             fast: FastEncL5::new(),
             tokens: Tokens::new(),
             window: Vec::with_capacity(MAX_STORE_BLOCK_SIZE),

@@ -1,6 +1,7 @@
 //! Byte-exact port of the gzip writer of containers/image and umoci:
 //! `github.com/klauspost/pgzip` 1.2.5 over `github.com/klauspost/compress`
-//! 1.15.12 `flate` at `DefaultCompression` (level 5).
+//! `flate` at `DefaultCompression` (level 5), in the two behaviours that
+//! compress releases have had (see [`FlateVersion`]).
 //!
 //! Podman, buildah, skopeo (`copy --dest-compress`) and umoci write gzip
 //! layers this way. preflate cannot model these streams (every 1 MiB block
@@ -13,6 +14,28 @@
 //! `tokens` (`token.go`), `huffman` (`huffman_code.go`), `bit_writer`
 //! (`huffman_bit_writer.go`), `level5` (`fast_encoder.go`, `level5.go`),
 //! `deflate` (`deflate.go`) and `pgzip` (pgzip's `gzip.go`).
+
+use serde::{Deserialize, Serialize};
+
+/// Which klauspost/compress behaviour to reproduce. Level 5's output is the
+/// same from 1.15.12 through 1.18.0; 1.18.2 (1.18.1 was retracted) writes
+/// tables that may be reused with exact sizes, which changes the bytes of
+/// every block holding more than one 64 KiB window. Diffed in the sources
+/// through 1.19.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlateVersion {
+    /// 1.15.12 (verified against Debian's) through 1.18.0.
+    #[serde(rename = "1.15.12")]
+    V1_15_12,
+    /// 1.18.2 and later (through 1.19.1).
+    #[serde(rename = "1.18.2")]
+    V1_18_2,
+}
+
+impl FlateVersion {
+    /// Every modelled behaviour, the more common in registries first.
+    pub const ALL: [FlateVersion; 2] = [FlateVersion::V1_15_12, FlateVersion::V1_18_2];
+}
 
 mod bit_writer;
 mod deflate;

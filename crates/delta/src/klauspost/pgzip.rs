@@ -11,6 +11,7 @@
 
 use std::io::{self, Read, Write};
 
+use super::FlateVersion;
 use super::deflate::Deflater;
 
 /// pgzip's `defaultBlockSize`.
@@ -19,9 +20,10 @@ pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
 pub const TAIL_SIZE: usize = 16384;
 
 /// Writes the DEFLATE stream pgzip writes for `plain` at
-/// `DefaultCompression` with blocks of `block_size` bytes, and returns the
-/// plain text's CRC-32 and length.
+/// `DefaultCompression` with blocks of `block_size` bytes over `version`
+/// of klauspost/compress, and returns the plain text's CRC-32 and length.
 pub fn deflate(
+    version: FlateVersion,
     block_size: usize,
     plain: &mut dyn Read,
     out: &mut dyn Write,
@@ -32,7 +34,7 @@ pub fn deflate(
             format!("pgzip block size {block_size} is not above {TAIL_SIZE}"),
         ));
     }
-    let mut d = Deflater::new();
+    let mut d = Deflater::new(version);
     let mut block = vec![0u8; block_size];
     let mut tail: Vec<u8> = Vec::with_capacity(TAIL_SIZE);
     let mut crc = crc32fast::Hasher::new();
@@ -68,9 +70,14 @@ pub fn deflate(
 
 /// Writes a whole gzip member as pgzip writes it with its default header
 /// (no name, modification time Go's zero time, XFL 0, OS 255).
-pub fn compress(block_size: usize, plain: &mut dyn Read, out: &mut dyn Write) -> io::Result<()> {
+pub fn compress(
+    version: FlateVersion,
+    block_size: usize,
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     out.write_all(&DEFAULT_HEADER)?;
-    let (crc, size) = deflate(block_size, plain, out)?;
+    let (crc, size) = deflate(version, block_size, plain, out)?;
     out.write_all(&crc.to_le_bytes())?;
     out.write_all(&(size as u32).to_le_bytes())
 }

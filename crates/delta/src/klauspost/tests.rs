@@ -3,8 +3,9 @@
 
 use std::io::{self, Read};
 
-use tender_test_support::{Compressor, pgzip_with};
+use tender_test_support::{Compressor, pgzip_1_18_2_with, pgzip_with};
 
+use super::FlateVersion;
 use super::pgzip::{self, DEFAULT_BLOCK_SIZE, TAIL_SIZE};
 
 /// Deterministic mixed input: text runs, pseudo-random bytes, byte runs.
@@ -47,13 +48,17 @@ fn random(n: usize, seed: u64) -> Vec<u8> {
 }
 
 fn ours(block_size: usize, plain: &[u8]) -> Vec<u8> {
+    ours_as(FlateVersion::V1_15_12, block_size, plain)
+}
+
+fn ours_as(version: FlateVersion, block_size: usize, plain: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    pgzip::compress(block_size, &mut &plain[..], &mut out).unwrap();
+    pgzip::compress(version, block_size, &mut &plain[..], &mut out).unwrap();
     out
 }
 
-/// Asserts the port writes exactly what Go writes, naming the first
-/// differing byte (a whole-vector diff of megabytes is unreadable).
+/// Asserts the port writes exactly what Go (klauspost/compress 1.15.12)
+/// writes.
 #[track_caller]
 fn assert_same(what: &str, block_size: usize, plain: &[u8]) {
     let go = if block_size == DEFAULT_BLOCK_SIZE {
@@ -61,9 +66,24 @@ fn assert_same(what: &str, block_size: usize, plain: &[u8]) {
     } else {
         pgzip_with(&["-1", &block_size.to_string()], plain)
     };
-    let rust = ours(block_size, plain);
+    compare(what, block_size, plain, &go, &ours(block_size, plain));
+}
+
+/// Asserts the port writes exactly what Go with klauspost/compress
+/// 1.18.2's behaviour writes.
+#[track_caller]
+fn assert_same_1_18_2(what: &str, block_size: usize, plain: &[u8]) {
+    let go = pgzip_1_18_2_with(&["-1", &block_size.to_string()], plain);
+    let rust = ours_as(FlateVersion::V1_18_2, block_size, plain);
+    compare(what, block_size, plain, &go, &rust);
+}
+
+/// Names the first differing byte (a whole-vector diff of megabytes is
+/// unreadable).
+#[track_caller]
+fn compare(what: &str, block_size: usize, plain: &[u8], go: &[u8], rust: &[u8]) {
     if go != rust {
-        let at = go.iter().zip(&rust).position(|(a, b)| a != b);
+        let at = go.iter().zip(rust).position(|(a, b)| a != b);
         panic!(
             "{what} ({} bytes, blocks of {block_size}): Go wrote {} bytes, the port {}; first difference at {at:?}",
             plain.len(),
@@ -184,6 +204,25 @@ fn a_tar_of_real_binaries_matches_go() {
     assert_same("tar of /usr/bin", DEFAULT_BLOCK_SIZE, &tar);
 }
 
+#[test]
+fn the_1_18_2_behaviour_matches_its_reference() {
+    let tar = real_tar(2 << 20);
+    let mixed = sample(DEFAULT_BLOCK_SIZE + 70_000, 21);
+    for (what, plain) in [("tar of /usr/bin", &tar), ("sample", &mixed)] {
+        assert_same_1_18_2(what, DEFAULT_BLOCK_SIZE, plain);
+    }
+    // Real binaries reuse tables across windows, where the two behaviours
+    // part: the version matters.
+    assert!(
+        ours_as(FlateVersion::V1_15_12, DEFAULT_BLOCK_SIZE, &tar)
+            != ours_as(FlateVersion::V1_18_2, DEFAULT_BLOCK_SIZE, &tar)
+    );
+    for n in [0, 33, 128, 65535, 65536, 200_000] {
+        assert_same_1_18_2(&format!("sample({n})"), 50_000, &sample(n, 22));
+    }
+    assert_same_1_18_2("zeros", 100_000, &vec![0u8; 300_000]);
+}
+
 /// A reader that hands out a few bytes at a time.
 struct Dribble<'a>(&'a [u8], usize);
 
@@ -201,12 +240,24 @@ impl Read for Dribble<'_> {
 fn short_reads_do_not_change_output() {
     let plain = sample(300_000, 5);
     let mut out = Vec::new();
-    pgzip::compress(50_000, &mut Dribble(&plain, 0), &mut out).unwrap();
+    pgzip::compress(
+        FlateVersion::V1_15_12,
+        50_000,
+        &mut Dribble(&plain, 0),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(out, ours(50_000, &plain));
 }
 
 #[test]
 fn a_block_size_at_or_below_the_tail_is_refused() {
-    let err = pgzip::deflate(TAIL_SIZE, &mut &b""[..], &mut Vec::new()).unwrap_err();
+    let err = pgzip::deflate(
+        FlateVersion::V1_15_12,
+        TAIL_SIZE,
+        &mut &b""[..],
+        &mut Vec::new(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }
