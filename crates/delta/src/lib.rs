@@ -8,8 +8,9 @@
 //! zstd). The site rebuilds the blob and checks its digest, so image
 //! signatures and digest-pinned manifests hold unchanged.
 //!
-//! Modules: `compression` (which, and decoding), `gzip`, `go_flate` and
-//! `zstd_recipe` (exact re-compression), `patch` (the container format), `encode` (make
+//! Modules: `compression` (which, and decoding), `gzip`, `go_flate`,
+//! `klauspost` with `pgzip_recipe`, and `zstd_recipe` (exact
+//! re-compression), `patch` (the container format), `encode` (make
 //! and prove), `apply` (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
@@ -20,6 +21,7 @@ pub mod go_flate;
 pub mod gzip;
 pub mod klauspost;
 pub mod patch;
+pub mod pgzip_recipe;
 pub mod pick;
 pub mod zstd_recipe;
 
