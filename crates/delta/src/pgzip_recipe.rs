@@ -32,14 +32,15 @@ const SYNC_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const TRAILER: usize = 8;
 /// Largest block size a patch may name: a rebuild holds one block.
 pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
-/// The compression level modelled (`DefaultCompression`).
-pub const LEVEL: u8 = 5;
+/// The compression levels modelled: `DefaultCompression` and `BestSpeed`.
+pub const LEVELS: [u8; 2] = [5, 1];
 
 /// What rebuilds a pgzip blob from its plain text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgzipRecipe {
-    /// klauspost/compress flate level: 5 (pgzip's `DefaultCompression`).
+    /// klauspost/compress flate level: 5 (pgzip's `DefaultCompression`) or
+    /// 1 (`BestSpeed`).
     pub level: u8,
     /// Plain bytes per pgzip block.
     pub block_size: u64,
@@ -54,9 +55,9 @@ pub struct PgzipRecipe {
 impl PgzipRecipe {
     /// Checks what a patch header may claim, before anything is rebuilt.
     pub fn check(&self) -> Result<(), String> {
-        if self.level != LEVEL {
+        if !LEVELS.contains(&self.level) {
             return Err(format!(
-                "pgzip rebuild exists for level {LEVEL} only, not {}",
+                "pgzip rebuild exists for levels 5 and 1, not {}",
                 self.level
             ));
         }
@@ -119,18 +120,19 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
         _ => vec![(DEFAULT_BLOCK_SIZE as u64).max(plain_size + 1)],
     };
     block_sizes.dedup();
+    // pgzip writes XFL 4 at BestSpeed, 2 at BestCompression, else 0.
     let xfl = head[8];
-    if xfl != 0 {
+    let Some(level) = LEVELS.into_iter().find(|l| pgzip::xfl(*l) == xfl) else {
         return Ok(Found::Unmodelled(format!(
             "gzip written by klauspost pgzip (sync-flush blocks) at a level tender does not \
-             model (XFL {xfl}; tender models DefaultCompression, level {LEVEL})"
+             model (XFL {xfl}; tender models levels 5 and 1)"
         )));
-    }
+    };
     let mut tried = Vec::new();
     for &block_size in block_sizes.iter().filter(|b| **b <= MAX_BLOCK_SIZE) {
         for compress in FlateVersion::ALL {
             let recipe = PgzipRecipe {
-                level: LEVEL,
+                level,
                 block_size,
                 compress,
                 header: hex::encode(&head[..header_len]),
@@ -144,7 +146,7 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
     }
     Ok(Found::Unmodelled(format!(
         "gzip written by klauspost pgzip (sync-flush blocks) but not by an encoder version \
-         tender models (klauspost/compress 1.15.12-1.18.0 or 1.18.2-1.19.1, level {LEVEL}, \
+         tender models (klauspost/compress 1.15.12-1.18.0 or 1.18.2-1.19.1, level {level}, \
          blocks of {} bytes)",
         tried.join(" or ")
     )))
@@ -163,6 +165,7 @@ fn reencodes_exactly(
     let mut compare = Compare::new(Box::new(expected.take(deflate_len)));
     let mut plain = decoder(File::open(path)?, Compression::Gzip)?;
     match pgzip::deflate(
+        recipe.level,
         recipe.compress,
         recipe.block_size as usize,
         &mut plain,
@@ -221,7 +224,13 @@ pub fn rebuild(recipe: &PgzipRecipe, plain: &mut dyn Read, out: &mut dyn Write) 
     let header = hex::decode(&recipe.header).map_err(|e| invalid(e.to_string()))?;
     let tail = hex::decode(&recipe.tail).map_err(|e| invalid(e.to_string()))?;
     out.write_all(&header)?;
-    pgzip::deflate(recipe.compress, recipe.block_size as usize, plain, out)?;
+    pgzip::deflate(
+        recipe.level,
+        recipe.compress,
+        recipe.block_size as usize,
+        plain,
+        out,
+    )?;
     out.write_all(&tail)
 }
 
@@ -272,6 +281,10 @@ mod tests {
         let bad = [
             PgzipRecipe {
                 level: 6,
+                ..recipe()
+            },
+            PgzipRecipe {
+                level: 9,
                 ..recipe()
             },
             PgzipRecipe {

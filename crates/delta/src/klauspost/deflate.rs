@@ -1,4 +1,4 @@
-//! The compressor of the fast levels (`deflate.go`: `storeFast`,
+//! The compressor of the fast levels 1 and 5 (`deflate.go`: `storeFast`,
 //! `fillWindow`, `write`, `syncFlush`, `close`, `ResetDict`).
 //!
 //! Input is cut into windows of 65535 bytes; a full window is compressed
@@ -8,8 +8,31 @@
 
 use super::FlateVersion;
 use super::bit_writer::BitWriter;
+use super::level1::FastEncL1;
 use super::level5::FastEncL5;
 use super::tokens::{MAX_STORE_BLOCK_SIZE, Tokens};
+
+/// The matcher of a fast level (`fastEnc`).
+enum FastEnc {
+    L1(Box<FastEncL1>),
+    L5(Box<FastEncL5>),
+}
+
+impl FastEnc {
+    fn encode(&mut self, dst: &mut Tokens, src: &[u8]) {
+        match self {
+            FastEnc::L1(e) => e.encode(dst, src),
+            FastEnc::L5(e) => e.encode(dst, src),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            FastEnc::L1(e) => e.reset(),
+            FastEnc::L5(e) => e.reset(),
+        }
+    }
+}
 
 /// `logNewTablePenalty` of levels 1 to 6.
 const FAST_LOG_NEW_TABLE_PENALTY: u32 = 7;
@@ -18,19 +41,35 @@ const MAX_MATCH_OFFSET: usize = 1 << 15;
 
 pub(super) struct Deflater {
     pub(super) w: BitWriter,
-    fast: FastEncL5,
+    fast: FastEnc,
     tokens: Tokens,
     window: Vec<u8>,
 }
 
 impl Deflater {
-    pub(super) fn new(version: FlateVersion) -> Self {
+    /// A compressor at `level` (1 or 5), or `None` for a level not ported.
+    pub(super) fn new(level: u8, version: FlateVersion) -> Option<Self> {
+        let fast = match level {
+            1 => FastEnc::L1(Box::new(FastEncL1::new())),
+            5 => FastEnc::L5(Box::new(FastEncL5::new())),
+            _ => return None,
+        };
         let exact_tables = version == FlateVersion::V1_18_2;
-        Deflater {
+        Some(Deflater {
             w: BitWriter::new(FAST_LOG_NEW_TABLE_PENALTY, exact_tables),
-            fast: FastEncL5::new(),
+            fast,
             tokens: Tokens::new(),
             window: Vec::with_capacity(MAX_STORE_BLOCK_SIZE),
+        })
+    }
+
+    /// Puts the matcher's offset base `distance` below the point where it
+    /// is rebased (tests: Go's pooled writers get there after ~2 GiB).
+    #[cfg(test)]
+    pub(super) fn set_cur_below_reset(&mut self, distance: u32) {
+        match &mut self.fast {
+            FastEnc::L1(e) => e.set_cur_below_reset(distance),
+            FastEnc::L5(e) => e.set_cur_below_reset(distance),
         }
     }
 

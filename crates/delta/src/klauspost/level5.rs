@@ -2,23 +2,13 @@
 //! `fastEncL5`), which `DefaultCompression` maps to.
 //!
 //! Two hash tables: 4-byte hashes with one candidate, 7-byte hashes with
-//! two (current and previous). The history (`hist`) keeps up to
-//! `allocHistory` bytes and is moved down to the last 32 KiB when full;
-//! table entries are absolute positions offset by `cur`, which `reset`
-//! advances past every stored entry instead of clearing the tables.
+//! two (current and previous), over the shared history of `fast_gen`.
 
-use super::tokens::{MAX_STORE_BLOCK_SIZE, Tokens};
-
-const TABLE_BITS: u32 = 15;
-const TABLE_SIZE: usize = 1 << TABLE_BITS;
-const MAX_MATCH_OFFSET: i32 = 1 << 15;
-const MAX_MATCH_LENGTH: i32 = 258;
-/// `allocHistory`: the history's capacity, which decides when it moves.
-const ALLOC_HISTORY: usize = MAX_STORE_BLOCK_SIZE * 5;
-/// `bufferReset`: `cur` is rebased before it can overflow.
-const BUFFER_RESET: i32 = i32::MAX - ALLOC_HISTORY as i32 - MAX_STORE_BLOCK_SIZE as i32 - 1;
-const PRIME4BYTES: u32 = 2_654_435_761;
-const PRIME7BYTES: u64 = 58_295_818_150_454_627;
+use super::fast_gen::{
+    BUFFER_RESET, FastGen, MAX_MATCH_LENGTH, MAX_MATCH_OFFSET, TABLE_SIZE, hash4, hash7, load32,
+    load64, matchlen, matchlen_long,
+};
+use super::tokens::Tokens;
 
 #[derive(Clone, Copy, Default)]
 struct TableEntryPrev {
@@ -27,71 +17,9 @@ struct TableEntryPrev {
 }
 
 pub(super) struct FastEncL5 {
-    hist: Vec<u8>,
-    cur: i32,
+    history: FastGen,
     table: Box<[i32]>,
     b_table: Box<[TableEntryPrev]>,
-}
-
-#[inline]
-fn load32(b: &[u8], i: i32) -> u32 {
-    let i = i as usize;
-    u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"))
-}
-
-#[inline]
-fn load64(b: &[u8], i: i32) -> u64 {
-    let i = i as usize;
-    u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
-}
-
-/// `hashLen(u, tableBits, 4)`.
-#[inline]
-fn hash4(u: u64) -> usize {
-    ((u as u32).wrapping_mul(PRIME4BYTES) >> (32 - TABLE_BITS)) as usize
-}
-
-/// `hash7(u, tableBits)`.
-#[inline]
-fn hash7(u: u64) -> usize {
-    ((u << 8).wrapping_mul(PRIME7BYTES) >> (64 - TABLE_BITS)) as usize
-}
-
-/// `matchLen`: length of the common prefix; `a` is the shorter.
-#[inline]
-fn match_len(a: &[u8], b: &[u8]) -> i32 {
-    let b = &b[..a.len()];
-    let mut checked = 0;
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        let diff = u64::from_le_bytes(x.try_into().expect("8"))
-            ^ u64::from_le_bytes(y.try_into().expect("8"));
-        if diff != 0 {
-            return checked + (diff.trailing_zeros() >> 3) as i32;
-        }
-        checked += 8;
-    }
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        if x != y {
-            return checked;
-        }
-        checked += 1;
-    }
-    checked
-}
-
-/// `matchlen`: at most 254 bytes (`maxMatchLength - 4`).
-#[inline]
-fn matchlen(s: i32, t: i32, src: &[u8]) -> i32 {
-    let s1 = (s as usize + MAX_MATCH_LENGTH as usize - 4).min(src.len());
-    match_len(&src[s as usize..s1], &src[t as usize..])
-}
-
-/// `matchlenLong`: to the end of the input.
-#[inline]
-fn matchlen_long(s: i32, t: i32, src: &[u8]) -> i32 {
-    match_len(&src[s as usize..], &src[t as usize..])
 }
 
 #[inline]
@@ -103,65 +31,43 @@ fn push_long(e: &mut TableEntryPrev, offset: i32) {
 impl FastEncL5 {
     pub(super) fn new() -> Self {
         FastEncL5 {
-            hist: Vec::with_capacity(ALLOC_HISTORY),
-            cur: MAX_STORE_BLOCK_SIZE as i32,
+            history: FastGen::new(),
             table: vec![0; TABLE_SIZE].into_boxed_slice(),
             b_table: vec![TableEntryPrev::default(); TABLE_SIZE].into_boxed_slice(),
         }
     }
 
-    /// `Reset`: move `cur` past every entry; the tables stay.
     pub(super) fn reset(&mut self) {
-        if self.cur <= BUFFER_RESET {
-            self.cur += MAX_MATCH_OFFSET + self.hist.len() as i32;
-        }
-        self.hist.clear();
+        self.history.reset();
     }
 
-    /// `addBlock`: appends `src` to the history (moving the last 32 KiB
-    /// down first when it would not fit) and returns where it starts.
-    fn add_block(&mut self, src: &[u8]) -> i32 {
-        if self.hist.len() + src.len() > ALLOC_HISTORY {
-            let offset = self.hist.len() - MAX_MATCH_OFFSET as usize;
-            self.hist.copy_within(offset.., 0);
-            self.cur += offset as i32;
-            self.hist.truncate(MAX_MATCH_OFFSET as usize);
-        }
-        let s = self.hist.len() as i32;
-        self.hist.extend_from_slice(src);
-        s
+    #[cfg(test)]
+    pub(super) fn set_cur_below_reset(&mut self, distance: u32) {
+        self.history.cur = BUFFER_RESET - distance as i32;
     }
 
     /// Rebases the tables before `cur` overflows.
     fn protect_cur(&mut self) {
-        while self.cur >= BUFFER_RESET {
-            if self.hist.is_empty() {
+        while self.history.cur >= BUFFER_RESET {
+            if self.history.hist.is_empty() {
                 self.table.fill(0);
                 self.b_table.fill(TableEntryPrev::default());
-                self.cur = MAX_MATCH_OFFSET;
+                self.history.cur = MAX_MATCH_OFFSET;
                 break;
             }
-            let min_off = self.cur + self.hist.len() as i32 - MAX_MATCH_OFFSET;
-            let cur = self.cur;
-            let rebase = |v: i32| {
-                if v <= min_off {
-                    0
-                } else {
-                    v - cur + MAX_MATCH_OFFSET
-                }
-            };
+            let rebase = self.history.rebase();
             for v in self.table.iter_mut() {
                 *v = rebase(*v);
             }
             for v in self.b_table.iter_mut() {
-                if v.cur <= min_off {
+                if rebase(v.cur) == 0 {
                     *v = TableEntryPrev::default();
                 } else {
                     v.cur = rebase(v.cur);
                     v.prev = rebase(v.prev);
                 }
             }
-            self.cur = MAX_MATCH_OFFSET;
+            self.history.cur = MAX_MATCH_OFFSET;
         }
     }
 
@@ -171,7 +77,7 @@ impl FastEncL5 {
         const MIN_NON_LITERAL_BLOCK_SIZE: usize = 1 + 1 + INPUT_MARGIN as usize;
 
         self.protect_cur();
-        let mut s = self.add_block(src);
+        let mut s = self.history.add_block(src);
         if src.len() < MIN_NON_LITERAL_BLOCK_SIZE {
             // No tokens; the caller stores or Huffman-codes such input.
             dst.n = src.len();
@@ -179,13 +85,12 @@ impl FastEncL5 {
         }
 
         let FastEncL5 {
-            hist,
-            cur,
+            history,
             table,
             b_table,
         } = self;
-        let cur = *cur;
-        let src = &hist[..];
+        let cur = history.cur;
+        let src = &history.hist[..];
         let mut next_emit = s;
         let s_limit = src.len() as i32 - INPUT_MARGIN;
         let mut cv = load64(src, s);

@@ -1,7 +1,8 @@
 //! Byte-exact port of the gzip writer of containers/image and umoci:
 //! `github.com/klauspost/pgzip` 1.2.5 over `github.com/klauspost/compress`
-//! `flate` at `DefaultCompression` (level 5), in the two behaviours that
-//! compress releases have had (see [`FlateVersion`]).
+//! `flate` at `DefaultCompression` (level 5) and `BestSpeed` (level 1), in
+//! the two behaviours that compress releases have had (see
+//! [`FlateVersion`]).
 //!
 //! Podman, buildah, skopeo (`copy --dest-compress`) and umoci write gzip
 //! layers this way. preflate cannot model these streams (every 1 MiB block
@@ -12,8 +13,9 @@
 //!
 //! One file per concept, named after the Go sources it follows:
 //! `tokens` (`token.go`), `huffman` (`huffman_code.go`), `bit_writer`
-//! (`huffman_bit_writer.go`), `level5` (`fast_encoder.go`, `level5.go`),
-//! `deflate` (`deflate.go`) and `pgzip` (pgzip's `gzip.go`).
+//! (`huffman_bit_writer.go`), `fast_gen` (`fast_encoder.go`), `level1` and
+//! `level5` (`level1.go`, `level5.go`), `deflate` (`deflate.go`) and
+//! `pgzip` (pgzip's `gzip.go`).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +41,9 @@ impl FlateVersion {
 
 mod bit_writer;
 mod deflate;
+mod fast_gen;
 mod huffman;
+mod level1;
 mod level5;
 pub mod pgzip;
 mod tokens;

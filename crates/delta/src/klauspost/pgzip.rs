@@ -19,10 +19,12 @@ pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
 /// pgzip's `tailSize`: the preset dictionary of the next block.
 pub const TAIL_SIZE: usize = 16384;
 
-/// Writes the DEFLATE stream pgzip writes for `plain` at
-/// `DefaultCompression` with blocks of `block_size` bytes over `version`
-/// of klauspost/compress, and returns the plain text's CRC-32 and length.
+/// Writes the DEFLATE stream pgzip writes for `plain` at `level` (5:
+/// `DefaultCompression`, or 1: `BestSpeed`) with blocks of `block_size`
+/// bytes over `version` of klauspost/compress, and returns the plain
+/// text's CRC-32 and length.
 pub fn deflate(
+    level: u8,
     version: FlateVersion,
     block_size: usize,
     plain: &mut dyn Read,
@@ -34,7 +36,12 @@ pub fn deflate(
             format!("pgzip block size {block_size} is not above {TAIL_SIZE}"),
         ));
     }
-    let mut d = Deflater::new(version);
+    let Some(mut d) = Deflater::new(level, version) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("klauspost level {level} is not modelled (1 and 5 are)"),
+        ));
+    };
     let mut block = vec![0u8; block_size];
     let mut tail: Vec<u8> = Vec::with_capacity(TAIL_SIZE);
     let mut crc = crc32fast::Hasher::new();
@@ -69,17 +76,30 @@ pub fn deflate(
 }
 
 /// Writes a whole gzip member as pgzip writes it with its default header
-/// (no name, modification time Go's zero time, XFL 0, OS 255).
+/// (no name, modification time Go's zero time, OS 255; XFL 4 at level 1,
+/// else 0).
 pub fn compress(
+    level: u8,
     version: FlateVersion,
     block_size: usize,
     plain: &mut dyn Read,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    out.write_all(&DEFAULT_HEADER)?;
-    let (crc, size) = deflate(version, block_size, plain, out)?;
+    let mut header = DEFAULT_HEADER;
+    header[8] = xfl(level);
+    out.write_all(&header)?;
+    let (crc, size) = deflate(level, version, block_size, plain, out)?;
     out.write_all(&crc.to_le_bytes())?;
     out.write_all(&(size as u32).to_le_bytes())
+}
+
+/// The header's XFL byte pgzip writes for `level`.
+pub fn xfl(level: u8) -> u8 {
+    match level {
+        1 => 4,
+        9 => 2,
+        _ => 0,
+    }
 }
 
 /// pgzip's header when nothing is set: its `ModTime` is Go's zero time,

@@ -52,8 +52,12 @@ fn ours(block_size: usize, plain: &[u8]) -> Vec<u8> {
 }
 
 fn ours_as(version: FlateVersion, block_size: usize, plain: &[u8]) -> Vec<u8> {
+    ours_at(5, version, block_size, plain)
+}
+
+fn ours_at(level: u8, version: FlateVersion, block_size: usize, plain: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    pgzip::compress(version, block_size, &mut &plain[..], &mut out).unwrap();
+    pgzip::compress(level, version, block_size, &mut &plain[..], &mut out).unwrap();
     out
 }
 
@@ -223,6 +227,68 @@ fn the_1_18_2_behaviour_matches_its_reference() {
     assert_same_1_18_2("zeros", 100_000, &vec![0u8; 300_000]);
 }
 
+#[test]
+fn best_speed_matches_go() {
+    let tar = real_tar(2 << 20);
+    let cases: [(&str, Vec<u8>, usize); 6] = [
+        ("tar of /usr/bin", tar, DEFAULT_BLOCK_SIZE),
+        ("sample", sample(700_000, 31), 100_000),
+        ("zeros", vec![0u8; 300_000], 65_535),
+        ("random", random(150_000, 32), 65_536),
+        ("tiny", sample(100, 33), DEFAULT_BLOCK_SIZE),
+        ("empty", Vec::new(), DEFAULT_BLOCK_SIZE),
+    ];
+    for (what, plain, block_size) in cases {
+        let bs = block_size.to_string();
+        for (version, go) in [
+            (FlateVersion::V1_15_12, pgzip_with(&["1", &bs], &plain)),
+            (
+                FlateVersion::V1_18_2,
+                pgzip_1_18_2_with(&["1", &bs], &plain),
+            ),
+        ] {
+            let rust = ours_at(1, version, block_size, &plain);
+            compare(what, block_size, &plain, &go, &rust);
+        }
+    }
+}
+
+#[test]
+fn the_output_does_not_depend_on_the_offset_base() {
+    // Go's pooled writers carry `cur` from block to block until it nears
+    // 2^31 and is rebased; the bytes must not depend on where it stands.
+    // The history moves down (and `cur` up by ~290 KiB) every few windows
+    // of a long block, so these distances cross the rebase with history
+    // present, mid-block, and with none, at a reset.
+    use super::deflate::Deflater;
+    let plain = real_tar(1 << 20);
+    assert!(plain.len() > 900_000);
+    let run = |level: u8, distance: Option<u32>| {
+        let mut d = Deflater::new(level, FlateVersion::V1_15_12).unwrap();
+        if let Some(distance) = distance {
+            d.set_cur_below_reset(distance);
+        }
+        let mut out = Vec::new();
+        for block in plain.chunks(600_000) {
+            d.reset_dict(&[]);
+            d.write(block);
+            d.flush();
+            out.extend_from_slice(&d.w.sink.out);
+            d.w.sink.out.clear();
+        }
+        out
+    };
+    for level in [1, 5] {
+        let fresh = run(level, None);
+        for distance in [1, 200_000, 400_000, 700_000] {
+            assert!(
+                run(level, Some(distance)) == fresh,
+                "level {level}, {distance} below the rebase"
+            );
+        }
+    }
+}
+
 /// A reader that hands out a few bytes at a time.
 struct Dribble<'a>(&'a [u8], usize);
 
@@ -241,6 +307,7 @@ fn short_reads_do_not_change_output() {
     let plain = sample(300_000, 5);
     let mut out = Vec::new();
     pgzip::compress(
+        5,
         FlateVersion::V1_15_12,
         50_000,
         &mut Dribble(&plain, 0),
@@ -253,6 +320,7 @@ fn short_reads_do_not_change_output() {
 #[test]
 fn a_block_size_at_or_below_the_tail_is_refused() {
     let err = pgzip::deflate(
+        5,
         FlateVersion::V1_15_12,
         TAIL_SIZE,
         &mut &b""[..],
