@@ -124,8 +124,8 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
     let xfl = head[8];
     let Some(level) = LEVELS.into_iter().find(|l| pgzip::xfl(*l) == xfl) else {
         return Ok(Found::Unmodelled(format!(
-            "gzip written by klauspost pgzip (sync-flush blocks) at a level tender does not \
-             model (XFL {xfl}; tender models levels 5 and 1)"
+            "gzip shaped as klauspost pgzip writes it (sync-flush blocks) at a level tender \
+             does not model (XFL {xfl}; tender models levels 5 and 1)"
         )));
     };
     let mut tried = Vec::new();
@@ -145,9 +145,9 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
         tried.push(block_size.to_string());
     }
     Ok(Found::Unmodelled(format!(
-        "gzip written by klauspost pgzip (sync-flush blocks) but not by an encoder version \
-         tender models (klauspost/compress 1.15.12-1.18.0 or 1.18.2-1.19.1, level {level}, \
-         blocks of {} bytes)",
+        "gzip shaped as klauspost pgzip writes it (sync-flush blocks) but not written by an \
+         encoder version tender models (klauspost/compress 1.15.12-1.18.0 or 1.18.2-1.19.1, \
+         level {level}, blocks of {} bytes)",
         tried.join(" or ")
     )))
 }
