@@ -112,14 +112,6 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
         return Ok(Found::NotPgzip);
     }
     let deflate_len = size - (header_len + TRAILER) as u64;
-
-    let first_block = first_sync_block(path, header_len as u64)?;
-    // One block: any block size above its length writes the same bytes.
-    let mut block_sizes = match first_block {
-        Some(n) if n < plain_size && n > TAIL_SIZE as u64 => vec![n, DEFAULT_BLOCK_SIZE as u64],
-        _ => vec![(DEFAULT_BLOCK_SIZE as u64).max(plain_size + 1)],
-    };
-    block_sizes.dedup();
     // pgzip writes XFL 4 at BestSpeed, 2 at BestCompression, else 0.
     let xfl = head[8];
     let Some(level) = LEVELS.into_iter().find(|l| pgzip::xfl(*l) == xfl) else {
@@ -128,8 +120,30 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
              does not model (XFL {xfl}; tender models levels 5 and 1)"
         )));
     };
+
+    // The block size: the plain bytes before the first sync flush (when
+    // that is the whole plain text, any larger size writes the same single
+    // block too), else pgzip's default.
+    let mut block_sizes = Vec::new();
+    if let Some(n) = first_sync_block(path, header_len as u64)?
+        && n > TAIL_SIZE as u64
+        && n <= plain_size
+    {
+        block_sizes.push(n);
+    }
+    block_sizes.push(DEFAULT_BLOCK_SIZE as u64);
+    if plain_size >= DEFAULT_BLOCK_SIZE as u64 {
+        block_sizes.push(plain_size + 1);
+    }
+    let mut seen = Vec::new();
+    block_sizes.retain(|b| {
+        *b <= MAX_BLOCK_SIZE && !seen.contains(b) && {
+            seen.push(*b);
+            true
+        }
+    });
     let mut tried = Vec::new();
-    for &block_size in block_sizes.iter().filter(|b| **b <= MAX_BLOCK_SIZE) {
+    for &block_size in &block_sizes {
         for compress in FlateVersion::ALL {
             let recipe = PgzipRecipe {
                 level,
@@ -238,6 +252,58 @@ pub fn rebuild(recipe: &PgzipRecipe, plain: &mut dyn Read, out: &mut dyn Write) 
 mod tests {
     use super::*;
     use crate::patch::Rebuild;
+    use tender_test_support::pgzip_with;
+
+    /// Compressible plain text of `n` bytes.
+    fn text(n: usize) -> Vec<u8> {
+        (0u32..)
+            .flat_map(|i| format!("line {i} of layer {}\n", i % 89).into_bytes())
+            .take(n)
+            .collect()
+    }
+
+    /// What `find` makes of `plain` compressed by Go's pgzip with `args`.
+    fn found(args: &[&str], plain: &[u8]) -> Found {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        std::fs::write(&path, pgzip_with(args, plain)).unwrap();
+        find(&path, plain.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn block_sizes_are_found_at_the_edges() {
+        // (plain size, block size Go used, block size the recipe names)
+        let cases = [
+            // One block exactly: it is flushed full, then an empty one closes.
+            (DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE, DEFAULT_BLOCK_SIZE),
+            (20_000, 20_000, 20_000),
+            (40_000, 20_000, 20_000),
+            (40_001, 20_000, 20_000),
+            (150_000, 65_536, 65_536),
+            // One short block: the default stands for every larger size.
+            (19_999, 20_000, DEFAULT_BLOCK_SIZE),
+            (0, 20_000, DEFAULT_BLOCK_SIZE),
+        ];
+        for (n, go_block, named) in cases {
+            let plain = text(n);
+            match found(&["-1", &go_block.to_string()], &plain) {
+                Found::Exact(recipe) => {
+                    assert_eq!(recipe.block_size, named as u64, "{n} bytes in {go_block}")
+                }
+                other => panic!("{n} bytes in blocks of {go_block}: {other:?}"),
+            }
+        }
+        // Level 1 is told by XFL 4.
+        match found(&["1", "30000"], &text(100_000)) {
+            Found::Exact(recipe) => assert_eq!((recipe.level, recipe.block_size), (1, 30_000)),
+            other => panic!("{other:?}"),
+        }
+        // Level 9 (XFL 2) is pgzip's shape but not modelled.
+        match found(&["9"], &text(100_000)) {
+            Found::Unmodelled(why) => assert!(why.contains("XFL 2"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn recipe() -> PgzipRecipe {
         PgzipRecipe {
