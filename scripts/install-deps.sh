@@ -7,6 +7,10 @@
 #                    tests), skopeo, git, zstd, time (/usr/bin/time -v), mtools,
 #                    dosfstools, openssl, curl, kubectl, golang-go (builds
 #                    scripts/gogzip: layers compressed as Go-built images are),
+#                    golang-github-klauspost-pgzip-dev and
+#                    golang-github-klauspost-compress-dev (Go sources that
+#                    scripts/pgzip builds against: the exact encoder of
+#                    containers/image and umoci layers),
 #                    containerd (a private instance pulls through the mirror
 #                    configuration import writes; the package's own service
 #                    is kept from starting, like docker-registry's), umoci
@@ -58,8 +62,8 @@ apt_install() {
 }
 
 # --- Debian packages -----------------------------------------------------------
-packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go containerd
-    umoci)
+packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go
+    golang-github-klauspost-pgzip-dev golang-github-klauspost-compress-dev containerd umoci)
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")

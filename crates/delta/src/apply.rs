@@ -18,7 +18,7 @@ use crate::compression::plain_bytes;
 use crate::error::DeltaError;
 use crate::patch::{PatchFormatError, PatchHeader, Rebuild};
 use crate::zstd_recipe;
-use crate::{go_flate, gzip};
+use crate::{go_flate, gzip, pgzip_recipe};
 
 /// What a site allows a rebuild to hold in memory.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +142,9 @@ pub fn apply(
         .map_err(|e| e.to_string()),
         Rebuild::GoGzip { .. } => {
             go_flate::go_gzip_best_speed(&mut plain, &mut hashing).map_err(|e| e.to_string())
+        }
+        Rebuild::Pgzip(recipe) => {
+            pgzip_recipe::rebuild(recipe, &mut plain, &mut hashing).map_err(|e| e.to_string())
         }
         Rebuild::Zstd(recipe) => {
             zstd_recipe::rebuild(recipe, header.target_plain_size, &mut plain, &mut hashing)

@@ -22,6 +22,7 @@ use crate::error::DeltaError;
 use crate::go_flate;
 use crate::gzip::{self, AnalyzeError, Chunking};
 use crate::patch::{BlobRef, PatchHeader, Rebuild};
+use crate::pgzip_recipe::{self, Found};
 use crate::{zstd_frames, zstd_recipe};
 
 /// How patches are made.
@@ -136,15 +137,29 @@ fn plain_level_patch(
         Compression::Gzip if is_go_best_speed(target_path)? => {
             header.rebuild = Rebuild::GoGzip { level: 1 };
         }
-        Compression::Gzip => match gzip_recipe(target_path, target_plain_size, options)? {
-            Ok(analysis) => {
-                corrections = analysis.corrections;
-                header.rebuild = Rebuild::Gzip(analysis.recipe);
+        Compression::Gzip => {
+            let pgzip = pgzip_recipe::find(target_path, target_plain_size)
+                .map_err(DeltaError::io("reading a blob"))?;
+            match pgzip {
+                Found::Exact(recipe) => header.rebuild = Rebuild::Pgzip(recipe),
+                Found::NotPgzip | Found::Unmodelled(_) => {
+                    match gzip_recipe(target_path, target_plain_size, options)? {
+                        Ok(analysis) => {
+                            corrections = analysis.corrections;
+                            header.rebuild = Rebuild::Gzip(analysis.recipe);
+                        }
+                        Err(reason) => {
+                            return Ok(Attempt::NoRecipe(match pgzip {
+                                Found::Unmodelled(why) => {
+                                    format!("encoder not modelled: {why}; {reason}")
+                                }
+                                _ => format!("encoder not modelled: {reason}"),
+                            }));
+                        }
+                    }
+                }
             }
-            Err(reason) => {
-                return Ok(Attempt::NoRecipe(format!("encoder not modelled: {reason}")));
-            }
-        },
+        }
         Compression::Zstd => {
             let mut reopen =
                 || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
@@ -705,6 +720,181 @@ mod tests {
             reason.contains("a patch of the compressed bytes"),
             "{reason}"
         );
+    }
+
+    /// A layer of real binaries (this machine's /usr/bin, about 1.5 MB):
+    /// compressible enough that encoders' choices show. `version` changes
+    /// a slice of one file.
+    fn binaries_tar(version: u32) -> Vec<u8> {
+        let mut paths: Vec<_> = std::fs::read_dir("/usr/bin")
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut total = 0;
+        for path in paths {
+            let Ok(mut data) = std::fs::read(&path) else {
+                continue;
+            };
+            if data.len() > 400_000 || total + data.len() > 1_500_000 {
+                continue;
+            }
+            if total == 0 && data.len() > 5_000 {
+                for b in &mut data[1_000..1_000 + 500 * version as usize] {
+                    *b ^= 0x5a;
+                }
+            }
+            total += data.len();
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o755);
+            header.set_mtime(1_700_000_000);
+            header.set_cksum();
+            let name = path.strip_prefix("/").unwrap();
+            builder.append_data(&mut header, name, &data[..]).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// Makes and proves a patch from `v1` to `v2` of `layer`, each
+    /// compressed by `compress`, and checks the rebuild is byte-exact.
+    fn patch_both(
+        layer: fn(u32) -> Vec<u8>,
+        compress: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> (Patch, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let source = put_blob(dir.path(), "v1", compress(&layer(1)));
+        let target = put_blob(dir.path(), "v2", compress(&layer(2)));
+        let options = PatchOptions {
+            level: 3,
+            ..PatchOptions::default()
+        };
+        let outcome = make_patch(
+            (&source.0, source.1),
+            (&target.0, target.1),
+            dir.path(),
+            &options,
+        )
+        .unwrap();
+        let PatchOutcome::Patched(p) = outcome else {
+            panic!("{outcome:?}")
+        };
+        let mut rebuilt = Vec::new();
+        apply(
+            &p.file,
+            target.1.digest,
+            &source.0,
+            &mut rebuilt,
+            ApplyLimits::default(),
+        )
+        .unwrap();
+        let blob = std::fs::read(&target.0).unwrap();
+        assert!(rebuilt == blob, "rebuilt blob differs");
+        // Keep the patch file alive past the temporary directory.
+        let kept = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        std::fs::copy(&p.file, &kept).unwrap();
+        (Patch { file: kept, ..*p }, blob)
+    }
+
+    fn pgzip_recipe_of(p: &Patch) -> &pgzip_recipe::PgzipRecipe {
+        match &p.header.rebuild {
+            Rebuild::Pgzip(recipe) => recipe,
+            other => panic!("rebuilt as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pgzip_layers_rebuild_with_no_corrections() {
+        use crate::klauspost::FlateVersion;
+        use tender_test_support::Compressor;
+        // containers/image's default: 1 MiB blocks (this layer has two).
+        let (p, blob) = patch_both(layer_tar, |tar| Compressor::Pgzip.compress(tar));
+        assert!(layer_tar(2).len() > 1 << 20);
+        let recipe = pgzip_recipe_of(&p);
+        assert_eq!(p.header.corrections_size, 0);
+        assert_eq!(
+            (recipe.level, recipe.block_size, recipe.compress),
+            (5, 1 << 20, FlateVersion::V1_15_12)
+        );
+        assert_eq!(recipe.header, hex::encode(&blob[..10]));
+        assert_eq!(recipe.tail, hex::encode(&blob[blob.len() - 8..]));
+        assert!(p.size * 10 < blob.len() as u64, "patch {} bytes", p.size);
+    }
+
+    #[test]
+    fn pgzip_block_size_header_and_version_are_found() {
+        use crate::klauspost::FlateVersion;
+        use tender_test_support::{pgzip_1_18_2_with, pgzip_with};
+        // 256 KiB blocks (a SetConcurrency caller) and a named header.
+        let (p, _) = patch_both(binaries_tar, |tar| {
+            pgzip_with(&["-1", "262144", "layer.tar"], tar)
+        });
+        let recipe = pgzip_recipe_of(&p);
+        assert_eq!(recipe.block_size, 262_144);
+        assert!(recipe.header.ends_with(&hex::encode(b"layer.tar\0")));
+        // klauspost/compress 1.18.2 (current podman and skopeo releases).
+        let (p, _) = patch_both(binaries_tar, |tar| pgzip_1_18_2_with(&[], tar));
+        assert_eq!(pgzip_recipe_of(&p).compress, FlateVersion::V1_18_2);
+    }
+
+    #[test]
+    fn a_pgzip_blob_no_modelled_encoder_writes_falls_through_with_its_reason() {
+        use tender_test_support::pgzip_with;
+        // pgzip's shape, but level 1 made it; XFL says 0 as level 5's would.
+        let dir = tempfile::tempdir().unwrap();
+        let mut blob = pgzip_with(&["1"], &binaries_tar(2));
+        blob[8] = 0;
+        let (path, _) = put_blob(dir.path(), "v2", blob);
+        let plain = binaries_tar(2).len() as u64;
+        match pgzip_recipe::find(&path, plain).unwrap() {
+            Found::Unmodelled(why) => assert!(
+                why.contains("klauspost pgzip") && why.contains("1.15.12"),
+                "{why}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // As export sees it: never a pgzip rebuild; whole with the reason
+        // unless preflate models it.
+        let source = put_blob(dir.path(), "v1", pgzip_with(&["1"], &binaries_tar(1)));
+        let target = put_blob(dir.path(), "v2b", std::fs::read(&path).unwrap());
+        let options = PatchOptions {
+            level: 3,
+            ..PatchOptions::default()
+        };
+        match make_patch(
+            (&source.0, source.1),
+            (&target.0, target.1),
+            dir.path(),
+            &options,
+        )
+        .unwrap()
+        {
+            PatchOutcome::Whole(reason) => {
+                assert!(reason.contains("klauspost pgzip"), "{reason}")
+            }
+            // preflate's corrections, or a patch of the compressed bytes.
+            PatchOutcome::Patched(p) => {
+                assert!(
+                    matches!(p.header.rebuild, Rebuild::Gzip(_))
+                        || (p.header.rebuild == Rebuild::Identity
+                            && p.header.source_compression == Compression::None),
+                    "{:?}",
+                    p.header
+                )
+            }
+        }
+        // Another encoder's gzip is not pgzip's shape at all.
+        let (gnu, _) = put_blob(
+            dir.path(),
+            "gnu",
+            compress(&binaries_tar(2), Compression::Gzip),
+        );
+        assert!(matches!(
+            pgzip_recipe::find(&gnu, plain).unwrap(),
+            Found::NotPgzip
+        ));
     }
 
     #[test]

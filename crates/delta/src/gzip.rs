@@ -36,7 +36,7 @@ pub const CHUNKINGS: [Chunking; 2] = [
 ];
 /// A gzip header longer than this (a huge comment or extra field) is not
 /// worth a patch.
-const MAX_HEADER: usize = 64 * 1024;
+pub(crate) const MAX_HEADER: usize = 64 * 1024;
 /// Bytes after the DEFLATE stream kept verbatim: the 8-byte trailer, and a
 /// little padding or a tiny second member.
 const MAX_TAIL: usize = 64 * 1024;
@@ -237,7 +237,7 @@ fn fill(input: &mut impl Read, buf: &mut Vec<u8>, n: usize) -> io::Result<usize>
     Ok(got)
 }
 
-enum Header {
+pub(crate) enum Header {
     Complete(usize),
     Incomplete,
     Invalid(&'static str),
@@ -246,7 +246,7 @@ enum Header {
 /// The length of the gzip member header at the start of `data` (RFC 1952
 /// §2.3): fixed 10 bytes, then the optional extra field, name, comment and
 /// header CRC that the flags announce.
-fn header_len(data: &[u8]) -> Header {
+pub(crate) fn header_len(data: &[u8]) -> Header {
     const FHCRC: u8 = 0x02;
     const FEXTRA: u8 = 0x04;
     const FNAME: u8 = 0x08;

@@ -8,9 +8,10 @@
 //! zstd). The site rebuilds the blob and checks its digest, so image
 //! signatures and digest-pinned manifests hold unchanged.
 //!
-//! Modules: `compression` (which, and decoding), `gzip`, `go_flate` and
-//! `zstd_recipe` (exact re-compression), `zstd_frames` (what a zstd blob is
-//! made of), `patch` (the container format), `encode` (make
+//! Modules: `compression` (which, and decoding), `gzip`, `go_flate`,
+//! `klauspost` with `pgzip_recipe`, and `zstd_recipe` (exact
+//! re-compression), `zstd_frames` (what a zstd blob is made of), `patch`
+//! (the container format), `encode` (make
 //! and prove), `apply` (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
@@ -19,7 +20,9 @@ pub mod encode;
 pub mod error;
 pub mod go_flate;
 pub mod gzip;
+pub mod klauspost;
 pub mod patch;
+pub mod pgzip_recipe;
 pub mod pick;
 pub mod zstd_frames;
 pub mod zstd_recipe;

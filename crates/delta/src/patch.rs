@@ -20,6 +20,7 @@ use tender_format::{Digest, canonical};
 
 use crate::compression::Compression;
 use crate::gzip::GzipRecipe;
+use crate::pgzip_recipe::PgzipRecipe;
 use crate::zstd_recipe::ZstdRecipe;
 
 pub const MAGIC: &[u8; 16] = b"tender-patch/v1\n";
@@ -47,6 +48,9 @@ pub enum Rebuild {
     GoGzip {
         level: u8,
     },
+    /// klauspost pgzip (containers/image, umoci) at its default level,
+    /// which `klauspost` re-implements exactly: no corrections needed.
+    Pgzip(PgzipRecipe),
     Zstd(ZstdRecipe),
 }
 
@@ -76,6 +80,10 @@ impl PatchHeader {
     pub fn window_bytes(&self) -> u64 {
         let chunk = match &self.rebuild {
             Rebuild::Gzip(recipe) => recipe.largest_chunk(),
+            // One block of plain text and the previous block's tail.
+            Rebuild::Pgzip(recipe) => recipe
+                .block_size
+                .saturating_add(crate::klauspost::pgzip::TAIL_SIZE as u64),
             Rebuild::Identity | Rebuild::GoGzip { .. } | Rebuild::Zstd(_) => 0,
         };
         self.source_plain_size
@@ -131,6 +139,9 @@ impl PatchHeader {
             return Err(PatchFormatError::Invalid(
                 "gogzip rebuild exists for level 1 only".into(),
             ));
+        }
+        if let Rebuild::Pgzip(recipe) = &header.rebuild {
+            recipe.check().map_err(PatchFormatError::Invalid)?;
         }
         if !(10..=31).contains(&header.window_log) {
             return Err(PatchFormatError::Invalid(format!(

@@ -116,6 +116,11 @@ impl Compare {
         }
     }
 
+    /// Whether a write found a difference.
+    pub(crate) fn differs(&self) -> bool {
+        self.differs
+    }
+
     /// Whether everything written matched and the expected stream has
     /// nothing more.
     pub(crate) fn matched_to_end(&mut self) -> io::Result<bool> {

@@ -1,6 +1,7 @@
 //! Layer compressors as real images use them: GNU gzip, Go's
-//! `compress/gzip` (through `scripts/gogzip`, built once per test run) and
-//! the zstd CLI. Delta tests need the exact encoders, not look-alikes:
+//! `compress/gzip` (through `scripts/gogzip`, built once per test run),
+//! klauspost pgzip as containers/image and umoci use it (through
+//! `scripts/pgzip`, likewise) and the zstd CLI. Delta tests need the exact encoders, not look-alikes:
 //! rebuilding their bytes exactly is the point.
 
 use std::io::Write;
@@ -19,15 +20,19 @@ pub enum Compressor {
     GoGzip1,
     /// Go `compress/gzip` at its default level.
     GoGzipDefault,
+    /// klauspost pgzip at its default level and 1 MiB blocks, as
+    /// containers/image (podman, buildah, skopeo) writes gzip layers.
+    Pgzip,
     /// `zstd -3` (the CLI default level).
     Zstd3,
 }
 
 impl Compressor {
-    pub const ALL_GZIP: [Compressor; 3] = [
+    pub const ALL_GZIP: [Compressor; 4] = [
         Compressor::GnuGzip6,
         Compressor::GoGzip1,
         Compressor::GoGzipDefault,
+        Compressor::Pgzip,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +40,7 @@ impl Compressor {
             Compressor::GnuGzip6 => "gnu-gzip-6",
             Compressor::GoGzip1 => "go-gzip-1",
             Compressor::GoGzipDefault => "go-gzip-default",
+            Compressor::Pgzip => "pgzip",
             Compressor::Zstd3 => "zstd-3",
         }
     }
@@ -44,6 +50,7 @@ impl Compressor {
             Compressor::GnuGzip6 => pipe(Command::new("gzip").args(["-6", "-n", "-c"]), data),
             Compressor::GoGzip1 => pipe(Command::new(gogzip()).arg("1"), data),
             Compressor::GoGzipDefault => pipe(&mut Command::new(gogzip()), data),
+            Compressor::Pgzip => pgzip_with(&[], data),
             Compressor::Zstd3 => pipe(Command::new("zstd").args(["-3", "-q", "-c"]), data),
         }
     }
@@ -73,6 +80,110 @@ pub fn gogzip() -> PathBuf {
             out
         })
         .clone()
+}
+
+/// Compresses `data` with `scripts/pgzip` given `args`: `[level
+/// [blocksize [name]]]` (see scripts/pgzip/main.go).
+pub fn pgzip_with(args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(pgzip()).args(args), data)
+}
+
+/// As [`pgzip_with`], over klauspost/compress 1.18.2's behaviour (see
+/// [`pgzip_1_18_2`]).
+pub fn pgzip_1_18_2_with(args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(pgzip_1_18_2()).args(args), data)
+}
+
+/// Debian's klauspost sources (golang-github-klauspost-{pgzip,compress}-dev).
+const GOCODE: &str = "/usr/share/gocode/src/github.com/klauspost";
+
+/// Builds `scripts/pgzip` once, in GOPATH mode against the Debian packages
+/// (klauspost/pgzip 1.2.5, klauspost/compress 1.15.12; see
+/// scripts/install-deps.sh): the exact encoder tender's port models.
+pub fn pgzip() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_pgzip("pgzip", "/usr/share/gocode".into()))
+        .clone()
+}
+
+/// Builds `scripts/pgzip` once against Debian's sources with the one
+/// change klauspost/compress 1.18.2 made to level 5's output (upstream
+/// commit 444d5d9, "Fix invalid encoding on level 9 with single value
+/// input": `writeBlockDynamic` indexes every table with exact sizes and an
+/// end-of-block count). Go 1.19 cannot build 1.18.2 itself (it needs Go
+/// 1.23); the rest of level 5's code path is unchanged through 1.19.1.
+pub fn pgzip_1_18_2() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let gopath = repo_root().join("target/pgzip/gopath-1.18.2");
+            let src = gopath.join("src/github.com/klauspost");
+            for package in ["compress/flate", "pgzip"] {
+                let dir = src.join(package);
+                std::fs::create_dir_all(&dir).expect("creating the GOPATH copy");
+                for entry in std::fs::read_dir(format!("{GOCODE}/{package}")).unwrap_or_else(|e| {
+                    panic!("{GOCODE}/{package}: {e}; run scripts/install-deps.sh")
+                }) {
+                    let path = entry.expect("listing Go sources").path();
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    if name.ends_with(".go") && !name.ends_with("_test.go") {
+                        std::fs::copy(&path, dir.join(&name)).expect("copying Go sources");
+                    }
+                }
+            }
+            let writer = src.join("compress/flate/huffman_bit_writer.go");
+            let code = std::fs::read_to_string(&writer).expect("reading huffman_bit_writer.go");
+            // The two hunks of 444d5d9 that reach level 5 (the parameter
+            // keeps its old name; it now means alwaysEOB).
+            let hunks = [
+                (
+                    "w.indexTokens(tokens, !sync)",
+                    "w.indexTokens(tokens, true)",
+                ),
+                (
+                    "\tif filled {\n\t\treturn maxNumLit, maxNumDist\n\t}",
+                    "\tif filled {\n\t\tw.literalFreq[endBlockMarker] = 1\n\t}",
+                ),
+            ];
+            let mut patched = code.clone();
+            for (old, new) in hunks {
+                assert_eq!(
+                    patched.matches(old).count(),
+                    1,
+                    "huffman_bit_writer.go is not the 1.15.12 this patch expects"
+                );
+                patched = patched.replacen(old, new, 1);
+            }
+            std::fs::write(&writer, patched).expect("writing huffman_bit_writer.go");
+            build_pgzip("pgzip-1.18.2", gopath.display().to_string())
+        })
+        .clone()
+}
+
+fn build_pgzip(name: &str, gopath: String) -> PathBuf {
+    let root = repo_root();
+    let out = root.join("target/pgzip").join(name);
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(root.join("scripts/pgzip"))
+        .env("GOCACHE", root.join("target/pgzip/cache"))
+        .env("GOPATH", gopath)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOTOOLCHAIN", "local")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
+        });
+    assert!(
+        status.success(),
+        "go build scripts/pgzip failed (are golang-github-klauspost-pgzip-dev and \
+         golang-github-klauspost-compress-dev installed? scripts/install-deps.sh)"
+    );
+    out
 }
 
 fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
