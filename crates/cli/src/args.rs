@@ -116,7 +116,7 @@ pub struct ExportArgs {
     #[arg(long = "base", value_name = "BASE")]
     pub bases: Vec<String>,
     /// zstd level of delta patches (1-22; 19 is `zstd -19 --patch-from` with a
-    /// narrower search: 3 times faster for about 4 % more bytes; 20-22 search
+    /// narrower search: 4 times faster for about 5 % more bytes; 20-22 search
     /// fully).
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub delta_level: i32,

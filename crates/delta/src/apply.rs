@@ -195,6 +195,7 @@ fn source_plain(
         &mut hashing,
         header.source_compression,
         header.source_plain_size,
+        Some(header.source_plain_size),
     )
     .map_err(|e| source_error(format!("cannot decode it: {e}")))?
     .ok_or_else(|| source_error("it decodes to more bytes than the patch says".into()))?;

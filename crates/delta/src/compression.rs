@@ -62,17 +62,46 @@ pub fn decoder<'a>(
 }
 
 /// The uncompressed bytes of a blob, or `None` if there are more than
-/// `limit` of them (the caller then does without a patch).
+/// `limit` of them (the caller then does without a patch). `expected` is
+/// how many there probably are: reserving them at once keeps a large
+/// reference from being copied as it grows, which would briefly hold it
+/// twice.
 pub fn plain_bytes(
     compressed: impl Read,
     compression: Compression,
     limit: u64,
+    expected: Option<u64>,
 ) -> io::Result<Option<Vec<u8>>> {
-    let mut plain = Vec::new();
+    let reserve = expected.unwrap_or(0).min(limit).saturating_add(1);
+    let mut plain = Vec::with_capacity(usize::try_from(reserve).unwrap_or(0));
     decoder(compressed, compression)?
         .take(limit.saturating_add(1))
         .read_to_end(&mut plain)?;
     Ok((plain.len() as u64 <= limit).then_some(plain))
+}
+
+/// How many uncompressed bytes a blob file probably has, from its own
+/// metadata: gzip's ISIZE trailer (modulo 2^32, of the last member), zstd's
+/// frame content size, a plain file's length. Only a hint.
+pub fn plain_size_hint(path: &Path, compression: Compression) -> Option<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    match compression {
+        Compression::None => file.metadata().ok().map(|m| m.len()),
+        Compression::Gzip => {
+            file.seek(SeekFrom::End(-4)).ok()?;
+            let mut isize = [0u8; 4];
+            file.read_exact(&mut isize).ok()?;
+            Some(u64::from(u32::from_le_bytes(isize)))
+        }
+        Compression::Zstd => {
+            let mut head = [0u8; 18];
+            let n = file.read(&mut head).ok()?;
+            zstd::zstd_safe::get_frame_content_size(&head[..n])
+                .ok()
+                .flatten()
+        }
+    }
 }
 
 /// Counts the uncompressed bytes of a blob without keeping them.
@@ -104,10 +133,10 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&[7u8; 1000]).unwrap();
         let gz = gz.finish().unwrap();
-        let all = plain_bytes(&gz[..], Compression::Gzip, 1000).unwrap();
+        let all = plain_bytes(&gz[..], Compression::Gzip, 1000, Some(1000)).unwrap();
         assert_eq!(all.unwrap(), vec![7u8; 1000]);
         assert!(
-            plain_bytes(&gz[..], Compression::Gzip, 999)
+            plain_bytes(&gz[..], Compression::Gzip, 999, None)
                 .unwrap()
                 .is_none()
         );

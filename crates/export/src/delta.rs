@@ -21,6 +21,12 @@ use crate::hub_store::{HubStore, StoredBundle};
 /// header and the site's work.
 const MIN_PATCH_TARGET: u64 = 16 * 1024;
 
+/// Memory that patch jobs running side by side may hold together: two
+/// small layers are patched in parallel, two large ones one after the
+/// other, so that export stays within 256 MiB whatever the layer sizes
+/// (one layer larger than this still gets its patch, alone).
+const PATCH_MEMORY_BUDGET: u64 = 224 << 20;
+
 /// What a group of sites holds: the bundle they imported, which the delta
 /// names, and the blobs every one of them holds.
 #[derive(Debug, Clone)]
@@ -79,7 +85,8 @@ impl DeltaPlan {
 }
 
 /// Decides how each blob of the staged release travels to sites holding
-/// `base`, making and proving patches (two at a time: both cores).
+/// `base`, making and proving patches (two at a time, both cores, when
+/// their memory allows).
 pub fn plan(
     layout: &Path,
     hub: &HubStore,
@@ -155,42 +162,48 @@ pub fn plan(
         }
     }
 
-    let outcomes = tender_format::parallel::map(&to_patch, 2, |(target, source, choice)| {
-        let outcome = tender_delta::make_patch(
-            (
-                &source.path,
-                tender_delta::BlobRef {
-                    digest: source.digest,
-                    size: source.size,
-                },
-            ),
-            (
-                &target.path,
-                tender_delta::BlobRef {
-                    digest: target.digest,
-                    size: target.size,
-                },
-            ),
-            work_dir,
-            options,
-        );
-        if let Ok(o) = &outcome {
-            log(&match o {
-                PatchOutcome::Patched(p) => format!(
-                    "patched {} ({} bytes) against {} ({}): {} bytes",
-                    target.digest,
-                    target.size,
-                    source.digest,
-                    describe(choice),
-                    p.size
+    let outcomes = tender_format::parallel::map_within_budget(
+        &to_patch,
+        2,
+        PATCH_MEMORY_BUDGET,
+        |(target, source, _)| tender_delta::memory_estimate(&source.path, &target.path),
+        |(target, source, choice)| {
+            let outcome = tender_delta::make_patch(
+                (
+                    &source.path,
+                    tender_delta::BlobRef {
+                        digest: source.digest,
+                        size: source.size,
+                    },
                 ),
-                PatchOutcome::Whole(reason) => {
-                    format!("{} travels whole: {reason}", target.digest)
-                }
-            });
-        }
-        outcome
-    });
+                (
+                    &target.path,
+                    tender_delta::BlobRef {
+                        digest: target.digest,
+                        size: target.size,
+                    },
+                ),
+                work_dir,
+                options,
+            );
+            if let Ok(o) = &outcome {
+                log(&match o {
+                    PatchOutcome::Patched(p) => format!(
+                        "patched {} ({} bytes) against {} ({}): {} bytes",
+                        target.digest,
+                        target.size,
+                        source.digest,
+                        describe(choice),
+                        p.size
+                    ),
+                    PatchOutcome::Whole(reason) => {
+                        format!("{} travels whole: {reason}", target.digest)
+                    }
+                });
+            }
+            outcome
+        },
+    );
     let mut patches = BTreeMap::new();
     for ((target, source, choice), outcome) in to_patch.into_iter().zip(outcomes) {
         match outcome? {

@@ -39,8 +39,91 @@ pub fn map<T: Sync, R: Send>(
         .collect()
 }
 
+/// Like [`map`], but items also weigh something (memory, say) and the
+/// items in flight together stay within `budget`: a worker waits before
+/// taking an item that would exceed it. An item heavier than the whole
+/// budget runs alone rather than never. Items start in order.
+pub fn map_within_budget<T: Sync, R: Send>(
+    items: &[T],
+    max_workers: usize,
+    budget: u64,
+    weight: impl Fn(&T) -> u64,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    use std::sync::Condvar;
+    let weights: Vec<u64> = items.iter().map(weight).collect();
+    // (next item, weight in flight)
+    let state = Mutex::new((0usize, 0u64));
+    let freed = Condvar::new();
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let workers = thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(max_workers.max(1))
+        .min(items.len().max(1));
+    thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let taken = {
+                        let mut s = state.lock().expect("no panics while locked");
+                        loop {
+                            let (next, in_flight) = *s;
+                            let Some(&w) = weights.get(next) else {
+                                break None;
+                            };
+                            if in_flight == 0 || in_flight.saturating_add(w) <= budget {
+                                *s = (next + 1, in_flight.saturating_add(w));
+                                break Some(next);
+                            }
+                            s = freed.wait(s).expect("no panics while locked");
+                        }
+                    };
+                    let Some(i) = taken else { break };
+                    let item = &items[i];
+                    let r = f(item);
+                    results.lock().expect("no panics while locked")[i] = Some(r);
+                    state.lock().expect("no panics while locked").1 -= weights[i];
+                    freed.notify_all();
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no panics while locked")
+        .into_iter()
+        .map(|r| r.expect("every item was taken"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_items_in_flight_stay_within_the_budget() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let items: Vec<u64> = vec![60, 50, 30, 120, 10, 40];
+        let in_flight = AtomicU64::new(0);
+        let peak = AtomicU64::new(0);
+        let out = super::map_within_budget(
+            &items,
+            4,
+            100,
+            |w| *w,
+            |w| {
+                let now = in_flight.fetch_add(*w, Ordering::SeqCst) + w;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                in_flight.fetch_sub(*w, Ordering::SeqCst);
+                w * 2
+            },
+        );
+        assert_eq!(out, items.iter().map(|w| w * 2).collect::<Vec<_>>());
+        // 120 alone is over the budget and still ran; nothing ran beside it.
+        assert_eq!(peak.load(Ordering::SeqCst), 120);
+        let out = super::map_within_budget(&items, 4, 1000, |w| *w, |w| *w);
+        assert_eq!(out, items);
+    }
+
     #[test]
     fn keeps_order() {
         let items: Vec<u32> = (0..100).collect();
