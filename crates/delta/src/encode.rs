@@ -103,8 +103,8 @@ pub fn make_patch(
     let mut corrections = Vec::new();
     match target_compression {
         Compression::None => {}
-        Compression::Gzip if is_go_best_speed(target_path)? => {
-            header.rebuild = Rebuild::GoGzip { level: 1 };
+        Compression::Gzip if let Some(level) = go_gzip_level(target_path)? => {
+            header.rebuild = Rebuild::GoGzip { level };
         }
         Compression::Gzip => match gzip_recipe(target_path, target_plain_size, options)? {
             Ok(analysis) => {
@@ -260,27 +260,32 @@ fn gzip_recipe(
     Ok(Err(reason))
 }
 
-/// Whether a gzip blob is exactly what Go's `compress/gzip` writes at
-/// BestSpeed: then `go_flate` rebuilds it with no corrections at all
-/// (preflate needs about 6% of the blob for these streams). The header
-/// Go writes (no name, time 0, XFL 4, OS 255) rules most blobs out at once.
-fn is_go_best_speed(path: &Path) -> Result<bool, DeltaError> {
-    const GO_BEST_SPEED_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
+/// The level at which Go's `compress/gzip` writes exactly this gzip blob,
+/// if it does: then `go_flate` rebuilds it with no corrections at all
+/// (preflate needs 1-6 % of the blob for these streams). The header Go
+/// writes (no name, time 0, OS 255, XFL by level) rules most blobs out at
+/// once and names the levels to try; each try stops at the first byte that
+/// differs, which for another encoder is within its first block.
+fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
     let open = || File::open(path).map_err(DeltaError::io("opening a blob"));
     let mut head = [0u8; 10];
-    if open()?.read_exact(&mut head).is_err() || head != GO_BEST_SPEED_HEADER {
-        return Ok(false);
+    if open()?.read_exact(&mut head).is_err() {
+        return Ok(None);
     }
-    let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
-    let mut compare = zstd_recipe::Compare::new(expected);
-    let mut plain =
-        decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"))?;
-    Ok(
-        go_flate::go_gzip_best_speed(&mut plain, &mut compare).is_ok()
+    for &level in go_flate::candidate_levels(&head) {
+        let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
+        let mut compare = zstd_recipe::Compare::new(expected);
+        let mut plain =
+            decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"))?;
+        if go_flate::go_gzip(level, &mut plain, &mut compare).is_ok()
             && compare
                 .matched_to_end()
-                .map_err(DeltaError::io("reading a blob"))?,
-    )
+                .map_err(DeltaError::io("reading a blob"))?
+        {
+            return Ok(Some(level));
+        }
+    }
+    Ok(None)
 }
 
 /// The zstd window that lets every byte of the target reach back to the

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tender_format::{Digest, canonical};
 
 use crate::compression::Compression;
+use crate::go_flate;
 use crate::gzip::GzipRecipe;
 use crate::zstd_recipe::ZstdRecipe;
 
@@ -42,8 +43,8 @@ pub enum Rebuild {
     /// The plain text is the blob.
     Identity,
     Gzip(GzipRecipe),
-    /// Go's `compress/gzip` at BestSpeed with its default header, which
-    /// `go_flate` re-implements exactly: no corrections needed.
+    /// Go's `compress/gzip` at `level` (1 to 9) with its default header,
+    /// which `go_flate` re-implements exactly: no corrections needed.
     GoGzip {
         level: u8,
     },
@@ -127,10 +128,12 @@ impl PatchHeader {
                 tender_format::error::chain_message(&e)
             ))
         })?;
-        if matches!(header.rebuild, Rebuild::GoGzip { level } if level != 1) {
-            return Err(PatchFormatError::Invalid(
-                "gogzip rebuild exists for level 1 only".into(),
-            ));
+        if let Rebuild::GoGzip { level } = header.rebuild
+            && !go_flate::LEVELS.contains(&level)
+        {
+            return Err(PatchFormatError::Invalid(format!(
+                "gogzip rebuild level {level} is outside 1..=9"
+            )));
         }
         if !(10..=31).contains(&header.window_log) {
             return Err(PatchFormatError::Invalid(format!(

@@ -13,7 +13,7 @@ mod registry;
 mod tools;
 pub mod vectors;
 
-pub use compress::{Compressor, gogzip};
+pub use compress::{Compressor, GoWrites, go_gzip, gogzip};
 pub use http::{HttpResponse, http_get};
 pub use proxy::{Fault, FaultyProxy, ProxiedRequest};
 pub use registry::Registry;
