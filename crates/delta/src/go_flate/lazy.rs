@@ -215,38 +215,42 @@ impl Lazy {
         prev_length: i64,
         lookahead: i64,
     ) -> Option<(i64, i64)> {
-        let min_match_look = lookahead.min(MAX_MATCH);
-        let win = &self.window[..(pos + min_match_look) as usize];
-        let nice = (win.len() as i64 - pos).min(self.params.nice);
+        let min_match_look = lookahead.min(MAX_MATCH) as usize;
+        let pos_u = pos as usize;
+        let win = &self.window[..pos_u + min_match_look];
+        let nice = min_match_look.min(self.params.nice as usize);
         let mut tries = self.params.chain;
-        let mut length = prev_length;
-        if length >= self.params.good {
+        let mut length = prev_length as usize;
+        if length as i64 >= self.params.good {
             tries >>= 2;
         }
         let mut found = None;
-        let mut w_end = win[(pos + length) as usize];
-        let w_pos = &win[pos as usize..];
+        let w_pos = &win[pos_u..];
+        let mut w_end = w_pos[length];
         let min_index = pos - WINDOW_SIZE;
+        let hash_prev: &[u32; WINDOW_SIZE as usize] =
+            (&*self.hash_prev).try_into().expect("hashPrev spans the window");
 
         let mut i = prev_head;
         while tries > 0 {
-            if w_end == win[(i + length) as usize] {
-                let n =
-                    common_prefix(&win[i as usize..(i + min_match_look) as usize], w_pos) as i64;
-                if n > length && (n > MIN_MATCH_LENGTH || pos - i <= 4096) {
+            // `i` is in 0..pos here, so `i + length < pos + min_match_look`.
+            let cand = &win[i as usize..i as usize + min_match_look];
+            if w_end == cand[length] {
+                let n = common_prefix(cand, w_pos);
+                if n > length && (n > MIN_MATCH_LENGTH as usize || pos - i <= 4096) {
                     length = n;
-                    found = Some((n, pos - i));
+                    found = Some((n as i64, pos - i));
                     if n >= nice {
                         break;
                     }
-                    w_end = win[(pos + n) as usize];
+                    w_end = w_pos[n];
                 }
             }
             if i == min_index {
                 // hashPrev[i & windowMask] already holds a newer position.
                 break;
             }
-            i = i64::from(self.hash_prev[(i & WINDOW_MASK) as usize]) - self.hash_offset;
+            i = i64::from(hash_prev[(i & WINDOW_MASK) as usize]) - self.hash_offset;
             if i < min_index || i < 0 {
                 break;
             }
