@@ -431,19 +431,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn go_best_speed_layers_rebuild_with_no_corrections() {
-        use tender_test_support::Compressor;
+    /// Makes and proves a patch from `v1` to `v2` (level-3 diff) and
+    /// checks the site's rebuild is the target, byte for byte.
+    fn patch_and_rebuild(v1: Vec<u8>, v2: Vec<u8>) -> PatchHeader {
         let dir = tempfile::tempdir().unwrap();
-        let put = |name: &str, version: u32| {
-            put_blob(
-                dir.path(),
-                name,
-                Compressor::GoGzip1.compress(&layer_tar(version)),
-            )
-        };
-        let source = put("v1", 1);
-        let target = put("v2", 2);
+        let source = put_blob(dir.path(), "v1", v1);
+        let target = put_blob(dir.path(), "v2", v2);
         let options = PatchOptions {
             level: 3,
             ..PatchOptions::default()
@@ -458,8 +451,6 @@ mod tests {
         let PatchOutcome::Patched(p) = outcome else {
             panic!("{outcome:?}")
         };
-        assert_eq!(p.header.rebuild, Rebuild::GoGzip { level: 1 });
-        assert_eq!(p.header.corrections_size, 0);
         let mut rebuilt = Vec::new();
         apply(
             &p.file,
@@ -470,6 +461,41 @@ mod tests {
         )
         .unwrap();
         assert!(rebuilt == std::fs::read(&target.0).unwrap());
+        p.header.clone()
+    }
+
+    #[test]
+    fn go_gzip_layers_rebuild_with_no_corrections() {
+        use tender_test_support::{Compressor, GoWrites, go_gzip};
+        let cases: [(u8, &dyn Fn(&[u8]) -> Vec<u8>); 4] = [
+            (1, &|tar| Compressor::GoGzip1.compress(tar)),
+            // Docker and BuildKit: gzip.DefaultCompression.
+            (6, &|tar| Compressor::GoGzipDefault.compress(tar)),
+            (9, &|tar| go_gzip(tar, 9, GoWrites::All)),
+            (4, &|tar| go_gzip(tar, 4, GoWrites::Size(4096))),
+        ];
+        for (level, compress) in cases {
+            let header = patch_and_rebuild(compress(&layer_tar(1)), compress(&layer_tar(2)));
+            assert_eq!(header.rebuild, Rebuild::GoGzip { level });
+            assert_eq!(header.corrections_size, 0);
+        }
+    }
+
+    /// A stream with Go's default header that no Go level wrote (GNU gzip's
+    /// deflate under a rewritten header) is rebuilt through preflate.
+    #[test]
+    fn a_go_header_on_another_encoder_falls_through_to_preflate() {
+        let disguise = |tar: &[u8]| {
+            let mut gz = compress(tar, Compression::Gzip);
+            gz[..10].copy_from_slice(&go_flate::header(6));
+            gz
+        };
+        let header = patch_and_rebuild(disguise(&layer_tar(1)), disguise(&layer_tar(2)));
+        assert!(
+            matches!(header.rebuild, Rebuild::Gzip(_)),
+            "{:?}",
+            header.rebuild
+        );
     }
 
     #[test]

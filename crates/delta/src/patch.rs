@@ -211,4 +211,16 @@ mod tests {
         let err = PatchHeader::read(&mut &bytes[..bytes.len() - 1]).unwrap_err();
         assert!(err.to_string().contains("ends inside"), "{err}");
     }
+
+    #[test]
+    fn gogzip_levels_outside_1_to_9_are_invalid() {
+        for (level, valid) in [(0, false), (1, true), (6, true), (9, true), (10, false)] {
+            let header = PatchHeader {
+                rebuild: Rebuild::GoGzip { level },
+                ..sample()
+            };
+            let read = PatchHeader::read(&mut &header.encode()[..]);
+            assert_eq!(read.is_ok(), valid, "level {level}");
+        }
+    }
 }

@@ -228,8 +228,9 @@ impl Lazy {
         let w_pos = &win[pos_u..];
         let mut w_end = w_pos[length];
         let min_index = pos - WINDOW_SIZE;
-        let hash_prev: &[u32; WINDOW_SIZE as usize] =
-            (&*self.hash_prev).try_into().expect("hashPrev spans the window");
+        let hash_prev: &[u32; WINDOW_SIZE as usize] = (&*self.hash_prev)
+            .try_into()
+            .expect("hashPrev spans the window");
 
         let mut i = prev_head;
         while tries > 0 {
