@@ -467,7 +467,8 @@ mod tests {
     #[test]
     fn go_gzip_layers_rebuild_with_no_corrections() {
         use tender_test_support::{Compressor, GoWrites, go_gzip};
-        let cases: [(u8, &dyn Fn(&[u8]) -> Vec<u8>); 4] = [
+        type Compress<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+        let cases: [(u8, Compress); 4] = [
             (1, &|tar| Compressor::GoGzip1.compress(tar)),
             // Docker and BuildKit: gzip.DefaultCompression.
             (6, &|tar| Compressor::GoGzipDefault.compress(tar)),

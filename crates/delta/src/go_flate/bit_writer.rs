@@ -363,13 +363,16 @@ impl HuffmanBitWriter {
         // Huffman encodings: Go counts them only to compare with stored.
         let mut extra_bits = 0i64;
         if stored_size.is_some() {
-            for code in LENGTH_CODES_START + 8..num_literals {
-                extra_bits += i64::from(self.literal_freq[code])
-                    * i64::from(LENGTH_EXTRA_BITS[code - LENGTH_CODES_START]);
+            let lengths = &self.literal_freq[LENGTH_CODES_START..num_literals];
+            for (freq, bits) in lengths.iter().zip(LENGTH_EXTRA_BITS).skip(8) {
+                extra_bits += i64::from(*freq) * i64::from(bits);
             }
-            for code in 4..num_offsets {
-                extra_bits +=
-                    i64::from(self.offset_freq[code]) * i64::from(OFFSET_EXTRA_BITS[code]);
+            for (freq, bits) in self.offset_freq[..num_offsets]
+                .iter()
+                .zip(OFFSET_EXTRA_BITS)
+                .skip(4)
+            {
+                extra_bits += i64::from(*freq) * i64::from(bits);
             }
         }
         // `fixedSize`.

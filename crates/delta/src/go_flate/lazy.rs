@@ -7,10 +7,11 @@
 //! so that every comparison is the one Go makes.
 
 use super::bit_writer::HuffmanBitWriter;
+use super::parallel::{Oracle, Record, State};
 use super::tokens::*;
 
 const LOG_WINDOW_SIZE: u32 = 15;
-const WINDOW_SIZE: i64 = 1 << LOG_WINDOW_SIZE;
+pub(super) const WINDOW_SIZE: i64 = 1 << LOG_WINDOW_SIZE;
 const WINDOW_MASK: i64 = WINDOW_SIZE - 1;
 const MIN_MATCH_LENGTH: i64 = 4;
 const MAX_MATCH: i64 = MAX_MATCH_LENGTH as i64;
@@ -95,6 +96,22 @@ pub(super) struct Lazy {
     length: i64,
     offset: i64,
     max_insert_index: i64,
+
+    /// Position in the whole input of `window[0]`.
+    base: u64,
+    role: Role,
+}
+
+/// What the matcher loop does besides following Go's parse.
+pub(super) enum Role {
+    /// Everything: search, tokens, blocks (the whole encoder in one thread).
+    Encode,
+    /// Search only, recording what it finds and the parse state (a worker
+    /// of `parallel`): no tokens, no blocks.
+    Search(Box<Record>),
+    /// Tokens and blocks, taking each search's outcome from workers: no
+    /// hashing, no search.
+    Replay(Box<Oracle>),
 }
 
 impl Lazy {
@@ -118,7 +135,59 @@ impl Lazy {
             length: MIN_MATCH_LENGTH - 1,
             offset: 0,
             max_insert_index: 0,
+            base: 0,
+            role: Role::Encode,
         }
+    }
+
+    /// A matcher in `role` whose window starts at `base` in the input
+    /// (a multiple of the window size, so that it slides where Go's does).
+    pub(super) fn with_role(level: u8, base: u64, role: Role) -> Self {
+        debug_assert!(base.is_multiple_of(WINDOW_SIZE as u64));
+        Lazy {
+            base,
+            role,
+            ..Lazy::new(level)
+        }
+    }
+
+    /// Whether `level` parses the same whatever the searches find, so that
+    /// workers can search pieces of the input on their own (levels 4 to 9
+    /// hash every position; levels 2 and 3 skip those in long matches).
+    pub(super) fn hashes_every_position(level: u8) -> bool {
+        level >= 4
+    }
+
+    pub(super) fn role_mut(&mut self) -> &mut Role {
+        &mut self.role
+    }
+
+    /// Hands the finished bytes to `out`.
+    pub(super) fn drain_to(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.w.sink.out)?;
+        self.w.sink.out.clear();
+        Ok(())
+    }
+
+    /// Hashes the first `n` positions of a full window without parsing
+    /// them, as the history a worker's piece needs; parsing starts at `n`.
+    pub(super) fn prime(&mut self, n: i64) {
+        debug_assert!(self.index == 0);
+        let limit = self.window_end - (MIN_MATCH_LENGTH - 1);
+        for index in 0..n.min(limit) {
+            self.insert(index);
+        }
+        self.index = n.min(self.window_end);
+    }
+
+    /// Input bytes given so far, counted from the start of the input.
+    pub(super) fn filled_to(&self) -> u64 {
+        self.base + self.window_end as u64
+    }
+
+    /// Fills the window without matching (before `prime`).
+    pub(super) fn fill_only(&mut self, b: &[u8]) -> usize {
+        self.fill_deflate(b)
     }
 
     /// `Write` of `b` as one call: `step` before every `fill`, as Go does.
@@ -156,6 +225,7 @@ impl Lazy {
         if self.index >= 2 * WINDOW_SIZE - (MIN_MATCH_LENGTH + MAX_MATCH) {
             let w = WINDOW_SIZE as usize;
             self.window.copy_within(w..2 * w, 0);
+            self.base += WINDOW_SIZE as u64;
             self.index -= WINDOW_SIZE;
             self.window_end -= WINDOW_SIZE;
             if self.block_start >= WINDOW_SIZE {
@@ -269,11 +339,16 @@ impl Lazy {
         }
         self.max_insert_index = self.window_end - (MIN_MATCH_LENGTH - 1);
 
+        let searching = matches!(self.role, Role::Search(_));
+        let replaying = matches!(self.role, Role::Replay(_));
         loop {
             assert!(self.index <= self.window_end, "index > windowEnd");
             let lookahead = self.window_end - self.index;
             if lookahead < MIN_MATCH_LENGTH + MAX_MATCH {
                 if !self.sync {
+                    break;
+                }
+                if lookahead == 0 && searching {
                     break;
                 }
                 if lookahead == 0 {
@@ -289,7 +364,14 @@ impl Lazy {
                     break;
                 }
             }
-            if self.index < self.max_insert_index {
+            let at = self.base + self.index as u64;
+            if let Role::Search(record) = &mut self.role {
+                record.state(
+                    at,
+                    State::new(self.length, self.offset, self.byte_available),
+                );
+            }
+            if self.index < self.max_insert_index && !replaying {
                 let i = self.index as usize;
                 let hash = hash4(&self.window[i..i + MIN_MATCH_LENGTH as usize]);
                 let head = &mut self.hash_head[(hash & HASH_MASK) as usize];
@@ -303,18 +385,27 @@ impl Lazy {
             self.offset = 0;
             let min_index = (self.index - WINDOW_SIZE).max(0);
 
-            if self.chain_head - self.hash_offset >= min_index
+            let found = if let Role::Replay(oracle) = &mut self.role {
+                oracle.found(at)
+            } else if self.chain_head - self.hash_offset >= min_index
                 && (fast && lookahead > MIN_MATCH_LENGTH - 1
                     || !fast && lookahead > prev_length && prev_length < p.lazy)
-                && let Some((length, offset)) = self.find_match(
+            {
+                self.find_match(
                     self.index,
                     self.chain_head - self.hash_offset,
                     MIN_MATCH_LENGTH - 1,
                     lookahead,
                 )
-            {
+            } else {
+                None
+            };
+            if let Some((length, offset)) = found {
                 self.length = length;
                 self.offset = offset;
+                if let Role::Search(record) = &mut self.role {
+                    record.found(at, length, offset);
+                }
             }
 
             if fast && self.length >= MIN_MATCH_LENGTH
@@ -327,10 +418,12 @@ impl Lazy {
                 } else {
                     (prev_length, prev_offset)
                 };
-                self.tokens.push(match_token(
-                    (length - i64::from(BASE_MATCH_LENGTH)) as u32,
-                    (offset - i64::from(BASE_MATCH_OFFSET)) as u32,
-                ));
+                if !searching {
+                    self.tokens.push(match_token(
+                        (length - i64::from(BASE_MATCH_LENGTH)) as u32,
+                        (offset - i64::from(BASE_MATCH_OFFSET)) as u32,
+                    ));
+                }
                 // Hash every position up to the end of the match (index and
                 // index-1 are in already), as far as the lookahead allows.
                 if self.length <= p.fast_skip_hashing {
@@ -341,7 +434,7 @@ impl Lazy {
                     };
                     let mut index = self.index + 1;
                     while index < new_index {
-                        if index < self.max_insert_index {
+                        if index < self.max_insert_index && !replaying {
                             self.insert(index);
                         }
                         index += 1;
@@ -360,7 +453,7 @@ impl Lazy {
                     self.write_block(self.index);
                 }
             } else {
-                if fast || self.byte_available {
+                if (fast || self.byte_available) && !searching {
                     let i = if fast { self.index } else { self.index - 1 };
                     self.tokens.push(u32::from(self.window[i as usize]));
                     if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {

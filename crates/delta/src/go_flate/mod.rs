@@ -38,6 +38,7 @@ mod best_speed;
 mod bit_writer;
 mod huffman;
 mod lazy;
+mod parallel;
 mod tokens;
 
 use best_speed::BestSpeed;
@@ -206,10 +207,33 @@ impl Deflater {
 
 /// Writes exactly what Go 1.19's `gzip.NewWriterLevel(w, level)` writes when
 /// given all of `plain` in one `Write` and closed, header and trailer
-/// included. Streams: holds about 1 MiB whatever the input size.
+/// included. Streams: holds a few MiB whatever the input size. Levels 4 to 9
+/// search on several threads when the machine has them (`parallel`).
 pub fn go_gzip(level: u8, plain: &mut dyn Read, out: &mut dyn Write) -> io::Result<()> {
-    let mut deflater = Deflater::new(level)?;
+    go_gzip_in_pieces(level, plain, out, parallel::Pieces::for_this_machine())
+}
+
+fn go_gzip_in_pieces(
+    level: u8,
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    pieces: parallel::Pieces,
+) -> io::Result<()> {
+    let deflater = Deflater::new(level)?;
     out.write_all(&header(level))?;
+    if pieces.threads > 1 && Lazy::hashes_every_position(level) {
+        match parallel::deflate(level, plain, out, pieces)? {
+            Ok((writer, crc, size)) => {
+                return finish(Deflater::Lazy(Box::new(writer)), crc, size, out);
+            }
+            Err(short) => return one_thread(deflater, &mut &short[..], out),
+        }
+    }
+    one_thread(deflater, plain, out)
+}
+
+/// The whole input through one encoder, then `Close`.
+fn one_thread(mut deflater: Deflater, plain: &mut dyn Read, out: &mut dyn Write) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     let mut crc = 0u32;
     let mut size = 0u32;

@@ -198,6 +198,10 @@ fn inputs() -> Vec<(String, Vec<u8>)> {
         [noise(70_000, 5), vec![0; 70_000], noise(10, 9)].concat(),
     ));
     v.push(("tar-like".into(), tar_like()));
+    v.push((
+        "text, 300 KiB of zeros, text".into(),
+        [sample(100_000), vec![0; 300_000], sample(200_000)].concat(),
+    ));
     v.push(("sample(3 MiB)".into(), sample(3 << 20)));
     v
 }
@@ -217,6 +221,23 @@ fn matches_go_at(level: u8) {
             go.len(),
             ours.iter().zip(&go).position(|(a, b)| a != b)
         );
+        // Levels 4 to 9 in pieces much smaller than the real ones, so that
+        // every input of some size crosses many piece boundaries, some
+        // inside long runs where the workers never meet.
+        if level >= 4 && plain.len() > 100_000 {
+            let pieces = parallel::Pieces {
+                size: 128 << 10,
+                zone: 4 << 10,
+                threads: 3,
+            };
+            let mut cut = Vec::new();
+            go_gzip_in_pieces(level, &mut &plain[..], &mut cut, pieces).unwrap();
+            assert!(
+                cut == go,
+                "level {level}, {name} in pieces: first difference at {:?}",
+                cut.iter().zip(&go).position(|(a, b)| a != b)
+            );
+        }
         if plain.len() > 60_000 && plain.len() < 1 << 21 {
             for size in [1_000, 32_768, 100_000] {
                 let ours = go_gzip_in_writes(level, &plain, size);
@@ -283,4 +304,38 @@ fn headers_name_the_levels_to_try() {
     let mut out = Vec::new();
     assert!(go_gzip(0, &mut &b""[..], &mut out).is_err());
     assert!(go_gzip(10, &mut &b""[..], &mut out).is_err());
+}
+
+/// The cut encoder against the one-thread encoder (checked against Go
+/// above) at lengths around where pieces start and where the input could
+/// end inside a worker's tail: the last piece is found right whatever the
+/// reads return.
+#[test]
+fn pieces_end_where_the_input_ends() {
+    let pieces = parallel::Pieces {
+        size: 128 << 10,
+        zone: 4 << 10,
+        threads: 2,
+    };
+    let piece = 128 << 10;
+    let tail = (4 << 10) + (64 << 10) + 1024;
+    let plain = sample(3 * piece + tail + 2);
+    for n in [
+        piece + tail,
+        piece + tail + 1,
+        piece + tail + 2,
+        2 * piece,
+        2 * piece + tail,
+        2 * piece + tail + 1,
+        3 * piece + tail + 2,
+    ] {
+        let plain = &plain[..n];
+        let mut one = Vec::new();
+        let deflater = Deflater::new(6).unwrap();
+        one.extend_from_slice(&header(6));
+        one_thread(deflater, &mut &plain[..], &mut one).unwrap();
+        let mut cut = Vec::new();
+        go_gzip_in_pieces(6, &mut Dribble(plain, 0), &mut cut, pieces).unwrap();
+        assert!(cut == one, "{n} bytes");
+    }
 }
