@@ -272,12 +272,18 @@ fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
     if open()?.read_exact(&mut head).is_err() {
         return Ok(None);
     }
+    let plain = || decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"));
     for &level in go_flate::candidate_levels(&head) {
+        // The first MiB first: pgzip and klauspost's gzip write Go's header
+        // too, and the whole layer at seven levels would cost seconds.
         let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
         let mut compare = zstd_recipe::Compare::new(expected);
-        let mut plain =
-            decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"))?;
-        if go_flate::go_gzip(level, &mut plain, &mut compare).is_ok()
+        if go_flate::go_gzip_start(level, &mut plain()?, 1 << 20, &mut compare).is_err() {
+            continue;
+        }
+        let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
+        let mut compare = zstd_recipe::Compare::new(expected);
+        if go_flate::go_gzip(level, &mut plain()?, &mut compare).is_ok()
             && compare
                 .matched_to_end()
                 .map_err(DeltaError::io("reading a blob"))?

@@ -232,6 +232,33 @@ fn go_gzip_in_pieces(
     one_thread(deflater, plain, out)
 }
 
+/// Writes the start of what [`go_gzip`] writes: the header and the blocks
+/// Go has finished once it has read `limit` bytes of `plain` (or all of a
+/// shorter input), on one thread. A cheap first test of whether a blob is
+/// Go's at `level`: another encoder's output differs in its first block.
+pub fn go_gzip_start(
+    level: u8,
+    plain: &mut dyn Read,
+    limit: u64,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut deflater = Deflater::new(level)?;
+    out.write_all(&header(level))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = limit;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = read_full(plain, &mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        deflater.write_more(&buf[..n]);
+        deflater.drain(out)?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 /// The whole input through one encoder, then `Close`.
 fn one_thread(mut deflater: Deflater, plain: &mut dyn Read, out: &mut dyn Write) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 16];

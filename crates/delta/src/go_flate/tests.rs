@@ -339,3 +339,18 @@ fn pieces_end_where_the_input_ends() {
         assert!(cut == one, "{n} bytes");
     }
 }
+
+/// The start `go_gzip_start` writes is a prefix of the whole output, with
+/// at least one finished block once a few hundred KiB are read.
+#[test]
+fn the_start_is_a_prefix_of_the_whole() {
+    let plain = sample(1 << 20);
+    for level in [1, 6, 9] {
+        let mut whole = Vec::new();
+        go_gzip(level, &mut &plain[..], &mut whole).unwrap();
+        let mut start = Vec::new();
+        go_gzip_start(level, &mut &plain[..], 300_000, &mut start).unwrap();
+        assert!(start.len() > 10_000, "level {level}: {} bytes", start.len());
+        assert!(whole.starts_with(&start), "level {level}");
+    }
+}
