@@ -365,6 +365,32 @@ impl Lazy {
                 }
             }
             let at = self.base + self.index as u64;
+            if let Role::Replay(oracle) = &self.role
+                && self.length < MIN_MATCH_LENGTH
+                && !fast
+            {
+                // With no match pending, every step up to the next found
+                // match only hands the byte before it out as a literal:
+                // take those steps at once.
+                let next = oracle
+                    .next_at()
+                    .map_or(i64::MAX, |n| (n - self.base) as i64);
+                let end = next.min(self.window_end - (MIN_MATCH_LENGTH + MAX_MATCH) + 1);
+                if end > self.index + 1 {
+                    for index in self.index..end {
+                        if self.byte_available {
+                            self.tokens.push(u32::from(self.window[index as usize - 1]));
+                            if self.tokens.len() == MAX_FLATE_BLOCK_TOKENS {
+                                self.write_block(index);
+                            }
+                        }
+                        self.byte_available = true;
+                    }
+                    self.index = end;
+                    self.offset = 0;
+                    continue;
+                }
+            }
             if let Role::Search(record) = &mut self.role {
                 record.state(
                     at,

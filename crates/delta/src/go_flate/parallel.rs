@@ -69,12 +69,60 @@ impl State {
     }
 }
 
-/// A search's outcome: a match at `at` (a position in the whole input).
+/// A search's outcome: a match at `at`, counted from its list's origin
+/// (8 bytes: a worker finds up to one match per byte of its piece).
 #[derive(Debug, Clone, Copy)]
 struct Found {
-    at: u64,
+    at: u32,
     length: u16,
     offset: u16,
+}
+
+/// Matches found, in input order.
+#[derive(Default)]
+pub(super) struct Matches {
+    /// Position in the whole input that `Found::at` counts from.
+    origin: u64,
+    list: VecDeque<Found>,
+}
+
+impl Matches {
+    fn push(&mut self, at: u64, length: i64, offset: i64) {
+        if self.list.is_empty() {
+            self.origin = at;
+        } else if at - self.origin > u64::from(u32::MAX / 2) {
+            self.rebase();
+        }
+        let at = u32::try_from(at - self.origin).expect("matches span less than 4 GiB");
+        self.list.push_back(Found {
+            at,
+            length: length as u16,
+            offset: offset as u16,
+        });
+    }
+
+    /// Counts from the first match again.
+    fn rebase(&mut self) {
+        if let Some(shift) = self.list.front().map(|f| f.at) {
+            self.origin += u64::from(shift);
+            self.list.iter_mut().for_each(|f| f.at -= shift);
+        }
+    }
+
+    fn front_at(&self) -> Option<u64> {
+        self.list.front().map(|f| self.origin + u64::from(f.at))
+    }
+
+    /// Moves the matches before `at` to the end of `to` (or drops them).
+    fn move_before(&mut self, at: u64, mut to: Option<&mut Matches>) {
+        while let Some(first) = self.front_at().filter(|&first| first < at) {
+            let f = self.list.pop_front().expect("a first match");
+            if let Some(to) = to.as_deref_mut() {
+                to.push(first, i64::from(f.length), i64::from(f.offset));
+            }
+        }
+        self.rebase();
+    }
 }
 
 /// What a worker saw.
@@ -83,7 +131,7 @@ pub(super) struct Record {
     from: u64,
     until: u64,
     zone: u64,
-    found: Vec<Found>,
+    found: Matches,
     /// Parse states at loop steps in `from..from + zone`.
     start_states: Vec<(u64, State)>,
     /// Parse states at loop steps in `until - zone..until`.
@@ -96,7 +144,7 @@ impl Record {
             from,
             until,
             zone,
-            found: Vec::new(),
+            found: Matches::default(),
             start_states: Vec::new(),
             end_states: Vec::new(),
         }
@@ -115,34 +163,29 @@ impl Record {
         // Past `until` too: an exact worker that carries on must not lose
         // what it found on the way there.
         if at >= self.from {
-            self.found.push(Found {
-                at,
-                length: length as u16,
-                offset: offset as u16,
-            });
+            self.found.push(at, length, offset);
         }
-    }
-
-    /// Takes the matches found before `at`.
-    fn take_before(&mut self, at: u64) -> impl Iterator<Item = Found> + '_ {
-        let n = self.found.partition_point(|f| f.at < at);
-        self.found.drain(..n)
     }
 }
 
 /// The searches' outcomes, in input order, for the replaying thread.
 #[derive(Default)]
 pub(super) struct Oracle {
-    found: VecDeque<Found>,
+    found: Matches,
 }
 
 impl Oracle {
+    /// Where the next match was found.
+    pub(super) fn next_at(&self) -> Option<u64> {
+        self.found.front_at()
+    }
+
     /// The match found at the loop step at `at`, if any.
     pub(super) fn found(&mut self, at: u64) -> Option<(i64, i64)> {
-        let f = *self.found.front()?;
-        debug_assert!(f.at >= at, "a recorded search was skipped");
-        (f.at == at).then(|| {
-            self.found.pop_front();
+        let first = self.found.front_at()?;
+        debug_assert!(first >= at, "a recorded search was skipped");
+        (first == at).then(|| {
+            let f = self.found.list.pop_front().expect("a first match");
             (i64::from(f.length), i64::from(f.offset))
         })
     }
@@ -305,9 +348,9 @@ pub(super) fn deflate(
                         &record(&mut worker).start_states,
                     );
                     if let Some(at) = meet {
-                        let settled: Vec<Found> = record(&mut before).take_before(at).collect();
-                        oracle(&mut writer).found.extend(settled);
-                        record(&mut worker).take_before(at).for_each(drop);
+                        let to = &mut oracle(&mut writer).found;
+                        record(&mut before).found.move_before(at, Some(to));
+                        record(&mut worker).found.move_before(at, None);
                         worker
                     } else {
                         // Out of step through the whole zone (a periodic
@@ -336,8 +379,9 @@ pub(super) fn deflate(
             };
             // Every search before this piece is settled: write up to it.
             let settled_to = if last { u64::MAX } else { p.start(piece) };
-            let settled: Vec<Found> = record(&mut carrier).take_before(settled_to).collect();
-            oracle(&mut writer).found.extend(settled);
+            let to = &mut oracle(&mut writer).found;
+            record(&mut carrier).found.move_before(settled_to, Some(to));
+            to.rebase();
             exact = Some(carrier);
             let to = settled_to.min(input.end());
             writer.write_more(input.range(written, to));
