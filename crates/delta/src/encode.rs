@@ -274,11 +274,11 @@ fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
     }
     let plain = || decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"));
     for &level in go_flate::candidate_levels(&head) {
-        // The first MiB first: pgzip and klauspost's gzip write Go's header
+        // The first 256 KiB first: pgzip and klauspost's gzip write Go's header
         // too, and the whole layer at seven levels would cost seconds.
         let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
         let mut compare = zstd_recipe::Compare::new(expected);
-        if go_flate::go_gzip_start(level, &mut plain()?, 1 << 20, &mut compare).is_err() {
+        if go_flate::go_gzip_start(level, &mut plain()?, 256 << 10, &mut compare).is_err() {
             continue;
         }
         let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
