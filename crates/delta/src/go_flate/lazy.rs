@@ -349,6 +349,7 @@ impl Lazy {
                     break;
                 }
                 if lookahead == 0 && searching {
+                    // A worker writes no blocks.
                     break;
                 }
                 if lookahead == 0 {

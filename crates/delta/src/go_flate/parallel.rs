@@ -39,8 +39,12 @@ pub(super) struct Pieces {
 }
 
 impl Pieces {
+    /// One worker per core but one, which replays (at most 4): on two
+    /// cores the search overhead (priming, overrun, replay; 15-30 % more
+    /// CPU) ate the gain when anything else ran, so they encode on one.
     pub(super) fn for_this_machine() -> Pieces {
-        let threads = thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = if cores >= 3 { (cores - 1).min(4) } else { 1 };
         Pieces {
             size: 2 << 20,
             zone: 16 << 10,
