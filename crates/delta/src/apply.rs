@@ -140,8 +140,8 @@ pub fn apply(
             &mut hashing,
         )
         .map_err(|e| e.to_string()),
-        Rebuild::GoGzip { .. } => {
-            go_flate::go_gzip_best_speed(&mut plain, &mut hashing).map_err(|e| e.to_string())
+        Rebuild::GoGzip { level } => {
+            go_flate::go_gzip(*level, &mut plain, &mut hashing).map_err(|e| e.to_string())
         }
         Rebuild::Pgzip(recipe) => {
             pgzip_recipe::rebuild(recipe, &mut plain, &mut hashing).map_err(|e| e.to_string())

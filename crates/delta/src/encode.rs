@@ -110,47 +110,26 @@ fn plain_level_patch(
         Ok(n) => n,
         Err(e) => return whole(format!("cannot decompress it: {e}")),
     };
-    let Some(reference) = plain_bytes(
-        open(source_path)?,
-        source_compression,
-        options.window_limit,
-        plain_size_hint(source_path, source_compression),
-    )
-    .ok()
-    .flatten() else {
-        return whole(format!(
-            "base layer {} does not decompress within the {}-byte window limit",
-            source_ref.digest, options.window_limit
-        ));
-    };
-    let mut header = PatchHeader {
-        target: target_ref,
-        target_plain_size,
-        source: source_ref,
-        source_compression,
-        source_plain_size: reference.len() as u64,
-        window_log: window_log(reference.len() as u64 + target_plain_size),
-        rebuild: Rebuild::Identity,
-        corrections_size: 0,
-        diff_size: 0,
-    };
     // How the exact bytes come back from the plain text.
+    // Found before the reference is loaded, so that the two never take
+    // memory at once.
     let mut corrections = Vec::new();
+    let mut rebuild = Rebuild::Identity;
     match target_compression {
         Compression::None => {}
-        Compression::Gzip if is_go_best_speed(target_path)? => {
-            header.rebuild = Rebuild::GoGzip { level: 1 };
+        Compression::Gzip if let Some(level) = go_gzip_level(target_path)? => {
+            rebuild = Rebuild::GoGzip { level };
         }
         Compression::Gzip => {
             let pgzip = pgzip_recipe::find(target_path, target_plain_size)
                 .map_err(DeltaError::io("reading a blob"))?;
             match pgzip {
-                Found::Exact(recipe) => header.rebuild = Rebuild::Pgzip(recipe),
+                Found::Exact(recipe) => rebuild = Rebuild::Pgzip(recipe),
                 Found::NotPgzip | Found::Unmodelled(_) => {
                     match gzip_recipe(target_path, target_plain_size, options)? {
                         Ok(analysis) => {
                             corrections = analysis.corrections;
-                            header.rebuild = Rebuild::Gzip(analysis.recipe);
+                            rebuild = Rebuild::Gzip(analysis.recipe);
                         }
                         Err(reason) => {
                             return Ok(Attempt::NoRecipe(match pgzip {
@@ -170,11 +149,35 @@ fn plain_level_patch(
             match zstd_recipe::find(&mut reopen, target_plain_size)
                 .map_err(DeltaError::io("reading a blob"))?
             {
-                Some(recipe) => header.rebuild = Rebuild::Zstd(recipe),
+                Some(recipe) => rebuild = Rebuild::Zstd(recipe),
                 None => return Ok(Attempt::NoRecipe(zstd_reason(target_path)?)),
             }
         }
     }
+    let Some(reference) = plain_bytes(
+        open(source_path)?,
+        source_compression,
+        options.window_limit,
+        plain_size_hint(source_path, source_compression),
+    )
+    .ok()
+    .flatten() else {
+        return whole(format!(
+            "base layer {} does not decompress within the {}-byte window limit",
+            source_ref.digest, options.window_limit
+        ));
+    };
+    let header = PatchHeader {
+        target: target_ref,
+        target_plain_size,
+        source: source_ref,
+        source_compression,
+        source_plain_size: reference.len() as u64,
+        window_log: window_log(reference.len() as u64 + target_plain_size),
+        rebuild,
+        corrections_size: 0,
+        diff_size: 0,
+    };
     let plain = decoder(open(target_path)?, target_compression)
         .map_err(DeltaError::io("reading a blob"))?;
     let outcome = write_and_prove(
@@ -437,27 +440,38 @@ fn gzip_recipe(
     Ok(Err(reason))
 }
 
-/// Whether a gzip blob is exactly what Go's `compress/gzip` writes at
-/// BestSpeed: then `go_flate` rebuilds it with no corrections at all
-/// (preflate needs about 6% of the blob for these streams). The header
-/// Go writes (no name, time 0, XFL 4, OS 255) rules most blobs out at once.
-fn is_go_best_speed(path: &Path) -> Result<bool, DeltaError> {
-    const GO_BEST_SPEED_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 0xff];
+/// The level at which Go's `compress/gzip` writes exactly this gzip blob,
+/// if it does: then `go_flate` rebuilds it with no corrections at all
+/// (preflate needs 1-6 % of the blob for these streams). The header Go
+/// writes (no name, time 0, OS 255, XFL by level) rules most blobs out at
+/// once and names the levels to try; each try stops at the first byte that
+/// differs, which for another encoder is within its first block.
+fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
     let open = || File::open(path).map_err(DeltaError::io("opening a blob"));
     let mut head = [0u8; 10];
-    if open()?.read_exact(&mut head).is_err() || head != GO_BEST_SPEED_HEADER {
-        return Ok(false);
+    if open()?.read_exact(&mut head).is_err() {
+        return Ok(None);
     }
-    let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
-    let mut compare = zstd_recipe::Compare::new(expected);
-    let mut plain =
-        decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"))?;
-    Ok(
-        go_flate::go_gzip_best_speed(&mut plain, &mut compare).is_ok()
+    let plain = || decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"));
+    for &level in go_flate::candidate_levels(&head) {
+        // The first 256 KiB first: pgzip and klauspost's gzip write Go's header
+        // too, and the whole layer at seven levels would cost seconds.
+        let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
+        let mut compare = zstd_recipe::Compare::new(expected);
+        if go_flate::go_gzip_start(level, &mut plain()?, 256 << 10, &mut compare).is_err() {
+            continue;
+        }
+        let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
+        let mut compare = zstd_recipe::Compare::new(expected);
+        if go_flate::go_gzip(level, &mut plain()?, &mut compare).is_ok()
             && compare
                 .matched_to_end()
-                .map_err(DeltaError::io("reading a blob"))?,
-    )
+                .map_err(DeltaError::io("reading a blob"))?
+        {
+            return Ok(Some(level));
+        }
+    }
+    Ok(None)
 }
 
 /// The zstd window that lets every byte of the target reach back to the
@@ -603,19 +617,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn go_best_speed_layers_rebuild_with_no_corrections() {
-        use tender_test_support::Compressor;
+    /// Makes and proves a patch from `v1` to `v2` (level-3 diff) and
+    /// checks the site's rebuild is the target, byte for byte.
+    fn patch_and_rebuild(v1: Vec<u8>, v2: Vec<u8>) -> PatchHeader {
         let dir = tempfile::tempdir().unwrap();
-        let put = |name: &str, version: u32| {
-            put_blob(
-                dir.path(),
-                name,
-                Compressor::GoGzip1.compress(&layer_tar(version)),
-            )
-        };
-        let source = put("v1", 1);
-        let target = put("v2", 2);
+        let source = put_blob(dir.path(), "v1", v1);
+        let target = put_blob(dir.path(), "v2", v2);
         let options = PatchOptions {
             level: 3,
             ..PatchOptions::default()
@@ -630,8 +637,6 @@ mod tests {
         let PatchOutcome::Patched(p) = outcome else {
             panic!("{outcome:?}")
         };
-        assert_eq!(p.header.rebuild, Rebuild::GoGzip { level: 1 });
-        assert_eq!(p.header.corrections_size, 0);
         let mut rebuilt = Vec::new();
         apply(
             &p.file,
@@ -642,6 +647,42 @@ mod tests {
         )
         .unwrap();
         assert!(rebuilt == std::fs::read(&target.0).unwrap());
+        p.header.clone()
+    }
+
+    #[test]
+    fn go_gzip_layers_rebuild_with_no_corrections() {
+        use tender_test_support::{Compressor, GoWrites, go_gzip};
+        type Compress<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+        let cases: [(u8, Compress); 4] = [
+            (1, &|tar| Compressor::GoGzip1.compress(tar)),
+            // Docker and BuildKit: gzip.DefaultCompression.
+            (6, &|tar| Compressor::GoGzipDefault.compress(tar)),
+            (9, &|tar| go_gzip(tar, 9, GoWrites::All)),
+            (4, &|tar| go_gzip(tar, 4, GoWrites::Size(4096))),
+        ];
+        for (level, compress) in cases {
+            let header = patch_and_rebuild(compress(&layer_tar(1)), compress(&layer_tar(2)));
+            assert_eq!(header.rebuild, Rebuild::GoGzip { level });
+            assert_eq!(header.corrections_size, 0);
+        }
+    }
+
+    /// A stream with Go's default header that no Go level wrote (GNU gzip's
+    /// deflate under a rewritten header) is rebuilt through preflate.
+    #[test]
+    fn a_go_header_on_another_encoder_falls_through_to_preflate() {
+        let disguise = |tar: &[u8]| {
+            let mut gz = compress(tar, Compression::Gzip);
+            gz[..10].copy_from_slice(&go_flate::header(6));
+            gz
+        };
+        let header = patch_and_rebuild(disguise(&layer_tar(1)), disguise(&layer_tar(2)));
+        assert!(
+            matches!(header.rebuild, Rebuild::Gzip(_)),
+            "{:?}",
+            header.rebuild
+        );
     }
 
     /// A zstd:chunked-shaped blob: one frame per file, the table of

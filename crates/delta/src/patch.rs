@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tender_format::{Digest, canonical};
 
 use crate::compression::Compression;
+use crate::go_flate;
 use crate::gzip::GzipRecipe;
 use crate::pgzip_recipe::PgzipRecipe;
 use crate::zstd_recipe::ZstdRecipe;
@@ -43,8 +44,8 @@ pub enum Rebuild {
     /// The plain text is the blob.
     Identity,
     Gzip(GzipRecipe),
-    /// Go's `compress/gzip` at BestSpeed with its default header, which
-    /// `go_flate` re-implements exactly: no corrections needed.
+    /// Go's `compress/gzip` at `level` (1 to 9) with its default header,
+    /// which `go_flate` re-implements exactly: no corrections needed.
     GoGzip {
         level: u8,
     },
@@ -135,10 +136,12 @@ impl PatchHeader {
                 tender_format::error::chain_message(&e)
             ))
         })?;
-        if matches!(header.rebuild, Rebuild::GoGzip { level } if level != 1) {
-            return Err(PatchFormatError::Invalid(
-                "gogzip rebuild exists for level 1 only".into(),
-            ));
+        if let Rebuild::GoGzip { level } = header.rebuild
+            && !go_flate::LEVELS.contains(&level)
+        {
+            return Err(PatchFormatError::Invalid(format!(
+                "gogzip rebuild level {level} is outside 1..=9"
+            )));
         }
         if let Rebuild::Pgzip(recipe) = &header.rebuild {
             recipe.check().map_err(PatchFormatError::Invalid)?;
@@ -218,5 +221,17 @@ mod tests {
         let bytes = sample().encode();
         let err = PatchHeader::read(&mut &bytes[..bytes.len() - 1]).unwrap_err();
         assert!(err.to_string().contains("ends inside"), "{err}");
+    }
+
+    #[test]
+    fn gogzip_levels_outside_1_to_9_are_invalid() {
+        for (level, valid) in [(0, false), (1, true), (6, true), (9, true), (10, false)] {
+            let header = PatchHeader {
+                rebuild: Rebuild::GoGzip { level },
+                ..sample()
+            };
+            let read = PatchHeader::read(&mut &header.encode()[..]);
+            assert_eq!(read.is_ok(), valid, "level {level}");
+        }
     }
 }

@@ -13,7 +13,9 @@ mod registry;
 mod tools;
 pub mod vectors;
 
-pub use compress::{Compressor, gogzip, pgzip, pgzip_1_18_2, pgzip_1_18_2_with, pgzip_with};
+pub use compress::{
+    Compressor, GoWrites, go_gzip, gogzip, pgzip, pgzip_1_18_2, pgzip_1_18_2_with, pgzip_with,
+};
 pub use http::{HttpResponse, http_get};
 pub use proxy::{Fault, FaultyProxy, ProxiedRequest};
 pub use registry::Registry;
