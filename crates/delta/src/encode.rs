@@ -144,6 +144,12 @@ fn plain_level_patch(
             }
         }
         Compression::Zstd => {
+            // A recipe makes one frame: a blob of several (zstd:chunked)
+            // is not tried, which would also cost each level's tables.
+            let survey = zstd_frames::survey(open(target_path)?);
+            if !matches!(survey, Ok(s) if s.frames == 1 && s.skippable == 0) {
+                return Ok(Attempt::NoRecipe(zstd_reason(target_path)?));
+            }
             let mut reopen =
                 || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
             match zstd_recipe::find(&mut reopen, target_plain_size)
