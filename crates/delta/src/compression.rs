@@ -35,16 +35,23 @@ impl Compression {
     /// Tells the compression of a file.
     pub fn of_file(path: &Path) -> io::Result<Compression> {
         let mut head = [0u8; 4];
-        let mut file = File::open(path)?;
-        let mut filled = 0;
-        while filled < head.len() {
-            match file.read(&mut head[filled..])? {
-                0 => break,
-                n => filled += n,
-            }
-        }
+        let filled = read_full(&mut File::open(path)?, &mut head)?;
         Ok(Compression::sniff(&head[..filled]))
     }
+}
+
+/// Reads until `buf` is full or the input ends; returns the count.
+pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// A reader of the uncompressed bytes of `compressed`.

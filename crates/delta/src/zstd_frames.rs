@@ -10,6 +10,8 @@
 
 use std::io::{self, Read};
 
+use crate::compression::read_full;
+
 /// RFC 8878 §3.1.1: a zstd frame.
 const FRAME_MAGIC: u32 = 0xFD2F_B528;
 /// RFC 8878 §3.1.2: skippable frames use magics 0x184D2A50..=0x184D2A5F.
@@ -108,17 +110,6 @@ fn frame(input: &mut impl Read) -> io::Result<()> {
         skip(input, 4)?;
     }
     Ok(())
-}
-
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 fn read_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {

@@ -3,7 +3,6 @@
 //! rendering clusters and re-checking staged files all use it.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 /// `f` over every item, `max_workers` at a time at most (and at most one
@@ -13,30 +12,7 @@ pub fn map<T: Sync, R: Send>(
     max_workers: usize,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let workers = thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(max_workers.max(1))
-        .min(items.len().max(1));
-    thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    results.lock().expect("no panics while locked")[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .expect("no panics while locked")
-        .into_iter()
-        .map(|r| r.expect("every item was taken"))
-        .collect()
+    map_within_budget(items, max_workers, u64::MAX, |_| 0, f)
 }
 
 /// Like [`map`], but items also weigh something (memory, say) and the

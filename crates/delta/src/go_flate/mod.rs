@@ -39,6 +39,8 @@
 
 use std::io::{self, Read, Write};
 
+use crate::compression::read_full;
+
 mod best_speed;
 mod bit_writer;
 mod huffman;
@@ -132,20 +134,6 @@ fn crc32_update(crc: u32, data: &[u8]) -> u32 {
         c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
     }
     !c
-}
-
-/// Reads until `buf` is full or the input ends; returns the count.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// A `compress/flate` writer at one level.

@@ -11,6 +11,8 @@
 
 use std::io::{self, Read, Write};
 
+use crate::compression::read_full;
+
 use super::FlateVersion;
 use super::deflate::Deflater;
 
@@ -105,17 +107,3 @@ pub fn xfl(level: u8) -> u8 {
 /// pgzip's header when nothing is set: its `ModTime` is Go's zero time,
 /// which pgzip (unlike `compress/gzip`) writes as `uint32(-62135596800)`.
 pub const DEFAULT_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0x00, 0x09, 0x6e, 0x88, 0, 0xff];
-
-/// Reads until `buf` is full or the input ends; returns the count.
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
