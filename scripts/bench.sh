@@ -987,6 +987,24 @@ row_delta() {
             "export_s=$e_wall" "import_s=$i_wall" "export_mb_per_s=$rate" \
             "changed_plain_bytes=$changed" "export_peak_rss_kib=$e_rss" \
             "import_peak_rss_kib=$i_rss" "byte_exact=$(json_str "$exact")"
+        if [[ $how == pgzip-skopeo ]]; then
+            # The fast diff level, for the speed/bytes trade-off.
+            log "delta ($how): export v2 against v1 at --delta-level 12"
+            measure "${export_v[@]}" "$scenario/fleet-$how-v2/fleet.yaml" \
+                -o "$hub/v2-fast.tender" --base "$hub/v1.tender" --delta-level 12
+            local f_size f_rate f_patch
+            f_size="$(stat -c %s "$hub/v2-fast.tender")"
+            read -r f_patch f_rate < <(awk -v t="$f_size" -v f="$patch_from" -v c="$changed" \
+                -v w="$m_wall" 'BEGIN { printf "%.3f %.1f\n", t / f, c / 1e6 / w }')
+            table_add "" "$how --delta-level 12: bytes vs patch-from" \
+                "$(human_bytes "$patch_from")" "$(human_bytes "$f_size")" "$f_patch" ""
+            table_add "" "$how --delta-level 12: export wall, RSS" "-" \
+                "$(printf '%.1f s, %s' "$m_wall" "$(kib_mib "$m_rss_kib")")" "$f_rate MB/s" \
+                ">= 20 MB/s"
+            json_row delta "compression=$(json_str "$how")" "delta_level=12" \
+                "delta_bytes=$f_size" "ratio_patch_from=$f_patch" "export_s=$m_wall" \
+                "export_mb_per_s=$f_rate" "export_peak_rss_kib=$m_rss_kib"
+        fi
     done
     notes+=("delta: per-blob choices: tender inspect $work/delta-<compression>/v2.tender (run with --keep)")
 }
