@@ -420,11 +420,12 @@ fn write_and_prove(
 /// fields, without decompressing; used to keep parallel patch jobs within
 /// a memory budget.
 pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
+    // At least the blob's own size: a compressed-level patch holds that,
+    // and the hint of a many-frame zstd blob covers only its first frame.
     let plain = |path: &Path| {
         let compression = Compression::of_file(path).unwrap_or(Compression::None);
-        plain_size_hint(path, compression)
-            .or_else(|| std::fs::metadata(path).ok().map(|m| m.len()))
-            .unwrap_or(0)
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        plain_size_hint(path, compression).unwrap_or(0).max(size)
     };
     const FIXED: u64 = 64 << 20;
     2 * plain(source) + plain(target) + FIXED

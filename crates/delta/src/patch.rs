@@ -49,8 +49,9 @@ pub enum Rebuild {
     GoGzip {
         level: u8,
     },
-    /// klauspost pgzip (containers/image, umoci) at its default level,
-    /// which `klauspost` re-implements exactly: no corrections needed.
+    /// klauspost pgzip (containers/image, umoci) at its default level or
+    /// BestSpeed, which `klauspost` re-implements exactly: no corrections
+    /// needed.
     Pgzip(PgzipRecipe),
     Zstd(ZstdRecipe),
 }
