@@ -124,6 +124,12 @@ pub struct ExportArgs {
     /// needing more travel whole.
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = size_arg)]
     pub delta_memory_limit: u64,
+    /// Memory the hub lets delta patch jobs hold together: within it two
+    /// layers are patched at once (both cores), beyond it one after the
+    /// other. The default keeps an export near 256 MiB; a hub with memory to
+    /// spare exports large deltas faster with more (e.g. 1GiB).
+    #[arg(long, value_name = "SIZE", default_value = "224MiB", value_parser = size_arg)]
+    pub delta_parallel_memory: u64,
     /// Render and resolve every image to its digest, print the plan, pull no layers.
     #[arg(long)]
     pub dry_run: bool,

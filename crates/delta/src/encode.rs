@@ -33,13 +33,21 @@ pub struct PatchOptions {
     /// Most memory a site may need to rebuild one blob; a patch that would
     /// need more is not made.
     pub window_limit: u64,
+    /// Memory that patch jobs running side by side may hold together (see
+    /// [`memory_estimate`]): within it two layers are patched at once,
+    /// beyond it one after the other.
+    pub parallel_memory: u64,
 }
+
+/// Default [`PatchOptions::parallel_memory`]: keeps an export near 256 MiB.
+pub const DEFAULT_PARALLEL_MEMORY: u64 = 224 << 20;
 
 impl Default for PatchOptions {
     fn default() -> Self {
         PatchOptions {
             level: 19,
             window_limit: DEFAULT_WINDOW_LIMIT,
+            parallel_memory: DEFAULT_PARALLEL_MEMORY,
         }
     }
 }
@@ -1052,6 +1060,7 @@ mod tests {
         let options = PatchOptions {
             level: 3,
             window_limit: 1000,
+            ..PatchOptions::default()
         };
         let outcome = make_patch(
             (&f.source.0, f.source.1),

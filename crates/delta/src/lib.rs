@@ -29,7 +29,9 @@ pub mod zstd_recipe;
 
 pub use apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply, read_header};
 pub use compression::Compression;
-pub use encode::{Patch, PatchOptions, PatchOutcome, make_patch, memory_estimate};
+pub use encode::{
+    DEFAULT_PARALLEL_MEMORY, Patch, PatchOptions, PatchOutcome, make_patch, memory_estimate,
+};
 pub use error::DeltaError;
 pub use patch::{BlobRef, PatchHeader, Rebuild};
 pub use pick::{Choice, Layer, Listings, Place, choose};

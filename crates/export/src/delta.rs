@@ -21,12 +21,6 @@ use crate::hub_store::{HubStore, StoredBundle};
 /// header and the site's work.
 const MIN_PATCH_TARGET: u64 = 16 * 1024;
 
-/// Memory that patch jobs running side by side may hold together: two
-/// small layers are patched in parallel, two large ones one after the
-/// other, so that export stays within 256 MiB whatever the layer sizes
-/// (one layer larger than this still gets its patch, alone).
-const PATCH_MEMORY_BUDGET: u64 = 224 << 20;
-
 /// What a group of sites holds: the bundle they imported, which the delta
 /// names, and the blobs every one of them holds.
 #[derive(Debug, Clone)]
@@ -165,7 +159,9 @@ pub fn plan(
     let outcomes = tender_format::parallel::map_within_budget(
         &to_patch,
         2,
-        PATCH_MEMORY_BUDGET,
+        // Two small layers side by side, two large ones one after the other
+        // (one larger than the budget still gets its patch, alone).
+        options.parallel_memory,
         |(target, source, _)| tender_delta::memory_estimate(&source.path, &target.path),
         |(target, source, choice)| {
             let outcome = tender_delta::make_patch(

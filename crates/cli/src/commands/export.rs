@@ -38,6 +38,7 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         patch: tender_delta::PatchOptions {
             level: args.delta_level,
             window_limit: args.delta_memory_limit,
+            parallel_memory: args.delta_parallel_memory,
         },
     };
     let observer = Arc::new(CliObserver::new(show_progress));
