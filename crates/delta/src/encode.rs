@@ -1,29 +1,21 @@
-//! Making a patch, and proving it before it is shipped.
-//!
-//! The target's plain text is diffed against the source's plain text as a
-//! zstd frame with the source as reference prefix (what `zstd
-//! --patch-from` does), and the recipe that turns plain text back into the
-//! target's exact bytes is recorded. Then the patch is applied here, exactly
-//! as a site will apply it, and only a patch that rebuilds the target's
-//! digest is kept. Anything else travels whole, with the reason.
+//! Making a patch: which source bytes it refers to and which rebuild gives
+//! the target back. The target's plain text is diffed against the source's
+//! plain text (what `zstd --patch-from` does) with a recipe for the exact
+//! compressed bytes (`recipe`); a blob no recipe reproduces is tried at the
+//! compressed level. Every patch is proven before it ships (`prove`);
+//! anything else travels whole, with the reason.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use tempfile::{NamedTempFile, TempPath};
-use tender_format::{Digest, Hasher};
-use zstd::stream::raw::{CParameter, Encoder};
-use zstd::stream::zio;
+use tempfile::TempPath;
+use tender_format::Digest;
 
-use crate::apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply};
+use crate::apply::DEFAULT_WINDOW_LIMIT;
 use crate::compression::{Compression, decoder, plain_bytes, plain_size, plain_size_hint};
 use crate::error::DeltaError;
-use crate::go_flate;
-use crate::gzip::{self, AnalyzeError, Chunking};
 use crate::patch::{BlobRef, PatchHeader, Rebuild};
-use crate::pgzip_recipe::{self, Found};
-use crate::{zstd_frames, zstd_recipe};
+use crate::{prove, recipe};
 
 /// How patches are made.
 #[derive(Debug, Clone, Copy)]
@@ -118,56 +110,13 @@ fn plain_level_patch(
         Ok(n) => n,
         Err(e) => return whole(format!("cannot decompress it: {e}")),
     };
-    // How the exact bytes come back from the plain text.
-    // Found before the reference is loaded, so that the two never take
-    // memory at once.
-    let mut corrections = Vec::new();
-    let mut rebuild = Rebuild::Identity;
-    match target_compression {
-        Compression::None => {}
-        Compression::Gzip if let Some(level) = go_gzip_level(target_path)? => {
-            rebuild = Rebuild::GoGzip { level };
-        }
-        Compression::Gzip => {
-            let pgzip = pgzip_recipe::find(target_path, target_plain_size)
-                .map_err(DeltaError::io("reading a blob"))?;
-            match pgzip {
-                Found::Exact(recipe) => rebuild = Rebuild::Pgzip(recipe),
-                Found::NotPgzip | Found::Unmodelled(_) => {
-                    match gzip_recipe(target_path, target_plain_size, options)? {
-                        Ok(analysis) => {
-                            corrections = analysis.corrections;
-                            rebuild = Rebuild::Gzip(analysis.recipe);
-                        }
-                        Err(reason) => {
-                            return Ok(Attempt::NoRecipe(match pgzip {
-                                Found::Unmodelled(why) => {
-                                    format!("encoder not modelled: {why}; {reason}")
-                                }
-                                _ => format!("encoder not modelled: {reason}"),
-                            }));
-                        }
-                    }
-                }
-            }
-        }
-        Compression::Zstd => {
-            // A recipe makes one frame: a blob of several (zstd:chunked)
-            // is not tried, which would also cost each level's tables.
-            let survey = zstd_frames::survey(open(target_path)?);
-            if !matches!(survey, Ok(s) if s.frames == 1 && s.skippable == 0) {
-                return Ok(Attempt::NoRecipe(zstd_reason(target_path)?));
-            }
-            let mut reopen =
-                || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
-            match zstd_recipe::find(&mut reopen, target_plain_size)
-                .map_err(DeltaError::io("reading a blob"))?
-            {
-                Some(recipe) => rebuild = Rebuild::Zstd(recipe),
-                None => return Ok(Attempt::NoRecipe(zstd_reason(target_path)?)),
-            }
-        }
-    }
+    // How the exact bytes come back from the plain text. Found before the
+    // reference is loaded, so that the two never take memory at once.
+    let (rebuild, corrections) =
+        match recipe::find(target_path, target_compression, target_plain_size, options)? {
+            Ok(found) => found,
+            Err(reason) => return Ok(Attempt::NoRecipe(reason)),
+        };
     let Some(reference) = plain_bytes(
         open(source_path)?,
         source_compression,
@@ -194,7 +143,7 @@ fn plain_level_patch(
     };
     let plain = decoder(open(target_path)?, target_compression)
         .map_err(DeltaError::io("reading a blob"))?;
-    let outcome = write_and_prove(
+    let outcome = prove::write_and_prove(
         header,
         &corrections,
         reference,
@@ -204,30 +153,6 @@ fn plain_level_patch(
         options.window_limit,
     )?;
     Ok(Attempt::Done(outcome))
-}
-
-/// Search settings for two diff levels, measured on the Debian scenario of
-/// scripts/bench.sh (a 48 MB and a 24 MB layer tar against their previous
-/// versions). Long-distance matching finds the long matches into the base
-/// layer either way; these settings decide the cost of the rest.
-///
-/// - 19, the default: its optimal parser with a narrow search (one
-///   binary-tree probe, 16 bytes is a good enough match, level 18's tree
-///   size). 3.5 times faster than plain level 19, a third less memory,
-///   2 % more bytes.
-/// - 12, the fast choice: its lazy matcher with hash and chain tables of
-///   2^24, which let it see the whole base layer. About 29 MB/s per core,
-///   5 % more bytes than the default.
-fn tuned_search(level: i32) -> Vec<CParameter> {
-    match level {
-        19 => vec![
-            CParameter::SearchLog(1),
-            CParameter::TargetLength(16),
-            CParameter::ChainLog(23),
-        ],
-        12 => vec![CParameter::ChainLog(24), CParameter::HashLog(24)],
-        _ => Vec::new(),
-    }
 }
 
 /// zstd diff level for compressed bytes: they do not compress, so only the
@@ -269,7 +194,7 @@ fn compressed_level_patch(
         corrections_size: 0,
         diff_size: 0,
     };
-    let outcome = write_and_prove(
+    let outcome = prove::write_and_prove(
         header,
         &[],
         reference,
@@ -284,141 +209,6 @@ fn compressed_level_patch(
         }
         patched => patched,
     })
-}
-
-/// Why a zstd blob has no recipe, as precisely as its frames tell.
-fn zstd_reason(path: &Path) -> Result<String, DeltaError> {
-    let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
-    let shape = match zstd_frames::survey(file) {
-        Ok(survey) => survey.describe(),
-        Err(e) => e.to_string(),
-    };
-    Ok(format!(
-        "encoder not modelled: {shape} that no level of libzstd {} reproduces \
-         (containers/image and BuildKit write zstd with klauspost/compress, \
-         which tender does not re-implement)",
-        zstd_recipe::libzstd_version()
-    ))
-}
-
-/// Diffs `plain` against `reference`, writes the patch entry (header,
-/// corrections, diff) and proves it by rebuilding the target exactly as a
-/// site will. Anything short of the exact digest travels whole.
-fn write_and_prove(
-    mut header: PatchHeader,
-    corrections: &[u8],
-    reference: Vec<u8>,
-    mut plain: Box<dyn Read + '_>,
-    (source_path, work_dir): (&Path, &Path),
-    level: i32,
-    window_limit: u64,
-) -> Result<PatchOutcome, DeltaError> {
-    let target_ref = header.target;
-    if header.window_bytes() > window_limit {
-        return Ok(PatchOutcome::Whole(format!(
-            "rebuilding it would hold {} bytes, over the {}-byte window limit",
-            header.window_bytes(),
-            window_limit
-        )));
-    }
-
-    // The diff of the plain texts, into a temporary file.
-    let diff_file =
-        NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
-    let mut encoder = Encoder::with_ref_prefix(level, &reference)
-        .map_err(DeltaError::io("starting the diff encoder"))?;
-    for parameter in [
-        CParameter::WindowLog(header.window_log),
-        CParameter::EnableLongDistanceMatching(true),
-        CParameter::ContentSizeFlag(true),
-        CParameter::ChecksumFlag(false),
-    ]
-    .into_iter()
-    .chain(tuned_search(level))
-    {
-        encoder
-            .set_parameter(parameter)
-            .map_err(DeltaError::io("starting the diff encoder"))?;
-    }
-    encoder
-        .set_pledged_src_size(Some(header.target_plain_size))
-        .map_err(DeltaError::io("starting the diff encoder"))?;
-    let mut diff = zio::Writer::new(
-        BufWriter::with_capacity(1 << 20, diff_file.as_file()),
-        encoder,
-    );
-    io::copy(&mut plain, &mut diff).map_err(DeltaError::io("writing the diff"))?;
-    diff.finish().map_err(DeltaError::io("writing the diff"))?;
-    let (mut buffered, _) = diff.into_inner();
-    buffered
-        .flush()
-        .map_err(DeltaError::io("writing the diff"))?;
-    drop(buffered);
-    drop(reference);
-    header.corrections_size = corrections.len() as u64;
-    header.diff_size = diff_file
-        .as_file()
-        .metadata()
-        .map_err(DeltaError::io("writing the diff"))?
-        .len();
-
-    // The patch entry: header, corrections, diff.
-    let patch_file =
-        NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
-    let mut hasher = Hasher::new();
-    {
-        let mut out = BufWriter::with_capacity(1 << 20, patch_file.as_file());
-        let mut put = |bytes: &[u8]| -> io::Result<()> {
-            hasher.update(bytes);
-            out.write_all(bytes)
-        };
-        put(&header.encode()).map_err(DeltaError::io("writing the patch"))?;
-        put(corrections).map_err(DeltaError::io("writing the patch"))?;
-        let mut diff_in =
-            File::open(diff_file.path()).map_err(DeltaError::io("reading the diff"))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = diff_in
-                .read(&mut buf)
-                .map_err(DeltaError::io("reading the diff"))?;
-            if n == 0 {
-                break;
-            }
-            put(&buf[..n]).map_err(DeltaError::io("writing the patch"))?;
-        }
-        out.flush().map_err(DeltaError::io("writing the patch"))?;
-    }
-    drop(diff_file);
-    let (digest, size) = hasher.finish();
-    if size >= target_ref.size {
-        return Ok(PatchOutcome::Whole(format!(
-            "the patch ({size} bytes) is not smaller than the blob"
-        )));
-    }
-
-    // Prove it: rebuild exactly as a site will.
-    let limits = ApplyLimits {
-        window: window_limit,
-    };
-    let patch_path = patch_file.into_temp_path();
-    match apply(
-        &patch_path,
-        target_ref.digest,
-        source_path,
-        &mut io::sink(),
-        limits,
-    ) {
-        Ok(_) => Ok(PatchOutcome::Patched(Box::new(Patch {
-            file: patch_path,
-            size,
-            digest,
-            header,
-        }))),
-        Err(e) if e.is_rejection() => Ok(PatchOutcome::Whole(format!(
-            "the patch did not rebuild the blob exactly: {e}"
-        ))),
-        Err(e) => Err(e),
-    }
 }
 
 /// About how much memory making a patch from `source` to `target` holds
@@ -439,67 +229,6 @@ pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
     2 * plain(source) + plain(target) + FIXED
 }
 
-/// Analyses a gzip blob, moving the chunk boundaries if preflate fails at
-/// one, and last as one chunk if that fits the window limit.
-fn gzip_recipe(
-    path: &Path,
-    plain_size: u64,
-    options: &PatchOptions,
-) -> Result<Result<gzip::Analysis, String>, DeltaError> {
-    let whole = Chunking {
-        read_size: usize::MAX,
-        plain_limit: usize::try_from(plain_size.saturating_add(1)).unwrap_or(usize::MAX),
-    };
-    let fits_whole = plain_size.saturating_mul(3) <= options.window_limit;
-    let mut reason = String::new();
-    for chunking in gzip::CHUNKINGS
-        .into_iter()
-        .chain(fits_whole.then_some(whole))
-    {
-        let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
-        match gzip::analyze(file, chunking, |_| Ok(())) {
-            Ok(analysis) => return Ok(Ok(analysis)),
-            Err(AnalyzeError::Unsupported(why)) => reason = why,
-            Err(AnalyzeError::Io(e)) => return Err(DeltaError::io("reading a blob")(e)),
-        }
-    }
-    Ok(Err(reason))
-}
-
-/// The level at which Go's `compress/gzip` writes exactly this gzip blob,
-/// if it does: then `go_flate` rebuilds it with no corrections at all
-/// (preflate needs 1-6 % of the blob for these streams). The header Go
-/// writes (no name, time 0, OS 255, XFL by level) rules most blobs out at
-/// once and names the levels to try; each try stops at the first byte that
-/// differs, which for another encoder is within its first block.
-fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
-    let open = || File::open(path).map_err(DeltaError::io("opening a blob"));
-    let mut head = [0u8; 10];
-    if open()?.read_exact(&mut head).is_err() {
-        return Ok(None);
-    }
-    let plain = || decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"));
-    for &level in go_flate::candidate_levels(&head) {
-        // The first 256 KiB first: pgzip and klauspost's gzip write Go's header
-        // too, and the whole layer at seven levels would cost seconds.
-        let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
-        let mut compare = zstd_recipe::Compare::new(expected);
-        if go_flate::go_gzip_start(level, &mut plain()?, 256 << 10, &mut compare).is_err() {
-            continue;
-        }
-        let expected: Box<dyn Read> = Box::new(io::BufReader::new(open()?));
-        let mut compare = zstd_recipe::Compare::new(expected);
-        if go_flate::go_gzip(level, &mut plain()?, &mut compare).is_ok()
-            && compare
-                .matched_to_end()
-                .map_err(DeltaError::io("reading a blob"))?
-        {
-            return Ok(Some(level));
-        }
-    }
-    Ok(None)
-}
-
 /// The zstd window that lets every byte of the target reach back to the
 /// start of the reference: the smallest power of two covering both.
 fn window_log(span: u64) -> u32 {
@@ -510,7 +239,14 @@ fn window_log(span: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::{ApplyLimits, apply};
     use crate::error::DeltaError;
+    use crate::go_flate;
+    use crate::pgzip_recipe::{self, Found};
+    use crate::zstd_recipe;
+    use std::io::Write;
+    use zstd::stream::raw::{CParameter, Encoder};
+    use zstd::stream::zio;
 
     /// A layer tar: a large "binary" and a few config files; `version`
     /// changes a slice of the binary and one config file.

@@ -11,8 +11,9 @@
 //! Modules: `compression` (which, and decoding), `gzip`, `go_flate`,
 //! `klauspost` with `pgzip_recipe`, and `zstd_recipe` (exact
 //! re-compression), `zstd_frames` (what a zstd blob is made of), `patch`
-//! (the container format), `encode` (make
-//! and prove), `apply` (rebuild at the site), `pick` (choose the source).
+//! (the container format), `encode` (make a patch), `recipe` (which
+//! rebuild reproduces a blob), `prove` (the diff and its proof), `apply`
+//! (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
 pub mod compression;
@@ -24,6 +25,8 @@ pub mod klauspost;
 pub mod patch;
 pub mod pgzip_recipe;
 pub mod pick;
+mod prove;
+mod recipe;
 pub mod zstd_frames;
 pub mod zstd_recipe;
 
