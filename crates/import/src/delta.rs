@@ -14,7 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use tender_delta::ApplyLimits;
-use tender_format::manifest::{Base, BundleManifest};
+use tender_format::manifest::{Base, BundleManifest, PatchSource};
 use tender_format::{Digest, atomic};
 use tender_oci::{LayoutStore, Reference, RegistryClient};
 
@@ -110,7 +110,9 @@ pub fn check_base(
 }
 
 /// Completes a staged delta: links the referenced blobs in and rebuilds
-/// every patched blob, one at a time (each holds its reference in memory).
+/// every patched blob, two at a time (both cores) while the memory they
+/// hold together (each its reference and window, from its patch header)
+/// stays within the site's delta memory limit, else one after the other.
 pub fn materialize(
     base: &Base,
     blobs: &BaseBlobs,
@@ -125,36 +127,57 @@ pub fn materialize(
         }
         place(&blobs.paths[&b.digest], &to)?;
     }
-    for p in &base.patches {
-        let to = blob_dir.join(p.target.hex());
-        if to.exists()
-            && File::open(&to)
+    let patch_of = |p: &PatchSource| {
+        staging_dir
+            .join("patches/blobs/sha256")
+            .join(p.target.hex())
+    };
+    let to_rebuild: Vec<&PatchSource> = base
+        .patches
+        .iter()
+        .filter(|p| {
+            // Rebuilt by an earlier, interrupted run.
+            !File::open(blob_dir.join(p.target.hex()))
                 .and_then(Digest::of_reader)
                 .is_ok_and(|(d, _)| d == p.target)
-        {
-            continue;
-        }
-        let patch = staging_dir
-            .join("patches/blobs/sha256")
-            .join(p.target.hex());
-        let partial = to.with_extension("rebuilding");
-        let io = |e| ImportError::io("rebuilding a patched blob", &partial, e);
-        let file = File::create(&partial).map_err(io)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let applied =
-            tender_delta::apply(&patch, p.target, &blobs.paths[&p.source], &mut out, limits);
-        let finished = applied.map_err(ImportError::from).and_then(|_| {
-            let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-            file.sync_all().map_err(io)
-        });
-        if let Err(e) = finished {
-            let _ = fs::remove_file(&partial);
-            return Err(e);
-        }
-        fs::rename(&partial, &to)
-            .map_err(|e| ImportError::io("rebuilding a patched blob", &to, e))?;
-    }
+        })
+        .collect();
+    let rebuilt = tender_format::parallel::map_within_budget(
+        &to_rebuild,
+        2,
+        limits.window,
+        // A header that cannot be read weighs nothing here; apply refuses it.
+        |p| tender_delta::read_header(&patch_of(p)).map_or(0, |h| h.window_bytes()),
+        |p| rebuild(&patch_of(p), p, &blobs.paths[&p.source], &blob_dir, limits),
+    );
+    rebuilt.into_iter().collect::<Result<(), _>>()?;
     atomic::sync_dir(&blob_dir).map_err(|e| ImportError::io("staging", &blob_dir, e))
+}
+
+/// Rebuilds one patched blob into `blob_dir`, through a partial file that
+/// only a rebuild with the right digest renames into place.
+fn rebuild(
+    patch: &Path,
+    p: &PatchSource,
+    source: &Path,
+    blob_dir: &Path,
+    limits: ApplyLimits,
+) -> Result<(), ImportError> {
+    let to = blob_dir.join(p.target.hex());
+    let partial = to.with_extension("rebuilding");
+    let io = |e| ImportError::io("rebuilding a patched blob", &partial, e);
+    let file = File::create(&partial).map_err(io)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let applied = tender_delta::apply(patch, p.target, source, &mut out, limits);
+    let finished = applied.map_err(ImportError::from).and_then(|_| {
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)
+    });
+    if let Err(e) = finished {
+        let _ = fs::remove_file(&partial);
+        return Err(e);
+    }
+    fs::rename(&partial, &to).map_err(|e| ImportError::io("rebuilding a patched blob", &to, e))
 }
 
 /// Hard-links a verified blob into staging (copies across file systems).
