@@ -379,9 +379,10 @@ mod tests {
         }
     }
 
-    /// Makes and proves a patch from `v1` to `v2` (level-3 diff) and
-    /// checks the site's rebuild is the target, byte for byte.
-    fn patch_and_rebuild(v1: Vec<u8>, v2: Vec<u8>) -> PatchHeader {
+    /// Makes and proves a patch from `v1` to `v2` (level-3 diff), checks the
+    /// site's rebuild is the target byte for byte, and returns the patch
+    /// (kept past the temporary directory) and the target.
+    fn patch_and_rebuild(v1: Vec<u8>, v2: Vec<u8>) -> (Patch, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let source = put_blob(dir.path(), "v1", v1);
         let target = put_blob(dir.path(), "v2", v2);
@@ -408,8 +409,11 @@ mod tests {
             ApplyLimits::default(),
         )
         .unwrap();
-        assert!(rebuilt == std::fs::read(&target.0).unwrap());
-        p.header.clone()
+        let blob = std::fs::read(&target.0).unwrap();
+        assert!(rebuilt == blob, "rebuilt blob differs");
+        let kept = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+        std::fs::copy(&p.file, &kept).unwrap();
+        (Patch { file: kept, ..*p }, blob)
     }
 
     #[test]
@@ -424,7 +428,9 @@ mod tests {
             (4, &|tar| go_gzip(tar, 4, GoWrites::Size(4096))),
         ];
         for (level, compress) in cases {
-            let header = patch_and_rebuild(compress(&layer_tar(1)), compress(&layer_tar(2)));
+            let header = patch_and_rebuild(compress(&layer_tar(1)), compress(&layer_tar(2)))
+                .0
+                .header;
             assert_eq!(header.rebuild, Rebuild::GoGzip { level });
             assert_eq!(header.corrections_size, 0);
         }
@@ -439,7 +445,9 @@ mod tests {
             gz[..10].copy_from_slice(&go_flate::header(6));
             gz
         };
-        let header = patch_and_rebuild(disguise(&layer_tar(1)), disguise(&layer_tar(2)));
+        let header = patch_and_rebuild(disguise(&layer_tar(1)), disguise(&layer_tar(2)))
+            .0
+            .header;
         assert!(
             matches!(header.rebuild, Rebuild::Gzip(_)),
             "{:?}",
@@ -564,44 +572,13 @@ mod tests {
         builder.into_inner().unwrap()
     }
 
-    /// Makes and proves a patch from `v1` to `v2` of `layer`, each
-    /// compressed by `compress`, and checks the rebuild is byte-exact.
+    /// [`patch_and_rebuild`] of versions 1 and 2 of `layer`, each
+    /// compressed by `compress`.
     fn patch_both(
         layer: fn(u32) -> Vec<u8>,
         compress: impl Fn(&[u8]) -> Vec<u8>,
     ) -> (Patch, Vec<u8>) {
-        let dir = tempfile::tempdir().unwrap();
-        let source = put_blob(dir.path(), "v1", compress(&layer(1)));
-        let target = put_blob(dir.path(), "v2", compress(&layer(2)));
-        let options = PatchOptions {
-            level: 3,
-            ..PatchOptions::default()
-        };
-        let outcome = make_patch(
-            (&source.0, source.1),
-            (&target.0, target.1),
-            dir.path(),
-            &options,
-        )
-        .unwrap();
-        let PatchOutcome::Patched(p) = outcome else {
-            panic!("{outcome:?}")
-        };
-        let mut rebuilt = Vec::new();
-        apply(
-            &p.file,
-            target.1.digest,
-            &source.0,
-            &mut rebuilt,
-            ApplyLimits::default(),
-        )
-        .unwrap();
-        let blob = std::fs::read(&target.0).unwrap();
-        assert!(rebuilt == blob, "rebuilt blob differs");
-        // Keep the patch file alive past the temporary directory.
-        let kept = tempfile::NamedTempFile::new().unwrap().into_temp_path();
-        std::fs::copy(&p.file, &kept).unwrap();
-        (Patch { file: kept, ..*p }, blob)
+        patch_and_rebuild(compress(&layer(1)), compress(&layer(2)))
     }
 
     fn pgzip_recipe_of(p: &Patch) -> &pgzip_recipe::PgzipRecipe {
