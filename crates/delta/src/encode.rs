@@ -540,36 +540,13 @@ mod tests {
     /// compressible enough that encoders' choices show. `version` changes
     /// a slice of one file.
     fn binaries_tar(version: u32) -> Vec<u8> {
-        let mut paths: Vec<_> = std::fs::read_dir("/usr/bin")
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        paths.sort();
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut total = 0;
-        for path in paths {
-            let Ok(mut data) = std::fs::read(&path) else {
-                continue;
-            };
-            if data.len() > 400_000 || total + data.len() > 1_500_000 {
-                continue;
-            }
-            if total == 0 && data.len() > 5_000 {
+        crate::test_inputs::binaries_tar(1_500_000, 400_000, |data| {
+            if data.len() > 5_000 {
                 for b in &mut data[1_000..1_000 + 500 * version as usize] {
                     *b ^= 0x5a;
                 }
             }
-            total += data.len();
-            let mut header = tar::Header::new_ustar();
-            header.set_size(data.len() as u64);
-            header.set_mode(0o755);
-            header.set_mtime(1_700_000_000);
-            header.set_cksum();
-            let name = path.strip_prefix("/").unwrap();
-            builder.append_data(&mut header, name, &data[..]).unwrap();
-        }
-        builder.into_inner().unwrap()
+        })
     }
 
     /// [`patch_and_rebuild`] of versions 1 and 2 of `layer`, each

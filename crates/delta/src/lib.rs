@@ -30,6 +30,9 @@ mod recipe;
 pub mod zstd_frames;
 pub mod zstd_recipe;
 
+#[cfg(test)]
+mod test_inputs;
+
 pub use apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply, read_header};
 pub use compression::Compression;
 pub use encode::{

@@ -3,31 +3,9 @@
 
 use super::*;
 
-/// Deterministic mixed input: text runs, pseudo-random bytes, byte runs.
+/// The mixed input the recorded Go outputs were made from.
 fn sample(n: usize) -> Vec<u8> {
-    const TEXT: &[u8] = b"The quick brown fox jumps over the lazy dog; tender layer 0123456789.\n";
-    let mut x: u32 = 0x9e37_79b9;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let r = next();
-        let run = (r % 300) as usize + 1;
-        match r >> 30 {
-            0 | 1 => {
-                let start = (r >> 8) as usize;
-                out.extend((0..run).map(|i| TEXT[(start + i) % TEXT.len()]));
-            }
-            2 => out.extend((0..run).map(|_| next() as u8)),
-            _ => out.extend(std::iter::repeat_n((r >> 16) as u8, run)),
-        }
-    }
-    out.truncate(n);
-    out
+    crate::test_inputs::mixed(n, 0)
 }
 
 fn gzip(plain: &[u8]) -> Vec<u8> {

@@ -8,32 +8,7 @@ use tender_test_support::{Compressor, pgzip_1_18_2_with, pgzip_with};
 use super::FlateVersion;
 use super::pgzip::{self, DEFAULT_BLOCK_SIZE, TAIL_SIZE};
 
-/// Deterministic mixed input: text runs, pseudo-random bytes, byte runs.
-fn sample(n: usize, seed: u32) -> Vec<u8> {
-    const TEXT: &[u8] = b"The quick brown fox jumps over the lazy dog; tender layer 0123456789.\n";
-    let mut x: u32 = 0x9e37_79b9 ^ seed;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        x
-    };
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        let r = next();
-        let run = (r % 300) as usize + 1;
-        match r >> 30 {
-            0 | 1 => {
-                let start = (r >> 8) as usize;
-                out.extend((0..run).map(|i| TEXT[(start + i) % TEXT.len()]));
-            }
-            2 => out.extend((0..run).map(|_| next() as u8)),
-            _ => out.extend(std::iter::repeat_n((r >> 16) as u8, run)),
-        }
-    }
-    out.truncate(n);
-    out
-}
+use crate::test_inputs::mixed as sample;
 
 fn random(n: usize, seed: u64) -> Vec<u8> {
     let mut state = seed;
@@ -173,32 +148,7 @@ fn the_previous_tail_is_the_dictionary() {
 
 /// A tar of real files (this machine's /usr/bin, up to `limit` bytes).
 fn real_tar(limit: usize) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut total = 0;
-    let mut entries: Vec<_> = std::fs::read_dir("/usr/bin")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let Ok(data) = std::fs::read(&path) else {
-            continue;
-        };
-        if total + data.len() > limit {
-            continue;
-        }
-        total += data.len();
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o755);
-        header.set_mtime(1_700_000_000);
-        header.set_cksum();
-        let name = path.strip_prefix("/").unwrap();
-        builder.append_data(&mut header, name, &data[..]).unwrap();
-    }
-    builder.into_inner().unwrap()
+    crate::test_inputs::binaries_tar(limit, usize::MAX, |_| {})
 }
 
 #[test]
