@@ -16,6 +16,7 @@
 //! (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
+mod code_lengths;
 pub mod compression;
 pub mod encode;
 pub mod error;

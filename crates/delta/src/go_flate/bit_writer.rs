@@ -105,59 +105,7 @@ pub(super) fn generate_codegen(
         *dst = c.len as u8;
     }
     codegen[num_literals + num_offsets] = BAD_CODE;
-
-    let mut size = codegen[0];
-    let mut count: i32 = 1;
-    let mut out_index = 0usize;
-    let mut in_index = 1usize;
-    while size != BAD_CODE {
-        let next_size = codegen[in_index];
-        in_index += 1;
-        if next_size == size {
-            count += 1;
-            continue;
-        }
-        if size != 0 {
-            codegen[out_index] = size;
-            out_index += 1;
-            freq[size as usize] += 1;
-            count -= 1;
-            while count >= 3 {
-                let n = count.min(6);
-                codegen[out_index] = 16;
-                codegen[out_index + 1] = (n - 3) as u8;
-                out_index += 2;
-                freq[16] += 1;
-                count -= n;
-            }
-        } else {
-            while count >= 11 {
-                let n = count.min(138);
-                codegen[out_index] = 18;
-                codegen[out_index + 1] = (n - 11) as u8;
-                out_index += 2;
-                freq[18] += 1;
-                count -= n;
-            }
-            if count >= 3 {
-                codegen[out_index] = 17;
-                codegen[out_index + 1] = (count - 3) as u8;
-                out_index += 2;
-                freq[17] += 1;
-                count = 0;
-            }
-        }
-        count -= 1;
-        while count >= 0 {
-            codegen[out_index] = size;
-            out_index += 1;
-            freq[size as usize] += 1;
-            count -= 1;
-        }
-        size = next_size;
-        count = 1;
-    }
-    codegen[out_index] = BAD_CODE;
+    crate::code_lengths::run_length_code(codegen, |symbol| freq[symbol] += 1);
 }
 
 impl HuffmanBitWriter {

@@ -6,7 +6,7 @@ pub(super) const OFFSET_CODE_COUNT: usize = 30;
 pub(super) const END_BLOCK_MARKER: usize = 256;
 pub(super) const LENGTH_CODES_START: usize = 257;
 pub(super) const CODEGEN_CODE_COUNT: usize = 19;
-pub(super) const BAD_CODE: u8 = 255;
+pub(super) const BAD_CODE: u8 = crate::code_lengths::END;
 
 pub(super) const MAX_STORE_BLOCK_SIZE: usize = 65535;
 pub(super) const BASE_MATCH_LENGTH: i32 = 3;

@@ -20,7 +20,7 @@ use super::tokens::{
 
 const LENGTH_CODES_START: usize = 257;
 const CODEGEN_CODE_COUNT: usize = 19;
-const BAD_CODE: u8 = 255;
+const BAD_CODE: u8 = crate::code_lengths::END;
 /// Blocks with fewer tokens also try the fixed code.
 const MAX_PREDEFINED_TOKENS: usize = 250;
 const LENGTH_EXTRA_BITS_MIN_CODE: usize = 8;
@@ -213,60 +213,8 @@ impl BitWriter {
             *c = off_enc.codes[i].len;
         }
         codegen[num_literals + num_offsets] = BAD_CODE;
-
         let freq = &mut self.codegen_freq;
-        let mut size = codegen[0];
-        let mut count: i32 = 1;
-        let mut out_index = 0;
-        let mut in_index = 1;
-        while size != BAD_CODE {
-            let next_size = codegen[in_index];
-            in_index += 1;
-            if next_size == size {
-                count += 1;
-                continue;
-            }
-            if size != 0 {
-                codegen[out_index] = size;
-                out_index += 1;
-                freq[size as usize] += 1;
-                count -= 1;
-                while count >= 3 {
-                    let n = count.min(6);
-                    codegen[out_index] = 16;
-                    codegen[out_index + 1] = (n - 3) as u8;
-                    out_index += 2;
-                    freq[16] += 1;
-                    count -= n;
-                }
-            } else {
-                while count >= 11 {
-                    let n = count.min(138);
-                    codegen[out_index] = 18;
-                    codegen[out_index + 1] = (n - 11) as u8;
-                    out_index += 2;
-                    freq[18] += 1;
-                    count -= n;
-                }
-                if count >= 3 {
-                    codegen[out_index] = 17;
-                    codegen[out_index + 1] = (count - 3) as u8;
-                    out_index += 2;
-                    freq[17] += 1;
-                    count = 0;
-                }
-            }
-            count -= 1;
-            while count >= 0 {
-                codegen[out_index] = size;
-                out_index += 1;
-                freq[size as usize] += 1;
-                count -= 1;
-            }
-            size = next_size;
-            count = 1;
-        }
-        codegen[out_index] = BAD_CODE;
+        crate::code_lengths::run_length_code(codegen, |symbol| freq[symbol] += 1);
     }
 
     /// `codegens`: how many code-length code lengths the header lists.
