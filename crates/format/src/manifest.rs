@@ -63,6 +63,16 @@ pub struct Entry {
     pub encoding: Encoding,
 }
 
+impl Entry {
+    /// The blob the entry's path names, if it is a blob entry.
+    pub fn blob(&self) -> Option<Digest> {
+        match EntryPath::parse(&self.path) {
+            Ok(EntryPath::Blob(named)) => Some(named),
+            _ => None,
+        }
+    }
+}
+
 /// An image a release uses, pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,12 +225,15 @@ impl BundleManifest {
     /// The blobs the bundle's entries carry, whole or as patches, by the
     /// digest their path names.
     pub fn carried_blobs(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.entries.iter().filter_map(Entry::blob)
+    }
+
+    /// The blobs the entries carry with `encoding`, in entry order.
+    fn carried_as(&self, encoding: Encoding) -> impl Iterator<Item = Digest> + '_ {
         self.entries
             .iter()
-            .filter_map(|e| match EntryPath::parse(&e.path) {
-                Ok(EntryPath::Blob(named)) => Some(named),
-                _ => None,
-            })
+            .filter(move |e| e.encoding == encoding)
+            .filter_map(Entry::blob)
     }
 
     /// Every blob of the release once imported: carried, and (for a delta)
@@ -337,15 +350,7 @@ impl BundleManifest {
                 both.digest
             ));
         }
-        let patched: Vec<Digest> = self
-            .entries
-            .iter()
-            .filter(|e| e.encoding == Encoding::Patch)
-            .filter_map(|e| match EntryPath::parse(&e.path) {
-                Ok(EntryPath::Blob(named)) => Some(named),
-                _ => None,
-            })
-            .collect();
+        let patched: Vec<Digest> = self.carried_as(Encoding::Patch).collect();
         let recorded: Vec<Digest> = base.patches.iter().map(|p| p.target).collect();
         if patched != recorded {
             return invalid("base patches do not list exactly the patch entries, in order".into());
@@ -356,15 +361,7 @@ impl BundleManifest {
         if !base.whole.windows(2).all(|w| w[0].digest < w[1].digest) {
             return invalid("base whole reasons are not sorted by digest, or repeat".into());
         }
-        let identity: BTreeSet<Digest> = self
-            .entries
-            .iter()
-            .filter(|e| e.encoding == Encoding::Identity)
-            .filter_map(|e| match EntryPath::parse(&e.path) {
-                Ok(EntryPath::Blob(named)) => Some(named),
-                _ => None,
-            })
-            .collect();
+        let identity: BTreeSet<Digest> = self.carried_as(Encoding::Identity).collect();
         for w in &base.whole {
             if !identity.contains(&w.digest) {
                 return invalid(format!(
