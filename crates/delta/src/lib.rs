@@ -29,6 +29,7 @@ pub mod pick;
 mod prove;
 mod recipe;
 pub mod zstd_frames;
+pub mod zstd_layout;
 pub mod zstd_recipe;
 
 #[cfg(test)]

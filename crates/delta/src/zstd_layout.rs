@@ -1,0 +1,286 @@
+//! The frame layout of a zstd blob, so that a blob of many frames can be
+//! rebuilt frame by frame from its plain text.
+//!
+//! zstd:chunked (containers/storage) writes one frame per file or chunk,
+//! then its table of contents and footer in skippable frames; the plain
+//! text of the blob is the frames' contents one after the other. A rebuild
+//! needs to know where each frame's plain text ends and what each skippable
+//! frame holds (it carries no plain text, so it travels verbatim). That is
+//! the layout: a list of parts, written into the patch's corrections
+//! section.
+//!
+//! ```text
+//! part      := frame | skippable
+//! frame     := 0x00 varint(plain bytes)
+//! skippable := 0x01 nibble varint(length) bytes[length]
+//! ```
+
+use std::io::{self, Read, Write};
+
+use crate::zstd_frames::{SKIPPABLE_MAGIC, Span, SpanKind};
+
+/// One frame of a blob's layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// A zstd frame holding this many bytes of the plain text.
+    Frame(u64),
+    /// A skippable frame: the low four bits of its magic and its content.
+    Skippable { nibble: u8, data: Vec<u8> },
+}
+
+const FRAME: u8 = 0;
+const SKIPPABLE: u8 = 1;
+
+/// Encodes a layout for the corrections section.
+pub fn encode(parts: &[Part]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        match part {
+            Part::Frame(plain) => {
+                out.push(FRAME);
+                varint(&mut out, *plain);
+            }
+            Part::Skippable { nibble, data } => {
+                out.push(SKIPPABLE);
+                out.push(*nibble);
+                varint(&mut out, data.len() as u64);
+                out.extend_from_slice(data);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes a layout and checks it against what the patch header claims:
+/// the frames' plain bytes add up to `plain_size`, and nothing is left
+/// over.
+pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
+    let mut parts = Vec::new();
+    let mut plain = 0u64;
+    while let Some((&tag, rest)) = bytes.split_first() {
+        bytes = rest;
+        match tag {
+            FRAME => {
+                let n = read_varint(&mut bytes)?;
+                plain = plain
+                    .checked_add(n)
+                    .ok_or("frame sizes overflow".to_string())?;
+                parts.push(Part::Frame(n));
+            }
+            SKIPPABLE => {
+                let (&nibble, rest) = bytes
+                    .split_first()
+                    .ok_or("a truncated skippable frame".to_string())?;
+                bytes = rest;
+                if nibble > 0xf {
+                    return Err(format!("skippable frame nibble {nibble} is over 15"));
+                }
+                let len = read_varint(&mut bytes)?;
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&l| l <= bytes.len() && l <= u32::MAX as usize)
+                    .ok_or("a skippable frame longer than the layout".to_string())?;
+                let (data, rest) = bytes.split_at(len);
+                bytes = rest;
+                parts.push(Part::Skippable {
+                    nibble,
+                    data: data.to_vec(),
+                });
+            }
+            other => return Err(format!("unknown layout part {other}")),
+        }
+    }
+    if plain != plain_size {
+        return Err(format!(
+            "the layout's frames hold {plain} plain bytes, the header says {plain_size}"
+        ));
+    }
+    if !parts.iter().any(|p| matches!(p, Part::Frame(_))) {
+        return Err("the layout has no frame".into());
+    }
+    Ok(parts)
+}
+
+/// Writes one whole zstd frame holding exactly `len` bytes of `plain`.
+pub trait FrameWriter {
+    fn frame(&mut self, plain: &mut dyn Read, len: u64, out: &mut dyn Write) -> io::Result<()>;
+}
+
+/// Rebuilds a blob from its plain text: each frame by `frames`, each
+/// skippable frame from the layout.
+pub fn write(
+    parts: &[Part],
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    frames: &mut dyn FrameWriter,
+) -> io::Result<()> {
+    for part in parts {
+        match part {
+            Part::Frame(len) => frames.frame(plain, *len, out)?,
+            Part::Skippable { nibble, data } => {
+                out.write_all(&(SKIPPABLE_MAGIC | u32::from(*nibble)).to_le_bytes())?;
+                out.write_all(&(data.len() as u32).to_le_bytes())?;
+                out.write_all(data)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the layout of `blob` from its spans: the plain bytes of each frame
+/// (from its header when stated, else by decoding it) and the content of
+/// each skippable frame. One pass over the blob.
+pub fn read(mut blob: impl Read, spans: &[Span], plain_size: u64) -> io::Result<Vec<Part>> {
+    // A single frame that does not state its size holds all of the plain
+    // text: no need to decode it.
+    let frames = spans
+        .iter()
+        .filter(|s| matches!(s.kind, SpanKind::Frame(_)))
+        .count();
+    let mut parts = Vec::with_capacity(spans.len());
+    let mut at = 0u64;
+    for span in spans {
+        if span.offset != at {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame spans out of order",
+            ));
+        }
+        let mut frame = (&mut blob).take(span.len);
+        match span.kind {
+            SpanKind::Frame(header) => {
+                let len = match header.content_size {
+                    Some(n) => {
+                        io::copy(&mut frame, &mut io::sink())?;
+                        n
+                    }
+                    None if frames == 1 => {
+                        io::copy(&mut frame, &mut io::sink())?;
+                        plain_size
+                    }
+                    None => {
+                        let mut decoder = zstd::stream::read::Decoder::new(&mut frame)?;
+                        let n = io::copy(&mut decoder, &mut io::sink())?;
+                        drop(decoder);
+                        io::copy(&mut frame, &mut io::sink())?;
+                        n
+                    }
+                };
+                parts.push(Part::Frame(len));
+            }
+            SpanKind::Skippable { nibble } => {
+                let mut data = Vec::new();
+                frame.read_to_end(&mut data)?;
+                data.drain(..8);
+                parts.push(Part::Skippable { nibble, data });
+            }
+        }
+        at += span.len;
+    }
+    Ok(parts)
+}
+
+fn varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn read_varint(bytes: &mut &[u8]) -> Result<u64, String> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = bytes
+            .split_first()
+            .ok_or("a truncated number in the layout".to_string())?;
+        *bytes = rest;
+        n |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(n);
+        }
+    }
+    Err("a number over 64 bits in the layout".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zstd_frames::spans;
+
+    /// libzstd at a fixed level as the frame writer, standing in for any
+    /// deterministic encoder.
+    struct Libzstd(i32);
+
+    impl FrameWriter for Libzstd {
+        fn frame(&mut self, plain: &mut dyn Read, len: u64, out: &mut dyn Write) -> io::Result<()> {
+            let mut encoder = zstd::stream::Encoder::new(out, self.0)?;
+            encoder.include_contentsize(false)?;
+            io::copy(&mut plain.take(len), &mut encoder)?;
+            encoder.finish()?;
+            Ok(())
+        }
+    }
+
+    fn chunked(files: &[&[u8]], toc: &[u8]) -> Vec<u8> {
+        let mut blob = Vec::new();
+        for file in files {
+            Libzstd(3)
+                .frame(&mut &file[..], file.len() as u64, &mut blob)
+                .unwrap();
+        }
+        for (nibble, data) in [(0u8, toc), (0, &[9u8; 40][..])] {
+            blob.extend((SKIPPABLE_MAGIC | u32::from(nibble)).to_le_bytes());
+            blob.extend((data.len() as u32).to_le_bytes());
+            blob.extend(data);
+        }
+        blob
+    }
+
+    #[test]
+    fn a_chunked_blob_is_rebuilt_frame_by_frame_from_its_plain_text() {
+        let files: Vec<Vec<u8>> = (0..5u32)
+            .map(|i| {
+                (0..(i * 40_000 + 3))
+                    .map(|j| (j * (i + 1) % 251) as u8)
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[u8]> = files.iter().map(|f| &f[..]).collect();
+        let blob = chunked(&refs, b"{\"entries\":[]}");
+        let plain: Vec<u8> = files.concat();
+        let parts = read(&blob[..], &spans(&blob[..]).unwrap(), plain.len() as u64).unwrap();
+        assert_eq!(parts.len(), 7);
+        assert_eq!(parts[1], Part::Frame(40_003));
+
+        let layout = encode(&parts);
+        let back = decode(&layout, plain.len() as u64).unwrap();
+        assert_eq!(back, parts);
+        let mut rebuilt = Vec::new();
+        write(&back, &mut &plain[..], &mut rebuilt, &mut Libzstd(3)).unwrap();
+        assert!(rebuilt == blob);
+    }
+
+    #[test]
+    fn a_layout_that_disagrees_with_the_header_is_refused() {
+        let parts = vec![
+            Part::Frame(10),
+            Part::Skippable {
+                nibble: 0,
+                data: b"toc".to_vec(),
+            },
+        ];
+        let layout = encode(&parts);
+        assert!(decode(&layout, 10).is_ok());
+        assert!(decode(&layout, 11).unwrap_err().contains("header says 11"));
+        assert!(decode(&layout[..layout.len() - 1], 10).is_err());
+        assert!(decode(&[7], 0).unwrap_err().contains("unknown layout part"));
+        assert!(
+            decode(&encode(&parts[1..]), 0)
+                .unwrap_err()
+                .contains("no frame")
+        );
+        // A skippable length past the end of the layout.
+        assert!(decode(&[1, 0, 0xff, 0x01], 0).is_err());
+    }
+}
