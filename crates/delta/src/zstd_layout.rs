@@ -15,7 +15,7 @@
 //! skippable := 0x01 nibble varint(length) bytes[length]
 //! ```
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use crate::zstd_frames::{SKIPPABLE_MAGIC, Span, SpanKind};
 
@@ -101,26 +101,24 @@ pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
     Ok(parts)
 }
 
-/// Writes one whole zstd frame holding exactly `len` bytes of `plain`.
+/// An encoder that writes a blob's frames into the rebuilt blob.
 pub trait FrameWriter {
-    fn frame(&mut self, plain: &mut dyn Read, len: u64, out: &mut dyn Write) -> io::Result<()>;
+    /// Writes one whole zstd frame holding exactly `len` bytes of `plain`.
+    fn frame(&mut self, plain: &mut dyn Read, len: u64) -> io::Result<()>;
+    /// Writes bytes as they are.
+    fn raw(&mut self, bytes: &[u8]) -> io::Result<()>;
 }
 
 /// Rebuilds a blob from its plain text: each frame by `frames`, each
 /// skippable frame from the layout.
-pub fn write(
-    parts: &[Part],
-    plain: &mut dyn Read,
-    out: &mut dyn Write,
-    frames: &mut dyn FrameWriter,
-) -> io::Result<()> {
+pub fn write(parts: &[Part], plain: &mut dyn Read, frames: &mut dyn FrameWriter) -> io::Result<()> {
     for part in parts {
         match part {
-            Part::Frame(len) => frames.frame(plain, *len, out)?,
+            Part::Frame(len) => frames.frame(plain, *len)?,
             Part::Skippable { nibble, data } => {
-                out.write_all(&(SKIPPABLE_MAGIC | u32::from(*nibble)).to_le_bytes())?;
-                out.write_all(&(data.len() as u32).to_le_bytes())?;
-                out.write_all(data)?;
+                frames.raw(&(SKIPPABLE_MAGIC | u32::from(*nibble)).to_le_bytes())?;
+                frames.raw(&(data.len() as u32).to_le_bytes())?;
+                frames.raw(data)?;
             }
         }
     }
@@ -207,28 +205,32 @@ fn read_varint(bytes: &mut &[u8]) -> Result<u64, String> {
 mod tests {
     use super::*;
     use crate::zstd_frames::spans;
+    use std::io::Write;
 
-    /// libzstd at a fixed level as the frame writer, standing in for any
+    /// libzstd level 3 as the frame writer, standing in for any
     /// deterministic encoder.
-    struct Libzstd(i32);
+    struct Libzstd(Vec<u8>);
 
     impl FrameWriter for Libzstd {
-        fn frame(&mut self, plain: &mut dyn Read, len: u64, out: &mut dyn Write) -> io::Result<()> {
-            let mut encoder = zstd::stream::Encoder::new(out, self.0)?;
+        fn frame(&mut self, plain: &mut dyn Read, len: u64) -> io::Result<()> {
+            let mut encoder = zstd::stream::Encoder::new(&mut self.0, 3)?;
             encoder.include_contentsize(false)?;
             io::copy(&mut plain.take(len), &mut encoder)?;
             encoder.finish()?;
             Ok(())
         }
+
+        fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.0.write_all(bytes)
+        }
     }
 
     fn chunked(files: &[&[u8]], toc: &[u8]) -> Vec<u8> {
-        let mut blob = Vec::new();
+        let mut frames = Libzstd(Vec::new());
         for file in files {
-            Libzstd(3)
-                .frame(&mut &file[..], file.len() as u64, &mut blob)
-                .unwrap();
+            frames.frame(&mut &file[..], file.len() as u64).unwrap();
         }
+        let mut blob = frames.0;
         for (nibble, data) in [(0u8, toc), (0, &[9u8; 40][..])] {
             blob.extend((SKIPPABLE_MAGIC | u32::from(nibble)).to_le_bytes());
             blob.extend((data.len() as u32).to_le_bytes());
@@ -256,9 +258,9 @@ mod tests {
         let layout = encode(&parts);
         let back = decode(&layout, plain.len() as u64).unwrap();
         assert_eq!(back, parts);
-        let mut rebuilt = Vec::new();
-        write(&back, &mut &plain[..], &mut rebuilt, &mut Libzstd(3)).unwrap();
-        assert!(rebuilt == blob);
+        let mut rebuilt = Libzstd(Vec::new());
+        write(&back, &mut &plain[..], &mut rebuilt).unwrap();
+        assert!(rebuilt.0 == blob);
     }
 
     #[test]
