@@ -10,10 +10,15 @@
 //! section.
 //!
 //! ```text
-//! part      := frame | skippable
+//! part      := frame | flushed | skippable
 //! frame     := 0x00 varint(plain bytes)
+//! flushed   := 0x02 varint(plain bytes)
 //! skippable := 0x01 nibble varint(length) bytes[length]
 //! ```
+//!
+//! A `flushed` frame's encoder was flushed after its plain text and before
+//! it was closed (containers/storage does so for the last frame of a
+//! zstd:chunked layer): the frame ends with an empty last block.
 
 use std::io::{self, Read};
 
@@ -22,22 +27,24 @@ use crate::zstd_frames::{SKIPPABLE_MAGIC, Span, SpanKind};
 /// One frame of a blob's layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
-    /// A zstd frame holding this many bytes of the plain text.
-    Frame(u64),
+    /// A zstd frame holding `plain` bytes of the plain text, its encoder
+    /// flushed before it was closed if `flushed`.
+    Frame { plain: u64, flushed: bool },
     /// A skippable frame: the low four bits of its magic and its content.
     Skippable { nibble: u8, data: Vec<u8> },
 }
 
 const FRAME: u8 = 0;
 const SKIPPABLE: u8 = 1;
+const FLUSHED: u8 = 2;
 
 /// Encodes a layout for the corrections section.
 pub fn encode(parts: &[Part]) -> Vec<u8> {
     let mut out = Vec::new();
     for part in parts {
         match part {
-            Part::Frame(plain) => {
-                out.push(FRAME);
+            Part::Frame { plain, flushed } => {
+                out.push(if *flushed { FLUSHED } else { FRAME });
                 varint(&mut out, *plain);
             }
             Part::Skippable { nibble, data } => {
@@ -60,12 +67,15 @@ pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
     while let Some((&tag, rest)) = bytes.split_first() {
         bytes = rest;
         match tag {
-            FRAME => {
+            FRAME | FLUSHED => {
                 let n = read_varint(&mut bytes)?;
                 plain = plain
                     .checked_add(n)
                     .ok_or("frame sizes overflow".to_string())?;
-                parts.push(Part::Frame(n));
+                parts.push(Part::Frame {
+                    plain: n,
+                    flushed: tag == FLUSHED,
+                });
             }
             SKIPPABLE => {
                 let (&nibble, rest) = bytes
@@ -95,7 +105,7 @@ pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
             "the layout's frames hold {plain} plain bytes, the header says {plain_size}"
         ));
     }
-    if !parts.iter().any(|p| matches!(p, Part::Frame(_))) {
+    if !parts.iter().any(|p| matches!(p, Part::Frame { .. })) {
         return Err("the layout has no frame".into());
     }
     Ok(parts)
@@ -103,8 +113,9 @@ pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
 
 /// An encoder that writes a blob's frames into the rebuilt blob.
 pub trait FrameWriter {
-    /// Writes one whole zstd frame holding exactly `len` bytes of `plain`.
-    fn frame(&mut self, plain: &mut dyn Read, len: u64) -> io::Result<()>;
+    /// Writes one whole zstd frame holding exactly `len` bytes of `plain`,
+    /// flushing the encoder before closing the frame if `flushed`.
+    fn frame(&mut self, plain: &mut dyn Read, len: u64, flushed: bool) -> io::Result<()>;
     /// Writes bytes as they are.
     fn raw(&mut self, bytes: &[u8]) -> io::Result<()>;
 }
@@ -114,7 +125,10 @@ pub trait FrameWriter {
 pub fn write(parts: &[Part], plain: &mut dyn Read, frames: &mut dyn FrameWriter) -> io::Result<()> {
     for part in parts {
         match part {
-            Part::Frame(len) => frames.frame(plain, *len)?,
+            Part::Frame {
+                plain: len,
+                flushed,
+            } => frames.frame(plain, *len, *flushed)?,
             Part::Skippable { nibble, data } => {
                 frames.raw(&(SKIPPABLE_MAGIC | u32::from(*nibble)).to_le_bytes())?;
                 frames.raw(&(data.len() as u32).to_le_bytes())?;
@@ -164,7 +178,10 @@ pub fn read(mut blob: impl Read, spans: &[Span], plain_size: u64) -> io::Result<
                         n
                     }
                 };
-                parts.push(Part::Frame(len));
+                parts.push(Part::Frame {
+                    plain: len,
+                    flushed: header.ends_empty,
+                });
             }
             SpanKind::Skippable { nibble } => {
                 let mut data = Vec::new();
@@ -212,7 +229,7 @@ mod tests {
     struct Libzstd(Vec<u8>);
 
     impl FrameWriter for Libzstd {
-        fn frame(&mut self, plain: &mut dyn Read, len: u64) -> io::Result<()> {
+        fn frame(&mut self, plain: &mut dyn Read, len: u64, _flushed: bool) -> io::Result<()> {
             let mut encoder = zstd::stream::Encoder::new(&mut self.0, 3)?;
             encoder.include_contentsize(false)?;
             io::copy(&mut plain.take(len), &mut encoder)?;
@@ -228,7 +245,9 @@ mod tests {
     fn chunked(files: &[&[u8]], toc: &[u8]) -> Vec<u8> {
         let mut frames = Libzstd(Vec::new());
         for file in files {
-            frames.frame(&mut &file[..], file.len() as u64).unwrap();
+            frames
+                .frame(&mut &file[..], file.len() as u64, false)
+                .unwrap();
         }
         let mut blob = frames.0;
         for (nibble, data) in [(0u8, toc), (0, &[9u8; 40][..])] {
@@ -253,7 +272,13 @@ mod tests {
         let plain: Vec<u8> = files.concat();
         let parts = read(&blob[..], &spans(&blob[..]).unwrap(), plain.len() as u64).unwrap();
         assert_eq!(parts.len(), 7);
-        assert_eq!(parts[1], Part::Frame(40_003));
+        assert_eq!(
+            parts[1],
+            Part::Frame {
+                plain: 40_003,
+                flushed: false
+            }
+        );
 
         let layout = encode(&parts);
         let back = decode(&layout, plain.len() as u64).unwrap();
@@ -266,7 +291,10 @@ mod tests {
     #[test]
     fn a_layout_that_disagrees_with_the_header_is_refused() {
         let parts = vec![
-            Part::Frame(10),
+            Part::Frame {
+                plain: 10,
+                flushed: true,
+            },
             Part::Skippable {
                 nibble: 0,
                 data: b"toc".to_vec(),
