@@ -14,8 +14,8 @@ mod tools;
 pub mod vectors;
 
 pub use compress::{
-    Compressor, GoWrites, go_gzip, gogzip, kzstd, kzstd_dump, kzstd_with, pgzip, pgzip_1_18_2,
-    pgzip_1_18_2_with, pgzip_with,
+    Compressor, GoWrites, KZSTD_VERSIONS, go_gzip, gogzip, kzstd, kzstd_as, kzstd_dump,
+    kzstd_version, kzstd_with, pgzip, pgzip_1_18_2, pgzip_1_18_2_with, pgzip_with,
 };
 pub use http::{HttpResponse, http_get};
 pub use proxy::{Fault, FaultyProxy, ProxiedRequest};

@@ -206,3 +206,23 @@ fn sequences_across_the_history_edges_match_go() {
     };
     assert_same_sequences("window edges", &feed, &plain);
 }
+
+/// Throughput on real binaries, in release mode:
+/// `cargo test --release -p tender-delta klauspost_zstd::tests::speed -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn speed_on_real_binaries() {
+    let tar = binaries_tar(48 << 20, usize::MAX, |_| {});
+    let start = std::time::Instant::now();
+    let mut e = ZstdEncoder::new(Vec::with_capacity(tar.len()), &EncoderOptions::default());
+    e.read_from(&mut &tar[..]).unwrap();
+    e.close().unwrap();
+    let out = e.into_inner();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{} bytes -> {} bytes in {secs:.3} s: {:.1} MB/s",
+        tar.len(),
+        out.len(),
+        tar.len() as f64 / secs / 1e6
+    );
+}
