@@ -6,6 +6,7 @@
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
 use super::enc_base::MAX_COMPRESSED_BLOCK_SIZE;
+use super::encoder::ZstdVersion;
 use super::seq::Seq;
 
 /// `blockType`.
@@ -133,7 +134,47 @@ impl std::fmt::Display for BlockError {
 
 impl std::error::Error for BlockError {}
 
+/// What differs in block coding between the modelled releases.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BlockRules {
+    /// A block's matches must save `size >> saved_shift` bytes (5, then 6
+    /// from 1.16.4) or it is coded as literals only.
+    pub(super) saved_shift: u32,
+    /// From 1.16.4 `encode` stores a block raw itself when coding does not
+    /// make it smaller, and every block is tried.
+    pub(super) raw_in_encode: bool,
+    /// Literals above this many (and below 1 KiB) are Huffman-coded in one
+    /// stream: 32, then 16 from 1.17.0.
+    pub(super) single_stream_above: usize,
+    /// From 1.17.0 Huffman-coded literals that are not smaller than raw
+    /// ones (headers included) are stored raw.
+    pub(super) raw_unless_smaller: bool,
+    /// From 1.17.8 a block that is one byte repeated is an RLE block.
+    pub(super) rle_blocks: bool,
+}
+
+impl BlockRules {
+    pub(super) fn of(version: ZstdVersion) -> Self {
+        BlockRules {
+            saved_shift: if version >= ZstdVersion::V1_16_4 {
+                6
+            } else {
+                5
+            },
+            raw_in_encode: version >= ZstdVersion::V1_16_4,
+            single_stream_above: if version >= ZstdVersion::V1_17_0 {
+                16
+            } else {
+                32
+            },
+            raw_unless_smaller: version >= ZstdVersion::V1_17_0,
+            rle_blocks: version >= ZstdVersion::V1_17_8,
+        }
+    }
+}
+
 pub(super) struct BlockEnc {
+    pub(super) rules: BlockRules,
     /// Input bytes of the block.
     pub(super) size: usize,
     pub(super) literals: Vec<u8>,
@@ -148,8 +189,9 @@ pub(super) struct BlockEnc {
 
 impl BlockEnc {
     /// `init` (not `lowMem`).
-    pub(super) fn new() -> Self {
+    pub(super) fn new(rules: BlockRules) -> Self {
         let mut b = BlockEnc {
+            rules,
             size: 0,
             literals: Vec::with_capacity(MAX_COMPRESSED_BLOCK_SIZE),
             sequences: Vec::with_capacity(2000),
