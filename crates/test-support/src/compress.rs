@@ -6,7 +6,7 @@
 //! rebuilding their bytes exactly is the point.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -151,17 +151,7 @@ pub fn pgzip_1_18_2() -> PathBuf {
             let gopath = repo_root().join("target/pgzip/gopath-1.18.2");
             let src = gopath.join("src/github.com/klauspost");
             for package in ["compress/flate", "pgzip"] {
-                let dir = src.join(package);
-                std::fs::create_dir_all(&dir).expect("creating the GOPATH copy");
-                for entry in std::fs::read_dir(format!("{GOCODE}/{package}")).unwrap_or_else(|e| {
-                    panic!("{GOCODE}/{package}: {e}; run scripts/install-deps.sh")
-                }) {
-                    let path = entry.expect("listing Go sources").path();
-                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                    if name.ends_with(".go") && !name.ends_with("_test.go") {
-                        std::fs::copy(&path, dir.join(&name)).expect("copying Go sources");
-                    }
-                }
+                copy_go_package(package, &src.join(package));
             }
             let writer = src.join("compress/flate/huffman_bit_writer.go");
             let code = std::fs::read_to_string(&writer).expect("reading huffman_bit_writer.go");
@@ -447,6 +437,22 @@ fn copy_go_tree(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// Copies the Go package `package` of Debian's klauspost sources (e.g.
+/// `compress/flate`; its `.go` and `.s` files, tests left out) to `dir`,
+/// for a private GOPATH where a test harness changes or extends it.
+pub(crate) fn copy_go_package(package: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("creating the GOPATH copy");
+    for entry in std::fs::read_dir(format!("{GOCODE}/{package}"))
+        .unwrap_or_else(|e| panic!("{GOCODE}/{package}: {e}; run scripts/install-deps.sh"))
+    {
+        let path = entry.expect("listing Go sources").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if (name.ends_with(".go") || name.ends_with(".s")) && !name.ends_with("_test.go") {
+            std::fs::copy(&path, dir.join(&name)).expect("copying Go sources");
+        }
+    }
+}
+
 fn build_pgzip(name: &str, gopath: String) -> PathBuf {
     build_go("pgzip", name, gopath)
 }
@@ -477,7 +483,7 @@ fn build_go(script: &str, name: &str, gopath: String) -> PathBuf {
     out
 }
 
-fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
+pub(crate) fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
