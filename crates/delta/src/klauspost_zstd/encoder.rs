@@ -283,6 +283,16 @@ impl<W: Write> ZstdEncoder<W> {
         Ok(())
     }
 
+    /// Moves the matchers' offset base to `distance` below where Go
+    /// rebases its tables.
+    #[cfg(test)]
+    pub(super) fn set_cur_below_reset(&mut self, distance: u32) {
+        self.stream.enc.set_cur_below_reset(distance);
+        let o = &self.o;
+        let all = self.all.get_or_insert_with(|| Box::new(Matcher::new(o)));
+        all.enc.set_cur_below_reset(distance);
+    }
+
     pub(crate) fn into_inner(self) -> W {
         self.out
     }

@@ -396,6 +396,45 @@ fn every_modelled_release_matches_its_reference() {
     }
 }
 
+#[test]
+fn the_output_does_not_depend_on_the_offset_base() {
+    // Go rebases its tables when `cur` nears 2^31 (after ~1.6 GB through
+    // one encoder), keeping every entry still in reach; the bytes must not
+    // depend on where `cur` stands. With a 64 KiB window the history moves
+    // down (and `cur` up by ~1 MiB) every 15 blocks, so the frames cross
+    // the rebase with history (mid-frame) and without (at a reset, and in
+    // frames of one block, matched without history).
+    let plain = mixed(2_500_000, 51);
+    let feed = Feed {
+        frames: vec![1_300_000, 5000, 400_000, 70_000],
+        window: 1 << 16,
+        ..Feed::default()
+    };
+    let options = EncoderOptions::default().with_window_size(1 << 16).unwrap();
+    let run = |distance: Option<u32>| {
+        let mut e = ZstdEncoder::new(Vec::new(), &options);
+        if let Some(d) = distance {
+            e.set_cur_below_reset(d);
+        }
+        let mut rest = &plain[..];
+        for (i, n) in feed.frames.iter().chain([&usize::MAX]).enumerate() {
+            let (frame, after) = rest.split_at((*n).min(rest.len()));
+            rest = after;
+            if i > 0 {
+                e.reset();
+            }
+            e.write_all(frame).unwrap();
+            e.close().unwrap();
+        }
+        e.into_inner()
+    };
+    let fresh = run(None);
+    assert_eq!(fresh, ours(&feed, &plain).0);
+    for distance in [1, 100_000, 500_000, 2 << 20] {
+        assert!(run(Some(distance)) == fresh, "{distance} below the rebase");
+    }
+}
+
 /// Throughput on real binaries, in release mode:
 /// `cargo test --release -p tender-delta klauspost_zstd::tests::speed -- --ignored --nocapture`.
 #[test]
