@@ -16,7 +16,8 @@ use std::io::{self, Read, Write};
 
 use super::block::{BlockEnc, BlockError, BlockRules};
 use super::dfast::DoubleFastEncoder;
-use super::enc_base::{MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
+use super::enc_base::{FastBase, MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
+use super::fast::FastEncoder;
 use super::frame::FrameHeader;
 
 /// Which klauspost/compress release's bytes to write. `SpeedDefault`'s
@@ -50,6 +51,9 @@ impl ZstdVersion {
 /// `EncoderLevel`: the ported ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Level {
+    /// `SpeedFastest` (`EncoderLevelFromZstd` below 3): the fast matcher,
+    /// a 4 MiB window and 64 KiB blocks.
+    Fastest,
     /// `SpeedDefault` (`EncoderLevelFromZstd` of 3 to 5): the double-fast
     /// matcher.
     Default,
@@ -78,25 +82,30 @@ impl Default for EncoderOptions {
     /// `NewWriter(w, WithEncoderLevel(SpeedDefault))` of 1.15.12, what
     /// containers/image uses for zstd levels 3 to 5.
     fn default() -> Self {
-        EncoderOptions::for_version(ZstdVersion::V1_15_12)
+        EncoderOptions::new(ZstdVersion::V1_15_12, Level::Default)
     }
 }
 
 impl EncoderOptions {
-    /// `NewWriter(w, WithEncoderLevel(SpeedDefault))` of `version`.
-    pub(crate) fn for_version(version: ZstdVersion) -> Self {
+    /// `NewWriter(w, WithEncoderLevel(level))` of `version`.
+    pub(crate) fn new(version: ZstdVersion, level: Level) -> Self {
+        let fastest = level == Level::Fastest;
         EncoderOptions {
             version,
-            level: Level::Default,
-            window_size: 8 << 20,
-            block_size: MAX_COMPRESSED_BLOCK_SIZE,
+            level,
+            window_size: if fastest { 4 << 20 } else { 8 << 20 },
+            block_size: if fastest {
+                64 << 10
+            } else {
+                MAX_COMPRESSED_BLOCK_SIZE
+            },
             crc: true,
             // 1.18.5 writes a frame even for no input.
             full_zero: version >= ZstdVersion::V1_18_5,
             no_entropy: false,
-            // Since 1.16.4 only levels above SpeedDefault Huffman-code
-            // blocks without matches.
-            all_lit_entropy: version < ZstdVersion::V1_16_4,
+            // Only levels above SpeedFastest (since 1.16.4: above
+            // SpeedDefault) Huffman-code blocks without matches.
+            all_lit_entropy: !fastest && version < ZstdVersion::V1_16_4,
         }
     }
 
@@ -114,16 +123,64 @@ impl EncoderOptions {
         Ok(self)
     }
 
-    fn matcher(&self) -> Box<DoubleFastEncoder> {
+    fn matcher(&self) -> MatchEncoder {
+        let window = self.window_size as i32;
         match self.level {
-            Level::Default => Box::new(DoubleFastEncoder::new(self.window_size as i32, false)),
+            Level::Fastest => MatchEncoder::Fast(Box::new(FastEncoder::new(window, false))),
+            Level::Default => {
+                MatchEncoder::DoubleFast(Box::new(DoubleFastEncoder::new(window, false)))
+            }
+        }
+    }
+}
+
+/// The level's matcher (Go's `encoder` interface).
+enum MatchEncoder {
+    Fast(Box<FastEncoder>),
+    DoubleFast(Box<DoubleFastEncoder>),
+}
+
+impl MatchEncoder {
+    fn base(&mut self) -> &mut FastBase {
+        match self {
+            MatchEncoder::Fast(e) => &mut e.base,
+            MatchEncoder::DoubleFast(e) => &mut e.base,
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            MatchEncoder::Fast(e) => e.reset(),
+            MatchEncoder::DoubleFast(e) => e.reset(),
+        }
+    }
+
+    fn encode(&mut self, blk: &mut BlockEnc, src: &[u8]) {
+        match self {
+            MatchEncoder::Fast(e) => e.encode(blk, src),
+            MatchEncoder::DoubleFast(e) => e.encode(blk, src),
+        }
+    }
+
+    fn encode_no_hist(&mut self, blk: &mut BlockEnc, src: &[u8]) {
+        match self {
+            MatchEncoder::Fast(e) => e.encode_no_hist(blk, src),
+            MatchEncoder::DoubleFast(e) => e.encode_no_hist(blk, src),
+        }
+    }
+
+    #[cfg(test)]
+    fn set_cur_below_reset(&mut self, distance: u32) {
+        match self {
+            MatchEncoder::Fast(e) => e.set_cur_below_reset(distance),
+            MatchEncoder::DoubleFast(e) => e.set_cur_below_reset(distance),
         }
     }
 }
 
 /// A matcher and the block it fills (Go's encoder with its `blk`).
 struct Matcher {
-    enc: Box<DoubleFastEncoder>,
+    enc: MatchEncoder,
     blk: BlockEnc,
 }
 
@@ -233,7 +290,7 @@ impl<W: Write> ZstdEncoder<W> {
                 }
             };
             if self.o.crc {
-                self.stream.enc.base.crc.write(&buf[filled..filled + n]);
+                self.stream.enc.base().crc.write(&buf[filled..filled + n]);
             }
             filled += n;
             total += n as u64;
@@ -255,7 +312,7 @@ impl<W: Write> ZstdEncoder<W> {
 
     fn add(&mut self, p: &[u8]) {
         if self.o.crc {
-            self.stream.enc.base.crc.write(p);
+            self.stream.enc.base().crc.write(p);
         }
         self.filling.extend_from_slice(p);
     }
@@ -277,7 +334,7 @@ impl<W: Write> ZstdEncoder<W> {
         }
         if self.o.crc {
             let mut crc = Vec::with_capacity(4);
-            self.stream.enc.base.append_crc(&mut crc);
+            self.stream.enc.base().append_crc(&mut crc);
             self.out.write_all(&crc)?;
         }
         Ok(())
@@ -326,7 +383,7 @@ impl<W: Write> ZstdEncoder<W> {
             let mut header = Vec::with_capacity(14);
             FrameHeader {
                 content_size: 0,
-                window_size: self.stream.enc.base.window_size(0) as u32,
+                window_size: self.stream.enc.base().window_size(0) as u32,
                 single_segment: false,
                 checksum: self.o.crc,
             }
@@ -386,7 +443,7 @@ impl<W: Write> ZstdEncoder<W> {
         let single = src.len() <= o.window_size as usize && src.len() > MIN_WINDOW_SIZE as usize;
         FrameHeader {
             content_size: src.len() as u64,
-            window_size: m.enc.base.window_size(src.len() as i64) as u32,
+            window_size: m.enc.base().window_size(src.len() as i64) as u32,
             single_segment: single,
             checksum: o.crc,
         }
@@ -396,7 +453,7 @@ impl<W: Write> ZstdEncoder<W> {
         let blk = &mut m.blk;
         if src.len() <= o.block_size {
             if o.crc {
-                m.enc.base.crc.write(src);
+                m.enc.base().crc.write(src);
             }
             blk.last = true;
             m.enc.encode_no_hist(blk, src);
@@ -424,7 +481,7 @@ impl<W: Write> ZstdEncoder<W> {
         } else {
             for (i, todo) in src.chunks(o.block_size).enumerate() {
                 if o.crc {
-                    m.enc.base.crc.write(todo);
+                    m.enc.base().crc.write(todo);
                 }
                 blk.push_offsets();
                 m.enc.encode(blk, todo);
@@ -452,7 +509,7 @@ impl<W: Write> ZstdEncoder<W> {
             }
         }
         if o.crc {
-            m.enc.base.append_crc(dst);
+            m.enc.base().append_crc(dst);
         }
     }
 }

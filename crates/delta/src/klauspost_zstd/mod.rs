@@ -6,7 +6,8 @@
 //!
 //! Entropy coders: `bit_writer`, `fse_*` and `huff0` (with the `fse`
 //! package huff0 codes its weights with). Matcher, blocks and frames:
-//! `enc_base` (`enc_base.go`), `dfast` (`enc_dfast.go`), `seq`
+//! `enc_base` (`enc_base.go`), `dfast` (`enc_dfast.go`), `fast`
+//! (`enc_fast.go`), `seq`
 //! (`seqenc.go`), `block` (`blockenc.go`), `frame` (`frameenc.go`),
 //! `xxhash` (the content checksum) and `encoder` (`encoder.go`,
 //! `encoder_options.go`).
@@ -21,6 +22,7 @@ mod block;
 mod dfast;
 mod enc_base;
 pub(crate) mod encoder;
+mod fast;
 mod frame;
 pub(crate) mod fse;
 pub(crate) mod fse_encoder;

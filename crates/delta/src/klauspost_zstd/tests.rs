@@ -6,7 +6,7 @@ use std::io::Read;
 
 use tender_test_support::{kzstd_as, kzstd_dump, kzstd_with};
 
-use super::encoder::{EncoderOptions, ZstdEncoder, ZstdVersion};
+use super::encoder::{EncoderOptions, Level, ZstdEncoder, ZstdVersion};
 use crate::test_inputs::{binaries_tar, mixed};
 
 /// How the input reaches both encoders.
@@ -20,6 +20,8 @@ struct Feed {
     flush: usize,
     /// `WithWindowSize` (0: the default).
     window: u32,
+    /// `SpeedFastest` (zstd level 1) instead of `SpeedDefault`.
+    fastest: bool,
 }
 
 impl Feed {
@@ -36,6 +38,9 @@ impl Feed {
         }
         if self.window > 0 {
             args.push(format!("-window={}", self.window));
+        }
+        if self.fastest {
+            args.push("-level=1".to_string());
         }
         args
     }
@@ -61,7 +66,12 @@ fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
 
 /// As [`ours`], as klauspost/compress `version` writes.
 fn ours_as(version: ZstdVersion, feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
-    let mut options = EncoderOptions::for_version(version);
+    let level = if feed.fastest {
+        Level::Fastest
+    } else {
+        Level::Default
+    };
+    let mut options = EncoderOptions::new(version, level);
     if feed.window > 0 {
         options = options.with_window_size(feed.window).unwrap();
     }
@@ -407,6 +417,40 @@ fn randomized_frames_and_writes_match_go() {
 }
 
 #[test]
+fn the_fastest_level_matches_go() {
+    // zstd level 1 (`SpeedFastest`): its own matcher, 64 KiB blocks and a
+    // 4 MiB window.
+    let fastest = Feed {
+        fastest: true,
+        ..Feed::default()
+    };
+    let tar = binaries_tar(3 << 19, usize::MAX, |_| {});
+    assert_same_sequences("tar, fastest", &fastest, &tar);
+    assert_same_bytes("tar, fastest", &fastest, &tar);
+    let frames = Feed {
+        frames: vec![0, 9, 10, 1000, 65_535, 65_536, 65_537, 200_000],
+        ..fastest.clone()
+    };
+    assert_same_bytes("frames, fastest", &frames, &mixed(600_000, 71));
+    let window = Feed {
+        window: 1 << 16,
+        ..fastest.clone()
+    };
+    let mut plain = random(200_000, 72);
+    plain.extend_from_within(..100_000);
+    plain.extend(mixed(300_000, 73));
+    assert_same_bytes("window edges, fastest", &window, &plain);
+    for version in ZstdVersion::ALL {
+        assert_same_bytes_as(
+            version,
+            "skewed, fastest",
+            &fastest,
+            &skewed(150_000, 16, 74),
+        );
+    }
+}
+
+#[test]
 fn the_output_does_not_depend_on_the_offset_base() {
     // Go rebases its tables when `cur` nears 2^31 (after ~1.6 GB through
     // one encoder), keeping every entry still in reach; the bytes must not
@@ -415,33 +459,41 @@ fn the_output_does_not_depend_on_the_offset_base() {
     // the rebase with history (mid-frame) and without (at a reset, and in
     // frames of one block, matched without history).
     let plain = mixed(2_500_000, 51);
-    let feed = Feed {
-        frames: vec![1_300_000, 5000, 400_000, 70_000],
-        window: 1 << 16,
-        ..Feed::default()
-    };
-    let options = EncoderOptions::default().with_window_size(1 << 16).unwrap();
-    let run = |distance: Option<u32>| {
-        let mut e = ZstdEncoder::new(Vec::new(), &options);
-        if let Some(d) = distance {
-            e.set_cur_below_reset(d);
-        }
-        let mut rest = &plain[..];
-        for (i, n) in feed.frames.iter().chain([&usize::MAX]).enumerate() {
-            let (frame, after) = rest.split_at((*n).min(rest.len()));
-            rest = after;
-            if i > 0 {
-                e.reset();
+    for level in [Level::Default, Level::Fastest] {
+        let feed = Feed {
+            frames: vec![1_300_000, 5000, 400_000, 70_000],
+            window: 1 << 16,
+            fastest: level == Level::Fastest,
+            ..Feed::default()
+        };
+        let options = EncoderOptions::new(ZstdVersion::V1_15_12, level)
+            .with_window_size(1 << 16)
+            .unwrap();
+        let run = |distance: Option<u32>| {
+            let mut e = ZstdEncoder::new(Vec::new(), &options);
+            if let Some(d) = distance {
+                e.set_cur_below_reset(d);
             }
-            e.write_all(frame).unwrap();
-            e.close().unwrap();
+            let mut rest = &plain[..];
+            for (i, n) in feed.frames.iter().chain([&usize::MAX]).enumerate() {
+                let (frame, after) = rest.split_at((*n).min(rest.len()));
+                rest = after;
+                if i > 0 {
+                    e.reset();
+                }
+                e.write_all(frame).unwrap();
+                e.close().unwrap();
+            }
+            e.into_inner()
+        };
+        let fresh = run(None);
+        assert_eq!(fresh, ours(&feed, &plain).0);
+        for distance in [1, 100_000, 500_000, 2 << 20] {
+            assert!(
+                run(Some(distance)) == fresh,
+                "{level:?}: {distance} below the rebase"
+            );
         }
-        e.into_inner()
-    };
-    let fresh = run(None);
-    assert_eq!(fresh, ours(&feed, &plain).0);
-    for distance in [1, 100_000, 500_000, 2 << 20] {
-        assert!(run(Some(distance)) == fresh, "{distance} below the rebase");
     }
 }
 
@@ -451,16 +503,19 @@ fn the_output_does_not_depend_on_the_offset_base() {
 #[ignore = "a measurement, not a check"]
 fn speed_on_real_binaries() {
     let tar = binaries_tar(48 << 20, usize::MAX, |_| {});
-    let start = std::time::Instant::now();
-    let mut e = ZstdEncoder::new(Vec::with_capacity(tar.len()), &EncoderOptions::default());
-    e.read_from(&mut &tar[..]).unwrap();
-    e.close().unwrap();
-    let out = e.into_inner();
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{} bytes -> {} bytes in {secs:.3} s: {:.1} MB/s",
-        tar.len(),
-        out.len(),
-        tar.len() as f64 / secs / 1e6
-    );
+    for level in [Level::Default, Level::Fastest] {
+        let options = EncoderOptions::new(ZstdVersion::V1_15_12, level);
+        let start = std::time::Instant::now();
+        let mut e = ZstdEncoder::new(Vec::with_capacity(tar.len()), &options);
+        e.read_from(&mut &tar[..]).unwrap();
+        e.close().unwrap();
+        let out = e.into_inner();
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{level:?}: {} bytes -> {} bytes in {secs:.3} s: {:.1} MB/s",
+            tar.len(),
+            out.len(),
+            tar.len() as f64 / secs / 1e6
+        );
+    }
 }
