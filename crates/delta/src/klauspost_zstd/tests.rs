@@ -272,6 +272,31 @@ fn content_kinds_match_go() {
         .collect();
     assert_same_bytes("repeating text", &feed, &text);
     assert_same_bytes("skewed", &feed, &skewed(2 * BLOCK + 500, 16, 8));
+    // Copies alternating between two distances: chains of repeat-offset-2
+    // matches (whose table entries Go files under a stale hash in frames
+    // of one block), then 6-byte copies of where those matches began,
+    // which only the short table can find. In a frame of one block
+    // (matched without history) and in a stream.
+    let alternating = |prefix: usize| {
+        let mut out = random(prefix + 3000, 9);
+        let mut starts = Vec::new();
+        for k in 0..1500 {
+            starts.push(out.len());
+            let d = if k % 2 == 0 { 1000 } else { 2000 };
+            for _ in 0..40 {
+                out.push(out[out.len() - d]);
+            }
+        }
+        out.extend(random(2000, 10));
+        for (j, &p) in starts.iter().skip(2).step_by(5).enumerate() {
+            out.extend_from_within(p..p + 6);
+            out.extend(random(10, 11 + j as u64));
+        }
+        out
+    };
+    assert_same_sequences("alternating, one block", &feed, &alternating(0));
+    assert_same_bytes("alternating, one block", &feed, &alternating(0));
+    assert_same_bytes("alternating, stream", &feed, &alternating(BLOCK));
 }
 
 #[test]
