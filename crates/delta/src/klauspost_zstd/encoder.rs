@@ -10,6 +10,14 @@
 //! from block to block in order; the bytes are those of the one-goroutine
 //! path ported here, which the tests check against both.
 //!
+//! Memory: Go's history buffer (room for two windows: 16 MiB at
+//! `SpeedDefault`), the matcher's hash tables (1.25 MiB), block buffers
+//! (about 0.5 MiB), and a second matcher's tables for frames of one block.
+//! Input is never held beyond the window.
+//!
+//! Not `io::Write` on purpose: `flush` changes the bytes (it ends a block
+//! early), so it is called only where Go's caller calls `Flush`.
+//!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
 use std::io::{self, Read, Write};
