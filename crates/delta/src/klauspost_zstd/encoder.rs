@@ -487,12 +487,12 @@ impl<W: Write> ZstdEncoder<W> {
                 Err(e) => panic!("zstd block encoding failed: {e}"),
             }
         } else {
-            for (i, todo) in src.chunks(o.block_size).enumerate() {
+            for (i, part) in src.chunks(o.block_size).enumerate() {
                 if o.crc {
-                    m.enc.base().crc.write(todo);
+                    m.enc.base().crc.write(part);
                 }
                 blk.push_offsets();
-                m.enc.encode(blk, todo);
+                m.enc.encode(blk, part);
                 #[cfg(test)]
                 dump_seqs(&mut self.seq_dump, blk);
                 if (i + 1) * o.block_size >= src.len() {
@@ -500,15 +500,15 @@ impl<W: Write> ZstdEncoder<W> {
                 }
                 let mut result = Err(BlockError::Incompressible);
                 if blk.rules.raw_in_encode
-                    || blk.literals.len() != todo.len()
-                    || todo.len() != o.block_size
+                    || blk.literals.len() != part.len()
+                    || part.len() != o.block_size
                 {
-                    result = blk.encode(Some(todo), o.no_entropy, !o.all_lit_entropy);
+                    result = blk.encode(Some(part), o.no_entropy, !o.all_lit_entropy);
                 }
                 match result {
                     Ok(()) => dst.extend_from_slice(&blk.output),
                     Err(BlockError::Incompressible) => {
-                        blk.encode_raw_to(dst, todo);
+                        blk.encode_raw_to(dst, part);
                         blk.pop_offsets();
                     }
                     Err(e) => panic!("zstd block encoding failed: {e}"),
