@@ -429,24 +429,18 @@ impl<W: Write> ZstdEncoder<W> {
         Ok(())
     }
 
-    /// `EncodeAll`: `src` as one frame appended to `dst`.
+    /// `EncodeAll` of one block: `src` as one frame (a single segment with
+    /// its size, when above 1 KiB) appended to `dst`.
     fn encode_all(&mut self, src: &[u8], dst: &mut Vec<u8>) {
         let o = &self.o;
-        if src.is_empty() {
-            if o.full_zero {
-                FrameHeader {
-                    content_size: 0,
-                    window_size: MIN_WINDOW_SIZE as u32,
-                    single_segment: true,
-                    checksum: false,
-                }
-                .append_to(dst);
-                let mut blk = BlockEnc::new(BlockRules::of(o.version));
-                blk.last = true;
-                blk.encode_raw_to(dst, &[]);
-            }
-            return;
-        }
+        // The stream calls this only for a frame of one block, never empty
+        // (an empty frame is written as a stream); Go's other cases are
+        // not needed.
+        assert!(
+            !src.is_empty() && src.len() <= o.block_size,
+            "EncodeAll of {} bytes",
+            src.len()
+        );
         let m = self.all.get_or_insert_with(|| Box::new(Matcher::new(o)));
         let single = src.len() <= o.window_size as usize && src.len() > MIN_WINDOW_SIZE as usize;
         FrameHeader {
@@ -459,62 +453,28 @@ impl<W: Write> ZstdEncoder<W> {
 
         m.reset();
         let blk = &mut m.blk;
-        if src.len() <= o.block_size {
-            if o.crc {
-                m.enc.base().crc.write(src);
+        if o.crc {
+            m.enc.base().crc.write(src);
+        }
+        blk.last = true;
+        m.enc.encode_no_hist(blk, src);
+        #[cfg(test)]
+        dump_seqs(&mut self.seq_dump, blk);
+        let header_end = dst.len();
+        let mut result = Err(BlockError::Incompressible);
+        let old_out = std::mem::take(&mut blk.output);
+        blk.output = std::mem::take(dst);
+        if blk.rules.raw_in_encode || blk.literals.len() != src.len() || src.len() != o.block_size {
+            result = blk.encode(Some(src), o.no_entropy, !o.all_lit_entropy);
+        }
+        *dst = std::mem::replace(&mut blk.output, old_out);
+        match result {
+            Ok(()) => {}
+            Err(BlockError::Incompressible) => {
+                dst.truncate(header_end);
+                blk.encode_raw_to(dst, src);
             }
-            blk.last = true;
-            m.enc.encode_no_hist(blk, src);
-            #[cfg(test)]
-            dump_seqs(&mut self.seq_dump, blk);
-            let header_end = dst.len();
-            let mut result = Err(BlockError::Incompressible);
-            let old_out = std::mem::take(&mut blk.output);
-            blk.output = std::mem::take(dst);
-            if blk.rules.raw_in_encode
-                || blk.literals.len() != src.len()
-                || src.len() != o.block_size
-            {
-                result = blk.encode(Some(src), o.no_entropy, !o.all_lit_entropy);
-            }
-            *dst = std::mem::replace(&mut blk.output, old_out);
-            match result {
-                Ok(()) => {}
-                Err(BlockError::Incompressible) => {
-                    dst.truncate(header_end);
-                    blk.encode_raw_to(dst, src);
-                }
-                Err(e) => panic!("zstd block encoding failed: {e}"),
-            }
-        } else {
-            for (i, part) in src.chunks(o.block_size).enumerate() {
-                if o.crc {
-                    m.enc.base().crc.write(part);
-                }
-                blk.push_offsets();
-                m.enc.encode(blk, part);
-                #[cfg(test)]
-                dump_seqs(&mut self.seq_dump, blk);
-                if (i + 1) * o.block_size >= src.len() {
-                    blk.last = true;
-                }
-                let mut result = Err(BlockError::Incompressible);
-                if blk.rules.raw_in_encode
-                    || blk.literals.len() != part.len()
-                    || part.len() != o.block_size
-                {
-                    result = blk.encode(Some(part), o.no_entropy, !o.all_lit_entropy);
-                }
-                match result {
-                    Ok(()) => dst.extend_from_slice(&blk.output),
-                    Err(BlockError::Incompressible) => {
-                        blk.encode_raw_to(dst, part);
-                        blk.pop_offsets();
-                    }
-                    Err(e) => panic!("zstd block encoding failed: {e}"),
-                }
-                blk.reset(None);
-            }
+            Err(e) => panic!("zstd block encoding failed: {e}"),
         }
         if o.crc {
             m.enc.base().append_crc(dst);
