@@ -319,6 +319,15 @@ fn frames_and_write_sizes_match_go() {
             flush: 100_000,
             ..Feed::default()
         },
+        // A Flush right before Close, as zstd:chunked's last frame has: a
+        // frame of less than a block then is a stream with an empty last
+        // block, not a single segment.
+        Feed {
+            frames: vec![100_000, 250_000, 30_000],
+            write: 50_000,
+            flush: 100_000,
+            ..Feed::default()
+        },
     ] {
         assert_same_bytes("frames", &feed, &plain);
     }
