@@ -22,6 +22,8 @@ struct Feed {
     window: u32,
     /// `SpeedFastest` (zstd level 1) instead of `SpeedDefault`.
     fastest: bool,
+    /// `WithEncoderConcurrency` (0: Go's default, GOMAXPROCS).
+    concurrency: usize,
 }
 
 impl Feed {
@@ -41,6 +43,9 @@ impl Feed {
         }
         if self.fastest {
             args.push("-level=1".to_string());
+        }
+        if self.concurrency > 0 {
+            args.push(format!("-concurrency={}", self.concurrency));
         }
         args
     }
@@ -329,6 +334,16 @@ fn frames_and_write_sizes_match_go() {
             ..Feed::default()
         },
     ] {
+        assert_same_bytes("frames", &feed, &plain);
+    }
+    // Go encodes blocks on one goroutine (concurrency 1) or hands them and
+    // their entropy tables to others: the same bytes.
+    for concurrency in [1, 4] {
+        let feed = Feed {
+            frames: vec![5000, 3 * BLOCK + 7, 200_000],
+            concurrency,
+            ..Feed::default()
+        };
         assert_same_bytes("frames", &feed, &plain);
     }
 }
