@@ -715,3 +715,40 @@ mod tests {
         assert!(plain == go_seqs(window, Path::Hist, &frames, data));
     }
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::test_inputs::binaries_tar;
+
+    /// Release-mode speed of the matcher alone on a tar of real binaries:
+    /// `cargo test --release -p tender-delta best::bench -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn matcher_speed_on_real_tar() {
+        let tar = binaries_tar(48 << 20, 4 << 20, |_| {});
+        let mut enc = BestFastEncoder::new(32 << 20, false);
+        let mut blk = BlockEnc::new();
+        blk.init_new_encode();
+        enc.reset();
+        let start = std::time::Instant::now();
+        let mut sequences = 0;
+        for block in tar.chunks(128 << 10) {
+            blk.reset(None);
+            enc.encode(&mut blk, block);
+            sequences += blk.sequences.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "best matcher: {} bytes, {sequences} sequences, {:.1} MB/s",
+            tar.len(),
+            tar.len() as f64 / secs / 1e6
+        );
+        // Go's, through kzstd-best (its dump included).
+        let frames = vec![tar.chunks(128 << 10).map(|c| c.len().to_string()).collect::<Vec<_>>()];
+        let start = std::time::Instant::now();
+        tender_test_support::kzstd_best_with(&["seqs", "33554432", "hist", &frames[0].join(",")], &tar);
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!("Go's matcher: {:.1} MB/s", tar.len() as f64 / secs / 1e6);
+    }
+}
