@@ -118,7 +118,9 @@ fn put_image(dir: &Path, reference: &str, layers: &[Vec<u8>], version: u32, how:
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
     let media_type = match how {
-        Compressor::Zstd3 => "application/vnd.oci.image.layer.v1.tar+zstd",
+        Compressor::Zstd3 | Compressor::KlauspostZstd => {
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        }
         _ => "application/vnd.oci.image.layer.v1.tar+gzip",
     };
     for layer in layers {

@@ -23,6 +23,7 @@ pub mod error;
 pub mod go_flate;
 pub mod gzip;
 pub mod klauspost;
+mod klauspost_zstd;
 pub mod patch;
 pub mod pgzip_recipe;
 pub mod pick;

@@ -1,7 +1,8 @@
 //! Layer compressors as real images use them: GNU gzip, Go's
 //! `compress/gzip` (through `scripts/gogzip`, built once per test run),
 //! klauspost pgzip as containers/image and umoci use it (through
-//! `scripts/pgzip`, likewise) and the zstd CLI. Delta tests need the exact encoders, not look-alikes:
+//! `scripts/pgzip`, likewise), klauspost/compress zstd as containers/image
+//! writes zstd layers (through `scripts/kzstd`) and the zstd CLI. Delta tests need the exact encoders, not look-alikes:
 //! rebuilding their bytes exactly is the point.
 
 use std::io::Write;
@@ -26,6 +27,9 @@ pub enum Compressor {
     Pgzip,
     /// `zstd -3` (the CLI default level).
     Zstd3,
+    /// klauspost/compress zstd at `SpeedDefault` (zstd level 3), as
+    /// containers/image writes `tar+zstd` layers.
+    KlauspostZstd,
 }
 
 impl Compressor {
@@ -43,6 +47,7 @@ impl Compressor {
             Compressor::GoGzipDefault => "go-gzip-default",
             Compressor::Pgzip => "pgzip",
             Compressor::Zstd3 => "zstd-3",
+            Compressor::KlauspostZstd => "klauspost-zstd",
         }
     }
 
@@ -53,6 +58,7 @@ impl Compressor {
             Compressor::GoGzipDefault => go_gzip(data, -1, GoWrites::All),
             Compressor::Pgzip => pgzip_with(&[], data),
             Compressor::Zstd3 => pipe(Command::new("zstd").args(["-3", "-q", "-c"]), data),
+            Compressor::KlauspostZstd => kzstd_with(&[], data),
         }
     }
 }
@@ -186,15 +192,143 @@ pub fn pgzip_1_18_2() -> PathBuf {
         .clone()
 }
 
+/// Compresses `data` with `scripts/kzstd` given `args` (`-level`,
+/// `-frames`, `-write`, `-flush`, `-concurrency`: see scripts/kzstd/main.go).
+pub fn kzstd_with(args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(kzstd()).args(args), data)
+}
+
+/// As [`kzstd_with`], and what the matcher found: per block a line
+/// `block <input bytes> lits <literals> extra <trailing literals> seqs <n>`
+/// and then `<litLen> <matchLen - 3> <offset code>` per sequence, as Go's
+/// `blockEnc` holds them right after `Encode`/`EncodeNoHist` (the
+/// `kzstd-dump` build: see [`kzstd_dump_build`]).
+pub fn kzstd_dump(args: &[&str], data: &[u8]) -> (Vec<u8>, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let dump = dir.path().join("sequences");
+    let out = pipe(
+        Command::new(kzstd_dump_build())
+            .args(args)
+            .env("KZSTD_SEQ_DUMP", &dump),
+        data,
+    );
+    let text = std::fs::read_to_string(&dump).unwrap_or_default();
+    (out, text)
+}
+
+/// Builds `scripts/kzstd` once, in GOPATH mode against Debian's
+/// klauspost/compress 1.15.12 (golang-github-klauspost-compress-dev).
+pub fn kzstd() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_go("kzstd", "kzstd", "/usr/share/gocode".into()))
+        .clone()
+}
+
+/// Builds `scripts/kzstd` once against a copy of Debian's zstd package
+/// that writes each block's sequences to the file `KZSTD_SEQ_DUMP` names
+/// right after the matcher ran (the output is unchanged).
+pub fn kzstd_dump_build() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let gopath = repo_root().join("target/kzstd/gopath-dump");
+            // The whole module: zstd imports its internal packages, which
+            // GOPATH mode only allows from the same tree.
+            let module = gopath.join("src/github.com/klauspost/compress");
+            copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &module);
+            let dir = module.join("zstd");
+            let encoder = dir.join("encoder.go");
+            let code = std::fs::read_to_string(&encoder).expect("reading encoder.go");
+            let mut patched = code.clone();
+            for call in [
+                "enc.Encode(blk, src)",
+                "enc.EncodeNoHist(blk, src)",
+                "enc.Encode(blk, todo)",
+            ] {
+                assert!(
+                    patched.contains(call),
+                    "encoder.go is not the 1.15.12 this patch expects"
+                );
+                patched = patched.replace(call, &format!("{call}; dumpSeqs(blk)"));
+            }
+            std::fs::write(&encoder, patched).expect("writing encoder.go");
+            std::fs::write(dir.join("dump_tender.go"), DUMP_GO).expect("writing dump_tender.go");
+            build_go(
+                "kzstd",
+                "kzstd-dump",
+                format!("{}:/usr/share/gocode", gopath.display()),
+            )
+        })
+        .clone()
+}
+
+const DUMP_GO: &str = r#"package zstd
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+)
+
+var dumpFile *os.File
+
+func init() {
+	if p := os.Getenv("KZSTD_SEQ_DUMP"); p != "" {
+		var err error
+		if dumpFile, err = os.Create(p); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func dumpSeqs(blk *blockEnc) {
+	if dumpFile == nil {
+		return
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "block %d lits %d extra %d seqs %d\n", blk.size, len(blk.literals), blk.extraLits, len(blk.sequences))
+	for _, s := range blk.sequences {
+		fmt.Fprintf(&b, "%d %d %d\n", s.litLen, s.matchLen, s.offset)
+	}
+	if _, err := dumpFile.Write(b.Bytes()); err != nil {
+		panic(err)
+	}
+}
+"#;
+
+/// Copies the Go sources (not tests or test data) under `from` to `to`.
+fn copy_go_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("creating the GOPATH copy");
+    let entries = std::fs::read_dir(from)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/install-deps.sh", from.display()));
+    for entry in entries {
+        let path = entry.expect("listing Go sources").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if name != "testdata" {
+                copy_go_tree(&path, &to.join(&name));
+            }
+        } else if (name.ends_with(".go") || name.ends_with(".s")) && !name.ends_with("_test.go") {
+            std::fs::copy(&path, to.join(&name)).expect("copying Go sources");
+        }
+    }
+}
+
 fn build_pgzip(name: &str, gopath: String) -> PathBuf {
+    build_go("pgzip", name, gopath)
+}
+
+/// Builds `scripts/<script>` as `target/<script>/<name>` in GOPATH mode.
+fn build_go(script: &str, name: &str, gopath: String) -> PathBuf {
     let root = repo_root();
-    let out = root.join("target/pgzip").join(name);
+    let out = root.join("target").join(script).join(name);
     let status = Command::new("go")
         .args(["build", "-o"])
         .arg(&out)
         .arg(".")
-        .current_dir(root.join("scripts/pgzip"))
-        .env("GOCACHE", root.join("target/pgzip/cache"))
+        .current_dir(root.join("scripts").join(script))
+        .env("GOCACHE", root.join("target").join(script).join("cache"))
         .env("GOPATH", gopath)
         .env("GO111MODULE", "off")
         .env("GOFLAGS", "")
@@ -205,7 +339,7 @@ fn build_pgzip(name: &str, gopath: String) -> PathBuf {
         });
     assert!(
         status.success(),
-        "go build scripts/pgzip failed (are golang-github-klauspost-pgzip-dev and \
+        "go build scripts/{script} failed (are golang-github-klauspost-pgzip-dev and \
          golang-github-klauspost-compress-dev installed? scripts/install-deps.sh)"
     );
     out

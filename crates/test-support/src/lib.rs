@@ -14,7 +14,8 @@ mod tools;
 pub mod vectors;
 
 pub use compress::{
-    Compressor, GoWrites, go_gzip, gogzip, pgzip, pgzip_1_18_2, pgzip_1_18_2_with, pgzip_with,
+    Compressor, GoWrites, go_gzip, gogzip, kzstd, kzstd_dump, kzstd_with, pgzip, pgzip_1_18_2,
+    pgzip_1_18_2_with, pgzip_with,
 };
 pub use compress::{kzstd_best, kzstd_best_with};
 pub use http::{HttpResponse, http_get};
