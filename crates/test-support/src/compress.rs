@@ -367,37 +367,26 @@ fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
 /// package (a private GOPATH copy of Debian's, with
 /// `scripts/kzstd-best/export/export_best.go` added to reach the internal
 /// SpeedBestCompression matcher) and a main that dumps the matcher's
-/// sequences per block. See scripts/kzstd-best/main.go for its arguments.
+/// sequences, literals and recent offsets per block, and computes
+/// `compress.ShannonEntropyBits`. See scripts/kzstd-best/main.go.
 pub fn kzstd_best() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = repo_root();
             let gopath = root.join("target/kzstd-best/gopath");
-            let compress = gopath.join("src/github.com/klauspost/compress");
-            copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &compress);
+            let module = gopath.join("src/github.com/klauspost/compress");
+            copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &module);
             std::fs::copy(
                 root.join("scripts/kzstd-best/export/export_best.go"),
-                compress.join("zstd/export_best.go"),
+                module.join("zstd/export_best.go"),
             )
             .expect("copying export_best.go");
-            let out = root.join("target/kzstd-best/kzstd-best");
-            let status = Command::new("go")
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(".")
-                .current_dir(root.join("scripts/kzstd-best"))
-                .env("GOCACHE", root.join("target/kzstd-best/cache"))
-                .env("GOPATH", format!("{}:/usr/share/gocode", gopath.display()))
-                .env("GO111MODULE", "off")
-                .env("GOFLAGS", "")
-                .env("GOTOOLCHAIN", "local")
-                .status()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
-                });
-            assert!(status.success(), "go build scripts/kzstd-best failed");
-            out
+            build_go(
+                "kzstd-best",
+                "kzstd-best",
+                format!("{}:/usr/share/gocode", gopath.display()),
+            )
         })
         .clone()
 }
@@ -405,23 +394,4 @@ pub fn kzstd_best() -> PathBuf {
 /// Runs `kzstd-best` with `args` over `data` (see [`kzstd_best`]).
 pub fn kzstd_best_with(args: &[&str], data: &[u8]) -> Vec<u8> {
     pipe(Command::new(kzstd_best()).args(args), data)
-}
-
-/// Copies the Go sources (not tests, test data or generators) of the tree
-/// at `from` to `to`, for a private GOPATH copy a harness may add to.
-fn copy_go_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("creating the GOPATH copy");
-    let entries = std::fs::read_dir(from)
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/install-deps.sh", from.display()));
-    for entry in entries {
-        let path = entry.expect("listing Go sources").path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if path.is_dir() {
-            if name != "testdata" && !name.starts_with('_') {
-                copy_go_tree(&path, &to.join(&name));
-            }
-        } else if (name.ends_with(".go") || name.ends_with(".s")) && !name.ends_with("_test.go") {
-            std::fs::copy(&path, to.join(&name)).expect("copying Go sources");
-        }
-    }
 }
