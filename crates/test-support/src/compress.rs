@@ -6,7 +6,7 @@
 //! rebuilding their bytes exactly is the point.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -151,17 +151,7 @@ pub fn pgzip_1_18_2() -> PathBuf {
             let gopath = repo_root().join("target/pgzip/gopath-1.18.2");
             let src = gopath.join("src/github.com/klauspost");
             for package in ["compress/flate", "pgzip"] {
-                let dir = src.join(package);
-                std::fs::create_dir_all(&dir).expect("creating the GOPATH copy");
-                for entry in std::fs::read_dir(format!("{GOCODE}/{package}")).unwrap_or_else(|e| {
-                    panic!("{GOCODE}/{package}: {e}; run scripts/install-deps.sh")
-                }) {
-                    let path = entry.expect("listing Go sources").path();
-                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                    if name.ends_with(".go") && !name.ends_with("_test.go") {
-                        std::fs::copy(&path, dir.join(&name)).expect("copying Go sources");
-                    }
-                }
+                copy_go_package(package, &src.join(package));
             }
             let writer = src.join("compress/flate/huffman_bit_writer.go");
             let code = std::fs::read_to_string(&writer).expect("reading huffman_bit_writer.go");
@@ -263,6 +253,138 @@ pub fn kzstd_dump_build() -> PathBuf {
         .clone()
 }
 
+/// The klauspost/compress releases whose `SpeedDefault` output differs
+/// from 1.15.12's (Debian's), each modelled by patching Debian's sources
+/// with the upstream hunks that change the bytes (cumulative):
+/// - `1.16.4` (#792, #798): every block goes through the entropy stage
+///   (no "all literals, so incompressible" shortcut), a block must save
+///   1/64 of its size (was 1/32) to keep its sequences, a block coded
+///   larger than its input is stored raw inside `encode`, and
+///   `SpeedDefault` no longer Huffman-codes blocks without matches
+///   (`allLitEntropy` only above `SpeedDefault`);
+/// - `1.17.0` (#853): 17 to 32 literals are Huffman-coded too, unless
+///   that is not smaller than raw;
+/// - `1.17.8` (#938): a block that is one run of one byte is an RLE block;
+/// - `1.18.5` (#1134): no input still makes a frame (`WithZeroFrames` on
+///   by default).
+pub const KZSTD_VERSIONS: [&str; 4] = ["1.16.4", "1.17.0", "1.17.8", "1.18.5"];
+
+/// As [`kzstd_with`], as klauspost/compress `version` (one of
+/// [`KZSTD_VERSIONS`]) writes it.
+pub fn kzstd_as(version: &str, args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(kzstd_version(version)).args(args), data)
+}
+
+/// Builds `scripts/kzstd` against Debian's sources patched to `version`'s
+/// behaviour (see [`KZSTD_VERSIONS`]), once per version.
+pub fn kzstd_version(version: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(version) {
+        return path.clone();
+    }
+    let upto = KZSTD_VERSIONS
+        .iter()
+        .position(|v| *v == version)
+        .unwrap_or_else(|| panic!("klauspost/compress {version} is not modelled"));
+    let gopath = repo_root().join(format!("target/kzstd/gopath-{version}"));
+    let module = gopath.join("src/github.com/klauspost/compress");
+    copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &module);
+    for (release, file, old, new) in KZSTD_HUNKS {
+        let index = KZSTD_VERSIONS.iter().position(|v| v == release).unwrap();
+        if index > upto {
+            continue;
+        }
+        let path = module.join("zstd").join(file);
+        let code = std::fs::read_to_string(&path).expect("reading the zstd sources");
+        let count = code.matches(old).count();
+        assert!(
+            count >= 1,
+            "zstd/{file} is not the 1.15.12 the {release} patch expects"
+        );
+        std::fs::write(&path, code.replace(old, new)).expect("writing the zstd sources");
+    }
+    let path = build_go(
+        "kzstd",
+        &format!("kzstd-{version}"),
+        format!("{}:/usr/share/gocode", gopath.display()),
+    );
+    built.insert(version.to_string(), path.clone());
+    path
+}
+
+/// The upstream changes to `SpeedDefault`'s output after 1.15.12, as
+/// (release, file, old, new); each `old` is replaced wherever it occurs.
+const KZSTD_HUNKS: &[(&str, &str, &str, &str)] = &[
+    // 1.16.4 (dc198c1, 47eb6d4).
+    (
+        "1.16.4",
+        "blockenc.go",
+        "saved := b.size - len(b.literals) - (b.size >> 5)",
+        "saved := b.size - len(b.literals) - (b.size >> 6)",
+    ),
+    (
+        "1.16.4",
+        "blockenc.go",
+        "\t\tb.litEnc.Reuse = huff0.ReusePolicyNone\n\t\treturn errIncompressible\n",
+        "\t\tb.output = b.encodeRawTo(b.output[:bhOffset], org)\n\t\tb.popOffsets()\n\t\tb.litEnc.Reuse = huff0.ReusePolicyNone\n\t\treturn nil\n",
+    ),
+    (
+        "1.16.4",
+        "encoder.go",
+        "if len(src) != len(blk.literals) || len(src) != e.o.blockSize {",
+        "if true {",
+    ),
+    (
+        "1.16.4",
+        "encoder.go",
+        "if len(blk.literals) != len(src) || len(src) != e.o.blockSize {",
+        "if true {",
+    ),
+    (
+        "1.16.4",
+        "encoder.go",
+        "if len(blk.literals) != len(todo) || len(todo) != e.o.blockSize {",
+        "if true {",
+    ),
+    (
+        "1.16.4",
+        "encoder_options.go",
+        "o.allLitEntropy = l > SpeedFastest",
+        "o.allLitEntropy = l > SpeedDefault",
+    ),
+    // 1.17.0 (11e91a1).
+    (
+        "1.17.0",
+        "blockenc.go",
+        "\t} else if len(lits) > 32 {\n\t\t// Use 1 stream\n\t\tsingle = true\n\t\tout, reUsed, err = huff0.Compress1X(lits, b.litEnc)\n\t} else {\n\t\terr = huff0.ErrIncompressible\n\t}\n",
+        "\t} else if len(lits) > 16 {\n\t\t// Use 1 stream\n\t\tsingle = true\n\t\tout, reUsed, err = huff0.Compress1X(lits, b.litEnc)\n\t} else {\n\t\terr = huff0.ErrIncompressible\n\t}\n\tif err == nil && len(out)+5 > len(lits) {\n\t\tvar lh literalsHeader\n\t\tlh.setSizes(len(out), len(lits), single)\n\t\tif len(out)+lh.size() >= len(lits) {\n\t\t\terr = huff0.ErrIncompressible\n\t\t}\n\t}\n",
+    ),
+    (
+        "1.17.0",
+        "blockenc.go",
+        "\t} else if len(b.literals) > 32 && !raw {\n\t\t// Use 1 stream\n\t\tsingle = true\n\t\tout, reUsed, err = huff0.Compress1X(b.literals, b.litEnc)\n\t} else {\n\t\terr = huff0.ErrIncompressible\n\t}\n",
+        "\t} else if len(b.literals) > 16 && !raw {\n\t\t// Use 1 stream\n\t\tsingle = true\n\t\tout, reUsed, err = huff0.Compress1X(b.literals, b.litEnc)\n\t} else {\n\t\terr = huff0.ErrIncompressible\n\t}\n\tif err == nil && len(out)+5 > len(b.literals) {\n\t\tvar lh literalsHeader\n\t\tlh.setSize(len(b.literals))\n\t\tszRaw := lh.size()\n\t\tlh.setSizes(len(out), len(b.literals), single)\n\t\tszComp := lh.size()\n\t\tif len(out)+szComp >= len(b.literals)+szRaw {\n\t\t\terr = huff0.ErrIncompressible\n\t\t}\n\t}\n",
+    ),
+    // 1.17.8 (de4073a).
+    (
+        "1.17.8",
+        "blockenc.go",
+        "\t\treturn b.encodeLits(b.literals, rawAllLits)\n\t}\n\t// We want some",
+        "\t\treturn b.encodeLits(b.literals, rawAllLits)\n\t}\n\tif len(b.sequences) == 1 && len(org) > 0 && len(b.literals) <= 1 {\n\t\tseq := b.sequences[0]\n\t\tif seq.litLen == uint32(len(b.literals)) && seq.offset-3 == 1 {\n\t\t\tvar bh blockHeader\n\t\t\tbh.setLast(b.last)\n\t\t\tbh.setSize(b.sequences[0].matchLen + zstdMinMatch + seq.litLen)\n\t\t\tbh.setType(blockTypeRLE)\n\t\t\tb.output = bh.appendTo(b.output)\n\t\t\tb.output = append(b.output, org[0])\n\t\t\treturn nil\n\t\t}\n\t}\n\t// We want some",
+    ),
+    // 1.18.5 (fd3f23e).
+    (
+        "1.18.5",
+        "encoder_options.go",
+        "\t\tlowMem:        false,\n\t}\n",
+        "\t\tlowMem:        false,\n\t\tfullZero:      true,\n\t}\n",
+    ),
+];
+
 const DUMP_GO: &str = r#"package zstd
 
 import (
@@ -315,6 +437,22 @@ fn copy_go_tree(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// Copies the Go package `package` of Debian's klauspost sources (e.g.
+/// `compress/flate`; its `.go` and `.s` files, tests left out) to `dir`,
+/// for a private GOPATH where a test harness changes or extends it.
+pub(crate) fn copy_go_package(package: &str, dir: &Path) {
+    std::fs::create_dir_all(dir).expect("creating the GOPATH copy");
+    for entry in std::fs::read_dir(format!("{GOCODE}/{package}"))
+        .unwrap_or_else(|e| panic!("{GOCODE}/{package}: {e}; run scripts/install-deps.sh"))
+    {
+        let path = entry.expect("listing Go sources").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if (name.ends_with(".go") || name.ends_with(".s")) && !name.ends_with("_test.go") {
+            std::fs::copy(&path, dir.join(&name)).expect("copying Go sources");
+        }
+    }
+}
+
 fn build_pgzip(name: &str, gopath: String) -> PathBuf {
     build_go("pgzip", name, gopath)
 }
@@ -345,7 +483,7 @@ fn build_go(script: &str, name: &str, gopath: String) -> PathBuf {
     out
 }
 
-fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
+pub(crate) fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

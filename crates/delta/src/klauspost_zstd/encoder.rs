@@ -14,10 +14,38 @@
 
 use std::io::{self, Read, Write};
 
-use super::block::{BlockEnc, BlockError};
+use super::block::{BlockEnc, BlockError, BlockRules};
 use super::dfast::DoubleFastEncoder;
 use super::enc_base::{MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
 use super::frame::FrameHeader;
+
+/// Which klauspost/compress release's bytes to write. `SpeedDefault`'s
+/// output changed in four releases after 1.15.12 (diffed through 1.19.1;
+/// see `KZSTD_VERSIONS` in tender-test-support for what each changed);
+/// each variant covers its release up to the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum ZstdVersion {
+    /// 1.15.12 (Debian's; skopeo 1.9.3) through 1.16.3.
+    V1_15_12,
+    /// 1.16.4 through 1.16.7.
+    V1_16_4,
+    /// 1.17.0 through 1.17.7.
+    V1_17_0,
+    /// 1.17.8 through 1.18.4.
+    V1_17_8,
+    /// 1.18.5 and later (through 1.19.1).
+    V1_18_5,
+}
+
+impl ZstdVersion {
+    pub(crate) const ALL: [ZstdVersion; 5] = [
+        ZstdVersion::V1_15_12,
+        ZstdVersion::V1_16_4,
+        ZstdVersion::V1_17_0,
+        ZstdVersion::V1_17_8,
+        ZstdVersion::V1_18_5,
+    ];
+}
 
 /// `EncoderLevel`: the ported ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +58,7 @@ pub(crate) enum Level {
 /// `encoderOptions`, as `NewWriter` and `WithEncoderLevel` set them.
 #[derive(Debug, Clone)]
 pub(crate) struct EncoderOptions {
+    pub(crate) version: ZstdVersion,
     pub(crate) level: Level,
     /// The longest match distance and the window in the frame header.
     pub(crate) window_size: u32,
@@ -46,22 +75,31 @@ pub(crate) struct EncoderOptions {
 }
 
 impl Default for EncoderOptions {
-    /// `NewWriter(w, WithEncoderLevel(SpeedDefault))`, what containers/image
-    /// uses for zstd levels 3 to 5.
+    /// `NewWriter(w, WithEncoderLevel(SpeedDefault))` of 1.15.12, what
+    /// containers/image uses for zstd levels 3 to 5.
     fn default() -> Self {
-        EncoderOptions {
-            level: Level::Default,
-            window_size: 8 << 20,
-            block_size: MAX_COMPRESSED_BLOCK_SIZE,
-            crc: true,
-            full_zero: false,
-            no_entropy: false,
-            all_lit_entropy: true,
-        }
+        EncoderOptions::for_version(ZstdVersion::V1_15_12)
     }
 }
 
 impl EncoderOptions {
+    /// `NewWriter(w, WithEncoderLevel(SpeedDefault))` of `version`.
+    pub(crate) fn for_version(version: ZstdVersion) -> Self {
+        EncoderOptions {
+            version,
+            level: Level::Default,
+            window_size: 8 << 20,
+            block_size: MAX_COMPRESSED_BLOCK_SIZE,
+            crc: true,
+            // 1.18.5 writes a frame even for no input.
+            full_zero: version >= ZstdVersion::V1_18_5,
+            no_entropy: false,
+            // Since 1.16.4 only levels above SpeedDefault Huffman-code
+            // blocks without matches.
+            all_lit_entropy: version < ZstdVersion::V1_16_4,
+        }
+    }
+
     /// `WithWindowSize`: a power of two from 1 KiB to 512 MiB; blocks
     /// shrink to a smaller window.
     pub(crate) fn with_window_size(mut self, n: u32) -> io::Result<Self> {
@@ -93,7 +131,7 @@ impl Matcher {
     fn new(o: &EncoderOptions) -> Self {
         let mut m = Matcher {
             enc: o.matcher(),
-            blk: BlockEnc::new(),
+            blk: BlockEnc::new(BlockRules::of(o.version)),
         };
         m.reset();
         m
@@ -328,7 +366,7 @@ impl<W: Write> ZstdEncoder<W> {
                     checksum: false,
                 }
                 .append_to(dst);
-                let mut blk = BlockEnc::new();
+                let mut blk = BlockEnc::new(BlockRules::of(o.version));
                 blk.last = true;
                 blk.encode_raw_to(dst, &[]);
             }
@@ -358,7 +396,10 @@ impl<W: Write> ZstdEncoder<W> {
             let mut result = Err(BlockError::Incompressible);
             let old_out = std::mem::take(&mut blk.output);
             blk.output = std::mem::take(dst);
-            if blk.literals.len() != src.len() || src.len() != o.block_size {
+            if blk.rules.raw_in_encode
+                || blk.literals.len() != src.len()
+                || src.len() != o.block_size
+            {
                 result = blk.encode(Some(src), o.no_entropy, !o.all_lit_entropy);
             }
             *dst = std::mem::replace(&mut blk.output, old_out);
@@ -383,7 +424,10 @@ impl<W: Write> ZstdEncoder<W> {
                     blk.last = true;
                 }
                 let mut result = Err(BlockError::Incompressible);
-                if blk.literals.len() != todo.len() || todo.len() != o.block_size {
+                if blk.rules.raw_in_encode
+                    || blk.literals.len() != todo.len()
+                    || todo.len() != o.block_size
+                {
                     result = blk.encode(Some(todo), o.no_entropy, !o.all_lit_entropy);
                 }
                 match result {
@@ -407,7 +451,9 @@ impl<W: Write> ZstdEncoder<W> {
 /// of a full block stayed literals, which Go takes as incompressible).
 fn entropy_or_raw(blk: &mut BlockEnc, src: &[u8], o: &EncoderOptions) -> io::Result<()> {
     let mut result = Err(BlockError::Incompressible);
-    if src.len() != blk.literals.len() || src.len() != o.block_size {
+    // Before 1.16.4 a full block that stayed all literals is taken as
+    // incompressible without trying.
+    if blk.rules.raw_in_encode || src.len() != blk.literals.len() || src.len() != o.block_size {
         result = blk.encode(Some(src), o.no_entropy, !o.all_lit_entropy);
     }
     match result {

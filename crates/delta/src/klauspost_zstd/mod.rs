@@ -1,16 +1,37 @@
 //! Byte-exact port of the zstd encoder of containers/image (podman,
 //! buildah, skopeo `--dest-compress-format zstd` and `zstd:chunked`):
-//! `github.com/klauspost/compress/zstd` 1.15.12 at `SpeedDefault`.
+//! `github.com/klauspost/compress/zstd` at `SpeedDefault`, as 1.15.12
+//! (Debian's) writes it and as the later releases that changed its bytes
+//! do ([`encoder::ZstdVersion`]).
+//!
+//! Entropy coders: `bit_writer`, `fse_*` and `huff0` (with the `fse`
+//! package huff0 codes its weights with). Matcher, blocks and frames:
+//! `enc_base` (`enc_base.go`), `dfast` (`enc_dfast.go`), `seq`
+//! (`seqenc.go`), `block` (`blockenc.go`), `frame` (`frameenc.go`),
+//! `xxhash` (the content checksum) and `encoder` (`encoder.go`,
+//! `encoder_options.go`).
 //!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
+pub(crate) mod bit_writer;
 mod block;
 mod dfast;
 mod enc_base;
 pub(crate) mod encoder;
 mod frame;
+pub(crate) mod fse;
+pub(crate) mod fse_encoder;
+#[cfg(test)]
+mod fse_encoder_tests;
+pub(crate) mod fse_predefined;
+pub(crate) mod fse_state;
+pub(crate) mod fse_table;
+pub(crate) mod huff0;
+#[cfg(test)]
+mod huff0_tests;
+#[cfg(test)]
+mod reference;
 mod seq;
-mod xxhash;
-
 #[cfg(test)]
 mod tests;
+mod xxhash;

@@ -4,6 +4,8 @@
 //!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
+use super::fse_encoder::FseEncoder;
+
 /// One sequence: `lit_len` literals, then a match of `match_len + 3` bytes
 /// at `offset` (a real offset plus 3, or 1 to 3 for a repeat offset).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,15 +33,6 @@ const LL_CODE_TABLE: [u8; 64] = [
     24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24, 24,
 ];
 
-/// `maxLLCode`.
-pub(super) const MAX_LL_CODE: usize = 35;
-
-/// `llBitsTable`: extra bits of each literal-length code.
-pub(super) const LL_BITS_TABLE: [u8; MAX_LL_CODE + 1] = [
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 4, 6, 7, 8, 9, 10, 11,
-    12, 13, 14, 15, 16,
-];
-
 /// `llCode`.
 #[inline]
 pub(super) fn ll_code(lit_length: u32) -> u8 {
@@ -59,15 +52,6 @@ const ML_CODE_TABLE: [u8; 128] = [
     42, 42, 42, 42, 42, 42,
 ];
 
-/// `maxMLCode`.
-pub(super) const MAX_ML_CODE: usize = 52;
-
-/// `mlBitsTable`: extra bits of each match-length code.
-pub(super) const ML_BITS_TABLE: [u8; MAX_ML_CODE + 1] = [
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 1, 1, 2, 2, 3, 3, 4, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-];
-
 /// `mlCode` (of the stored length, `matchLength - 3`).
 #[inline]
 pub(super) fn ml_code(ml_base: u32) -> u8 {
@@ -82,6 +66,61 @@ pub(super) fn ml_code(ml_base: u32) -> u8 {
 #[inline]
 pub(super) fn of_code(offset: u32) -> u8 {
     high_bit(offset) as u8
+}
+
+/// `seqCoders`: the FSE encoders of the three codes, each with the one
+/// the previous block used (which a block may repeat).
+pub(super) struct SeqCoders {
+    pub(super) ll_enc: Box<FseEncoder>,
+    pub(super) of_enc: Box<FseEncoder>,
+    pub(super) ml_enc: Box<FseEncoder>,
+    pub(super) ll_prev: Box<FseEncoder>,
+    pub(super) of_prev: Box<FseEncoder>,
+    pub(super) ml_prev: Box<FseEncoder>,
+}
+
+/// Which encoder coded a block's code (Go compares pointers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Used {
+    /// The new table (or RLE) in the current slot.
+    Current,
+    /// The previous block's table, repeated.
+    Prev,
+    /// A predefined table, or none (a new frame).
+    Other,
+}
+
+impl SeqCoders {
+    pub(super) fn new() -> Self {
+        SeqCoders {
+            ll_enc: Box::default(),
+            of_enc: Box::default(),
+            ml_enc: Box::default(),
+            ll_prev: Box::default(),
+            of_prev: Box::default(),
+            ml_prev: Box::default(),
+        }
+    }
+
+    /// `setPrev`: a table the block built becomes the previous one; a
+    /// predefined one (or none) makes the previous unusable.
+    pub(super) fn set_prev(&mut self, ll: Used, ml: Used, of: Used) {
+        compare_swap(ll, &mut self.ll_enc, &mut self.ll_prev);
+        compare_swap(ml, &mut self.ml_enc, &mut self.ml_prev);
+        compare_swap(of, &mut self.of_enc, &mut self.of_prev);
+    }
+}
+
+fn compare_swap(used: Used, current: &mut Box<FseEncoder>, prev: &mut Box<FseEncoder>) {
+    match used {
+        Used::Current => {
+            std::mem::swap(current, prev);
+            current.re_used = false;
+            prev.re_used = true;
+        }
+        Used::Prev => {}
+        Used::Other => prev.symbol_len = 0,
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 
 use std::io::Read;
 
-use tender_test_support::{kzstd_dump, kzstd_with};
+use tender_test_support::{kzstd_as, kzstd_dump, kzstd_with};
 
-use super::encoder::{EncoderOptions, ZstdEncoder};
+use super::encoder::{EncoderOptions, ZstdEncoder, ZstdVersion};
 use crate::test_inputs::{binaries_tar, mixed};
 
 /// How the input reaches both encoders.
@@ -56,7 +56,12 @@ impl Read for Dribble<'_> {
 
 /// The port's output and sequence dump, fed as scripts/kzstd feeds Go.
 fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
-    let mut options = EncoderOptions::default();
+    ours_as(ZstdVersion::V1_15_12, feed, plain)
+}
+
+/// As [`ours`], as klauspost/compress `version` writes.
+fn ours_as(version: ZstdVersion, feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
+    let mut options = EncoderOptions::for_version(version);
     if feed.window > 0 {
         options = options.with_window_size(feed.window).unwrap();
     }
@@ -205,4 +210,208 @@ fn sequences_across_the_history_edges_match_go() {
         ..Feed::default()
     };
     assert_same_sequences("window edges", &feed, &plain);
+}
+
+/// Asserts the port writes exactly what Go writes (as `version`).
+#[track_caller]
+fn assert_same_bytes_as(version: ZstdVersion, what: &str, feed: &Feed, plain: &[u8]) {
+    let args = feed.go_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let go = match version {
+        ZstdVersion::V1_15_12 => kzstd_with(&args, plain),
+        v => kzstd_as(go_version(v), &args, plain),
+    };
+    let rust = ours_as(version, feed, plain).0;
+    if go != rust {
+        let at = go.iter().zip(&rust).position(|(a, b)| a != b);
+        panic!(
+            "{what} ({} bytes, {args:?}, {version:?}): Go wrote {} bytes, the port {}; first difference at {at:?}",
+            plain.len(),
+            go.len(),
+            rust.len()
+        );
+    }
+}
+
+#[track_caller]
+fn assert_same_bytes(what: &str, feed: &Feed, plain: &[u8]) {
+    assert_same_bytes_as(ZstdVersion::V1_15_12, what, feed, plain);
+}
+
+fn go_version(v: ZstdVersion) -> &'static str {
+    match v {
+        ZstdVersion::V1_15_12 => "1.15.12",
+        ZstdVersion::V1_16_4 => "1.16.4",
+        ZstdVersion::V1_17_0 => "1.17.0",
+        ZstdVersion::V1_17_8 => "1.17.8",
+        ZstdVersion::V1_18_5 => "1.18.5",
+    }
+}
+
+/// Bytes drawn from `alphabet` values only: Huffman-compressible, with few
+/// matches for short alphabets of random order.
+fn skewed(n: usize, alphabet: u8, seed: u64) -> Vec<u8> {
+    random(n, seed).into_iter().map(|b| b % alphabet).collect()
+}
+
+#[test]
+fn small_inputs_and_block_edges_match_go() {
+    let feed = Feed::default();
+    for n in [0, 1, 15, 16, 17, 31, 32, 33, 100, 1024, 1025, 5000] {
+        assert_same_bytes(&format!("mixed({n})"), &feed, &mixed(n, 1));
+    }
+    for n in [
+        BLOCK - 1,
+        BLOCK,
+        BLOCK + 1,
+        2 * BLOCK - 1,
+        2 * BLOCK,
+        2 * BLOCK + 1,
+    ] {
+        assert_same_bytes(&format!("mixed({n})"), &feed, &mixed(n, 2));
+    }
+}
+
+#[test]
+fn real_binaries_match_go() {
+    let tar = binaries_tar(4 << 20, usize::MAX, |_| {});
+    assert!(tar.len() > 3 << 20, "too little in /usr/bin");
+    assert_same_bytes("tar of /usr/bin", &Feed::default(), &tar);
+}
+
+#[test]
+fn content_kinds_match_go() {
+    let feed = Feed::default();
+    assert_same_bytes("random", &feed, &random(3 * BLOCK + 10, 7));
+    assert_same_bytes("zeros", &feed, &vec![0u8; 3 * BLOCK + 7]);
+    let text: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz0123456789"
+        .iter()
+        .copied()
+        .cycle()
+        .take(2 * BLOCK + 99)
+        .collect();
+    assert_same_bytes("repeating text", &feed, &text);
+    assert_same_bytes("skewed", &feed, &skewed(2 * BLOCK + 500, 16, 8));
+}
+
+#[test]
+fn frames_and_write_sizes_match_go() {
+    let plain = mixed(900_000, 3);
+    let frames = vec![0, 1, 1000, 70_000, BLOCK, BLOCK + 1, 5, 0, 17, 33];
+    for feed in [
+        Feed {
+            frames: frames.clone(),
+            ..Feed::default()
+        },
+        Feed {
+            frames: frames.clone(),
+            write: 1000,
+            ..Feed::default()
+        },
+        Feed {
+            frames,
+            write: 77_777,
+            flush: 100_000,
+            ..Feed::default()
+        },
+    ] {
+        assert_same_bytes("frames", &feed, &plain);
+    }
+}
+
+#[test]
+fn the_window_edges_match_go() {
+    // The default 8 MiB window: matches just within and just beyond it
+    // (and the history moves down after 16 MiB).
+    let mut plain = random(1 << 20, 21);
+    plain.extend(mixed((7 << 20) - 100, 22));
+    plain.extend_from_within(..(1 << 20) + 200);
+    assert_same_bytes("8 MiB window", &Feed::default(), &plain);
+}
+
+#[test]
+fn every_modelled_release_matches_its_reference() {
+    // Inputs that reach what the releases changed: all-literal frames with
+    // skewed bytes (Huffman-coded or not), blocks with few matches, short
+    // literal runs, runs of one byte (RLE blocks) and no input at all.
+    let mut sparse = vec![0u8; BLOCK + 3];
+    sparse.extend(mixed(50_000, 31));
+    sparse.extend(vec![7u8; 2 * BLOCK]);
+    let mut few_matches = random(200_000, 32);
+    for i in (0..few_matches.len() - 64).step_by(4096) {
+        let (a, b) = few_matches.split_at_mut(i + 32);
+        b[..24].copy_from_slice(&a[i..i + 24]);
+    }
+    let frames = Feed {
+        frames: vec![17, 20, 32, 33, 40, 300, 5000, 20_000, 0],
+        ..Feed::default()
+    };
+    let small_skewed = skewed(30_000, 12, 33);
+    let mixed_small = mixed(40_000, 34);
+    // Frames of 17 to 32 skewed literals before a long run: Huffman-coded
+    // literals next to sequences only from 1.17.0.
+    let mut short_literals = Vec::new();
+    let mut chunks = Vec::new();
+    for (i, n) in (17..=32).enumerate() {
+        let start = short_literals.len();
+        short_literals.extend(skewed(n, 4, 40 + i as u64));
+        short_literals.extend(vec![b'x'; 3000]);
+        chunks.push(short_literals.len() - start);
+    }
+    let short_frames = Feed {
+        frames: chunks,
+        ..Feed::default()
+    };
+    let tar = binaries_tar(1 << 20, usize::MAX, |_| {});
+    let default = Feed::default();
+    let cases: [(&str, &Feed, &[u8]); 7] = [
+        ("short literals", &short_frames, &short_literals),
+        ("sparse", &default, &sparse),
+        ("few matches", &default, &few_matches),
+        ("small skewed frames", &frames, &small_skewed),
+        ("mixed frames", &frames, &mixed_small),
+        ("empty", &default, &[]),
+        ("tar", &default, &tar),
+    ];
+    let mut outputs = Vec::new();
+    for version in ZstdVersion::ALL {
+        for (what, feed, plain) in cases {
+            assert_same_bytes_as(version, what, feed, plain);
+        }
+        outputs.push(
+            cases
+                .iter()
+                .map(|(_, feed, plain)| ours_as(version, feed, plain).0)
+                .collect::<Vec<_>>(),
+        );
+    }
+    // Each release writes something its predecessor did not.
+    for (i, pair) in outputs.windows(2).enumerate() {
+        assert!(
+            pair[0] != pair[1],
+            "{:?} and {:?} wrote the same bytes for every input",
+            ZstdVersion::ALL[i],
+            ZstdVersion::ALL[i + 1]
+        );
+    }
+}
+
+/// Throughput on real binaries, in release mode:
+/// `cargo test --release -p tender-delta klauspost_zstd::tests::speed -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn speed_on_real_binaries() {
+    let tar = binaries_tar(48 << 20, usize::MAX, |_| {});
+    let start = std::time::Instant::now();
+    let mut e = ZstdEncoder::new(Vec::with_capacity(tar.len()), &EncoderOptions::default());
+    e.read_from(&mut &tar[..]).unwrap();
+    e.close().unwrap();
+    let out = e.into_inner();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{} bytes -> {} bytes in {secs:.3} s: {:.1} MB/s",
+        tar.len(),
+        out.len(),
+        tar.len() as f64 / secs / 1e6
+    );
 }

@@ -1,0 +1,294 @@
+//! The compress side of klauspost/compress's `huff0` package (1.15.12;
+//! BSD-3-Clause, after Yann Collet's BSD Huff0): the Huffman coder of zstd's
+//! literals. `Scratch` carries the previous block's table, so a block can
+//! reuse it (a "treeless" literals section) when that is cheaper or asked
+//! for by the [`ReusePolicy`].
+//!
+//! Files as in Go: here `huff0.go` (the scratch, its preparation and the
+//! errors), `compress` (`compress.go`: the entry points and the 1- and
+//! 4-stream encoders) and `table` (`compress.go`'s table building and
+//! `huff0.go`'s table writing and size estimates).
+
+#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+
+mod compress;
+mod table;
+
+pub(crate) use compress::{compress_1x, compress_4x, estimate_sizes};
+
+use super::fse;
+
+/// `maxSymbolValue`.
+const MAX_SYMBOL_VALUE: usize = 255;
+/// `tableLogMax`: zstd limits Huffman codes to 11 bits.
+const TABLE_LOG_MAX: u8 = 11;
+/// `tableLogDefault`.
+const TABLE_LOG_DEFAULT: u8 = 11;
+/// `minTablelog`.
+const MIN_TABLELOG: u8 = 5;
+/// `huffNodesLen`.
+const HUFF_NODES_LEN: usize = 512;
+/// `BlockSizeMax`: the largest input of one block.
+pub(crate) const BLOCK_SIZE_MAX: usize = (1 << 18) - 1;
+
+/// Why a block was not Huffman-coded (Go's `ErrIncompressible`, `ErrUseRLE`
+/// and `ErrTooBig` are the first three; zstd's block encoder stores the
+/// literals raw or as RLE on the first two).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Huff0Error {
+    #[error("huff0: input is not compressible")]
+    Incompressible,
+    #[error("huff0: input is a single value repeated")]
+    UseRle,
+    #[error("huff0: input too big for one block ({BLOCK_SIZE_MAX} bytes at most)")]
+    TooBig,
+    #[error("huff0: table log {0} is outside {MIN_TABLELOG} to {TABLE_LOG_MAX}")]
+    InvalidTableLog(u8),
+    #[error(
+        "huff0: the most frequent symbol counts {max_count}, more than the input's {length} bytes"
+    )]
+    MaxCountTooBig { max_count: usize, length: usize },
+    #[error("huff0: code lengths reach {0} bits, above the maximum {TABLE_LOG_MAX}")]
+    MaxNbBits(u8),
+}
+
+/// `ReusePolicy`: whether a block may be coded with the previous block's
+/// table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ReusePolicy {
+    /// `ReusePolicyAllow`: reuse if that gives smaller output (Go's zero
+    /// value).
+    #[default]
+    Allow,
+    /// `ReusePolicyPrefer`: reuse whenever possible and not larger than the
+    /// input, without trying a new table first.
+    Prefer,
+    /// `ReusePolicyNone`: never reuse (and forget the previous table).
+    None,
+    /// `ReusePolicyMust`: reuse, or the block is incompressible.
+    Must,
+}
+
+/// `cTableEntry`: one symbol's code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CTableEntry {
+    pub(crate) val: u16,
+    pub(crate) n_bits: u8,
+}
+
+/// `cTable`: codes by symbol, as long as the symbol length of the block
+/// that built it (empty: no table).
+pub(crate) type CTable = Vec<CTableEntry>;
+
+/// `nodeElt`: a Huffman tree node while building a table.
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeElt {
+    count: u32,
+    parent: u16,
+    symbol: u8,
+    nb_bits: u8,
+}
+
+/// `Scratch`: one literal coder's state across blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct Scratch {
+    count: [u32; MAX_SYMBOL_VALUE + 1],
+
+    /// `Out`: the output of the last call (table, then data).
+    pub(crate) out: Vec<u8>,
+    /// `OutTable`: how much of `out` is a new table (`None`: none written).
+    out_table: Option<usize>,
+    /// `OutData`: where the coded data starts in `out` (`None`: no output).
+    out_data: Option<usize>,
+
+    /// `MaxSymbolValue`: set to 255 when 0 (compression does not use it).
+    pub(crate) max_symbol_value: u8,
+    /// `TableLog`: the longest code to aim for, 5 to 11 (0: 11).
+    pub(crate) table_log: u8,
+    /// `Reuse`: the reuse policy of the next block.
+    pub(crate) reuse: ReusePolicy,
+    /// `WantLogLess`: output must be smaller than the input by at least
+    /// `input >> want_log_less` bytes (0: any gain); zstd sets 4.
+    pub(crate) want_log_less: u8,
+
+    /// Length of the active part of the symbol table.
+    symbol_len: u16,
+    /// Count of the most probable symbol.
+    max_count: usize,
+    clear_count: bool,
+    /// The selected table log.
+    actual_table_log: u8,
+    /// Table log of the previous table.
+    prev_table_log: u8,
+    /// The table the previous block was coded with (empty: none).
+    prev_table: CTable,
+    /// The table being built.
+    c_table: CTable,
+    /// `nodes`, kept across blocks as Go keeps its slice.
+    nodes: Vec<NodeElt>,
+    /// `fse`: codes the table's weights.
+    fse: fse::Scratch,
+    huff_weight: [u8; MAX_SYMBOL_VALUE + 1],
+    /// `br.remain()`: the input length.
+    src_len: usize,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            count: [0; MAX_SYMBOL_VALUE + 1],
+            out: Vec::new(),
+            out_table: None,
+            out_data: None,
+            max_symbol_value: 0,
+            table_log: 0,
+            reuse: ReusePolicy::Allow,
+            want_log_less: 0,
+            symbol_len: 0,
+            max_count: 0,
+            clear_count: false,
+            actual_table_log: 0,
+            prev_table_log: 0,
+            prev_table: CTable::new(),
+            c_table: CTable::new(),
+            nodes: Vec::new(),
+            fse: fse::Scratch::default(),
+            huff_weight: [0; MAX_SYMBOL_VALUE + 1],
+            src_len: 0,
+        }
+    }
+}
+
+impl Scratch {
+    /// `OutTable`: the new table written by the last call, if any.
+    pub(crate) fn out_table(&self) -> Option<&[u8]> {
+        self.out_table.map(|n| &self.out[..n])
+    }
+
+    /// `OutData`: the coded data of the last call, if it succeeded.
+    pub(crate) fn out_data(&self) -> Option<&[u8]> {
+        self.out_data.map(|n| &self.out[n..])
+    }
+
+    /// `TransferCTable`: takes `src`'s previous table as this one's (zstd
+    /// does so with a dictionary's literal table).
+    pub(crate) fn transfer_ctable(&mut self, src: &Scratch) {
+        self.prev_table.clear();
+        self.prev_table.extend_from_slice(&src.prev_table);
+        self.prev_table_log = src.prev_table_log;
+    }
+
+    /// `prepare`: checks the parameters and resets per-block state.
+    fn prepare(&mut self, input: &[u8]) -> Result<(), Huff0Error> {
+        if input.len() > BLOCK_SIZE_MAX {
+            return Err(Huff0Error::TooBig);
+        }
+        if self.max_symbol_value == 0 {
+            self.max_symbol_value = MAX_SYMBOL_VALUE as u8;
+        }
+        if self.table_log == 0 {
+            self.table_log = TABLE_LOG_DEFAULT;
+        }
+        if self.table_log > TABLE_LOG_MAX || self.table_log < MIN_TABLELOG {
+            return Err(Huff0Error::InvalidTableLog(self.table_log));
+        }
+        if self.clear_count && self.max_count == 0 {
+            self.count = [0; MAX_SYMBOL_VALUE + 1];
+            self.clear_count = false;
+        }
+        self.out.clear();
+        self.out_table = None;
+        self.out_data = None;
+        self.nodes.resize(HUFF_NODES_LEN + 1, NodeElt::default());
+        self.src_len = input.len();
+        Ok(())
+    }
+
+    /// `minSize`: the Shannon limit of the histogram of `total` symbols in
+    /// bytes (Go's float arithmetic, `math.Log2` included, to the bit).
+    pub(crate) fn min_size(&self, total: usize) -> usize {
+        let mut nb_bits = 7f64;
+        let f_total = total as f64;
+        for &v in &self.count[..usize::from(self.symbol_len)] {
+            let n = f64::from(v);
+            if n > 0.0 {
+                nb_bits += go_math::log2(f_total / n) * n;
+            }
+        }
+        (nb_bits as i64 >> 3) as usize
+    }
+}
+
+/// Go's `math.Log2` and `math.Log` (the portable algorithm, which Go's amd64
+/// assembly follows), so that [`Scratch::min_size`] rounds as Go does.
+mod go_math {
+    /// `math.Log2`.
+    pub(super) fn log2(x: f64) -> f64 {
+        let (frac, exp) = frexp(x);
+        // Make sure exact powers of two give an exact answer.
+        if frac == 0.5 {
+            return f64::from(exp - 1);
+        }
+        // Go's constant `1/Ln2` is log2(e), rounded once.
+        log(frac) * std::f64::consts::LOG2_E + f64::from(exp)
+    }
+
+    /// `math.Frexp` for the finite positive values `log2` gets.
+    fn frexp(f: f64) -> (f64, i32) {
+        if f == 0.0 || f.is_infinite() || f.is_nan() {
+            return (f, 0);
+        }
+        let (mut f, mut exp) = (f, 0i32);
+        // Normalize subnormals.
+        if f.abs() < f64::MIN_POSITIVE {
+            f *= (1u64 << 52) as f64;
+            exp = -52;
+        }
+        let mut x = f.to_bits();
+        exp += ((x >> 52) & 0x7ff) as i32 - 1022;
+        x &= !(0x7ffu64 << 52);
+        x |= 1022u64 << 52;
+        (f64::from_bits(x), exp)
+    }
+
+    /// `math.log` (FreeBSD's `e_log.c` as Go transcribes it; the constants
+    /// by their bits, as Go's source notes them).
+    fn log(x: f64) -> f64 {
+        const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 6.93147180369123816490e-01
+        const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // 1.90821492927058770002e-10
+        const L1: f64 = f64::from_bits(0x3fe5_5555_5555_5593); // 6.666666666666735130e-01
+        const L2: f64 = f64::from_bits(0x3fd9_9999_9997_fa04); // 3.999999999940941908e-01
+        const L3: f64 = f64::from_bits(0x3fd2_4924_9422_9359); // 2.857142874366239149e-01
+        const L4: f64 = f64::from_bits(0x3fcc_71c5_1d8e_78af); // 2.222219843214978396e-01
+        const L5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de); // 1.818357216161805012e-01
+        const L6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f); // 1.531383769920937332e-01
+        const L7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244); // 1.479819860511658591e-01
+
+        if x.is_nan() || x.is_infinite() && x > 0.0 {
+            return x;
+        }
+        if x < 0.0 {
+            return f64::NAN;
+        }
+        if x == 0.0 {
+            return f64::NEG_INFINITY;
+        }
+
+        let (mut f1, mut ki) = frexp(x);
+        if f1 < std::f64::consts::SQRT_2 / 2.0 {
+            f1 *= 2.0;
+            ki -= 1;
+        }
+        let f = f1 - 1.0;
+        let k = f64::from(ki);
+
+        let s = f / (2.0 + f);
+        let s2 = s * s;
+        let s4 = s2 * s2;
+        let t1 = s2 * (L1 + s4 * (L3 + s4 * (L5 + s4 * L7)));
+        let t2 = s4 * (L2 + s4 * (L4 + s4 * L6));
+        let r = t1 + t2;
+        let hfsq = 0.5 * f * f;
+        k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f)
+    }
+}
