@@ -528,6 +528,8 @@ impl BestFastEncoder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::block::BlockRules;
+    use super::super::encoder::ZstdVersion;
     use super::*;
     use crate::test_inputs::{binaries_tar, mixed};
 
@@ -572,7 +574,7 @@ mod tests {
         cur_below_reset: Option<u32>,
     ) -> (Vec<u8>, i32) {
         let mut enc = BestFastEncoder::new(window, false);
-        let mut blk = BlockEnc::new();
+        let mut blk = BlockEnc::new(BlockRules::of(ZstdVersion::V1_15_12));
         let reset = |enc: &mut BestFastEncoder, blk: &mut BlockEnc| {
             blk.reset(None);
             blk.init_new_encode();
@@ -718,6 +720,8 @@ mod tests {
 
 #[cfg(test)]
 mod bench {
+    use super::super::block::BlockRules;
+    use super::super::encoder::ZstdVersion;
     use super::*;
     use crate::test_inputs::binaries_tar;
 
@@ -728,7 +732,7 @@ mod bench {
     fn matcher_speed_on_real_tar() {
         let tar = binaries_tar(48 << 20, 4 << 20, |_| {});
         let mut enc = BestFastEncoder::new(32 << 20, false);
-        let mut blk = BlockEnc::new();
+        let mut blk = BlockEnc::new(BlockRules::of(ZstdVersion::V1_15_12));
         blk.init_new_encode();
         enc.reset();
         let start = std::time::Instant::now();

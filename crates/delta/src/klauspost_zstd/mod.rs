@@ -13,6 +13,7 @@
 //!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
+mod best;
 pub(crate) mod bit_writer;
 mod block;
 mod dfast;
@@ -32,6 +33,7 @@ mod huff0_tests;
 #[cfg(test)]
 mod reference;
 mod seq;
+mod shannon;
 #[cfg(test)]
 mod tests;
 mod xxhash;
