@@ -332,9 +332,15 @@ impl BestFastEncoder {
                 let candidate_l2 = long_table[hash_long(cv2)];
 
                 // Short at s+1.
-                best = sc.best_of(best, sc.match_at(candidate_s.offset - cur, s, cv as u32, -1));
+                best = sc.best_of(
+                    best,
+                    sc.match_at(candidate_s.offset - cur, s, cv as u32, -1),
+                );
                 // Long at s+1, s+2.
-                best = sc.best_of(best, sc.match_at(candidate_l.offset - cur, s, cv as u32, -1));
+                best = sc.best_of(
+                    best,
+                    sc.match_at(candidate_l.offset - cur, s, cv as u32, -1),
+                );
                 best = sc.best_of(best, sc.match_at(candidate_l.prev - cur, s, cv as u32, -1));
                 best = sc.best_of(
                     best,
@@ -660,7 +666,13 @@ mod tests {
         check("mixed", WINDOW, Path::Hist, &frames, &text);
         // A small window: offsets beyond it must be refused and the
         // history moves down often.
-        check("window 64K", 64 << 10, Path::Hist, &[blocks(full / 2, 14)], &tar);
+        check(
+            "window 64K",
+            64 << 10,
+            Path::Hist,
+            &[blocks(full / 2, 14)],
+            &tar,
+        );
     }
 
     const MAX_BLOCK: usize = super::super::enc_base::MAX_COMPRESSED_BLOCK_SIZE;
@@ -672,7 +684,17 @@ mod tests {
         let mut data = Vec::new();
         let mut frame = Vec::new();
         // Every small size, then sizes around the block, from both inputs.
-        for n in (0..40).chain([64, 100, 1000, 4095, 4096, 4097, 65_536, MAX_BLOCK - 1, MAX_BLOCK]) {
+        for n in (0..40).chain([
+            64,
+            100,
+            1000,
+            4095,
+            4096,
+            4097,
+            65_536,
+            MAX_BLOCK - 1,
+            MAX_BLOCK,
+        ]) {
             let from = if frame.len() % 2 == 0 { &tar } else { &text };
             let start = (frame.len() * 7919) % (from.len() - n);
             data.extend_from_slice(&from[start..start + n]);
@@ -710,11 +732,164 @@ mod tests {
         let data = &tar[..12 * MAX_BLOCK];
         let window = 256 << 10;
         let (plain, _) = rust_seqs(window, Path::Hist, &frames, data, None);
-        let (rebased, cur) =
-            rust_seqs(window, Path::Hist, &frames, data, Some(3 * MAX_BLOCK as u32));
+        let (rebased, cur) = rust_seqs(
+            window,
+            Path::Hist,
+            &frames,
+            data,
+            Some(3 * MAX_BLOCK as u32),
+        );
         assert!(cur < 4 << 20, "cur {cur} was not rebased");
         assert!(plain == rebased, "rebasing changed the sequences");
         assert!(plain == go_seqs(window, Path::Hist, &frames, data));
+    }
+}
+
+/// The whole encoder at zstd level 10 (what Debian's skopeo 1.9.3 writes
+/// zstd:chunked layers with) against `scripts/kzstd -level=10`: every
+/// output byte (sequences, which show where a difference starts, are
+/// compared matcher-only in `tests` above, and here at the window edges).
+#[cfg(test)]
+mod level10 {
+    use super::super::tests::{Feed, assert_same_bytes, assert_same_sequences, random};
+    use crate::test_inputs::{binaries_tar, mixed};
+
+    const BLOCK: usize = 128 << 10;
+
+    fn feed() -> Feed {
+        Feed {
+            level: 10,
+            ..Feed::default()
+        }
+    }
+
+    #[test]
+    fn small_inputs_and_block_edges_match_go() {
+        // Up to one block: EncodeAll (one segment, no history); above: the
+        // stream, with history across blocks.
+        for n in [0, 1, 15, 16, 17, 31, 32, 33, 100, 1024, 1025, 5000] {
+            assert_same_bytes(&format!("mixed({n})"), &feed(), &mixed(n, 1));
+        }
+        for n in [
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            2 * BLOCK - 1,
+            2 * BLOCK,
+            2 * BLOCK + 1,
+        ] {
+            assert_same_bytes(&format!("mixed({n})"), &feed(), &mixed(n, 2));
+        }
+    }
+
+    #[test]
+    fn real_binaries_match_go() {
+        let tar = binaries_tar(3 << 20, usize::MAX, |_| {});
+        assert!(tar.len() > 2 << 20, "too little in /usr/bin");
+        assert_same_bytes("tar of /usr/bin", &feed(), &tar);
+    }
+
+    #[test]
+    fn content_kinds_match_go() {
+        let skewed: Vec<u8> = random(2 * BLOCK + 500, 8).iter().map(|b| b % 16).collect();
+        let text: Vec<u8> = b"abcdefghijklmnopqrstuvwxyz0123456789"
+            .iter()
+            .copied()
+            .cycle()
+            .take(2 * BLOCK + 99)
+            .collect();
+        for (what, plain) in [
+            ("random", random(3 * BLOCK + 10, 7)),
+            ("zeros", vec![0u8; 3 * BLOCK + 7]),
+            ("repeating text", text),
+            ("skewed", skewed),
+        ] {
+            assert_same_bytes(what, &feed(), &plain);
+        }
+    }
+
+    #[test]
+    fn chunked_frames_and_write_sizes_match_go() {
+        // zstd:chunked: a frame per file, most of one block (EncodeAll),
+        // some longer (the stream). Every Reset moves `cur` on by the 32
+        // MiB window, so after ~48 frames both matchers pass the rebase
+        // line and clear their tables.
+        let tar = binaries_tar(3 << 20, usize::MAX, |_| {});
+        let frames: Vec<usize> = (0..140)
+            .map(|i| match i % 7 {
+                0 => 0,
+                1 => 3 * BLOCK + i,
+                2 => BLOCK,
+                _ => 50 + i * 97,
+            })
+            .collect();
+        let chunked = Feed {
+            frames: frames.clone(),
+            ..feed()
+        };
+        assert_same_bytes("140 frames", &chunked, &tar);
+        // Write calls of any size and Flush give the same frames as
+        // io.Copy (ReadFrom).
+        let plain = mixed(900_000, 3);
+        let frames = vec![0, 1, 1000, 70_000, BLOCK, BLOCK + 1, 5, 0, 17, 33];
+        for (write, flush) in [(1000, 0), (77_777, 100_000)] {
+            let feed = Feed {
+                frames: frames.clone(),
+                write,
+                flush,
+                ..feed()
+            };
+            assert_same_bytes("frames", &feed, &plain);
+        }
+    }
+
+    #[test]
+    fn the_window_edges_match_go() {
+        // A 64 KiB window (WithWindowSize after the level, as Go applies
+        // options in order): the history moves down every 960 KiB and
+        // matches reach just within and just beyond the window.
+        let mut plain = random(200_000, 11);
+        plain.extend_from_within(..100_000);
+        plain.extend_from_within(60_000..140_000);
+        plain.extend(mixed(1_500_000, 12));
+        plain.extend_from_within(1_000_000..1_100_000);
+        let feed = Feed {
+            window: 1 << 16,
+            ..feed()
+        };
+        assert_same_sequences("window edges", &feed, &plain);
+        assert_same_bytes("window edges", &feed, &plain);
+    }
+
+    #[test]
+    fn best_is_modelled_for_1_15_12_only() {
+        use super::super::encoder::{EncoderOptions, Level, ZstdVersion};
+        // 1.15.13 changed the matcher's choices: no later release's
+        // SpeedBestCompression bytes can be promised.
+        for version in ZstdVersion::ALL {
+            let options = EncoderOptions::for_version(version).with_level(Level::Best);
+            assert_eq!(
+                options.is_ok(),
+                version == ZstdVersion::V1_15_12,
+                "{version:?}"
+            );
+        }
+        // The level's window unless one was set before, as Go applies
+        // options in order.
+        let o = EncoderOptions::default().with_level(Level::Best).unwrap();
+        assert_eq!(o.window_size, 32 << 20);
+        let o = EncoderOptions::default().with_window_size(1 << 20).unwrap();
+        assert_eq!(o.with_level(Level::Best).unwrap().window_size, 1 << 20);
+    }
+
+    #[test]
+    fn stream_frames_declare_a_32_mib_window() {
+        // Frame header descriptor 0x78 (2^(10 + 15) * 1 = 32 MiB), as
+        // skopeo 1.9.3's zstd:chunked layers carry it.
+        let out = super::super::tests::ours(&feed(), &mixed(3 * BLOCK, 5)).0;
+        assert_eq!(&out[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+        assert_eq!(out[4] & 0x20, 0, "not single-segment");
+        assert_eq!(out[5], 0x78);
     }
 }
 
@@ -749,9 +924,16 @@ mod bench {
             tar.len() as f64 / secs / 1e6
         );
         // Go's, through kzstd-best (its dump included).
-        let frames = vec![tar.chunks(128 << 10).map(|c| c.len().to_string()).collect::<Vec<_>>()];
+        let frames = vec![
+            tar.chunks(128 << 10)
+                .map(|c| c.len().to_string())
+                .collect::<Vec<_>>(),
+        ];
         let start = std::time::Instant::now();
-        tender_test_support::kzstd_best_with(&["seqs", "33554432", "hist", &frames[0].join(",")], &tar);
+        tender_test_support::kzstd_best_with(
+            &["seqs", "33554432", "hist", &frames[0].join(",")],
+            &tar,
+        );
         let secs = start.elapsed().as_secs_f64();
         eprintln!("Go's matcher: {:.1} MB/s", tar.len() as f64 / secs / 1e6);
     }

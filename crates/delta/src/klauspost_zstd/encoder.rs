@@ -15,9 +15,9 @@
 use std::io::{self, Read, Write};
 
 use super::block::{BlockEnc, BlockError, BlockRules};
-use super::dfast::DoubleFastEncoder;
 use super::enc_base::{MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
 use super::frame::FrameHeader;
+use super::matcher::LevelEncoder;
 
 /// Which klauspost/compress release's bytes to write. `SpeedDefault`'s
 /// output changed in four releases after 1.15.12 (diffed through 1.19.1;
@@ -53,6 +53,11 @@ pub(crate) enum Level {
     /// `SpeedDefault` (`EncoderLevelFromZstd` of 3 to 5): the double-fast
     /// matcher.
     Default,
+    /// `SpeedBestCompression` (`EncoderLevelFromZstd` of 10 and above):
+    /// two chained hash tables and matches chosen by estimated cost
+    /// (`best`). Debian's skopeo 1.9.3 writes zstd:chunked at level 10.
+    /// Ported as 1.15.12 writes it only: 1.15.13 changed its bytes.
+    Best,
 }
 
 /// `encoderOptions`, as `NewWriter` and `WithEncoderLevel` set them.
@@ -72,6 +77,9 @@ pub(crate) struct EncoderOptions {
     /// `WithAllLitEntropyCompression`: Huffman-code blocks that are all
     /// literals.
     pub(crate) all_lit_entropy: bool,
+    /// `customWindow`: `with_window_size` was called, so `with_level`
+    /// keeps the window.
+    custom_window: bool,
 }
 
 impl Default for EncoderOptions {
@@ -97,6 +105,7 @@ impl EncoderOptions {
             // Since 1.16.4 only levels above SpeedDefault Huffman-code
             // blocks without matches.
             all_lit_entropy: version < ZstdVersion::V1_16_4,
+            custom_window: false,
         }
     }
 
@@ -110,20 +119,49 @@ impl EncoderOptions {
             ));
         }
         self.window_size = n;
+        self.custom_window = true;
         self.block_size = self.block_size.min(n as usize);
         Ok(self)
     }
 
-    fn matcher(&self) -> Box<DoubleFastEncoder> {
-        match self.level {
-            Level::Default => Box::new(DoubleFastEncoder::new(self.window_size as i32, false)),
+    /// `WithEncoderLevel`: the level and its window (8 MiB for
+    /// `SpeedDefault`, 32 MiB for `SpeedBestCompression`) unless
+    /// `with_window_size` set one before. `SpeedBestCompression` exists
+    /// for 1.15.12 only (its matcher changed in 1.15.13, 1.16.1, 1.16.4,
+    /// 1.17.2, 1.17.3, 1.17.6 and 1.17.8).
+    pub(crate) fn with_level(mut self, level: Level) -> io::Result<Self> {
+        if level == Level::Best && self.version != ZstdVersion::V1_15_12 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "zstd SpeedBestCompression is modelled as klauspost/compress 1.15.12 \
+                     writes it only, not {:?}",
+                    self.version
+                ),
+            ));
         }
+        self.level = level;
+        if !self.custom_window {
+            self.window_size = match level {
+                Level::Default => 8 << 20,
+                Level::Best => 32 << 20,
+            };
+        }
+        Ok(self)
+    }
+
+    fn matcher(&self) -> Box<LevelEncoder> {
+        Box::new(LevelEncoder::new(
+            self.level,
+            self.window_size as i32,
+            false,
+        ))
     }
 }
 
 /// A matcher and the block it fills (Go's encoder with its `blk`).
 struct Matcher {
-    enc: Box<DoubleFastEncoder>,
+    enc: Box<LevelEncoder>,
     blk: BlockEnc,
 }
 
@@ -233,7 +271,11 @@ impl<W: Write> ZstdEncoder<W> {
                 }
             };
             if self.o.crc {
-                self.stream.enc.base.crc.write(&buf[filled..filled + n]);
+                self.stream
+                    .enc
+                    .base_mut()
+                    .crc
+                    .write(&buf[filled..filled + n]);
             }
             filled += n;
             total += n as u64;
@@ -255,7 +297,7 @@ impl<W: Write> ZstdEncoder<W> {
 
     fn add(&mut self, p: &[u8]) {
         if self.o.crc {
-            self.stream.enc.base.crc.write(p);
+            self.stream.enc.base_mut().crc.write(p);
         }
         self.filling.extend_from_slice(p);
     }
@@ -277,7 +319,7 @@ impl<W: Write> ZstdEncoder<W> {
         }
         if self.o.crc {
             let mut crc = Vec::with_capacity(4);
-            self.stream.enc.base.append_crc(&mut crc);
+            self.stream.enc.base().append_crc(&mut crc);
             self.out.write_all(&crc)?;
         }
         Ok(())
@@ -316,7 +358,7 @@ impl<W: Write> ZstdEncoder<W> {
             let mut header = Vec::with_capacity(14);
             FrameHeader {
                 content_size: 0,
-                window_size: self.stream.enc.base.window_size(0) as u32,
+                window_size: self.stream.enc.base().window_size(0) as u32,
                 single_segment: false,
                 checksum: self.o.crc,
             }
@@ -376,7 +418,7 @@ impl<W: Write> ZstdEncoder<W> {
         let single = src.len() <= o.window_size as usize && src.len() > MIN_WINDOW_SIZE as usize;
         FrameHeader {
             content_size: src.len() as u64,
-            window_size: m.enc.base.window_size(src.len() as i64) as u32,
+            window_size: m.enc.base().window_size(src.len() as i64) as u32,
             single_segment: single,
             checksum: o.crc,
         }
@@ -386,7 +428,7 @@ impl<W: Write> ZstdEncoder<W> {
         let blk = &mut m.blk;
         if src.len() <= o.block_size {
             if o.crc {
-                m.enc.base.crc.write(src);
+                m.enc.base_mut().crc.write(src);
             }
             blk.last = true;
             m.enc.encode_no_hist(blk, src);
@@ -414,7 +456,7 @@ impl<W: Write> ZstdEncoder<W> {
         } else {
             for (i, todo) in src.chunks(o.block_size).enumerate() {
                 if o.crc {
-                    m.enc.base.crc.write(todo);
+                    m.enc.base_mut().crc.write(todo);
                 }
                 blk.push_offsets();
                 m.enc.encode(blk, todo);
@@ -442,7 +484,7 @@ impl<W: Write> ZstdEncoder<W> {
             }
         }
         if o.crc {
-            m.enc.base.append_crc(dst);
+            m.enc.base().append_crc(dst);
         }
     }
 }

@@ -11,6 +11,11 @@
 //! `xxhash` (the content checksum) and `encoder` (`encoder.go`,
 //! `encoder_options.go`).
 //!
+//! `SpeedBestCompression` (zstd level 10 and above; Debian's skopeo 1.9.3
+//! writes zstd:chunked at 10), as 1.15.12 writes it only: `best`
+//! (`enc_best.go`) with `shannon` (its literal cost); `matcher` holds the
+//! level's matcher for `encoder`.
+//!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
 mod best;
@@ -30,6 +35,7 @@ pub(crate) mod fse_table;
 pub(crate) mod huff0;
 #[cfg(test)]
 mod huff0_tests;
+mod matcher;
 #[cfg(test)]
 mod reference;
 mod seq;

@@ -83,8 +83,14 @@ mod tests {
     #[test]
     fn constants_are_gos() {
         // Go's 1/Ln2 and Sqrt2/2 as float64 bits (printed by Go 1.19).
-        assert_eq!((1.0 / std::f64::consts::LN_2).to_bits(), 0x3ff7_1547_652b_82fe);
-        assert_eq!((std::f64::consts::SQRT_2 / 2.0).to_bits(), 0x3fe6_a09e_667f_3bcd);
+        assert_eq!(
+            (1.0 / std::f64::consts::LN_2).to_bits(),
+            0x3ff7_1547_652b_82fe
+        );
+        assert_eq!(
+            (std::f64::consts::SQRT_2 / 2.0).to_bits(),
+            0x3fe6_a09e_667f_3bcd
+        );
         assert_eq!(go_log2(0.25), -2.0);
         assert_eq!(frexp(3.0), (0.75, 2));
     }
@@ -100,8 +106,8 @@ mod tests {
         let mut lengths = Vec::new();
         let (mut at, mut i) = (0, 0usize);
         while at < data.len() {
-            let n = [0, 1, 2, 15, 16, 17, 100, 999, 4096, 65_536, 131_072][i % 11]
-                + (i * 7919) % 313;
+            let n =
+                [0, 1, 2, 15, 16, 17, 100, 999, 4096, 65_536, 131_072][i % 11] + (i * 7919) % 313;
             let n = n.min(data.len() - at);
             lengths.push(n);
             at += n;

@@ -6,25 +6,31 @@ use std::io::Read;
 
 use tender_test_support::{kzstd_as, kzstd_dump, kzstd_with};
 
-use super::encoder::{EncoderOptions, ZstdEncoder, ZstdVersion};
+use super::encoder::{EncoderOptions, Level, ZstdEncoder, ZstdVersion};
 use crate::test_inputs::{binaries_tar, mixed};
 
 /// How the input reaches both encoders.
 #[derive(Clone, Default)]
-struct Feed {
+pub(super) struct Feed {
+    /// The zstd level `EncoderLevelFromZstd` maps (0: SpeedDefault; 10
+    /// and above: SpeedBestCompression).
+    pub(super) level: u32,
     /// Lengths of the frames before the last (Close + Reset after each).
-    frames: Vec<usize>,
+    pub(super) frames: Vec<usize>,
     /// `Write` calls of this many bytes (0: `io.Copy` / `ReadFrom`).
-    write: usize,
+    pub(super) write: usize,
     /// `Flush` after every this many bytes (0: never).
-    flush: usize,
+    pub(super) flush: usize,
     /// `WithWindowSize` (0: the default).
-    window: u32,
+    pub(super) window: u32,
 }
 
 impl Feed {
     fn go_args(&self) -> Vec<String> {
         let mut args = Vec::new();
+        if self.level > 0 {
+            args.push(format!("-level={}", self.level));
+        }
         if !self.frames.is_empty() {
             let list: Vec<String> = self.frames.iter().map(|n| n.to_string()).collect();
             args.push(format!("-frames={}", list.join(",")));
@@ -55,13 +61,18 @@ impl Read for Dribble<'_> {
 }
 
 /// The port's output and sequence dump, fed as scripts/kzstd feeds Go.
-fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
+pub(super) fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
     ours_as(ZstdVersion::V1_15_12, feed, plain)
 }
 
 /// As [`ours`], as klauspost/compress `version` writes.
 fn ours_as(version: ZstdVersion, feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
     let mut options = EncoderOptions::for_version(version);
+    match feed.level {
+        0 | 3..=5 => {}
+        10.. => options = options.with_level(Level::Best).unwrap(),
+        n => panic!("zstd level {n} is not ported"),
+    }
     if feed.window > 0 {
         options = options.with_window_size(feed.window).unwrap();
     }
@@ -103,7 +114,7 @@ fn ours_as(version: ZstdVersion, feed: &Feed, plain: &[u8]) -> (Vec<u8>, String)
 
 /// Asserts the port finds exactly the sequences Go finds, block by block.
 #[track_caller]
-fn assert_same_sequences(what: &str, feed: &Feed, plain: &[u8]) {
+pub(super) fn assert_same_sequences(what: &str, feed: &Feed, plain: &[u8]) {
     let args = feed.go_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, go) = kzstd_dump(&args, plain);
@@ -134,7 +145,7 @@ fn assert_same_sequences(what: &str, feed: &Feed, plain: &[u8]) {
     );
 }
 
-fn random(n: usize, seed: u64) -> Vec<u8> {
+pub(super) fn random(n: usize, seed: u64) -> Vec<u8> {
     let mut state = seed;
     (0..n)
         .map(|_| {
@@ -234,7 +245,7 @@ fn assert_same_bytes_as(version: ZstdVersion, what: &str, feed: &Feed, plain: &[
 }
 
 #[track_caller]
-fn assert_same_bytes(what: &str, feed: &Feed, plain: &[u8]) {
+pub(super) fn assert_same_bytes(what: &str, feed: &Feed, plain: &[u8]) {
     assert_same_bytes_as(ZstdVersion::V1_15_12, what, feed, plain);
 }
 
