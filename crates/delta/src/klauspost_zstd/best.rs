@@ -895,46 +895,48 @@ mod level10 {
 
 #[cfg(test)]
 mod bench {
-    use super::super::block::BlockRules;
-    use super::super::encoder::ZstdVersion;
-    use super::*;
+    use super::super::encoder::{EncoderOptions, Level, ZstdEncoder};
     use crate::test_inputs::binaries_tar;
 
-    /// Release-mode speed of the matcher alone on a tar of real binaries:
+    /// Release-mode speed at level 10 on a tar of real binaries, the
+    /// matcher alone and the whole encoder, against Go's encoder
+    /// (`scripts/kzstd -level=10`, process start included):
     /// `cargo test --release -p tender-delta best::bench -- --ignored --nocapture`.
     #[test]
-    #[ignore]
-    fn matcher_speed_on_real_tar() {
-        let tar = binaries_tar(48 << 20, 4 << 20, |_| {});
-        let mut enc = BestFastEncoder::new(32 << 20, false);
-        let mut blk = BlockEnc::new(BlockRules::of(ZstdVersion::V1_15_12));
-        blk.init_new_encode();
-        enc.reset();
+    #[ignore = "a measurement, not a check"]
+    fn speed_on_real_binaries() {
+        let tar = binaries_tar(48 << 20, usize::MAX, |_| {});
+        let mb = tar.len() as f64 / 1e6;
+        let options = EncoderOptions::default().with_level(Level::Best).unwrap();
+
         let start = std::time::Instant::now();
-        let mut sequences = 0;
+        let mut m = super::super::matcher::LevelEncoder::new(Level::Best, 32 << 20, false);
+        let mut blk = super::super::block::BlockEnc::new(super::super::block::BlockRules::of(
+            options.version,
+        ));
+        blk.init_new_encode();
         for block in tar.chunks(128 << 10) {
             blk.reset(None);
-            enc.encode(&mut blk, block);
-            sequences += blk.sequences.len();
+            m.encode(&mut blk, block);
         }
-        let secs = start.elapsed().as_secs_f64();
-        eprintln!(
-            "best matcher: {} bytes, {sequences} sequences, {:.1} MB/s",
-            tar.len(),
-            tar.len() as f64 / secs / 1e6
-        );
-        // Go's, through kzstd-best (its dump included).
-        let frames = vec![
-            tar.chunks(128 << 10)
-                .map(|c| c.len().to_string())
-                .collect::<Vec<_>>(),
-        ];
+        let matcher = mb / start.elapsed().as_secs_f64();
+
         let start = std::time::Instant::now();
-        tender_test_support::kzstd_best_with(
-            &["seqs", "33554432", "hist", &frames[0].join(",")],
-            &tar,
+        let mut e = ZstdEncoder::new(Vec::with_capacity(tar.len()), &options);
+        e.read_from(&mut &tar[..]).unwrap();
+        e.close().unwrap();
+        let out = e.into_inner();
+        let whole = mb / start.elapsed().as_secs_f64();
+
+        let start = std::time::Instant::now();
+        let go = tender_test_support::kzstd_with(&["-level=10"], &tar);
+        let go_speed = mb / start.elapsed().as_secs_f64();
+        assert!(go == out, "not Go's bytes");
+        println!(
+            "level 10, {} bytes -> {} bytes: matcher {matcher:.1} MB/s, encoder {whole:.1} MB/s, \
+             Go's encoder {go_speed:.1} MB/s",
+            tar.len(),
+            out.len()
         );
-        let secs = start.elapsed().as_secs_f64();
-        eprintln!("Go's matcher: {:.1} MB/s", tar.len() as f64 / secs / 1e6);
     }
 }
