@@ -751,6 +751,7 @@ mod tests {
 /// compared matcher-only in `tests` above, and here at the window edges).
 #[cfg(test)]
 mod level10 {
+    use super::super::encoder::{EncoderOptions, Level, ZstdEncoder, ZstdVersion};
     use super::super::tests::{Feed, assert_same_bytes, assert_same_sequences, random};
     use crate::test_inputs::{binaries_tar, mixed};
 
@@ -862,8 +863,126 @@ mod level10 {
     }
 
     #[test]
+    fn skopeo_zstd_chunked_frames_rebuild_exactly() {
+        // Debian's skopeo 1.9.3 writes zstd:chunked (containers/storage's
+        // chunked writer) at level 10: a frame per file (Close, Reset),
+        // then the table of contents in skippable frames. Every data frame
+        // of a real layer of binaries is the port's frame of its content;
+        // a frame ending in an empty last block was flushed before Close.
+        let dir = tempfile::tempdir().unwrap();
+        let tar = binaries_tar(3 << 20, 1 << 20, |_| {});
+        let input = oci_layout(&dir.path().join("in"), &tar);
+        let out = dir.path().join("out");
+        let output = tender_test_support::skopeo(&[
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--dest-compress",
+            "--dest-compress-format",
+            "zstd:chunked",
+            &format!("oci:{}:v", input.display()),
+            &format!("oci:{}:v", out.display()),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The layer is the largest blob.
+        let blob = std::fs::read_dir(out.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .max_by_key(Vec::len)
+            .unwrap();
+        let options = EncoderOptions::default().with_level(Level::Best).unwrap();
+        let mut e = ZstdEncoder::new(Vec::new(), &options);
+        let (mut frames, mut plain_total) = (0, 0);
+        for frame in data_frames(&blob) {
+            let plain = zstd::decode_all(frame).unwrap();
+            plain_total += plain.len();
+            e.reset();
+            e.write_all(&plain).unwrap();
+            // No content size and an empty last block: flushed, then closed.
+            let flushed = frame[4] & 0xe4 == 0x04 && frame[frame.len() - 7..][..3] == [1, 0, 0];
+            if flushed {
+                e.flush().unwrap();
+            }
+            e.close().unwrap();
+            let ours = std::mem::take(e.out_mut());
+            assert!(
+                ours == frame,
+                "frame {frames} ({} bytes of plain text) differs",
+                plain.len()
+            );
+            frames += 1;
+        }
+        assert_eq!(plain_total, tar.len(), "the frames hold the whole tar");
+        assert!(frames > 100, "only {frames} frames");
+    }
+
+    /// An OCI layout at `dir` with one uncompressed layer `tar` (tag v).
+    fn oci_layout(dir: &std::path::Path, tar: &[u8]) -> std::path::PathBuf {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |data: &[u8]| {
+            let digest = tender_test_support::sha256_digest(data);
+            std::fs::write(blobs.join(&digest[7..]), data).unwrap();
+            (digest, data.len())
+        };
+        let (layer, layer_size) = put(tar);
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#
+        );
+        let (config, config_size) = put(config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":{config_size}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":{layer_size}}}]}}"#
+        );
+        let (manifest, manifest_size) = put(manifest.as_bytes());
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{manifest}","size":{manifest_size},"annotations":{{"org.opencontainers.image.ref.name":"v"}}}}]}}"#
+        );
+        std::fs::write(dir.join("index.json"), index).unwrap();
+        dir.to_path_buf()
+    }
+
+    /// The zstd frames of `blob` (skippable frames left out), each whole,
+    /// from their frame and block headers (RFC 8878 §3.1.1).
+    fn data_frames(blob: &[u8]) -> Vec<&[u8]> {
+        let mut frames = Vec::new();
+        let mut i = 0;
+        while i < blob.len() {
+            let magic = u32::from_le_bytes(blob[i..i + 4].try_into().unwrap());
+            if magic & 0xffff_fff0 == 0x184d_2a50 {
+                let size = u32::from_le_bytes(blob[i + 4..i + 8].try_into().unwrap());
+                i += 8 + size as usize;
+                continue;
+            }
+            assert_eq!(magic, 0xfd2f_b528, "not a zstd frame at {i}");
+            let start = i;
+            let fhd = blob[i + 4];
+            let single = fhd & 0x20 != 0;
+            i += 5 + usize::from(!single) + [0, 1, 2, 4][usize::from(fhd & 3)];
+            i += [usize::from(single), 2, 4, 8][usize::from(fhd >> 6)];
+            loop {
+                let h = u32::from_le_bytes([blob[i], blob[i + 1], blob[i + 2], 0]);
+                i += 3 + if (h >> 1) & 3 == 1 {
+                    1
+                } else {
+                    h as usize >> 3
+                };
+                if h & 1 == 1 {
+                    break;
+                }
+            }
+            i += if fhd & 4 != 0 { 4 } else { 0 };
+            frames.push(&blob[start..i]);
+        }
+        frames
+    }
+
+    #[test]
     fn best_is_modelled_for_1_15_12_only() {
-        use super::super::encoder::{EncoderOptions, Level, ZstdVersion};
         // 1.15.13 changed the matcher's choices: no later release's
         // SpeedBestCompression bytes can be promised.
         for version in ZstdVersion::ALL {

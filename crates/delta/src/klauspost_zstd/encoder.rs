@@ -325,6 +325,11 @@ impl<W: Write> ZstdEncoder<W> {
         Ok(())
     }
 
+    #[cfg(test)]
+    pub(crate) fn out_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     pub(crate) fn into_inner(self) -> W {
         self.out
     }
