@@ -50,15 +50,16 @@ fn frexp(x: f64) -> (f64, i32) {
 
 /// Go's `math.Log` (FreeBSD's `e_log.c`) for positive normal `x`.
 fn go_log(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.93147180369123816490e-01;
-    const LN2_LO: f64 = 1.90821492927058770002e-10;
-    const L1: f64 = 6.666666666666735130e-01;
-    const L2: f64 = 3.999999999940941908e-01;
-    const L3: f64 = 2.857142874366239149e-01;
-    const L4: f64 = 2.222219843214978396e-01;
-    const L5: f64 = 1.818357216161805012e-01;
-    const L6: f64 = 1.531383769920937332e-01;
-    const L7: f64 = 1.479819860511658591e-01;
+    // Go's constants, by their bits (as Go's log.go notes them).
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const L1: f64 = f64::from_bits(0x3fe5_5555_5555_5593);
+    const L2: f64 = f64::from_bits(0x3fd9_9999_9997_fa04);
+    const L3: f64 = f64::from_bits(0x3fd2_4924_9422_9359);
+    const L4: f64 = f64::from_bits(0x3fcc_71c5_1d8e_78af);
+    const L5: f64 = f64::from_bits(0x3fc7_4664_96cb_03de);
+    const L6: f64 = f64::from_bits(0x3fc3_9a09_d078_c69f);
+    const L7: f64 = f64::from_bits(0x3fc2_f112_df3e_5244);
     let (mut f1, mut ki) = frexp(x);
     if f1 < std::f64::consts::SQRT_2 / 2.0 {
         f1 *= 2.0;
