@@ -225,9 +225,9 @@ pub fn kzstd_dump_build() -> PathBuf {
             let gopath = repo_root().join("target/kzstd/gopath-dump");
             // The whole module: zstd imports its internal packages, which
             // GOPATH mode only allows from the same tree.
-            let module = gopath.join("src/github.com/klauspost/compress");
-            copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &module);
-            let dir = module.join("zstd");
+            let klauspost = gopath.join("src/github.com/klauspost");
+            copy_zstd_packages(&klauspost);
+            let dir = klauspost.join("compress/zstd");
             let encoder = dir.join("encoder.go");
             let code = std::fs::read_to_string(&encoder).expect("reading encoder.go");
             let mut patched = code.clone();
@@ -291,14 +291,14 @@ pub fn kzstd_version(version: &str) -> PathBuf {
         .position(|v| *v == version)
         .unwrap_or_else(|| panic!("klauspost/compress {version} is not modelled"));
     let gopath = repo_root().join(format!("target/kzstd/gopath-{version}"));
-    let module = gopath.join("src/github.com/klauspost/compress");
-    copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &module);
+    let klauspost = gopath.join("src/github.com/klauspost");
+    copy_zstd_packages(&klauspost);
     for (release, file, old, new) in KZSTD_HUNKS {
         let index = KZSTD_VERSIONS.iter().position(|v| v == release).unwrap();
         if index > upto {
             continue;
         }
-        let path = module.join("zstd").join(file);
+        let path = klauspost.join("compress/zstd").join(file);
         let code = std::fs::read_to_string(&path).expect("reading the zstd sources");
         let count = code.matches(old).count();
         assert!(
@@ -419,21 +419,20 @@ func dumpSeqs(blk *blockEnc) {
 }
 "#;
 
-/// Copies the Go sources (not tests or test data) under `from` to `to`.
-fn copy_go_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("creating the GOPATH copy");
-    let entries = std::fs::read_dir(from)
-        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/install-deps.sh", from.display()));
-    for entry in entries {
-        let path = entry.expect("listing Go sources").path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if path.is_dir() {
-            if name != "testdata" {
-                copy_go_tree(&path, &to.join(&name));
-            }
-        } else if (name.ends_with(".go") || name.ends_with(".s")) && !name.ends_with("_test.go") {
-            std::fs::copy(&path, to.join(&name)).expect("copying Go sources");
-        }
+/// Copies Debian's zstd package and what it imports from its module to
+/// `klauspost` (a GOPATH's `src/github.com/klauspost`): Go refuses internal
+/// packages from another GOPATH entry, so a patched zstd needs them beside
+/// it.
+fn copy_zstd_packages(klauspost: &Path) {
+    for package in [
+        "compress",
+        "compress/internal/cpuinfo",
+        "compress/internal/snapref",
+        "compress/fse",
+        "compress/huff0",
+        "compress/zstd",
+    ] {
+        copy_go_package(package, &klauspost.join(package));
     }
 }
 
@@ -513,11 +512,11 @@ pub fn kzstd_best() -> PathBuf {
         .get_or_init(|| {
             let root = repo_root();
             let gopath = root.join("target/kzstd-best/gopath");
-            let module = gopath.join("src/github.com/klauspost/compress");
-            copy_go_tree(std::path::Path::new(&format!("{GOCODE}/compress")), &module);
+            let klauspost = gopath.join("src/github.com/klauspost");
+            copy_zstd_packages(&klauspost);
             std::fs::copy(
                 root.join("scripts/kzstd-best/export/export_best.go"),
-                module.join("zstd/export_best.go"),
+                klauspost.join("compress/zstd/export_best.go"),
             )
             .expect("copying export_best.go");
             build_go(

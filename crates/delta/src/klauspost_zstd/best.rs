@@ -759,7 +759,7 @@ mod level10 {
 
     fn feed() -> Feed {
         Feed {
-            level: 10,
+            best: true,
             ..Feed::default()
         }
     }
@@ -894,7 +894,7 @@ mod level10 {
             .map(|e| std::fs::read(e.unwrap().path()).unwrap())
             .max_by_key(Vec::len)
             .unwrap();
-        let options = EncoderOptions::default().with_level(Level::Best).unwrap();
+        let options = EncoderOptions::new(ZstdVersion::V1_15_12, Level::Best);
         let mut e = ZstdEncoder::new(Vec::new(), &options);
         let (mut frames, mut plain_total) = (0, 0);
         for frame in data_frames(&blob) {
@@ -986,19 +986,19 @@ mod level10 {
         // 1.15.13 changed the matcher's choices: no later release's
         // SpeedBestCompression bytes can be promised.
         for version in ZstdVersion::ALL {
-            let options = EncoderOptions::for_version(version).with_level(Level::Best);
             assert_eq!(
-                options.is_ok(),
+                Level::Best.modelled_in(version),
                 version == ZstdVersion::V1_15_12,
                 "{version:?}"
             );
         }
-        // The level's window unless one was set before, as Go applies
-        // options in order.
-        let o = EncoderOptions::default().with_level(Level::Best).unwrap();
+        let refused =
+            std::panic::catch_unwind(|| EncoderOptions::new(ZstdVersion::V1_16_4, Level::Best));
+        assert!(refused.is_err(), "an unmodelled release was accepted");
+        // WithEncoderLevel's window, unless WithWindowSize follows.
+        let o = EncoderOptions::new(ZstdVersion::V1_15_12, Level::Best);
         assert_eq!(o.window_size, 32 << 20);
-        let o = EncoderOptions::default().with_window_size(1 << 20).unwrap();
-        assert_eq!(o.with_level(Level::Best).unwrap().window_size, 1 << 20);
+        assert_eq!(o.with_window_size(1 << 20).unwrap().window_size, 1 << 20);
     }
 
     #[test]
@@ -1014,7 +1014,9 @@ mod level10 {
 
 #[cfg(test)]
 mod bench {
-    use super::super::encoder::{EncoderOptions, Level, ZstdEncoder};
+    use super::super::block::{BlockEnc, BlockRules};
+    use super::super::encoder::{EncoderOptions, Level, ZstdEncoder, ZstdVersion};
+    use super::BestFastEncoder;
     use crate::test_inputs::binaries_tar;
 
     /// Release-mode speed at level 10 on a tar of real binaries, the
@@ -1026,14 +1028,13 @@ mod bench {
     fn speed_on_real_binaries() {
         let tar = binaries_tar(48 << 20, usize::MAX, |_| {});
         let mb = tar.len() as f64 / 1e6;
-        let options = EncoderOptions::default().with_level(Level::Best).unwrap();
+        let options = EncoderOptions::new(ZstdVersion::V1_15_12, Level::Best);
 
         let start = std::time::Instant::now();
-        let mut m = super::super::matcher::LevelEncoder::new(Level::Best, 32 << 20, false);
-        let mut blk = super::super::block::BlockEnc::new(super::super::block::BlockRules::of(
-            options.version,
-        ));
+        let mut m = BestFastEncoder::new(32 << 20, false);
+        let mut blk = BlockEnc::new(BlockRules::of(options.version));
         blk.init_new_encode();
+        m.reset();
         for block in tar.chunks(128 << 10) {
             blk.reset(None);
             m.encode(&mut blk, block);

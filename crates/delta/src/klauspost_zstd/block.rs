@@ -244,12 +244,10 @@ impl BlockEnc {
         }
     }
 
-    /// `pushOffsets`.
-    pub(super) fn push_offsets(&mut self) {
-        self.prev_recent_offsets = self.recent_offsets;
-    }
-
-    /// `popOffsets`.
+    /// `popOffsets`: back to the offsets `pushOffsets` saved. Go pushes
+    /// only in `EncodeAll` of several blocks, which the stream never uses,
+    /// so here they are zeros; the matchers never read the offsets a block
+    /// starts with before replacing them.
     pub(super) fn pop_offsets(&mut self) {
         self.recent_offsets = self.prev_recent_offsets;
     }

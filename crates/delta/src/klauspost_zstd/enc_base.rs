@@ -86,7 +86,8 @@ impl FastBase {
         }
         let block = MAX_COMPRESSED_BLOCK_SIZE as i32;
         let mut l = self.max_match_off;
-        if (self.low_mem && self.max_match_off > block) || self.max_match_off <= block {
+        // Go: `(lowMem && maxMatchOff > block) || maxMatchOff <= block`.
+        if self.low_mem || self.max_match_off <= block {
             l += block;
         } else {
             l += self.max_match_off;

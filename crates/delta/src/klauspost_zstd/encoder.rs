@@ -10,14 +10,24 @@
 //! from block to block in order; the bytes are those of the one-goroutine
 //! path ported here, which the tests check against both.
 //!
+//! Memory: Go's history buffer (room for two windows: 16 MiB at
+//! `SpeedDefault`), the matcher's hash tables (1.25 MiB), block buffers
+//! (about 0.5 MiB), and a second matcher's tables for frames of one block.
+//! Input is never held beyond the window.
+//!
+//! Not `io::Write` on purpose: `flush` changes the bytes (it ends a block
+//! early), so it is called only where Go's caller calls `Flush`.
+//!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
 use std::io::{self, Read, Write};
 
+use super::best::BestFastEncoder;
 use super::block::{BlockEnc, BlockError, BlockRules};
-use super::enc_base::{MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
+use super::dfast::DoubleFastEncoder;
+use super::enc_base::{FastBase, MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
+use super::fast::FastEncoder;
 use super::frame::FrameHeader;
-use super::matcher::LevelEncoder;
 
 /// Which klauspost/compress release's bytes to write. `SpeedDefault`'s
 /// output changed in four releases after 1.15.12 (diffed through 1.19.1;
@@ -50,14 +60,25 @@ impl ZstdVersion {
 /// `EncoderLevel`: the ported ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Level {
+    /// `SpeedFastest` (`EncoderLevelFromZstd` below 3): the fast matcher,
+    /// a 4 MiB window and 64 KiB blocks.
+    Fastest,
     /// `SpeedDefault` (`EncoderLevelFromZstd` of 3 to 5): the double-fast
     /// matcher.
     Default,
     /// `SpeedBestCompression` (`EncoderLevelFromZstd` of 10 and above):
-    /// two chained hash tables and matches chosen by estimated cost
-    /// (`best`). Debian's skopeo 1.9.3 writes zstd:chunked at level 10.
-    /// Ported as 1.15.12 writes it only: 1.15.13 changed its bytes.
+    /// two chained hash tables and matches chosen by estimated cost, a 32
+    /// MiB window. Debian's skopeo 1.9.3 writes zstd:chunked at level 10.
     Best,
+}
+
+impl Level {
+    /// Whether the port writes this level's bytes as `version` does.
+    /// `SpeedBestCompression` is 1.15.12's only: its matcher changed the
+    /// bytes in 1.15.13, 1.16.1, 1.16.4, 1.17.2, 1.17.3, 1.17.6 and 1.17.8.
+    pub(crate) fn modelled_in(self, version: ZstdVersion) -> bool {
+        self != Level::Best || version == ZstdVersion::V1_15_12
+    }
 }
 
 /// `encoderOptions`, as `NewWriter` and `WithEncoderLevel` set them.
@@ -77,35 +98,45 @@ pub(crate) struct EncoderOptions {
     /// `WithAllLitEntropyCompression`: Huffman-code blocks that are all
     /// literals.
     pub(crate) all_lit_entropy: bool,
-    /// `customWindow`: `with_window_size` was called, so `with_level`
-    /// keeps the window.
-    custom_window: bool,
 }
 
 impl Default for EncoderOptions {
     /// `NewWriter(w, WithEncoderLevel(SpeedDefault))` of 1.15.12, what
     /// containers/image uses for zstd levels 3 to 5.
     fn default() -> Self {
-        EncoderOptions::for_version(ZstdVersion::V1_15_12)
+        EncoderOptions::new(ZstdVersion::V1_15_12, Level::Default)
     }
 }
 
 impl EncoderOptions {
-    /// `NewWriter(w, WithEncoderLevel(SpeedDefault))` of `version`.
-    pub(crate) fn for_version(version: ZstdVersion) -> Self {
+    /// `NewWriter(w, WithEncoderLevel(level))` of `version`; the level
+    /// must be modelled in that version ([`Level::modelled_in`]).
+    pub(crate) fn new(version: ZstdVersion, level: Level) -> Self {
+        assert!(
+            level.modelled_in(version),
+            "zstd {level:?} is not modelled as klauspost/compress {version:?} writes it"
+        );
+        let fastest = level == Level::Fastest;
         EncoderOptions {
             version,
-            level: Level::Default,
-            window_size: 8 << 20,
-            block_size: MAX_COMPRESSED_BLOCK_SIZE,
+            level,
+            window_size: match level {
+                Level::Fastest => 4 << 20,
+                Level::Default => 8 << 20,
+                Level::Best => 32 << 20,
+            },
+            block_size: if fastest {
+                64 << 10
+            } else {
+                MAX_COMPRESSED_BLOCK_SIZE
+            },
             crc: true,
             // 1.18.5 writes a frame even for no input.
             full_zero: version >= ZstdVersion::V1_18_5,
             no_entropy: false,
-            // Since 1.16.4 only levels above SpeedDefault Huffman-code
-            // blocks without matches.
-            all_lit_entropy: version < ZstdVersion::V1_16_4,
-            custom_window: false,
+            // Only levels above SpeedFastest (since 1.16.4: above
+            // SpeedDefault) Huffman-code blocks without matches.
+            all_lit_entropy: !fastest && version < ZstdVersion::V1_16_4,
         }
     }
 
@@ -119,49 +150,75 @@ impl EncoderOptions {
             ));
         }
         self.window_size = n;
-        self.custom_window = true;
         self.block_size = self.block_size.min(n as usize);
         Ok(self)
     }
 
-    /// `WithEncoderLevel`: the level and its window (8 MiB for
-    /// `SpeedDefault`, 32 MiB for `SpeedBestCompression`) unless
-    /// `with_window_size` set one before. `SpeedBestCompression` exists
-    /// for 1.15.12 only (its matcher changed in 1.15.13, 1.16.1, 1.16.4,
-    /// 1.17.2, 1.17.3, 1.17.6 and 1.17.8).
-    pub(crate) fn with_level(mut self, level: Level) -> io::Result<Self> {
-        if level == Level::Best && self.version != ZstdVersion::V1_15_12 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "zstd SpeedBestCompression is modelled as klauspost/compress 1.15.12 \
-                     writes it only, not {:?}",
-                    self.version
-                ),
-            ));
+    fn matcher(&self) -> MatchEncoder {
+        let window = self.window_size as i32;
+        match self.level {
+            Level::Fastest => MatchEncoder::Fast(Box::new(FastEncoder::new(window, false))),
+            Level::Default => {
+                MatchEncoder::DoubleFast(Box::new(DoubleFastEncoder::new(window, false)))
+            }
+            Level::Best => MatchEncoder::Best(Box::new(BestFastEncoder::new(window, false))),
         }
-        self.level = level;
-        if !self.custom_window {
-            self.window_size = match level {
-                Level::Default => 8 << 20,
-                Level::Best => 32 << 20,
-            };
+    }
+}
+
+/// The level's matcher (Go's `encoder` interface).
+enum MatchEncoder {
+    Fast(Box<FastEncoder>),
+    DoubleFast(Box<DoubleFastEncoder>),
+    Best(Box<BestFastEncoder>),
+}
+
+impl MatchEncoder {
+    fn base(&mut self) -> &mut FastBase {
+        match self {
+            MatchEncoder::Fast(e) => &mut e.base,
+            MatchEncoder::DoubleFast(e) => &mut e.base,
+            MatchEncoder::Best(e) => &mut e.base,
         }
-        Ok(self)
     }
 
-    fn matcher(&self) -> Box<LevelEncoder> {
-        Box::new(LevelEncoder::new(
-            self.level,
-            self.window_size as i32,
-            false,
-        ))
+    fn reset(&mut self) {
+        match self {
+            MatchEncoder::Fast(e) => e.reset(),
+            MatchEncoder::DoubleFast(e) => e.reset(),
+            MatchEncoder::Best(e) => e.reset(),
+        }
+    }
+
+    fn encode(&mut self, blk: &mut BlockEnc, src: &[u8]) {
+        match self {
+            MatchEncoder::Fast(e) => e.encode(blk, src),
+            MatchEncoder::DoubleFast(e) => e.encode(blk, src),
+            MatchEncoder::Best(e) => e.encode(blk, src),
+        }
+    }
+
+    fn encode_no_hist(&mut self, blk: &mut BlockEnc, src: &[u8]) {
+        match self {
+            MatchEncoder::Fast(e) => e.encode_no_hist(blk, src),
+            MatchEncoder::DoubleFast(e) => e.encode_no_hist(blk, src),
+            MatchEncoder::Best(e) => e.encode_no_hist(blk, src),
+        }
+    }
+
+    #[cfg(test)]
+    fn set_cur_below_reset(&mut self, distance: u32) {
+        match self {
+            MatchEncoder::Fast(e) => e.set_cur_below_reset(distance),
+            MatchEncoder::DoubleFast(e) => e.set_cur_below_reset(distance),
+            MatchEncoder::Best(e) => e.set_cur_below_reset(distance),
+        }
     }
 }
 
 /// A matcher and the block it fills (Go's encoder with its `blk`).
 struct Matcher {
-    enc: Box<LevelEncoder>,
+    enc: MatchEncoder,
     blk: BlockEnc,
 }
 
@@ -271,11 +328,7 @@ impl<W: Write> ZstdEncoder<W> {
                 }
             };
             if self.o.crc {
-                self.stream
-                    .enc
-                    .base_mut()
-                    .crc
-                    .write(&buf[filled..filled + n]);
+                self.stream.enc.base().crc.write(&buf[filled..filled + n]);
             }
             filled += n;
             total += n as u64;
@@ -297,7 +350,7 @@ impl<W: Write> ZstdEncoder<W> {
 
     fn add(&mut self, p: &[u8]) {
         if self.o.crc {
-            self.stream.enc.base_mut().crc.write(p);
+            self.stream.enc.base().crc.write(p);
         }
         self.filling.extend_from_slice(p);
     }
@@ -325,6 +378,17 @@ impl<W: Write> ZstdEncoder<W> {
         Ok(())
     }
 
+    /// Moves the matchers' offset base to `distance` below where Go
+    /// rebases its tables.
+    #[cfg(test)]
+    pub(super) fn set_cur_below_reset(&mut self, distance: u32) {
+        self.stream.enc.set_cur_below_reset(distance);
+        let o = &self.o;
+        let all = self.all.get_or_insert_with(|| Box::new(Matcher::new(o)));
+        all.enc.set_cur_below_reset(distance);
+    }
+
+    /// The output so far, to take each frame (tests of frame sequences).
     #[cfg(test)]
     pub(crate) fn out_mut(&mut self) -> &mut W {
         &mut self.out
@@ -401,24 +465,18 @@ impl<W: Write> ZstdEncoder<W> {
         Ok(())
     }
 
-    /// `EncodeAll`: `src` as one frame appended to `dst`.
+    /// `EncodeAll` of one block: `src` as one frame (a single segment with
+    /// its size, when above 1 KiB) appended to `dst`.
     fn encode_all(&mut self, src: &[u8], dst: &mut Vec<u8>) {
         let o = &self.o;
-        if src.is_empty() {
-            if o.full_zero {
-                FrameHeader {
-                    content_size: 0,
-                    window_size: MIN_WINDOW_SIZE as u32,
-                    single_segment: true,
-                    checksum: false,
-                }
-                .append_to(dst);
-                let mut blk = BlockEnc::new(BlockRules::of(o.version));
-                blk.last = true;
-                blk.encode_raw_to(dst, &[]);
-            }
-            return;
-        }
+        // The stream calls this only for a frame of one block, never empty
+        // (an empty frame is written as a stream); Go's other cases are
+        // not needed.
+        assert!(
+            !src.is_empty() && src.len() <= o.block_size,
+            "EncodeAll of {} bytes",
+            src.len()
+        );
         let m = self.all.get_or_insert_with(|| Box::new(Matcher::new(o)));
         let single = src.len() <= o.window_size as usize && src.len() > MIN_WINDOW_SIZE as usize;
         FrameHeader {
@@ -431,62 +489,28 @@ impl<W: Write> ZstdEncoder<W> {
 
         m.reset();
         let blk = &mut m.blk;
-        if src.len() <= o.block_size {
-            if o.crc {
-                m.enc.base_mut().crc.write(src);
+        if o.crc {
+            m.enc.base().crc.write(src);
+        }
+        blk.last = true;
+        m.enc.encode_no_hist(blk, src);
+        #[cfg(test)]
+        dump_seqs(&mut self.seq_dump, blk);
+        let header_end = dst.len();
+        let mut result = Err(BlockError::Incompressible);
+        let old_out = std::mem::take(&mut blk.output);
+        blk.output = std::mem::take(dst);
+        if blk.rules.raw_in_encode || blk.literals.len() != src.len() || src.len() != o.block_size {
+            result = blk.encode(Some(src), o.no_entropy, !o.all_lit_entropy);
+        }
+        *dst = std::mem::replace(&mut blk.output, old_out);
+        match result {
+            Ok(()) => {}
+            Err(BlockError::Incompressible) => {
+                dst.truncate(header_end);
+                blk.encode_raw_to(dst, src);
             }
-            blk.last = true;
-            m.enc.encode_no_hist(blk, src);
-            #[cfg(test)]
-            dump_seqs(&mut self.seq_dump, blk);
-            let header_end = dst.len();
-            let mut result = Err(BlockError::Incompressible);
-            let old_out = std::mem::take(&mut blk.output);
-            blk.output = std::mem::take(dst);
-            if blk.rules.raw_in_encode
-                || blk.literals.len() != src.len()
-                || src.len() != o.block_size
-            {
-                result = blk.encode(Some(src), o.no_entropy, !o.all_lit_entropy);
-            }
-            *dst = std::mem::replace(&mut blk.output, old_out);
-            match result {
-                Ok(()) => {}
-                Err(BlockError::Incompressible) => {
-                    dst.truncate(header_end);
-                    blk.encode_raw_to(dst, src);
-                }
-                Err(e) => panic!("zstd block encoding failed: {e}"),
-            }
-        } else {
-            for (i, todo) in src.chunks(o.block_size).enumerate() {
-                if o.crc {
-                    m.enc.base_mut().crc.write(todo);
-                }
-                blk.push_offsets();
-                m.enc.encode(blk, todo);
-                #[cfg(test)]
-                dump_seqs(&mut self.seq_dump, blk);
-                if (i + 1) * o.block_size >= src.len() {
-                    blk.last = true;
-                }
-                let mut result = Err(BlockError::Incompressible);
-                if blk.rules.raw_in_encode
-                    || blk.literals.len() != todo.len()
-                    || todo.len() != o.block_size
-                {
-                    result = blk.encode(Some(todo), o.no_entropy, !o.all_lit_entropy);
-                }
-                match result {
-                    Ok(()) => dst.extend_from_slice(&blk.output),
-                    Err(BlockError::Incompressible) => {
-                        blk.encode_raw_to(dst, todo);
-                        blk.pop_offsets();
-                    }
-                    Err(e) => panic!("zstd block encoding failed: {e}"),
-                }
-                blk.reset(None);
-            }
+            Err(e) => panic!("zstd block encoding failed: {e}"),
         }
         if o.crc {
             m.enc.base().append_crc(dst);

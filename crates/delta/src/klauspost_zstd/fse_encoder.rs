@@ -9,6 +9,9 @@
 //! ([`FseEncoder::write_count`]) and encodes the codes through
 //! [`CState`](super::fse_state::CState)s. The table steps themselves are in
 //! [`fse_table`](super::fse_table), shared with the fse package.
+//!
+//! `fse_encoder.go`, `fse_predefined.go` and `bitwriter.go` write the same
+//! bytes in every upstream release from 1.15.12 through 1.19.1 (diffed).
 
 #![cfg_attr(not(test), allow(dead_code))]
 

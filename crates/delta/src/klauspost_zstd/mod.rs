@@ -6,17 +6,20 @@
 //!
 //! Entropy coders: `bit_writer`, `fse_*` and `huff0` (with the `fse`
 //! package huff0 codes its weights with). Matcher, blocks and frames:
-//! `enc_base` (`enc_base.go`), `dfast` (`enc_dfast.go`), `seq`
+//! `enc_base` (`enc_base.go`), `dfast` (`enc_dfast.go`), `fast`
+//! (`enc_fast.go`), `seq`
 //! (`seqenc.go`), `block` (`blockenc.go`), `frame` (`frameenc.go`),
 //! `xxhash` (the content checksum) and `encoder` (`encoder.go`,
 //! `encoder_options.go`).
 //!
 //! `SpeedBestCompression` (zstd level 10 and above; Debian's skopeo 1.9.3
 //! writes zstd:chunked at 10), as 1.15.12 writes it only: `best`
-//! (`enc_best.go`) with `shannon` (its literal cost); `matcher` holds the
-//! level's matcher for `encoder`.
+//! (`enc_best.go`) with `shannon` (its literal cost).
 //!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
+
+// The zstd recipe (the lead's integration) is its first user outside tests.
+#![cfg_attr(not(test), allow(dead_code))]
 
 mod best;
 pub(crate) mod bit_writer;
@@ -24,6 +27,7 @@ mod block;
 mod dfast;
 mod enc_base;
 pub(crate) mod encoder;
+mod fast;
 mod frame;
 pub(crate) mod fse;
 pub(crate) mod fse_encoder;
@@ -35,7 +39,6 @@ pub(crate) mod fse_table;
 pub(crate) mod huff0;
 #[cfg(test)]
 mod huff0_tests;
-mod matcher;
 #[cfg(test)]
 mod reference;
 mod seq;

@@ -3,7 +3,8 @@
 //! stream encoders: one bit stream coded from the last byte to the first
 //! (`compress1xDo`), or four of them over quarters of the input behind a
 //! 6-byte jump table (`compress4X`; Go's parallel `compress4Xp` writes the
-//! same bytes and is unused).
+//! same bytes and is unused). klauspost/compress is BSD-3-Clause, huff0
+//! after Yann Collet's BSD Huff0.
 
 use super::table::estimate_size;
 use super::{CTable, CTableEntry, Huff0Error, ReusePolicy, Scratch};

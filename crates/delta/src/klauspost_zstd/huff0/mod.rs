@@ -8,6 +8,9 @@
 //! errors), `compress` (`compress.go`: the entry points and the 1- and
 //! 4-stream encoders) and `table` (`compress.go`'s table building and
 //! `huff0.go`'s table writing and size estimates).
+//!
+//! Upstream changed these files after 1.15.12 only for speed and style
+//! (diffed through 1.19.1): the output is the same in every release since.
 
 #![cfg_attr(not(test), allow(dead_code, unused_imports))]
 

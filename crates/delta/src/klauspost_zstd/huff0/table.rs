@@ -3,7 +3,8 @@
 //! writing it as zstd's Huffman tree description (`cTable.write` of
 //! `huff0/huff0.go`: weights FSE-coded with table log 6, or packed 4 bits
 //! each when that is not smaller), with the size estimates the reuse
-//! decision runs on.
+//! decision runs on. BSD-3-Clause (klauspost/compress), after Yann
+//! Collet's BSD Huff0.
 
 use super::{
     CTable, CTableEntry, HUFF_NODES_LEN, Huff0Error, MIN_TABLELOG, NodeElt, Scratch, TABLE_LOG_MAX,
