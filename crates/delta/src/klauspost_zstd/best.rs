@@ -842,6 +842,16 @@ mod level10 {
             };
             assert_same_bytes("frames", &feed, &plain);
         }
+        // Go encodes blocks on one goroutine (concurrency 1) or hands them,
+        // their recent offsets and entropy tables to others: same bytes.
+        for concurrency in [1, 4] {
+            let feed = Feed {
+                frames: vec![5000, 3 * BLOCK + 7, 200_000],
+                concurrency,
+                ..feed()
+            };
+            assert_same_bytes("frames", &feed, &plain);
+        }
     }
 
     #[test]
