@@ -499,3 +499,36 @@ pub(crate) fn pipe(command: &mut Command, data: &[u8]) -> Vec<u8> {
     assert!(out.status.success(), "{command:?} failed");
     out.stdout
 }
+
+/// Builds `scripts/kzstd-best` once: klauspost/compress 1.15.12's zstd
+/// package (a private GOPATH copy of Debian's, with
+/// `scripts/kzstd-best/export/export_best.go` added to reach the internal
+/// SpeedBestCompression matcher) and a main that dumps the matcher's
+/// sequences, literals and recent offsets per block, and computes
+/// `compress.ShannonEntropyBits`. See scripts/kzstd-best/main.go.
+pub fn kzstd_best() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            let gopath = root.join("target/kzstd-best/gopath");
+            let klauspost = gopath.join("src/github.com/klauspost");
+            copy_zstd_packages(&klauspost);
+            std::fs::copy(
+                root.join("scripts/kzstd-best/export/export_best.go"),
+                klauspost.join("compress/zstd/export_best.go"),
+            )
+            .expect("copying export_best.go");
+            build_go(
+                "kzstd-best",
+                "kzstd-best",
+                format!("{}:/usr/share/gocode", gopath.display()),
+            )
+        })
+        .clone()
+}
+
+/// Runs `kzstd-best` with `args` over `data` (see [`kzstd_best`]).
+pub fn kzstd_best_with(args: &[&str], data: &[u8]) -> Vec<u8> {
+    pipe(Command::new(kzstd_best()).args(args), data)
+}

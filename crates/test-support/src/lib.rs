@@ -18,6 +18,7 @@ pub use compress::{
     Compressor, GoWrites, KZSTD_VERSIONS, go_gzip, gogzip, kzstd, kzstd_as, kzstd_dump,
     kzstd_version, kzstd_with, pgzip, pgzip_1_18_2, pgzip_1_18_2_with, pgzip_with,
 };
+pub use compress::{kzstd_best, kzstd_best_with};
 pub use http::{HttpResponse, http_get};
 pub use kzstd_parts::{kzstd_parts, kzstd_parts_run};
 pub use proxy::{Fault, FaultyProxy, ProxiedRequest};

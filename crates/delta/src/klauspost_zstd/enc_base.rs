@@ -80,7 +80,7 @@ impl FastBase {
 
     /// `ensureHist`: room for the window and a block (or a second
     /// window), at least 1 MiB, at least `n`.
-    fn ensure_hist(&mut self, n: usize) {
+    pub(super) fn ensure_hist(&mut self, n: usize) {
         if self.hist_cap >= n {
             return;
         }

@@ -22,6 +22,7 @@
 
 use std::io::{self, Read, Write};
 
+use super::best::BestFastEncoder;
 use super::block::{BlockEnc, BlockError, BlockRules};
 use super::dfast::DoubleFastEncoder;
 use super::enc_base::{FastBase, MAX_COMPRESSED_BLOCK_SIZE, MIN_WINDOW_SIZE};
@@ -65,6 +66,19 @@ pub(crate) enum Level {
     /// `SpeedDefault` (`EncoderLevelFromZstd` of 3 to 5): the double-fast
     /// matcher.
     Default,
+    /// `SpeedBestCompression` (`EncoderLevelFromZstd` of 10 and above):
+    /// two chained hash tables and matches chosen by estimated cost, a 32
+    /// MiB window. Debian's skopeo 1.9.3 writes zstd:chunked at level 10.
+    Best,
+}
+
+impl Level {
+    /// Whether the port writes this level's bytes as `version` does.
+    /// `SpeedBestCompression` is 1.15.12's only: its matcher changed the
+    /// bytes in 1.15.13, 1.16.1, 1.16.4, 1.17.2, 1.17.3, 1.17.6 and 1.17.8.
+    pub(crate) fn modelled_in(self, version: ZstdVersion) -> bool {
+        self != Level::Best || version == ZstdVersion::V1_15_12
+    }
 }
 
 /// `encoderOptions`, as `NewWriter` and `WithEncoderLevel` set them.
@@ -95,13 +109,22 @@ impl Default for EncoderOptions {
 }
 
 impl EncoderOptions {
-    /// `NewWriter(w, WithEncoderLevel(level))` of `version`.
+    /// `NewWriter(w, WithEncoderLevel(level))` of `version`; the level
+    /// must be modelled in that version ([`Level::modelled_in`]).
     pub(crate) fn new(version: ZstdVersion, level: Level) -> Self {
+        assert!(
+            level.modelled_in(version),
+            "zstd {level:?} is not modelled as klauspost/compress {version:?} writes it"
+        );
         let fastest = level == Level::Fastest;
         EncoderOptions {
             version,
             level,
-            window_size: if fastest { 4 << 20 } else { 8 << 20 },
+            window_size: match level {
+                Level::Fastest => 4 << 20,
+                Level::Default => 8 << 20,
+                Level::Best => 32 << 20,
+            },
             block_size: if fastest {
                 64 << 10
             } else {
@@ -138,6 +161,7 @@ impl EncoderOptions {
             Level::Default => {
                 MatchEncoder::DoubleFast(Box::new(DoubleFastEncoder::new(window, false)))
             }
+            Level::Best => MatchEncoder::Best(Box::new(BestFastEncoder::new(window, false))),
         }
     }
 }
@@ -146,6 +170,7 @@ impl EncoderOptions {
 enum MatchEncoder {
     Fast(Box<FastEncoder>),
     DoubleFast(Box<DoubleFastEncoder>),
+    Best(Box<BestFastEncoder>),
 }
 
 impl MatchEncoder {
@@ -153,6 +178,7 @@ impl MatchEncoder {
         match self {
             MatchEncoder::Fast(e) => &mut e.base,
             MatchEncoder::DoubleFast(e) => &mut e.base,
+            MatchEncoder::Best(e) => &mut e.base,
         }
     }
 
@@ -160,6 +186,7 @@ impl MatchEncoder {
         match self {
             MatchEncoder::Fast(e) => e.reset(),
             MatchEncoder::DoubleFast(e) => e.reset(),
+            MatchEncoder::Best(e) => e.reset(),
         }
     }
 
@@ -167,6 +194,7 @@ impl MatchEncoder {
         match self {
             MatchEncoder::Fast(e) => e.encode(blk, src),
             MatchEncoder::DoubleFast(e) => e.encode(blk, src),
+            MatchEncoder::Best(e) => e.encode(blk, src),
         }
     }
 
@@ -174,6 +202,7 @@ impl MatchEncoder {
         match self {
             MatchEncoder::Fast(e) => e.encode_no_hist(blk, src),
             MatchEncoder::DoubleFast(e) => e.encode_no_hist(blk, src),
+            MatchEncoder::Best(e) => e.encode_no_hist(blk, src),
         }
     }
 
@@ -182,6 +211,7 @@ impl MatchEncoder {
         match self {
             MatchEncoder::Fast(e) => e.set_cur_below_reset(distance),
             MatchEncoder::DoubleFast(e) => e.set_cur_below_reset(distance),
+            MatchEncoder::Best(e) => e.set_cur_below_reset(distance),
         }
     }
 }
@@ -356,6 +386,12 @@ impl<W: Write> ZstdEncoder<W> {
         let o = &self.o;
         let all = self.all.get_or_insert_with(|| Box::new(Matcher::new(o)));
         all.enc.set_cur_below_reset(distance);
+    }
+
+    /// The output so far, to take each frame (tests of frame sequences).
+    #[cfg(test)]
+    pub(crate) fn out_mut(&mut self) -> &mut W {
+        &mut self.out
     }
 
     pub(crate) fn into_inner(self) -> W {

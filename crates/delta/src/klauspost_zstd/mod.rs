@@ -12,11 +12,16 @@
 //! `xxhash` (the content checksum) and `encoder` (`encoder.go`,
 //! `encoder_options.go`).
 //!
+//! `SpeedBestCompression` (zstd level 10 and above; Debian's skopeo 1.9.3
+//! writes zstd:chunked at 10), as 1.15.12 writes it only: `best`
+//! (`enc_best.go`) with `shannon` (its literal cost).
+//!
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
 // The zstd recipe (the lead's integration) is its first user outside tests.
 #![cfg_attr(not(test), allow(dead_code))]
 
+mod best;
 pub(crate) mod bit_writer;
 mod block;
 mod dfast;
@@ -37,6 +42,7 @@ mod huff0_tests;
 #[cfg(test)]
 mod reference;
 mod seq;
+mod shannon;
 #[cfg(test)]
 mod tests;
 mod xxhash;

@@ -11,19 +11,21 @@ use crate::test_inputs::{binaries_tar, mixed};
 
 /// How the input reaches both encoders.
 #[derive(Clone, Default)]
-struct Feed {
+pub(super) struct Feed {
     /// Lengths of the frames before the last (Close + Reset after each).
-    frames: Vec<usize>,
+    pub(super) frames: Vec<usize>,
     /// `Write` calls of this many bytes (0: `io.Copy` / `ReadFrom`).
-    write: usize,
+    pub(super) write: usize,
     /// `Flush` after every this many bytes (0: never).
-    flush: usize,
+    pub(super) flush: usize,
     /// `WithWindowSize` (0: the default).
-    window: u32,
+    pub(super) window: u32,
     /// `SpeedFastest` (zstd level 1) instead of `SpeedDefault`.
-    fastest: bool,
+    pub(super) fastest: bool,
+    /// `SpeedBestCompression` (zstd level 10) instead of `SpeedDefault`.
+    pub(super) best: bool,
     /// `WithEncoderConcurrency` (0: Go's default, GOMAXPROCS).
-    concurrency: usize,
+    pub(super) concurrency: usize,
 }
 
 impl Feed {
@@ -43,6 +45,9 @@ impl Feed {
         }
         if self.fastest {
             args.push("-level=1".to_string());
+        }
+        if self.best {
+            args.push("-level=10".to_string());
         }
         if self.concurrency > 0 {
             args.push(format!("-concurrency={}", self.concurrency));
@@ -65,7 +70,7 @@ impl Read for Dribble<'_> {
 }
 
 /// The port's output and sequence dump, fed as scripts/kzstd feeds Go.
-fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
+pub(super) fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
     ours_as(ZstdVersion::V1_15_12, feed, plain)
 }
 
@@ -73,6 +78,8 @@ fn ours(feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
 fn ours_as(version: ZstdVersion, feed: &Feed, plain: &[u8]) -> (Vec<u8>, String) {
     let level = if feed.fastest {
         Level::Fastest
+    } else if feed.best {
+        Level::Best
     } else {
         Level::Default
     };
@@ -118,7 +125,7 @@ fn ours_as(version: ZstdVersion, feed: &Feed, plain: &[u8]) -> (Vec<u8>, String)
 
 /// Asserts the port finds exactly the sequences Go finds, block by block.
 #[track_caller]
-fn assert_same_sequences(what: &str, feed: &Feed, plain: &[u8]) {
+pub(super) fn assert_same_sequences(what: &str, feed: &Feed, plain: &[u8]) {
     let args = feed.go_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, go) = kzstd_dump(&args, plain);
@@ -149,7 +156,7 @@ fn assert_same_sequences(what: &str, feed: &Feed, plain: &[u8]) {
     );
 }
 
-fn random(n: usize, seed: u64) -> Vec<u8> {
+pub(super) fn random(n: usize, seed: u64) -> Vec<u8> {
     let mut state = seed;
     (0..n)
         .map(|_| {
@@ -219,7 +226,7 @@ fn assert_same_bytes_as(version: ZstdVersion, what: &str, feed: &Feed, plain: &[
 }
 
 #[track_caller]
-fn assert_same_bytes(what: &str, feed: &Feed, plain: &[u8]) {
+pub(super) fn assert_same_bytes(what: &str, feed: &Feed, plain: &[u8]) {
     assert_same_bytes_as(ZstdVersion::V1_15_12, what, feed, plain);
 }
 
