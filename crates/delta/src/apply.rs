@@ -18,7 +18,7 @@ use crate::compression::plain_bytes;
 use crate::error::DeltaError;
 use crate::patch::{PatchFormatError, PatchHeader, Rebuild};
 use crate::zstd_recipe;
-use crate::{go_flate, gzip, pgzip_recipe};
+use crate::{go_flate, gzip, kzstd_recipe, pgzip_recipe};
 
 /// What a site allows a rebuild to hold in memory.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +106,10 @@ pub fn apply(
         )));
     }
 
+    if let Rebuild::Kzstd(recipe) = &header.rebuild {
+        recipe.check().map_err(corrupt)?;
+    }
+
     let reference = source_plain(&header, target, source)?;
 
     let mut corrections = vec![0u8; usize::try_from(header.corrections_size).unwrap_or(usize::MAX)];
@@ -150,6 +154,14 @@ pub fn apply(
             zstd_recipe::rebuild(recipe, header.target_plain_size, &mut plain, &mut hashing)
                 .map_err(|e| e.to_string())
         }
+        Rebuild::Kzstd(recipe) => kzstd_recipe::rebuild(
+            recipe,
+            &corrections,
+            header.target_plain_size,
+            &mut plain,
+            &mut hashing,
+        )
+        .map_err(|e| e.to_string()),
     };
     if let Err(reason) = rebuilt {
         if let Some(e) = hashing.take_write_error() {

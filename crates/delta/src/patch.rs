@@ -21,6 +21,7 @@ use tender_format::{Digest, canonical};
 use crate::compression::Compression;
 use crate::go_flate;
 use crate::gzip::GzipRecipe;
+use crate::kzstd_recipe::KzstdRecipe;
 use crate::pgzip_recipe::PgzipRecipe;
 use crate::zstd_recipe::ZstdRecipe;
 
@@ -54,6 +55,10 @@ pub enum Rebuild {
     /// needed.
     Pgzip(PgzipRecipe),
     Zstd(ZstdRecipe),
+    /// klauspost/compress's Go zstd encoder (containers/image, zstd and
+    /// zstd:chunked), which `klauspost_zstd` re-implements exactly; the
+    /// corrections hold the blob's frame layout.
+    Kzstd(KzstdRecipe),
 }
 
 /// The patch header.
@@ -86,6 +91,7 @@ impl PatchHeader {
             Rebuild::Pgzip(recipe) => recipe
                 .block_size
                 .saturating_add(crate::klauspost::pgzip::TAIL_SIZE as u64),
+            Rebuild::Kzstd(recipe) => recipe.memory(),
             Rebuild::Identity | Rebuild::GoGzip { .. } | Rebuild::Zstd(_) => 0,
         };
         self.source_plain_size

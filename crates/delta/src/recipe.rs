@@ -14,7 +14,7 @@ use crate::go_flate;
 use crate::gzip::{self, AnalyzeError, Chunking};
 use crate::patch::Rebuild;
 use crate::pgzip_recipe::{self, Found};
-use crate::{zstd_frames, zstd_recipe};
+use crate::{kzstd_recipe, zstd_frames, zstd_recipe};
 
 /// The rebuild of the blob at `path` (and its corrections), or why there
 /// is none. Each candidate encoder is dropped at its first differing byte.
@@ -56,11 +56,21 @@ pub(crate) fn find(
             }
         }
         Compression::Zstd => {
-            // A recipe makes one frame: a blob of several (zstd:chunked)
-            // is not tried, which would also cost each level's tables.
+            // klauspost/compress first: its frames are tried by their
+            // window, and a probe of the first MiB rules it out.
+            let kzstd = kzstd_recipe::find(target_path, target_plain_size)
+                .map_err(DeltaError::io("reading a blob"))?;
+            let kzstd_reason = match kzstd {
+                kzstd_recipe::Found::Exact(recipe, layout) => {
+                    return Ok(Ok((Rebuild::Kzstd(recipe), layout)));
+                }
+                kzstd_recipe::Found::Unmodelled(why) => why,
+            };
+            // A libzstd recipe makes one frame: a blob of several is not
+            // tried, which would also cost each level's tables.
             let survey = zstd_frames::survey(open(target_path)?);
             if !matches!(survey, Ok(s) if s.frames == 1 && s.skippable == 0) {
-                return Ok(Err(zstd_reason(target_path)?));
+                return Ok(Err(zstd_reason(target_path, &kzstd_reason)?));
             }
             let mut reopen =
                 || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
@@ -68,7 +78,7 @@ pub(crate) fn find(
                 .map_err(DeltaError::io("reading a blob"))?
             {
                 Some(recipe) => rebuild = Rebuild::Zstd(recipe),
-                None => return Ok(Err(zstd_reason(target_path)?)),
+                None => return Ok(Err(zstd_reason(target_path, &kzstd_reason)?)),
             }
         }
     }
@@ -76,16 +86,14 @@ pub(crate) fn find(
 }
 
 /// Why a zstd blob has no recipe, as precisely as its frames tell.
-fn zstd_reason(path: &Path) -> Result<String, DeltaError> {
+fn zstd_reason(path: &Path, kzstd: &str) -> Result<String, DeltaError> {
     let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
     let shape = match zstd_frames::survey(file) {
         Ok(survey) => survey.describe(),
         Err(e) => e.to_string(),
     };
     Ok(format!(
-        "encoder not modelled: {shape} that no level of libzstd {} reproduces \
-         (containers/image and BuildKit write zstd with klauspost/compress, \
-         which tender does not re-implement)",
+        "encoder not modelled: {shape}; klauspost/compress: {kzstd}; libzstd {}: no level reproduces it",
         zstd_recipe::libzstd_version()
     ))
 }

@@ -8,8 +8,6 @@
 //! enough that the unchecked adds (`*_nc`, `*_clean`) never overflow it,
 //! exactly where Go does, which is what makes the bytes the same.
 
-#![cfg_attr(not(test), allow(dead_code))]
-
 /// `bitMask32`: the low `n` bits, for `n` up to 31.
 pub(crate) const BIT_MASK32: [u32; 32] = {
     let mut m = [0u32; 32];

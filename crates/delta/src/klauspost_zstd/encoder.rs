@@ -22,6 +22,8 @@
 
 use std::io::{self, Read, Write};
 
+use serde::{Deserialize, Serialize};
+
 use super::best::BestFastEncoder;
 use super::block::{BlockEnc, BlockError, BlockRules};
 use super::dfast::DoubleFastEncoder;
@@ -33,22 +35,27 @@ use super::frame::FrameHeader;
 /// output changed in four releases after 1.15.12 (diffed through 1.19.1;
 /// see `KZSTD_VERSIONS` in tender-test-support for what each changed);
 /// each variant covers its release up to the next one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum ZstdVersion {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ZstdVersion {
     /// 1.15.12 (Debian's; skopeo 1.9.3) through 1.16.3.
+    #[serde(rename = "1.15.12")]
     V1_15_12,
     /// 1.16.4 through 1.16.7.
+    #[serde(rename = "1.16.4")]
     V1_16_4,
     /// 1.17.0 through 1.17.7.
+    #[serde(rename = "1.17.0")]
     V1_17_0,
     /// 1.17.8 through 1.18.4.
+    #[serde(rename = "1.17.8")]
     V1_17_8,
     /// 1.18.5 and later (through 1.19.1).
+    #[serde(rename = "1.18.5")]
     V1_18_5,
 }
 
 impl ZstdVersion {
-    pub(crate) const ALL: [ZstdVersion; 5] = [
+    pub const ALL: [ZstdVersion; 5] = [
         ZstdVersion::V1_15_12,
         ZstdVersion::V1_16_4,
         ZstdVersion::V1_17_0,
@@ -58,8 +65,9 @@ impl ZstdVersion {
 }
 
 /// `EncoderLevel`: the ported ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Level {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
     /// `SpeedFastest` (`EncoderLevelFromZstd` below 3): the fast matcher,
     /// a 4 MiB window and 64 KiB blocks.
     Fastest,
@@ -76,7 +84,7 @@ impl Level {
     /// Whether the port writes this level's bytes as `version` does.
     /// `SpeedBestCompression` is 1.15.12's only: its matcher changed the
     /// bytes in 1.15.13, 1.16.1, 1.16.4, 1.17.2, 1.17.3, 1.17.6 and 1.17.8.
-    pub(crate) fn modelled_in(self, version: ZstdVersion) -> bool {
+    pub fn modelled_in(self, version: ZstdVersion) -> bool {
         self != Level::Best || version == ZstdVersion::V1_15_12
     }
 }
@@ -142,6 +150,7 @@ impl EncoderOptions {
 
     /// `WithWindowSize`: a power of two from 1 KiB to 512 MiB; blocks
     /// shrink to a smaller window.
+    #[cfg(test)]
     pub(crate) fn with_window_size(mut self, n: u32) -> io::Result<Self> {
         if !n.is_power_of_two() || !(1 << 10..=1 << 29).contains(&n) {
             return Err(io::Error::new(
@@ -291,6 +300,7 @@ impl<W: Write> ZstdEncoder<W> {
     }
 
     /// `Write`: buffers `data`, compressing each block as it fills.
+    #[cfg(test)]
     pub(crate) fn write_all(&mut self, mut p: &[u8]) -> io::Result<()> {
         let block_size = self.o.block_size;
         while !p.is_empty() {
@@ -348,6 +358,7 @@ impl<W: Write> ZstdEncoder<W> {
         }
     }
 
+    #[cfg(test)]
     fn add(&mut self, p: &[u8]) {
         if self.o.crc {
             self.stream.enc.base().crc.write(p);
@@ -388,12 +399,13 @@ impl<W: Write> ZstdEncoder<W> {
         all.enc.set_cur_below_reset(distance);
     }
 
-    /// The output so far, to take each frame (tests of frame sequences).
-    #[cfg(test)]
+    /// The output, to write between frames (a zstd:chunked layer's
+    /// skippable frames) or take each frame (tests).
     pub(crate) fn out_mut(&mut self) -> &mut W {
         &mut self.out
     }
 
+    #[cfg(test)]
     pub(crate) fn into_inner(self) -> W {
         self.out
     }

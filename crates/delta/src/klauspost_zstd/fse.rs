@@ -7,8 +7,6 @@
 //! 1.17.3 gave it (upstream 847c1b4, "fse: Fix max header size"); where
 //! 1.15.12's was too small Go panicked, so no stream it wrote differs.
 
-#![cfg_attr(not(test), allow(dead_code))]
-
 use super::bit_writer::BitWriter;
 use super::fse_state::CState;
 use super::fse_table::{self, CTable, TableError, high_bit};

@@ -13,8 +13,6 @@
 //! `fse_encoder.go`, `fse_predefined.go` and `bitwriter.go` write the same
 //! bytes in every upstream release from 1.15.12 through 1.19.1 (diffed).
 
-#![cfg_attr(not(test), allow(dead_code))]
-
 use super::fse_table::{self, CTable, SymbolTransform, TableError, high_bit};
 
 /// `maxEncTableLog`: zstd's sequence tables use at most 256 states.
@@ -195,6 +193,7 @@ impl FseEncoder {
     }
 
     /// `validateNorm` (Go runs it under `debugAsserts`).
+    #[cfg(test)]
     pub(crate) fn validate_norm(&self) -> Result<(), TableError> {
         fse_table::validate_norm(
             &self.count,

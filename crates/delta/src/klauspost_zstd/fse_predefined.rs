@@ -3,8 +3,6 @@
 //! extra-bit tables they are built with (`llBitsTable`, `mlBitsTable` of
 //! `zstd/seqenc.go`). The distributions are those of RFC 8878 §3.1.1.3.2.2.
 
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::sync::OnceLock;
 
 use super::fse_encoder::FseEncoder;
@@ -15,7 +13,9 @@ pub(crate) const TABLE_OFFSETS: usize = 1;
 pub(crate) const TABLE_MATCH_LENGTHS: usize = 2;
 
 /// `maxLiteralLengthSymbol`, `maxMatchLengthSymbol`: the largest codes.
+#[cfg_attr(not(test), allow(dead_code))] // as Go has it; tests use it
 pub(crate) const MAX_LITERAL_LENGTH_SYMBOL: u8 = 35;
+#[cfg_attr(not(test), allow(dead_code))] // as Go has it; tests use it
 pub(crate) const MAX_MATCH_LENGTH_SYMBOL: u8 = 52;
 
 /// `llBitsTable`: extra bits after each literal length code.

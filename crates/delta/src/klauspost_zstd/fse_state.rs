@@ -9,8 +9,6 @@
 //! each call, so three states (zstd's literal length, offset and match
 //! length coders) can share one.
 
-#![cfg_attr(not(test), allow(dead_code))]
-
 use super::bit_writer::BitWriter;
 use super::fse_table::{CTable, SymbolTransform};
 

@@ -10,8 +10,6 @@
 //! Integer widths and wrap-arounds follow Go's exactly; a table that Go
 //! would reject is an error here too.
 
-#![cfg_attr(not(test), allow(dead_code))]
-
 /// Why a normalized histogram could not become a table. Go returns these as
 /// "internal error"s: they mean the histogram broke an invariant of the
 /// caller, so the block cannot be encoded as modelled.
@@ -32,8 +30,10 @@ pub(crate) enum TableError {
     #[error("FSE header: {needed} bytes needed, at most {max} allowed")]
     HeaderTooBig { needed: usize, max: usize },
     #[error("FSE normalization: the normalized counts sum to {total}, not {table_size}")]
+    #[cfg_attr(not(test), allow(dead_code))] // as Go has it; tests use it
     NormTotal { total: i64, table_size: u32 },
     #[error("FSE normalization: symbol {symbol} counted beyond the symbol length")]
+    #[cfg_attr(not(test), allow(dead_code))] // as Go has it; tests use it
     SymbolOutOfRange { symbol: usize },
 }
 
@@ -335,6 +335,7 @@ fn normalize_count2(
 
 /// `validateNorm`: the normalized counts sum to the table size and nothing
 /// is counted past the symbol length (Go runs it under `debugAsserts`).
+#[cfg(test)]
 pub(crate) fn validate_norm(
     count: &[u32],
     norm: &[i16],

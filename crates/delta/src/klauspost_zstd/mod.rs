@@ -19,14 +19,13 @@
 //! Port of github.com/klauspost/compress (BSD-3-Clause, Klaus Post).
 
 // The zstd recipe (the lead's integration) is its first user outside tests.
-#![cfg_attr(not(test), allow(dead_code))]
 
 mod best;
 pub(crate) mod bit_writer;
 mod block;
 mod dfast;
 mod enc_base;
-pub(crate) mod encoder;
+pub mod encoder;
 mod fast;
 mod frame;
 pub(crate) mod fse;

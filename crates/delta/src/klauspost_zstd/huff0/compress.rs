@@ -155,6 +155,7 @@ fn run(s: &mut Scratch, input: &[u8], compressor: Compressor) -> Result<(), Huff
 /// `EstimateSizes`: the sizes of a new table, of the input coded with it,
 /// and of the input coded with the previous table (-1 when that cannot be
 /// used); nothing is coded.
+#[cfg(test)]
 pub(crate) fn estimate_sizes(
     input: &[u8],
     s: &mut Scratch,
@@ -331,6 +332,7 @@ impl Scratch {
 
     /// `validateTable`: as [`Self::can_use_table`], and no code is longer
     /// than the table log (Go keeps it for debugging).
+    #[cfg(test)]
     pub(super) fn validate_table(&self, c: &CTable) -> bool {
         if c.len() < usize::from(self.symbol_len) {
             return false;

@@ -12,12 +12,12 @@
 //! Upstream changed these files after 1.15.12 only for speed and style
 //! (diffed through 1.19.1): the output is the same in every release since.
 
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod compress;
 mod table;
 
-pub(crate) use compress::{compress_1x, compress_4x, estimate_sizes};
+#[cfg(test)]
+pub(crate) use compress::estimate_sizes;
+pub(crate) use compress::{compress_1x, compress_4x};
 
 use super::fse;
 
@@ -65,6 +65,7 @@ pub(crate) enum ReusePolicy {
     Allow,
     /// `ReusePolicyPrefer`: reuse whenever possible and not larger than the
     /// input, without trying a new table first.
+    #[cfg_attr(not(test), allow(dead_code))] // as Go has it; tests use it
     Prefer,
     /// `ReusePolicyNone`: never reuse (and forget the previous table).
     None,
@@ -164,17 +165,20 @@ impl Default for Scratch {
 
 impl Scratch {
     /// `OutTable`: the new table written by the last call, if any.
+    #[cfg(test)]
     pub(crate) fn out_table(&self) -> Option<&[u8]> {
         self.out_table.map(|n| &self.out[..n])
     }
 
     /// `OutData`: the coded data of the last call, if it succeeded.
+    #[cfg(test)]
     pub(crate) fn out_data(&self) -> Option<&[u8]> {
         self.out_data.map(|n| &self.out[n..])
     }
 
     /// `TransferCTable`: takes `src`'s previous table as this one's (zstd
     /// does so with a dictionary's literal table).
+    #[cfg(test)]
     pub(crate) fn transfer_ctable(&mut self, src: &Scratch) {
         self.prev_table.clear();
         self.prev_table.extend_from_slice(&src.prev_table);
@@ -209,6 +213,7 @@ impl Scratch {
 
     /// `minSize`: the Shannon limit of the histogram of `total` symbols in
     /// bytes (Go's float arithmetic, `math.Log2` included, to the bit).
+    #[cfg(test)]
     pub(crate) fn min_size(&self, total: usize) -> usize {
         let mut nb_bits = 7f64;
         let f_total = total as f64;
@@ -226,6 +231,7 @@ impl Scratch {
 /// assembly follows), so that [`Scratch::min_size`] rounds as Go does.
 mod go_math {
     /// `math.Log2`.
+    #[cfg(test)]
     pub(super) fn log2(x: f64) -> f64 {
         let (frac, exp) = frexp(x);
         // Make sure exact powers of two give an exact answer.
@@ -237,6 +243,7 @@ mod go_math {
     }
 
     /// `math.Frexp` for the finite positive values `log2` gets.
+    #[cfg(test)]
     fn frexp(f: f64) -> (f64, i32) {
         if f == 0.0 || f.is_infinite() || f.is_nan() {
             return (f, 0);
@@ -256,6 +263,7 @@ mod go_math {
 
     /// `math.log` (FreeBSD's `e_log.c` as Go transcribes it; the constants
     /// by their bits, as Go's source notes them).
+    #[cfg(test)]
     fn log(x: f64) -> f64 {
         const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000); // 6.93147180369123816490e-01
         const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76); // 1.90821492927058770002e-10

@@ -388,6 +388,7 @@ impl Scratch {
     }
 
     /// `cTable.estTableSize`: the size `write_ctable` would write.
+    #[cfg(test)]
     pub(super) fn est_table_size(&mut self) -> Result<usize, Huff0Error> {
         let (max_symbol_value, fse_len) = self.code_weights();
         if let Some(len) = fse_len {
