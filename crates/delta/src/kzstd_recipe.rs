@@ -136,7 +136,19 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
             ));
         }
     };
-    let parts = zstd_layout::read(BufReader::new(open()?), &spans, plain_size)?;
+    let parts = zstd_layout::read(BufReader::new(open()?), &spans)?;
+    let plain: u64 = parts
+        .iter()
+        .map(|p| match p {
+            Part::Frame { plain, .. } => *plain,
+            Part::Skippable { .. } => 0,
+        })
+        .sum();
+    if plain != plain_size {
+        return Ok(Found::Unmodelled(format!(
+            "its frames hold {plain} plain bytes, not {plain_size}"
+        )));
+    }
     // Releases oldest first (1.15.12 is the one checked against Debian's
     // Go sources); releases often write the same bytes, and any that does
     // is a right recipe. A probe of the first frames rules most out; the
@@ -227,19 +239,30 @@ impl<'a> KlauspostFrames<'a> {
     }
 }
 
-impl FrameWriter for KlauspostFrames<'_> {
-    fn frame(&mut self, plain: &mut dyn Read, len: u64, flushed: bool) -> io::Result<()> {
-        self.encoder.reset();
-        let read = self.encoder.read_from(&mut plain.take(len))?;
-        if read != len {
+impl KlauspostFrames<'_> {
+    /// Gives the encoder the next `n` bytes of `plain`.
+    fn copy(&mut self, plain: &mut dyn Read, n: u64) -> io::Result<()> {
+        let read = self.encoder.read_from(&mut plain.take(n))?;
+        if read != n {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("a frame's plain text ended after {read} of {len} bytes"),
+                format!("a frame's plain text ended {} bytes early", n - read),
             ));
         }
-        if flushed {
+        Ok(())
+    }
+}
+
+impl FrameWriter for KlauspostFrames<'_> {
+    fn frame(&mut self, plain: &mut dyn Read, len: u64, flushes: &[u64]) -> io::Result<()> {
+        self.encoder.reset();
+        let mut at = 0;
+        for &flush in flushes {
+            self.copy(plain, flush - at)?;
             self.encoder.flush()?;
+            at = flush;
         }
+        self.copy(plain, len - at)?;
         self.encoder.close()
     }
 
@@ -328,6 +351,30 @@ mod tests {
         assert!(rebuilt.unwrap() == blob);
     }
 
+    #[test]
+    fn flushes_within_a_frame_are_found_and_repeated() {
+        // Flushed every 100,000 bytes (two Writes), and once more at the
+        // end: short blocks, then an empty last block.
+        let data = mixed(500_000, 11);
+        let blob = kzstd_with(
+            &["-level", "3", "-write", "50000", "-flush", "90000"],
+            &data,
+        );
+        let (found, rebuilt) = find_and_rebuild(&blob);
+        let Found::Exact(_, layout) = found else {
+            panic!("a flushed frame not found")
+        };
+        let parts = zstd_layout::decode(&layout, data.len() as u64).unwrap();
+        assert_eq!(
+            parts,
+            vec![Part::Frame {
+                plain: 500_000,
+                flushes: vec![100_000, 200_000, 300_000, 400_000, 500_000]
+            }]
+        );
+        assert!(rebuilt.unwrap() == blob);
+    }
+
     /// zstd:chunked as containers/storage writes it: a frame per file,
     /// the last flushed before it is closed, then the table of contents
     /// and the footer in skippable frames.
@@ -367,7 +414,7 @@ mod tests {
             parts[4],
             Part::Frame {
                 plain: 2_000,
-                flushed: true
+                flushes: vec![2_000]
             }
         );
         assert!(rebuilt.unwrap() == blob);

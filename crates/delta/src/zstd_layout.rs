@@ -12,24 +12,32 @@
 //! ```text
 //! part      := frame | flushed | skippable
 //! frame     := 0x00 varint(plain bytes)
-//! flushed   := 0x02 varint(plain bytes)
+//! flushed   := 0x02 varint(plain bytes) varint(n) varint(step)*n
 //! skippable := 0x01 nibble varint(length) bytes[length]
 //! ```
 //!
-//! A `flushed` frame's encoder was flushed after its plain text and before
-//! it was closed (containers/storage does so for the last frame of a
-//! zstd:chunked layer): the frame ends with an empty last block.
+//! A `flushed` frame's encoder was flushed `n` times while it was written:
+//! after `step` more plain bytes each time (offsets within the frame, each
+//! from the one before). A streaming encoder writes a block before its
+//! buffer is full only when flushed, so the flushes show in the blob as
+//! short blocks: containers/storage flushes the last frame of a
+//! zstd:chunked layer before closing it (which leaves an empty last
+//! block), containers/image writes a layer's first bytes before copying
+//! the rest (a short first block).
 
 use std::io::{self, Read};
 
-use crate::zstd_frames::{SKIPPABLE_MAGIC, Span, SpanKind};
+use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+
+use crate::zstd_frames::{FrameHeader, SKIPPABLE_MAGIC, Span, SpanKind};
 
 /// One frame of a blob's layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Part {
     /// A zstd frame holding `plain` bytes of the plain text, its encoder
-    /// flushed before it was closed if `flushed`.
-    Frame { plain: u64, flushed: bool },
+    /// flushed after each of the `flushes` (offsets within the frame, in
+    /// order).
+    Frame { plain: u64, flushes: Vec<u64> },
     /// A skippable frame: the low four bits of its magic and its content.
     Skippable { nibble: u8, data: Vec<u8> },
 }
@@ -43,9 +51,17 @@ pub fn encode(parts: &[Part]) -> Vec<u8> {
     let mut out = Vec::new();
     for part in parts {
         match part {
-            Part::Frame { plain, flushed } => {
-                out.push(if *flushed { FLUSHED } else { FRAME });
+            Part::Frame { plain, flushes } => {
+                out.push(if flushes.is_empty() { FRAME } else { FLUSHED });
                 varint(&mut out, *plain);
+                if !flushes.is_empty() {
+                    varint(&mut out, flushes.len() as u64);
+                    let mut at = 0;
+                    for &flush in flushes {
+                        varint(&mut out, flush - at);
+                        at = flush;
+                    }
+                }
             }
             Part::Skippable { nibble, data } => {
                 out.push(SKIPPABLE);
@@ -72,10 +88,22 @@ pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
                 plain = plain
                     .checked_add(n)
                     .ok_or("frame sizes overflow".to_string())?;
-                parts.push(Part::Frame {
-                    plain: n,
-                    flushed: tag == FLUSHED,
-                });
+                let mut flushes = Vec::new();
+                if tag == FLUSHED {
+                    let count = read_varint(&mut bytes)?;
+                    if count == 0 || count > bytes.len() as u64 {
+                        return Err(format!("a frame with {count} flushes"));
+                    }
+                    let mut at = 0u64;
+                    for _ in 0..count {
+                        at = at
+                            .checked_add(read_varint(&mut bytes)?)
+                            .filter(|&at| at <= n)
+                            .ok_or("a flush past its frame's end".to_string())?;
+                        flushes.push(at);
+                    }
+                }
+                parts.push(Part::Frame { plain: n, flushes });
             }
             SKIPPABLE => {
                 let (&nibble, rest) = bytes
@@ -114,8 +142,8 @@ pub fn decode(mut bytes: &[u8], plain_size: u64) -> Result<Vec<Part>, String> {
 /// An encoder that writes a blob's frames into the rebuilt blob.
 pub trait FrameWriter {
     /// Writes one whole zstd frame holding exactly `len` bytes of `plain`,
-    /// flushing the encoder before closing the frame if `flushed`.
-    fn frame(&mut self, plain: &mut dyn Read, len: u64, flushed: bool) -> io::Result<()>;
+    /// flushing the encoder after each offset of `flushes`.
+    fn frame(&mut self, plain: &mut dyn Read, len: u64, flushes: &[u64]) -> io::Result<()>;
     /// Writes bytes as they are.
     fn raw(&mut self, bytes: &[u8]) -> io::Result<()>;
 }
@@ -127,8 +155,8 @@ pub fn write(parts: &[Part], plain: &mut dyn Read, frames: &mut dyn FrameWriter)
         match part {
             Part::Frame {
                 plain: len,
-                flushed,
-            } => frames.frame(plain, *len, *flushed)?,
+                flushes,
+            } => frames.frame(plain, *len, flushes)?,
             Part::Skippable { nibble, data } => {
                 frames.raw(&(SKIPPABLE_MAGIC | u32::from(*nibble)).to_le_bytes())?;
                 frames.raw(&(data.len() as u32).to_le_bytes())?;
@@ -140,48 +168,20 @@ pub fn write(parts: &[Part], plain: &mut dyn Read, frames: &mut dyn FrameWriter)
 }
 
 /// Reads the layout of `blob` from its spans: the plain bytes of each frame
-/// (from its header when stated, else by decoding it) and the content of
-/// each skippable frame. One pass over the blob.
-pub fn read(mut blob: impl Read, spans: &[Span], plain_size: u64) -> io::Result<Vec<Part>> {
-    // A single frame that does not state its size holds all of the plain
-    // text: no need to decode it.
-    let frames = spans
-        .iter()
-        .filter(|s| matches!(s.kind, SpanKind::Frame(_)))
-        .count();
+/// and where its encoder was flushed (by decoding it block by block), and
+/// the content of each skippable frame. One pass over the blob.
+pub fn read(mut blob: impl Read, spans: &[Span]) -> io::Result<Vec<Part>> {
     let mut parts = Vec::with_capacity(spans.len());
     let mut at = 0u64;
     for span in spans {
         if span.offset != at {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame spans out of order",
-            ));
+            return Err(invalid("frame spans out of order"));
         }
         let mut frame = (&mut blob).take(span.len);
         match span.kind {
             SpanKind::Frame(header) => {
-                let len = match header.content_size {
-                    Some(n) => {
-                        io::copy(&mut frame, &mut io::sink())?;
-                        n
-                    }
-                    None if frames == 1 => {
-                        io::copy(&mut frame, &mut io::sink())?;
-                        plain_size
-                    }
-                    None => {
-                        let mut decoder = zstd::stream::read::Decoder::new(&mut frame)?;
-                        let n = io::copy(&mut decoder, &mut io::sink())?;
-                        drop(decoder);
-                        io::copy(&mut frame, &mut io::sink())?;
-                        n
-                    }
-                };
-                parts.push(Part::Frame {
-                    plain: len,
-                    flushed: header.ends_empty,
-                });
+                parts.push(frame_part(&mut frame, &header)?);
+                io::copy(&mut frame, &mut io::sink())?;
             }
             SpanKind::Skippable { nibble } => {
                 let mut data = Vec::new();
@@ -193,6 +193,81 @@ pub fn read(mut blob: impl Read, spans: &[Span], plain_size: u64) -> io::Result<
         at += span.len;
     }
     Ok(parts)
+}
+
+/// The largest block a streaming encoder writes with this frame's window:
+/// klauspost's fastest level (4 MiB window) cuts 64 KiB blocks, the others
+/// and libzstd 128 KiB.
+fn full_block(header: &FrameHeader) -> u64 {
+    if header.window_size() == Some(4 << 20) {
+        64 << 10
+    } else {
+        128 << 10
+    }
+}
+
+/// Decodes one frame block by block: its plain size, and a flush after
+/// every block shorter than a full one but the last.
+fn frame_part(frame: &mut impl Read, header: &FrameHeader) -> io::Result<Part> {
+    let dictionary_bytes = [0, 1, 2, 4][usize::from(header.descriptor & 3)];
+    let content_size_bytes = match (header.descriptor >> 6, header.window_descriptor) {
+        (0, None) => 1,
+        (0, Some(_)) => 0,
+        (1, _) => 2,
+        (2, _) => 4,
+        _ => 8,
+    };
+    let header_len =
+        5 + usize::from(header.window_descriptor.is_some()) + dictionary_bytes + content_size_bytes;
+    let mut decoder = Decoder::new()?;
+    let mut scratch = vec![0u8; 256 << 10];
+    let mut bytes = vec![0u8; header_len];
+    frame.read_exact(&mut bytes)?;
+    feed(&mut decoder, &bytes, &mut scratch)?;
+    let full = full_block(header);
+    let (mut plain, mut flushes) = (0u64, Vec::new());
+    loop {
+        let mut block_header = [0u8; 3];
+        frame.read_exact(&mut block_header)?;
+        let h = u32::from_le_bytes([block_header[0], block_header[1], block_header[2], 0]);
+        let last = h & 1 != 0;
+        let size = match (h >> 1) & 3 {
+            1 => 1,
+            3 => return Err(invalid("a reserved block type")),
+            _ => (h >> 3) as usize,
+        };
+        bytes.clear();
+        bytes.extend_from_slice(&block_header);
+        bytes.resize(3 + size, 0);
+        frame.read_exact(&mut bytes[3..])?;
+        let block_plain = feed(&mut decoder, &bytes, &mut scratch)?;
+        plain += block_plain;
+        if last {
+            break;
+        }
+        if block_plain < full {
+            flushes.push(plain);
+        }
+    }
+    Ok(Part::Frame { plain, flushes })
+}
+
+/// Gives `input` to the decoder and returns how many plain bytes came out.
+fn feed(decoder: &mut Decoder<'_>, input: &[u8], scratch: &mut [u8]) -> io::Result<u64> {
+    let mut input = InBuffer::around(input);
+    let mut produced = 0u64;
+    loop {
+        let mut output = OutBuffer::around(&mut scratch[..]);
+        decoder.run(&mut input, &mut output)?;
+        produced += output.pos() as u64;
+        if input.pos() == input.src.len() && output.pos() < output.capacity() {
+            return Ok(produced);
+        }
+    }
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
 fn varint(out: &mut Vec<u8>, mut n: u64) {
@@ -229,7 +304,7 @@ mod tests {
     struct Libzstd(Vec<u8>);
 
     impl FrameWriter for Libzstd {
-        fn frame(&mut self, plain: &mut dyn Read, len: u64, _flushed: bool) -> io::Result<()> {
+        fn frame(&mut self, plain: &mut dyn Read, len: u64, _flushes: &[u64]) -> io::Result<()> {
             let mut encoder = zstd::stream::Encoder::new(&mut self.0, 3)?;
             encoder.include_contentsize(false)?;
             io::copy(&mut plain.take(len), &mut encoder)?;
@@ -246,7 +321,7 @@ mod tests {
         let mut frames = Libzstd(Vec::new());
         for file in files {
             frames
-                .frame(&mut &file[..], file.len() as u64, false)
+                .frame(&mut &file[..], file.len() as u64, &[])
                 .unwrap();
         }
         let mut blob = frames.0;
@@ -270,13 +345,13 @@ mod tests {
         let refs: Vec<&[u8]> = files.iter().map(|f| &f[..]).collect();
         let blob = chunked(&refs, b"{\"entries\":[]}");
         let plain: Vec<u8> = files.concat();
-        let parts = read(&blob[..], &spans(&blob[..]).unwrap(), plain.len() as u64).unwrap();
+        let parts = read(&blob[..], &spans(&blob[..]).unwrap()).unwrap();
         assert_eq!(parts.len(), 7);
         assert_eq!(
             parts[1],
             Part::Frame {
                 plain: 40_003,
-                flushed: false
+                flushes: vec![]
             }
         );
 
@@ -293,7 +368,7 @@ mod tests {
         let parts = vec![
             Part::Frame {
                 plain: 10,
-                flushed: true,
+                flushes: vec![3, 10],
             },
             Part::Skippable {
                 nibble: 0,
