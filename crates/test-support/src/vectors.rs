@@ -287,6 +287,7 @@ fn contents(sequence: u64) -> Contents {
         base: None,
         signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
         entries,
+        policy_updates: Vec::new(),
     };
     Contents { files, manifest }
 }
