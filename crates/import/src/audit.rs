@@ -48,6 +48,9 @@ pub struct AuditEvent {
     pub images: Vec<String>,
     #[serde(default)]
     pub detail: Option<String>,
+    /// A policy update's version (action `policy-update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -272,6 +275,12 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
     let mut event = pending.event;
     let digest = event.manifest_digest.as_deref();
     let committed = match event.action.as_str() {
+        "policy-update" => state
+            .trust
+            .policy
+            .as_ref()
+            .zip(event.policy_version)
+            .is_some_and(|(p, v)| p.version() >= v),
         "import" => event
             .channel
             .as_ref()
@@ -283,10 +292,10 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
             })
         }),
     };
-    let done = if event.action == "import" {
-        "imported"
-    } else {
-        "rolled back"
+    let done = match event.action.as_str() {
+        "import" => "imported",
+        "policy-update" => "accepted",
+        _ => "rolled back",
     };
     event.result = if committed {
         format!("{done} (audited late: the run was interrupted after its commit)")
@@ -379,6 +388,7 @@ mod tests {
                 bundle_id: "b-2".into(),
                 manifest_digest: digest.into(),
                 imported_at: "2026-11-26T10:00:00Z".into(),
+                reset: None,
             },
         );
         state

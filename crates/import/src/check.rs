@@ -55,12 +55,21 @@ pub fn check<R: Read>(
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
     let result: Result<CheckReport, ImportError> = (|| {
-        require_trust(&policy, &reader, &mut event)?;
-        event.clusters = site_clusters(&manifest, site);
+        // The carried policy updates, judged but not stored.
         let current = state.read()?;
+        let chain = policy.apply_chain(&manifest.policy_updates, &state.dir().join("site.json"))?;
+        let policy = &chain.policy;
+        let mut checked = current.clone();
+        for (update, _) in &chain.applied {
+            checked.trust.raise(&update.policy.created);
+        }
+        let age = crate::lifecycle::bundle_age(site, &checked, &manifest);
+        require_trust(policy, &reader, &mut event, age)?;
+        event.clusters = site_clusters(&manifest, site);
         let (status, releases) = match admit(&manifest, &digest, site, &current)? {
             Admission::Current(releases) => ("already imported", releases),
             Admission::New(releases) => {
+                crate::lifecycle::check_fresh(site, policy, &checked, &manifest)?;
                 // A delta must find its base here, as the import would.
                 if let Some(base) = &manifest.base {
                     let client = registry_client(site, options)?;
