@@ -385,6 +385,11 @@ pub struct HubAddSiteArgs {
     /// The site's public key (NAME.pub) its receipts are signed with.
     #[arg(long)]
     pub key: PathBuf,
+    /// The site's state was rebuilt and its audit index starts again: accept
+    /// its next receipt by time (receipts are otherwise ordered by the
+    /// site's audit index, and a lower one is refused as a replay).
+    #[arg(long)]
+    pub new_audit_trail: bool,
     /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
