@@ -64,7 +64,7 @@ pub fn check<R: Read>(
             checked.trust.raise(&update.policy.created);
         }
         let age = crate::lifecycle::bundle_age(site, &checked, &manifest);
-        require_trust(policy, &reader, &mut event, age)?;
+        require_trust(&chain, &reader, &mut event, age)?;
         event.clusters = site_clusters(&manifest, site);
         let (status, releases) = match admit(&manifest, &digest, site, &current)? {
             Admission::Current(releases) => ("already imported", releases),

@@ -13,6 +13,7 @@ use tender_oci::{ClientOptions, LayoutStore, RegistryClient, RegistrySettings};
 use tender_trust::TrustPolicy;
 use tender_trust::keys::now_rfc3339;
 use tender_trust::policy::SignatureStatus;
+use tender_trust::update::Chain;
 
 use crate::audit::{AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
@@ -142,12 +143,12 @@ pub(crate) fn audit_event<R: Read>(
 /// bundle's age against the site's reference time, for role expiry), and
 /// keeps in the audit line only the signers that counted.
 pub(crate) fn require_trust<R: Read>(
-    policy: &TrustPolicy,
+    chain: &Chain,
     reader: &BundleReader<R>,
     event: &mut AuditEvent,
     age: Option<i64>,
 ) -> Result<(), ImportError> {
-    let trust = policy.require_at(reader.manifest_bytes(), reader.signatures(), age)?;
+    let trust = chain.require_at(reader.manifest_bytes(), reader.signatures(), age)?;
     event.signers.retain(|s| {
         trust.signatures.iter().any(|c| {
             c.key_id == s.key_id
@@ -222,7 +223,7 @@ fn run<R: Read>(
     // 0. The policy updates the stick carries, in order, before the
     // bundle's own signatures are judged (bundle-spec §7.3).
     let mut current = state.read()?;
-    let policy = &crate::lifecycle::offer(
+    let chain = crate::lifecycle::offer(
         state,
         audit,
         &mut current,
@@ -232,12 +233,12 @@ fn run<R: Read>(
             operator: &options.operator,
             bundle: Some((&manifest.bundle_id, digest)),
         },
-    )?
-    .policy;
+    )?;
+    let policy = &chain.policy;
 
     // 1. Signatures and thresholds, before anything else.
     let age = crate::lifecycle::bundle_age(site, &current, &manifest);
-    require_trust(policy, &reader, event, age)?;
+    require_trust(&chain, &reader, event, age)?;
 
     // 2. For this site, and for some of its clusters; 3. newer than what
     // the channel has, and fresh (§11.7).
@@ -386,7 +387,12 @@ fn run<R: Read>(
             bundle_id: manifest.bundle_id.clone(),
             manifest_digest: digest.to_string(),
             imported_at: now,
-            reset: None,
+            // A reset's floor outlives the next import: the bundle that
+            // locked the channel stays refused (bundle-spec §7.3).
+            reset: current
+                .channels
+                .get(&manifest.channel)
+                .and_then(|c| c.reset.clone()),
         },
     );
     let references: Vec<String> = releases

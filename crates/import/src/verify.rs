@@ -47,9 +47,7 @@ pub fn verify_bundle<R: Read>(
     let started = Instant::now();
     let manifest = reader.manifest().clone();
     let chain = policy.apply_chain(&manifest.policy_updates, &policy.path)?;
-    let trust = chain
-        .policy
-        .require(reader.manifest_bytes(), reader.signatures())?;
+    let trust = chain.require_at(reader.manifest_bytes(), reader.signatures(), None)?;
     let manifest_digest = reader.manifest_digest().to_string();
     on_start(&manifest);
     let summary = reader.read_entries(factory, progress)?;

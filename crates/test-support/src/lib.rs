@@ -11,6 +11,7 @@ mod http;
 mod proxy;
 mod registry;
 mod tools;
+pub mod trust_vectors;
 pub mod vectors;
 
 pub use compress::{

@@ -68,6 +68,33 @@ pub struct Chain {
     pub skipped: Vec<u64>,
 }
 
+impl Chain {
+    /// Judges a bundle's signatures by the policy the chain ends at (see
+    /// [`TrustPolicy::require_at`]). A refusal also names the updates
+    /// skipped as older than the site's policy: a stick carrying an old
+    /// policy that still trusted a revoked key gets nowhere, and says so.
+    pub fn require_at(
+        &self,
+        manifest_bytes: &[u8],
+        slot: &tender_format::SignatureSlot,
+        age: Option<i64>,
+    ) -> Result<crate::Evaluation, TrustError> {
+        self.policy
+            .require_at(manifest_bytes, slot, age)
+            .map_err(|e| match e {
+                TrustError::Untrusted(reason) if !self.skipped.is_empty() => {
+                    let skipped: Vec<String> = self.skipped.iter().map(u64::to_string).collect();
+                    TrustError::Untrusted(format!(
+                        "{reason}; policy update(s) {} carried but not applied: the site is at policy {} and never goes back",
+                        skipped.join(", "),
+                        self.policy.policy_version
+                    ))
+                }
+                e => e,
+            })
+    }
+}
+
 impl TrustPolicy {
     /// The policy an update describes (its keys are inline). `origin`
     /// names where it is kept, for messages.
