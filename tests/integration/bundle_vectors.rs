@@ -243,7 +243,11 @@ fn every_vector_gets_its_expected_outcome_from_import() {
             v.name
         );
         let audit = fs::read_to_string(state.join("audit.jsonl")).unwrap();
-        assert!(audit.contains("\"result\":\"refused: "), "{}: {audit}", v.name);
+        assert!(
+            audit.contains("\"result\":\"refused: "),
+            "{}: {audit}",
+            v.name
+        );
     }
 }
 
@@ -265,12 +269,26 @@ fn scenario_vectors_get_their_outcome_at_every_step() {
                 StepKind::Import => vec!["import", file, "--site", site, "--no-progress"],
                 StepKind::PolicyApply => vec!["policy", "apply", file, "--site", site],
                 StepKind::HubAddSite => {
-                    vec!["hub", "add-site", "plant-001", "--key", file, "--state-dir", hub]
+                    vec![
+                        "hub",
+                        "add-site",
+                        "plant-001",
+                        "--key",
+                        file,
+                        "--state-dir",
+                        hub,
+                    ]
                 }
                 StepKind::HubIngest => vec!["hub", "ingest", file, "--state-dir", hub],
             };
             let o = tender(&args, ws.path());
-            let what = format!("{} step {} ({} {})", scenario.name, i + 1, step.kind.as_str(), step.file);
+            let what = format!(
+                "{} step {} ({} {})",
+                scenario.name,
+                i + 1,
+                step.kind.as_str(),
+                step.file
+            );
             assert_eq!(
                 o.status.code(),
                 Some(step.expected.exit_code),

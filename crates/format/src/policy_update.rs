@@ -162,7 +162,10 @@ impl PolicyUpdate {
         }
         let p = &self.policy;
         if p.version != 1 {
-            return invalid(format!("schema version {} (this tender reads 1)", p.version));
+            return invalid(format!(
+                "schema version {} (this tender reads 1)",
+                p.version
+            ));
         }
         if p.policy_version < 2 {
             return invalid(format!(
@@ -193,7 +196,9 @@ impl PolicyUpdate {
             if let Some(age) = &rules.max_age
                 && parse_duration(age).is_none()
             {
-                return invalid(format!("channel {channel}: max_age {age:?} is not a duration"));
+                return invalid(format!(
+                    "channel {channel}: max_age {age:?} is not a duration"
+                ));
             }
         }
         for (role, age) in &p.role_max_age {
@@ -213,7 +218,10 @@ impl PolicyUpdate {
                 ));
             }
             if s.sig.len() != 128 || !s.sig.bytes().all(lower_hex) {
-                return invalid(format!("signature of key {} is not 128 hex digits", s.key_id));
+                return invalid(format!(
+                    "signature of key {} is not 128 hex digits",
+                    s.key_id
+                ));
             }
         }
         Ok(())
@@ -273,6 +281,16 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
     Some(t.assume_utc().unix_timestamp())
 }
 
+/// The RFC 3339 UTC form, in seconds, of a Unix time: the inverse of
+/// [`unix_seconds`].
+pub fn utc_text(seconds: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +347,6 @@ mod tests {
         }
         assert_eq!(unix_seconds("1970-01-02T00:00:00Z"), Some(86_400));
         assert_eq!(unix_seconds("1970-01-02T00:00:00+01:00"), None);
+        assert_eq!(utc_text(86_400).as_deref(), Some("1970-01-02T00:00:00Z"));
     }
 }

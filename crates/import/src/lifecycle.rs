@@ -197,10 +197,7 @@ pub fn offer(
             let refused: Result<Chain, ImportError> = Err(e.into());
             // The update that failed is above the site's version; its line
             // names the first such (the message names the one refused).
-            if let Some(update) = updates
-                .iter()
-                .find(|u| u.version() > policy.policy_version)
-            {
+            if let Some(update) = updates.iter().find(|u| u.version() > policy.policy_version) {
                 let mut line = event(carrier, update);
                 line.result = crate::audit::result_line(&refused, |_| String::new());
                 audit.append(line)?;

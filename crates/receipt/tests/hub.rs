@@ -397,7 +397,10 @@ fn replayed_or_reordered_receipts_are_refused_by_audit_index() {
     // The same entry again, with other content.
     let (status, message) = hub.ingest_one(&r("2026-11-27T00:00:00Z", 6, 9));
     assert_eq!(status, IngestStatus::Refused, "{message}");
-    assert!(message.contains("entry 9 is not after entry 9"), "{message}");
+    assert!(
+        message.contains("entry 9 is not after entry 9"),
+        "{message}"
+    );
     assert_eq!(
         status_before,
         fs::read(hub.path().join("status.json")).unwrap()

@@ -81,7 +81,10 @@ pub fn update(
 /// The bundle of a trust vector named `name`, if it is one.
 pub fn bundle(name: &str) -> Option<Vec<u8>> {
     let Keys {
-        hub, hub2, intruder, ..
+        hub,
+        hub2,
+        intruder,
+        ..
     } = &keys();
     let TrustKeys { root, root2, .. } = &trust_keys();
     let rotated = |signers: &[&PrivateKey]| {

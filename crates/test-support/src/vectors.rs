@@ -14,8 +14,8 @@ use tender_format::manifest::{
     BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry, FORMAT_V1, ImageRef,
     Release, Targets,
 };
-use tender_format::ustar::{self, BLOCK};
 use tender_format::policy_update::PolicyUpdate;
+use tender_format::ustar::{self, BLOCK};
 use tender_format::{Digest, SignatureSlot, layout::EntryPath};
 use tender_trust::PrivateKey;
 
@@ -589,7 +589,15 @@ pub fn write_all(dir: &Path) -> io::Result<()> {
     let k = keys();
     fs::create_dir_all(dir.join("keys"))?;
     let t = crate::trust_vectors::trust_keys();
-    for key in [&k.hub, &k.hub2, &k.qa, &k.intruder, &t.root, &t.root2, &t.site] {
+    for key in [
+        &k.hub,
+        &k.hub2,
+        &k.qa,
+        &k.intruder,
+        &t.root,
+        &t.root2,
+        &t.site,
+    ] {
         fs::write(
             dir.join("keys").join(format!("{}.pub", key.name())),
             key.public().to_pem(),
@@ -632,7 +640,11 @@ pub fn write_all(dir: &Path) -> io::Result<()> {
                 })
             })
             .collect();
-        let last = &scenario.steps.last().expect("a scenario has steps").expected;
+        let last = &scenario
+            .steps
+            .last()
+            .expect("a scenario has steps")
+            .expected;
         let expected = json!({
             "vector": scenario.name,
             "models": scenario.describe,

@@ -323,7 +323,9 @@ impl TrustPolicy {
             }
             if let Some(age) = rules.max_age {
                 let seconds = parse_duration(&age).ok_or_else(|| {
-                    format!("channel {channel}: max_age {age:?} is not a duration such as 30d or 12h")
+                    format!(
+                        "channel {channel}: max_age {age:?} is not a duration such as 30d or 12h"
+                    )
                 })?;
                 channel_max_age.insert(channel, seconds);
             }
@@ -331,7 +333,9 @@ impl TrustPolicy {
         let mut role_max_age = BTreeMap::new();
         for (role, age) in spec.role_max_age {
             if role == ROOT_ROLE || !is_token(&role) {
-                return Err(format!("role_max_age names role {role:?}, which cannot expire"));
+                return Err(format!(
+                    "role_max_age names role {role:?}, which cannot expire"
+                ));
             }
             let seconds = parse_duration(&age).ok_or_else(|| {
                 format!("role_max_age of {role}: {age:?} is not a duration such as 14d or 12h")

@@ -12,9 +12,7 @@ use tender_format::policy_update::{
 
 use crate::error::TrustError;
 use crate::keys::{PrivateKey, PublicKey};
-use crate::policy::{
-    KeySpec, PolicySpec, RoleTally, SignatureCheck, TrustPolicy, human_duration,
-};
+use crate::policy::{KeySpec, PolicySpec, RoleTally, SignatureCheck, TrustPolicy, human_duration};
 
 /// How one update's root signatures counted.
 #[derive(Debug, Clone, Serialize)]
@@ -248,7 +246,11 @@ impl TrustPolicy {
     /// are skipped (the site has or passed them), the rest must follow on
     /// without a gap, each accepted by the policy before it. Fails at the
     /// first refusal, having changed nothing (the caller stores the end).
-    pub fn apply_chain(&self, updates: &[PolicyUpdate], origin: &Path) -> Result<Chain, TrustError> {
+    pub fn apply_chain(
+        &self,
+        updates: &[PolicyUpdate],
+        origin: &Path,
+    ) -> Result<Chain, TrustError> {
         let mut chain = Chain {
             policy: self.clone(),
             applied: Vec::new(),
@@ -388,9 +390,16 @@ mod tests {
         assert_eq!(chain.policy.policy_version, 3);
         assert_eq!(chain.applied.len(), 2);
         // At 3, both are history: skipped, never applied again.
-        let again = chain.policy.apply_chain(&[two.clone()], dir.path()).unwrap();
+        let again = chain
+            .policy
+            .apply_chain(&[two.clone()], dir.path())
+            .unwrap();
         assert_eq!((again.skipped, again.applied.len()), (vec![2], 0));
-        let err = chain.policy.accept(&two, dir.path()).unwrap_err().to_string();
+        let err = chain
+            .policy
+            .accept(&two, dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rollback"), "{err}");
     }
 

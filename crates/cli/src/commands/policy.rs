@@ -107,7 +107,11 @@ fn print_policy(out: &mut impl Write, policy: &TrustPolicy) -> std::io::Result<(
         writeln!(out, "  channel   {channel} max_age {}", human_duration(s))?;
     }
     for (role, &s) in policy.role_max_ages() {
-        writeln!(out, "  expiry    {role} signatures count for {}", human_duration(s))?;
+        writeln!(
+            out,
+            "  expiry    {role} signatures count for {}",
+            human_duration(s)
+        )?;
     }
     Ok(())
 }
@@ -140,7 +144,11 @@ fn show(args: PolicyShowArgs) -> anyhow::Result<()> {
                 writeln!(out, "  reset     channel {channel} sequence to {floor}")?;
             }
             if update.policy.resets.high_water_mark {
-                writeln!(out, "  reset     high-water mark to {}", update.policy.created)?;
+                writeln!(
+                    out,
+                    "  reset     high-water mark to {}",
+                    update.policy.created
+                )?;
             }
             for s in &update.signatures {
                 writeln!(
@@ -197,7 +205,9 @@ fn show(args: PolicyShowArgs) -> anyhow::Result<()> {
         writeln!(
             out,
             "  reset     channel {channel} to sequence {} by policy {}: bundles created after {}",
-            r["sequence"], r["policy_version"], r["not_before"].as_str().unwrap_or_default()
+            r["sequence"],
+            r["policy_version"],
+            r["not_before"].as_str().unwrap_or_default()
         )?;
     }
     Ok(())
@@ -206,7 +216,10 @@ fn show(args: PolicyShowArgs) -> anyhow::Result<()> {
 fn sign(args: PolicySignArgs) -> anyhow::Result<()> {
     super::warn_if_too_open(&args.key);
     let key = PrivateKey::read(&args.key)?;
-    let signer = args.signer.clone().unwrap_or_else(|| key.name().to_string());
+    let signer = args
+        .signer
+        .clone()
+        .unwrap_or_else(|| key.name().to_string());
     let from_yaml = !is_update(&args.input)?;
     let (mut update, output) = if from_yaml {
         let Some(output) = args.output.clone() else {
@@ -228,10 +241,9 @@ fn sign(args: PolicySignArgs) -> anyhow::Result<()> {
                 .split_once('=')
                 .and_then(|(c, n)| Some((c.to_string(), n.parse::<u64>().ok()?)));
             let Some((channel, floor)) = parsed else {
-                return Err(UsageError(format!(
-                    "--reset-sequence {r:?} is not CHANNEL=SEQUENCE"
-                ))
-                .into());
+                return Err(
+                    UsageError(format!("--reset-sequence {r:?} is not CHANNEL=SEQUENCE")).into(),
+                );
             };
             resets.sequences.insert(channel, floor);
         }
@@ -304,7 +316,10 @@ fn print_report(report: &UpdatesReport, verb: &str) -> std::io::Result<()> {
         }
     }
     for v in &report.skipped {
-        writeln!(out, "skipped policy {v}: the site already has it or a later one")?;
+        writeln!(
+            out,
+            "skipped policy {v}: the site already has it or a later one"
+        )?;
     }
     writeln!(out, "policy in force: {}", report.policy_version)
 }
