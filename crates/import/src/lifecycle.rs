@@ -191,59 +191,42 @@ pub fn offer(
     updates: &[PolicyUpdate],
     carrier: &Carrier,
 ) -> Result<Chain, ImportError> {
-    let chain = match policy.apply_chain(updates, &state.dir().join("site.json")) {
-        Ok(chain) => chain,
-        Err(e) => {
-            let refused: Result<Chain, ImportError> = Err(e.into());
-            // The update that failed is above the site's version; its line
-            // names the first such (the message names the one refused).
-            if let Some(update) = updates.iter().find(|u| u.version() > policy.policy_version) {
+    let origin = state.dir().join("site.json");
+    // The whole chain is judged first: a refusal anywhere stores none of it.
+    let mut chain = Chain {
+        policy: policy.clone(),
+        applied: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for update in updates {
+        if update.version() <= chain.policy.policy_version {
+            chain.skipped.push(update.version());
+            continue;
+        }
+        match chain.policy.accept(update, &origin) {
+            Ok((next, check)) => {
+                chain.policy = next;
+                chain.applied.push((update.clone(), check));
+            }
+            Err(e) => {
+                let refused: Result<Chain, ImportError> = Err(e.into());
                 let mut line = event(carrier, update);
                 line.result = crate::audit::result_line(&refused, |_| String::new());
                 audit.append(line)?;
+                return refused;
             }
-            return refused;
         }
-    };
-    if chain.applied.is_empty() {
-        return Ok(chain);
     }
+    // Then one commit per update, noted before (a run killed in between
+    // is audited by the next) and audited after.
     let now = now_rfc3339();
-    let mut next = current.clone();
-    for (update, _) in &chain.applied {
-        next.trust.policy = Some(update.clone());
-        let resets = &update.policy.resets;
-        if resets.high_water_mark {
-            next.trust.high_water_mark = Some(update.policy.created.clone());
-        } else {
-            next.trust.raise(&update.policy.created);
-        }
-        for (channel, &floor) in &resets.sequences {
-            let reset = ChannelReset {
-                policy_version: update.version(),
-                not_before: update.policy.created.clone(),
-            };
-            let entry = next
-                .channels
-                .entry(channel.clone())
-                .or_insert_with(|| ChannelState {
-                    sequence: floor,
-                    bundle_id: String::new(),
-                    manifest_digest: String::new(),
-                    imported_at: now.clone(),
-                    reset: None,
-                });
-            entry.sequence = floor;
-            entry.reset = Some(reset);
-        }
-    }
-    // Noted before the commit, so a run killed in between is audited.
-    let (last, _) = chain.applied.last().expect("not empty");
-    audit.begin(&event(carrier, last))?;
-    state.commit(&next)?;
-    *current = next;
     for (update, check) in &chain.applied {
+        let mut next = current.clone();
+        record(&mut next, update, &now);
         let mut line = event(carrier, update);
+        audit.begin(&line)?;
+        state.commit(&next)?;
+        *current = next;
         line.signers = root_signers(check);
         line.result = format!(
             "accepted: policy {} -> {}",
@@ -252,6 +235,35 @@ pub fn offer(
         audit.append(line)?;
     }
     Ok(chain)
+}
+
+/// An accepted update in the site state: the policy, the high-water mark
+/// and the resets it makes.
+fn record(state: &mut SiteStateFile, update: &PolicyUpdate, now: &str) {
+    state.trust.policy = Some(update.clone());
+    let resets = &update.policy.resets;
+    if resets.high_water_mark {
+        state.trust.high_water_mark = Some(update.policy.created.clone());
+    } else {
+        state.trust.raise(&update.policy.created);
+    }
+    for (channel, &floor) in &resets.sequences {
+        let entry = state
+            .channels
+            .entry(channel.clone())
+            .or_insert_with(|| ChannelState {
+                sequence: floor,
+                bundle_id: String::new(),
+                manifest_digest: String::new(),
+                imported_at: now.to_string(),
+                reset: None,
+            });
+        entry.sequence = floor;
+        entry.reset = Some(ChannelReset {
+            policy_version: update.version(),
+            not_before: update.policy.created.clone(),
+        });
+    }
 }
 
 /// The root keys whose signatures counted, for the audit line.
