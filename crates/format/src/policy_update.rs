@@ -150,7 +150,7 @@ impl PolicyUpdate {
         canonical::to_vec(&self.policy).expect("a policy body has no floats")
     }
 
-    pub fn version(&self) -> u64 {
+    pub fn policy_version(&self) -> u64 {
         self.policy.policy_version
     }
 
@@ -239,11 +239,11 @@ pub fn validate_chain(updates: &[PolicyUpdate]) -> Result<(), PolicyUpdateError>
     }
     for (i, u) in updates.iter().enumerate() {
         u.validate()?;
-        if i > 0 && u.version() != updates[i - 1].version() + 1 {
+        if i > 0 && u.policy_version() != updates[i - 1].policy_version() + 1 {
             return Err(PolicyUpdateError::Invalid(format!(
                 "policy updates must be consecutive versions in order, found {} after {}",
-                u.version(),
-                updates[i - 1].version()
+                u.policy_version(),
+                updates[i - 1].policy_version()
             )));
         }
     }

@@ -280,7 +280,7 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
             .policy
             .as_ref()
             .zip(event.policy_version)
-            .is_some_and(|(p, v)| p.version() >= v),
+            .is_some_and(|(p, v)| p.policy_version() >= v),
         "import" => event
             .channel
             .as_ref()
@@ -500,6 +500,9 @@ mod tests {
             results[0].starts_with("interrupted before its commit"),
             "{results:?}"
         );
-        assert!(results[1].starts_with("accepted (audited late"), "{results:?}");
+        assert!(
+            results[1].starts_with("accepted (audited late"),
+            "{results:?}"
+        );
     }
 }

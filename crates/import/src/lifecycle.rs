@@ -35,7 +35,7 @@ pub const FUTURE_SLACK_SECONDS: i64 = 3600;
 pub fn effective_policy(site: &Site, state: &SiteStateFile) -> Result<TrustPolicy, ImportError> {
     let file = TrustPolicy::load(&site.trust_policy)?;
     match &state.trust.policy {
-        Some(update) if update.version() > file.policy_version => {
+        Some(update) if update.policy_version() > file.policy_version => {
             let origin = site.state_dir.join("site.json");
             // Accepted once, so a failure now is the state's, not a stick's.
             TrustPolicy::from_update(update, &origin).map_err(|e| {
@@ -89,16 +89,15 @@ pub fn check_fresh(
             manifest.created
         ))
     })?;
-    if site.trusted_clock {
-        if let Some(now) = now_seconds()
-            && created > now + FUTURE_SLACK_SECONDS
-        {
-            return Err(ImportError::Refused(format!(
-                "bundle created {} is ahead of this site's trusted clock ({}): a hub clock that is wrong, or an attempt to freeze the site",
-                manifest.created,
-                now_rfc3339()
-            )));
-        }
+    if site.trusted_clock
+        && let Some(now) = now_seconds()
+        && created > now + FUTURE_SLACK_SECONDS
+    {
+        return Err(ImportError::Refused(format!(
+            "bundle created {} is ahead of this site's trusted clock ({}): a hub clock that is wrong, or an attempt to freeze the site",
+            manifest.created,
+            now_rfc3339()
+        )));
     }
     if let Some(reset) = state
         .channels
@@ -168,10 +167,10 @@ fn event(carrier: &Carrier, update: &PolicyUpdate) -> AuditEvent {
         operator: carrier.operator.to_string(),
         bundle_id: carrier.bundle.as_ref().map(|(id, _)| id.to_string()),
         manifest_digest: carrier.bundle.as_ref().map(|(_, d)| d.to_string()),
-        policy_version: Some(update.version()),
+        policy_version: Some(update.policy_version()),
         detail: Some(format!(
             "policy update {} created {}, {}",
-            update.version(),
+            update.policy_version(),
             update.policy.created,
             Digest::of(&update.to_canonical_bytes().unwrap_or_default())
         )),
@@ -199,8 +198,8 @@ pub fn offer(
         skipped: Vec::new(),
     };
     for update in updates {
-        if update.version() <= chain.policy.policy_version {
-            chain.skipped.push(update.version());
+        if update.policy_version() <= chain.policy.policy_version {
+            chain.skipped.push(update.policy_version());
             continue;
         }
         match chain.policy.accept(update, &origin) {
@@ -260,7 +259,7 @@ fn record(state: &mut SiteStateFile, update: &PolicyUpdate, now: &str) {
             });
         entry.sequence = floor;
         entry.reset = Some(ChannelReset {
-            policy_version: update.version(),
+            policy_version: update.policy_version(),
             not_before: update.policy.created.clone(),
         });
     }
@@ -321,7 +320,7 @@ pub fn apply(
     let (policy, state, audit) = crate::import::open_site(site)?;
     let mut current = state.read()?;
     let mut sorted = updates.to_vec();
-    sorted.sort_by_key(PolicyUpdate::version);
+    sorted.sort_by_key(PolicyUpdate::policy_version);
     let carrier = Carrier {
         operator,
         bundle: None,
@@ -334,7 +333,7 @@ pub fn apply(
     {
         let refused: Result<(), ImportError> = Err(ImportError::Refused(format!(
             "policy update {}: the site is at policy {}; an older or equal policy never applies again (rollback)",
-            newest.version(),
+            newest.policy_version(),
             policy.policy_version
         )));
         let mut line = event(&carrier, newest);

@@ -392,7 +392,7 @@ mod tests {
         // At 3, both are history: skipped, never applied again.
         let again = chain
             .policy
-            .apply_chain(&[two.clone()], dir.path())
+            .apply_chain(std::slice::from_ref(&two), dir.path())
             .unwrap();
         assert_eq!((again.skipped, again.applied.len()), (vec![2], 0));
         let err = chain

@@ -277,7 +277,7 @@ fn sign(args: PolicySignArgs) -> anyhow::Result<()> {
     eprintln!(
         "{} policy update {} as root by {} ({}): {} signature(s)",
         if changed { "signed" } else { "already signed" },
-        update.version(),
+        update.policy_version(),
         human::clean(&signer),
         key.public().id(),
         update.signatures.len()
@@ -292,7 +292,7 @@ fn read_sorted(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicyUpdate>> {
         .iter()
         .map(|p| lifecycle::read_update(p))
         .collect::<Result<Vec<_>, _>>()?;
-    updates.sort_by_key(PolicyUpdate::version);
+    updates.sort_by_key(PolicyUpdate::policy_version);
     Ok(updates)
 }
 
@@ -341,7 +341,7 @@ fn verify(args: PolicyVerifyArgs) -> anyhow::Result<()> {
     {
         return Err(tender_import::ImportError::Refused(format!(
             "policy update {}: the policy is at version {}; an older or equal policy never applies again (rollback)",
-            newest.version(),
+            newest.policy_version(),
             policy.policy_version
         ))
         .into());
