@@ -355,6 +355,23 @@ fn a_channel_locked_by_a_runaway_sequence_recovers_from_one_stick() {
         ],
     );
     assert_exit(&o, 0);
+    // Half signed, it would make every site refuse the stick: export says so.
+    let o = export_fleet_cmd(
+        &hub,
+        &sample_fleet(),
+        "x.tender",
+        &["--policy-update", "policy-2.json"],
+    )
+    .output()
+    .unwrap();
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("not carrying the policy updates")
+            && stderr(&o).contains("root role of policy 2 needs 2"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!hub.join("x.tender").exists());
     assert_exit(
         &run(
             &hub,

@@ -76,6 +76,9 @@ pub struct ImportReport {
     pub receipt: Option<std::path::PathBuf>,
     /// Problems after the commit that did not undo the import.
     pub warnings: Vec<String>,
+    /// The policy updates the bundle carried that this import applied
+    /// (their versions, in order; each has its own audit line).
+    pub policy_updates: Vec<u64>,
 }
 
 pub struct ImportOptions {
@@ -235,6 +238,11 @@ fn run<R: Read>(
         },
     )?;
     let policy = &chain.policy;
+    let applied: Vec<u64> = chain
+        .applied
+        .iter()
+        .map(|(u, _)| u.policy_version())
+        .collect();
 
     // 1. Signatures and thresholds, before anything else.
     let age = crate::lifecycle::bundle_age(site, &current, &manifest);
@@ -246,7 +254,7 @@ fn run<R: Read>(
     event.clusters = site_clusters(&manifest, site);
     let releases = match admit(&manifest, &digest, site, &current)? {
         Admission::Current(releases) => {
-            return Ok(report_for(
+            let mut r = report_for(
                 site,
                 &manifest,
                 &digest,
@@ -255,7 +263,9 @@ fn run<R: Read>(
                 LoadReport::default(),
                 0,
                 started,
-            ));
+            );
+            r.policy_updates = applied;
+            return Ok(r);
         }
         Admission::New(releases) => releases,
     };
@@ -408,6 +418,7 @@ fn run<R: Read>(
     let bytes_read = summary.map_or(0, |s| s.stream_bytes);
     let mut done = report("imported", load, bytes_read);
     done.published = publications;
+    done.policy_updates = applied;
     Ok(done)
 }
 
@@ -500,5 +511,6 @@ fn report_for(
         published: Vec::new(),
         receipt: None,
         warnings: Vec::new(),
+        policy_updates: Vec::new(),
     }
 }

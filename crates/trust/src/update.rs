@@ -269,6 +269,32 @@ impl TrustPolicy {
     }
 }
 
+/// Checks updates a hub is about to carry, as far as it can without the
+/// sites' policies: each describes a valid policy signed up to its own root
+/// threshold, and each after the first is accepted by the one before. A
+/// half-signed update on a stick would make every site refuse the bundle.
+pub fn check_carried(updates: &[PolicyUpdate], origin: &Path) -> Result<(), TrustError> {
+    let mut previous: Option<TrustPolicy> = None;
+    for update in updates {
+        let next = match &previous {
+            Some(p) => p.accept(update, origin)?.0,
+            None => {
+                let next = TrustPolicy::from_update(update, origin)?;
+                let message = policy_signing_input(&update.body_bytes());
+                if let Some(short) = next.root_tally(update, &message).shortfall() {
+                    return Err(TrustError::Untrusted(format!(
+                        "policy update {}: {short}",
+                        update.policy.policy_version
+                    )));
+                }
+                next
+            }
+        };
+        previous = Some(next);
+    }
+    Ok(())
+}
+
 /// A new, unsigned update carrying `policy`'s contents.
 pub fn unsigned_update(policy: &TrustPolicy, created: &str, resets: Resets) -> PolicyUpdate {
     PolicyUpdate {
@@ -401,6 +427,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("rollback"), "{err}");
+    }
+
+    #[test]
+    fn a_hub_carries_only_updates_signed_by_their_own_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k, _) = setup(dir.path());
+        let mut two = unsigned_update(&rotated(dir.path(), 2), T1, Resets::default());
+        sign_update(&mut two, &k.root_a, "a", T1);
+        let err = check_carried(std::slice::from_ref(&two), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("root role of policy 2 needs 1"), "{err}");
+        sign_update(&mut two, &k.root_b, "b", T1);
+        let mut three = unsigned_update(&rotated(dir.path(), 3), T1, Resets::default());
+        sign_update(&mut three, &k.root_a, "a", T1);
+        // Policy 2's root is root-b alone: root-a no longer counts.
+        assert!(check_carried(&[two.clone(), three.clone()], dir.path()).is_err());
+        sign_update(&mut three, &k.root_b, "b", T1);
+        check_carried(&[two, three], dir.path()).unwrap();
     }
 
     #[test]

@@ -35,13 +35,21 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<()> {
 /// Update files for a bundle at the hub. A bad one is the hub's problem
 /// (exit 1), not a rejected stick.
 pub(crate) fn read_for_hub(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicyUpdate>> {
-    paths
+    let updates = paths
         .iter()
         .map(|p| {
             lifecycle::read_update(p)
                 .map_err(|e| anyhow::anyhow!(tender_format::error::chain_message(&e)))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let origin = paths
+        .first()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("."));
+    tender_trust::update::check_carried(&updates, origin).map_err(|e| {
+        anyhow::anyhow!("not carrying the policy updates, the sites would refuse the bundle: {e}")
+    })?;
+    Ok(updates)
 }
 
 /// Whether a file holds JSON (an update) rather than YAML (a policy).
