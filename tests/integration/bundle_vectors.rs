@@ -204,16 +204,30 @@ fn every_vector_gets_its_expected_outcome_from_import() {
         let dir = vectors_dir().join(v.name);
         let ws = tempfile::tempdir().unwrap();
         let site = vector_site(ws.path(), &dir.join("policy.yaml"));
-        let o = tender(
-            &[
+        let bundle = dir.join("bundle.tender");
+        let import = |extra: &[&str]| {
+            let mut args = vec![
                 "import",
-                dir.join("bundle.tender").to_str().unwrap(),
+                bundle.to_str().unwrap(),
                 "--site",
                 site.to_str().unwrap(),
                 "--no-progress",
-            ],
-            ws.path(),
+            ];
+            args.extend_from_slice(extra);
+            tender(&args, ws.path())
+        };
+        // --check reaches the same verdict and stores nothing, not even a
+        // policy update the bundle carries.
+        let o = import(&["--check"]);
+        assert_exit(&o, v.expected.exit_code);
+        assert!(
+            stderr(&o).contains(v.expected.reason_contains),
+            "{}: {}",
+            v.name,
+            stderr(&o)
         );
+        assert!(!ws.path().join("state/site.json").exists(), "{}", v.name);
+        let o = import(&[]);
         assert_exit(&o, v.expected.exit_code);
         let err = stderr(&o);
         assert!(

@@ -329,7 +329,12 @@ fn print_report(report: &UpdatesReport, verb: &str) -> std::io::Result<()> {
             "skipped policy {v}: the site already has it or a later one"
         )?;
     }
-    writeln!(out, "policy in force: {}", report.policy_version)
+    let what = if verb == "APPLIED" {
+        "policy in force"
+    } else {
+        "policy after these updates"
+    };
+    writeln!(out, "{what}: {}", report.policy_version)
 }
 
 fn verify(args: PolicyVerifyArgs) -> anyhow::Result<()> {
