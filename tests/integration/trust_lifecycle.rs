@@ -107,6 +107,23 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         ],
     );
     assert_exit(&o, 0);
+    // Made again from YAML it would void the signatures collected so far.
+    let again = [
+        "policy",
+        "sign",
+        "policy-2.yaml",
+        "--key",
+        "root-b.key",
+        "-o",
+        "policy-2.json",
+    ];
+    let o = run(&ws, &again);
+    assert_exit(&o, 2);
+    assert!(
+        stderr(&o).contains("policy-2.json exists"),
+        "{}",
+        stderr(&o)
+    );
     // One root of two: verify and apply refuse, and change nothing.
     let o = run(&ws, &["policy", "verify", "policy-2.json", "--site", site]);
     assert_exit(&o, 3);

@@ -124,13 +124,29 @@ pub fn check_fresh(
         return Err(ImportError::Refused(format!(
             "stale bundle: created {} is {} older than {against}; channel {} allows {} (max_age in policy {})",
             manifest.created,
-            human_duration(age as u64),
+            approximate(age as u64),
             manifest.channel,
             human_duration(max),
             policy.policy_version
         )));
     }
     Ok(())
+}
+
+/// An age for people: `40d 12h`, `3h 5m`, `4m 10s`.
+fn approximate(seconds: u64) -> String {
+    let (d, h, m, s) = (
+        seconds / 86_400,
+        seconds % 86_400 / 3600,
+        seconds % 3600 / 60,
+        seconds % 60,
+    );
+    match (d, h) {
+        (0, 0) => format!("{m}m {s}s"),
+        (0, _) => format!("{h}h {m}m"),
+        _ if h == 0 => format!("{d}d"),
+        _ => format!("{d}d {h}h"),
+    }
 }
 
 /// What became of the policy updates offered to a site.

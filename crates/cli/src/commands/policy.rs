@@ -233,6 +233,16 @@ fn sign(args: PolicySignArgs) -> anyhow::Result<()> {
         let Some(output) = args.output.clone() else {
             return Err(UsageError("signing a policy YAML needs --output FILE".into()).into());
         };
+        // A new update has a new `created`: it would void the signatures
+        // already collected in an existing file.
+        if output.exists() {
+            return Err(UsageError(format!(
+                "{} exists; add a signature to it with `tender policy sign {} --key KEY`",
+                output.display(),
+                output.display()
+            ))
+            .into());
+        }
         let created = args.created.clone().unwrap_or_else(now_rfc3339);
         if !is_utc_seconds(&created) {
             return Err(UsageError(format!(
