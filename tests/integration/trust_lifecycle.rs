@@ -409,6 +409,22 @@ fn a_channel_locked_by_a_runaway_sequence_recovers_from_one_stick() {
         crate::util::inspect_json(&recovery)["manifest"]["policy_updates"][0]["policy"]["policy_version"],
         2
     );
+    // --check judges the carried update and its reset without storing it.
+    let before = fs::read(site_ws.join("state/site.json")).unwrap();
+    let o = run(
+        &site_ws,
+        &[
+            "import",
+            recovery.to_str().unwrap(),
+            "--site",
+            site,
+            "--check",
+            "--no-progress",
+        ],
+    );
+    assert_exit(&o, 0);
+    assert!(stdout(&o).contains("would import"), "{}", stdout(&o));
+    assert_eq!(before, fs::read(site_ws.join("state/site.json")).unwrap());
     let o = import(&recovery);
     assert_exit(&o, 0);
     let state = site_json(&site_ws).unwrap();

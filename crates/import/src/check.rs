@@ -55,21 +55,22 @@ pub fn check<R: Read>(
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
     let result: Result<CheckReport, ImportError> = (|| {
-        // The carried policy updates, judged but not stored.
-        let current = state.read()?;
+        // The carried policy updates, judged, and their resets and
+        // high-water mark applied to a copy of the state: nothing stored.
+        let mut current = state.read()?;
         let chain = policy.apply_chain(&manifest.policy_updates, &state.dir().join("site.json"))?;
         let policy = &chain.policy;
-        let mut checked = current.clone();
+        let now = tender_trust::keys::now_rfc3339();
         for (update, _) in &chain.applied {
-            checked.trust.raise(&update.policy.created);
+            crate::lifecycle::record(&mut current, update, &now);
         }
-        let age = crate::lifecycle::bundle_age(site, &checked, &manifest);
+        let age = crate::lifecycle::bundle_age(site, &current, &manifest);
         require_trust(&chain, &reader, &mut event, age)?;
         event.clusters = site_clusters(&manifest, site);
         let (status, releases) = match admit(&manifest, &digest, site, &current)? {
             Admission::Current(releases) => ("already imported", releases),
             Admission::New(releases) => {
-                crate::lifecycle::check_fresh(site, policy, &checked, &manifest)?;
+                crate::lifecycle::check_fresh(site, policy, &current, &manifest)?;
                 // A delta must find its base here, as the import would.
                 if let Some(base) = &manifest.base {
                     let client = registry_client(site, options)?;

@@ -52,17 +52,14 @@ pub fn effective_policy(site: &Site, state: &SiteStateFile) -> Result<TrustPolic
 
 /// The time freshness is judged against, in Unix seconds: the high-water
 /// mark, or the trusted clock when the site has one and it is later.
-pub fn reference_time(site: &Site, state: &SiteStateFile, also: &[&str]) -> Option<i64> {
-    let clock = site.trusted_clock.then(now_seconds).flatten();
-    state
+pub fn reference_time(site: &Site, state: &SiteStateFile) -> Option<i64> {
+    let mark = state
         .trust
         .high_water_mark
-        .iter()
-        .map(String::as_str)
-        .chain(also.iter().copied())
-        .filter_map(unix_seconds)
-        .chain(clock)
-        .max()
+        .as_deref()
+        .and_then(unix_seconds);
+    let clock = site.trusted_clock.then(now_seconds).flatten();
+    mark.max(clock)
 }
 
 fn now_seconds() -> Option<i64> {
@@ -72,7 +69,7 @@ fn now_seconds() -> Option<i64> {
 /// The bundle's age in seconds against the site's reference time (none
 /// before the site accepted anything, without a trusted clock).
 pub fn bundle_age(site: &Site, state: &SiteStateFile, manifest: &BundleManifest) -> Option<i64> {
-    Some(reference_time(site, state, &[])? - unix_seconds(&manifest.created)?)
+    Some(reference_time(site, state)? - unix_seconds(&manifest.created)?)
 }
 
 /// Refuses a bundle that is stale by its channel's `max_age`, dated ahead
@@ -110,7 +107,7 @@ pub fn check_fresh(
             manifest.channel, reset.policy_version, reset.not_before, manifest.created
         )));
     }
-    let reference = reference_time(site, state, &[]);
+    let reference = reference_time(site, state);
     let age = bundle_age(site, state, manifest);
     if let (Some(max), Some(age)) = (policy.channel_max_age(&manifest.channel), age)
         && age > max as i64
@@ -254,7 +251,7 @@ pub fn offer(
 
 /// An accepted update in the site state: the policy, the high-water mark
 /// and the resets it makes.
-fn record(state: &mut SiteStateFile, update: &PolicyUpdate, now: &str) {
+pub(crate) fn record(state: &mut SiteStateFile, update: &PolicyUpdate, now: &str) {
     state.trust.policy = Some(update.clone());
     let resets = &update.policy.resets;
     if resets.high_water_mark {
