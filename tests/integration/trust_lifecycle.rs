@@ -253,6 +253,17 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
     let o = run(&ws, &["policy", "apply", "policy-2.json", "--site", site]);
     assert_exit(&o, 3);
     assert!(stderr(&o).contains("rollback"), "{}", stderr(&o));
+    // A file that is no update: refused, audited, nothing changed.
+    let before = fs::read(ws.join("state/site.json")).unwrap();
+    fs::write(ws.join("junk.json"), "{\"format\":\"tender-policy/v1\"}").unwrap();
+    let o = run(&ws, &["policy", "apply", "junk.json", "--site", site]);
+    assert_exit(&o, 3);
+    assert!(
+        stderr(&o).contains("junk.json: policy update is not canonical JSON"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(before, fs::read(ws.join("state/site.json")).unwrap());
 
     let o = run(&ws, &["policy", "show", "--site", site]);
     assert_exit(&o, 0);
@@ -269,7 +280,9 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         .collect();
     assert_eq!(
         results,
-        ["refused", "accepted", "refused", "accepted", "refused"],
+        [
+            "refused", "accepted", "refused", "accepted", "refused", "refused"
+        ],
         "{results:?}"
     );
     let o = run(&ws, &["audit", "verify", "--site", site]);

@@ -9,7 +9,7 @@
 //! version is above the file's (an operator may still install a newer
 //! policy out of band, as before).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tender_format::BundleManifest;
@@ -325,19 +325,32 @@ pub fn read_update(path: &Path) -> Result<PolicyUpdate, ImportError> {
 /// order. Offering only what the site has or passed is refused as a
 /// rollback, unless the newest offered is the very update in force
 /// (applying the same file twice is not an attack).
-pub fn apply(
-    site: &Site,
-    updates: &[PolicyUpdate],
-    operator: &str,
-) -> Result<UpdatesReport, ImportError> {
+pub fn apply(site: &Site, files: &[PathBuf], operator: &str) -> Result<UpdatesReport, ImportError> {
     let (policy, state, audit) = crate::import::open_site(site)?;
-    let mut current = state.read()?;
-    let mut sorted = updates.to_vec();
-    sorted.sort_by_key(PolicyUpdate::policy_version);
     let carrier = Carrier {
         operator,
         bundle: None,
     };
+    let mut sorted = Vec::with_capacity(files.len());
+    for file in files {
+        match read_update(file) {
+            Ok(update) => sorted.push(update),
+            // A file that is no update is a refused update too: audited.
+            Err(e) => {
+                let failed: Result<(), ImportError> = Err(e);
+                audit.append(AuditEvent {
+                    action: "policy-update".into(),
+                    operator: operator.to_string(),
+                    detail: Some(format!("file {}", file.display())),
+                    result: crate::audit::result_line(&failed, |_| String::new()),
+                    ..AuditEvent::default()
+                })?;
+                failed?;
+            }
+        }
+    }
+    let mut current = state.read()?;
+    sorted.sort_by_key(PolicyUpdate::policy_version);
     let chain = offer(&state, &audit, &mut current, &policy, &sorted, &carrier)?;
     let newest = sorted.last();
     if chain.applied.is_empty()

@@ -378,9 +378,8 @@ fn verify(args: PolicyVerifyArgs) -> anyhow::Result<()> {
 
 fn apply(args: PolicyApplyArgs) -> anyhow::Result<()> {
     let site = Site::load(&args.site)?;
-    let updates = read_sorted(&args.updates)?;
     let operator = args.operator.clone().unwrap_or_else(super::os_user);
-    let report = lifecycle::apply(&site, &updates, &operator)?;
+    let report = lifecycle::apply(&site, &args.updates, &operator)?;
     if args.json {
         return super::print_json(&report);
     }
