@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tender_test_support::{repo_root, vectors};
 
-use crate::util::{assert_exit, stderr, tender, tree};
+use crate::util::{assert_exit, stderr, stdout, tender, tree};
 
 fn vectors_dir() -> PathBuf {
     repo_root().join("bundle-spec/vectors")
@@ -176,4 +176,146 @@ fn rejections_are_also_reported_when_reading_stdin() {
         v["manifest"]["releases"][0]["images"][0]["reference"],
         vectors::IMAGE_REF
     );
+}
+
+/// A site for the vectors: plant-001 with cluster line-a, trusting the
+/// vector's policy, its state in the workspace.
+fn vector_site(dir: &std::path::Path, policy: &std::path::Path) -> PathBuf {
+    let site = dir.join("site.yaml");
+    fs::write(
+        &site,
+        format!(
+            "apiVersion: tender.dev/v1alpha1\nkind: Site\nname: plant-001\nclusters: [line-a]\ntrustPolicy: {}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    site
+}
+
+/// The import reaches every bundle vector's verdict too, and a refused
+/// bundle changes nothing at the site but its audit trail: no sequence,
+/// no release, no image, no high-water mark. A valid policy update it
+/// carried stands on its own and is kept (`revoked-key-signature`: the
+/// revocation outlives the refusal); an invalid one changes nothing.
+#[test]
+fn every_vector_gets_its_expected_outcome_from_import() {
+    for v in vectors::all() {
+        let dir = vectors_dir().join(v.name);
+        let ws = tempfile::tempdir().unwrap();
+        let site = vector_site(ws.path(), &dir.join("policy.yaml"));
+        let bundle = dir.join("bundle.tender");
+        let import = |extra: &[&str]| {
+            let mut args = vec![
+                "import",
+                bundle.to_str().unwrap(),
+                "--site",
+                site.to_str().unwrap(),
+                "--no-progress",
+            ];
+            args.extend_from_slice(extra);
+            tender(&args, ws.path())
+        };
+        // --check reaches the same verdict and stores nothing, not even a
+        // policy update the bundle carries.
+        let o = import(&["--check"]);
+        assert_exit(&o, v.expected.exit_code);
+        assert!(
+            stderr(&o).contains(v.expected.reason_contains),
+            "{}: {}",
+            v.name,
+            stderr(&o)
+        );
+        assert!(!ws.path().join("state/site.json").exists(), "{}", v.name);
+        let o = import(&[]);
+        assert_exit(&o, v.expected.exit_code);
+        let err = stderr(&o);
+        assert!(
+            err.contains(v.expected.reason_contains),
+            "{}: expected reason containing {:?}, got: {err}",
+            v.name,
+            v.expected.reason_contains
+        );
+        let state = ws.path().join("state");
+        if v.expected.exit_code == 0 {
+            assert!(stdout(&o).starts_with("IMPORTED"), "{}", stdout(&o));
+            continue;
+        }
+        if let Ok(text) = fs::read_to_string(state.join("site.json")) {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(json["channels"], serde_json::json!({}), "{}", v.name);
+            assert_eq!(json["current"], serde_json::json!({}), "{}", v.name);
+            assert_eq!(v.name, "revoked-key-signature", "{text}");
+            assert_eq!(json["trust"]["policy"]["policy"]["policy_version"], 2);
+            // The update's own time, not the refused bundle's.
+            assert_eq!(json["trust"]["high_water_mark"], "2026-11-02T00:00:00Z");
+        }
+        let store = state.join("store");
+        assert!(
+            !store.exists() || !tree(&store).iter().any(|f| f.starts_with("blobs/sha256/")),
+            "{}: blobs stored",
+            v.name
+        );
+        let audit = fs::read_to_string(state.join("audit.jsonl")).unwrap();
+        assert!(
+            audit.contains("\"result\":\"refused: "),
+            "{}: {audit}",
+            v.name
+        );
+    }
+}
+
+/// The vectors that need a site's (or the hub's) state: each step through
+/// the real binary against one fresh site and hub, in order.
+#[test]
+fn scenario_vectors_get_their_outcome_at_every_step() {
+    use tender_test_support::trust_vectors::{StepKind, scenarios};
+    for scenario in scenarios() {
+        let dir = vectors_dir().join(scenario.name);
+        let ws = tempfile::tempdir().unwrap();
+        let site = vector_site(ws.path(), &dir.join("policy.yaml"));
+        let hub = ws.path().join("hub");
+        let (site, hub) = (site.to_str().unwrap(), hub.to_str().unwrap());
+        for (i, step) in scenario.steps.iter().enumerate() {
+            let file = dir.join(step.file);
+            let file = file.to_str().unwrap();
+            let args: Vec<&str> = match step.kind {
+                StepKind::Import => vec!["import", file, "--site", site, "--no-progress"],
+                StepKind::PolicyApply => vec!["policy", "apply", file, "--site", site],
+                StepKind::HubAddSite => {
+                    vec![
+                        "hub",
+                        "add-site",
+                        "plant-001",
+                        "--key",
+                        file,
+                        "--state-dir",
+                        hub,
+                    ]
+                }
+                StepKind::HubIngest => vec!["hub", "ingest", file, "--state-dir", hub],
+            };
+            let o = tender(&args, ws.path());
+            let what = format!(
+                "{} step {} ({} {})",
+                scenario.name,
+                i + 1,
+                step.kind.as_str(),
+                step.file
+            );
+            assert_eq!(
+                o.status.code(),
+                Some(step.expected.exit_code),
+                "{what}: {}{}",
+                stdout(&o),
+                stderr(&o)
+            );
+            let said = format!("{}{}", stdout(&o), stderr(&o));
+            assert!(
+                said.contains(step.expected.reason_contains),
+                "{what}: expected {:?} in: {said}",
+                step.expected.reason_contains
+            );
+        }
+    }
 }

@@ -14,5 +14,6 @@ mod receipts;
 mod render;
 mod roundtrip;
 mod site_paths;
+mod trust_lifecycle;
 mod util;
 mod volumes;

@@ -129,7 +129,7 @@ fn hub_records_receipts_and_reports_stale_clusters() {
         "{out}"
     );
     assert!(
-        lines[1].starts_with("REFUSED") && lines[1].contains("older than"),
+        lines[1].starts_with("REFUSED") && lines[1].contains("replayed or reordered"),
         "{out}"
     );
     let intruder_id = key("intruder").public().id().to_string();

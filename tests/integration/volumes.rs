@@ -756,6 +756,7 @@ fn fat32_output_is_detected_and_cut_only_above_the_limit() {
         releases: Vec::new(),
         bundle_id: None,
         created: None,
+        policy_updates: Vec::new(),
     };
     let limit = 64 * KIB as u64;
     let cut_dir = ws.join("cut");

@@ -57,6 +57,9 @@ pub enum Command {
     /// The hub's record of site receipts: which site runs what, who is stale.
     #[command(subcommand)]
     Hub(HubCommand),
+    /// The site trust policy: show it, sign an update, verify or apply updates.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +139,10 @@ pub struct ExportArgs {
     /// Render and print the images the manifests use (no network).
     #[arg(long)]
     pub list_images: bool,
+    /// Carry this signed policy update to the sites (repeatable, in version
+    /// order): applied before the bundle's own signatures are judged.
+    #[arg(long = "policy-update", value_name = "FILE")]
+    pub policy_updates: Vec<PathBuf>,
     /// Print the summary (or plan, or image list) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -242,6 +249,9 @@ pub struct PackArgs {
     /// Who made the bundle (default: $USER@hostname).
     #[arg(long)]
     pub creator: Option<String>,
+    /// Carry this signed policy update to the sites (repeatable, in version order).
+    #[arg(long = "policy-update", value_name = "FILE")]
+    pub policy_updates: Vec<PathBuf>,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -375,6 +385,11 @@ pub struct HubAddSiteArgs {
     /// The site's public key (NAME.pub) its receipts are signed with.
     #[arg(long)]
     pub key: PathBuf,
+    /// The site's state was rebuilt and its audit index starts again: accept
+    /// its next receipt by time (receipts are otherwise ordered by the
+    /// site's audit index, and a lower one is refused as a replay).
+    #[arg(long)]
+    pub new_audit_trail: bool,
     /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -427,4 +442,89 @@ pub struct ServeArgs {
     /// Log one JSON object per line on stderr instead of plain text.
     #[arg(long)]
     pub json_log: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Show the policy in force at a site (or a policy file, or an update) and the site's trust state.
+    Show(PolicyShowArgs),
+    /// Turn a policy YAML into a signed update, or add a root signature to an update.
+    Sign(PolicySignArgs),
+    /// Check updates against a site's policy (or a policy file) without applying them (exit 3 if refused).
+    Verify(PolicyVerifyArgs),
+    /// Apply updates to the site's policy, in version order (exit 3 if refused).
+    Apply(PolicyApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyShowArgs {
+    /// A policy YAML or a policy update file (default: the site's policy in force).
+    pub file: Option<PathBuf>,
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Print as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicySignArgs {
+    /// The next policy as YAML (its policy_version one above the site's),
+    /// or an update file to add a signature to.
+    pub input: PathBuf,
+    /// A root private key (NAME.key).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Where to write the update (default: the update file signed, in
+    /// place; required when INPUT is YAML).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Who signs, for the audit trail (default: the key's name).
+    #[arg(long)]
+    pub signer: Option<String>,
+    /// With YAML: reset a channel's sequence floor when the update is
+    /// accepted (CHANNEL=SEQUENCE, repeatable): recovers a channel locked by
+    /// a bundle with a huge sequence.
+    #[arg(long = "reset-sequence", value_name = "CHANNEL=SEQUENCE")]
+    pub reset_sequences: Vec<String>,
+    /// With YAML: set the site's high-water mark back to this update's time
+    /// (recovers a site frozen by a bundle dated in the future).
+    #[arg(long)]
+    pub reset_high_water_mark: bool,
+    /// With YAML: the update's signed creation time (default: now; RFC 3339 UTC, seconds).
+    #[arg(long)]
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyVerifyArgs {
+    /// Policy update files.
+    #[arg(required = true, value_name = "UPDATE")]
+    pub updates: Vec<PathBuf>,
+    /// Check against this policy YAML instead of the site's policy in force.
+    #[arg(long, value_name = "POLICY")]
+    pub trust: Option<PathBuf>,
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyApplyArgs {
+    /// Policy update files.
+    #[arg(required = true, value_name = "UPDATE")]
+    pub updates: Vec<PathBuf>,
+    /// The site file.
+    #[arg(long, default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// Who applies, for the audit trail (default: the OS user).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -77,6 +77,8 @@ pub struct ExportOptions {
     pub bases: Vec<String>,
     /// How delta patches are made.
     pub patch: tender_delta::PatchOptions,
+    /// Policy updates every bundle of this export carries (bundle-spec §7.3).
+    pub policy_updates: Vec<tender_format::policy_update::PolicyUpdate>,
 }
 
 /// One bundle an export wrote (a delta export writes one per base).
@@ -406,6 +408,7 @@ pub fn export(
         releases,
         bundle_id: None,
         created: None,
+        policy_updates: options.policy_updates.clone(),
     };
     observer.phase("write", 0);
     // A download that fails fails the writing too: report it, the cause.

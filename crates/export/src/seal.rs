@@ -44,6 +44,8 @@ pub struct SealOptions {
     pub bundle_id: Option<String>,
     /// Fixed for reproducible test vectors; now otherwise.
     pub created: Option<String>,
+    /// Policy updates the bundle carries to its sites (bundle-spec §7.3).
+    pub policy_updates: Vec<tender_format::policy_update::PolicyUpdate>,
 }
 
 /// A bundle written to disk.
@@ -482,6 +484,7 @@ fn manifest_with(
         base: None,
         signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
         entries,
+        policy_updates: options.policy_updates.clone(),
     };
     manifest.validate()?;
     Ok(manifest)

@@ -13,6 +13,7 @@ pub mod error;
 pub mod layout;
 pub mod manifest;
 pub mod parallel;
+pub mod policy_update;
 pub mod read_at;
 pub mod reader;
 pub mod signatures;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::canonical::{self, CanonicalError};
 use crate::digest::Digest;
 use crate::layout::{EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
+use crate::policy_update::{PolicyUpdate, validate_chain};
 use crate::ustar::MAX_ENTRY_SIZE;
 
 /// The value of `format` for this version of the spec.
@@ -180,6 +181,11 @@ pub struct BundleManifest {
     pub base: Option<Base>,
     pub signature_slot_size: u64,
     pub entries: Vec<Entry>,
+    /// Policy updates for the sites, applied before this bundle's own
+    /// signatures are evaluated (§7.3). Optional: omitted when empty, so
+    /// a bundle without updates has the bytes it always had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policy_updates: Vec<PolicyUpdate>,
 }
 
 /// Why a manifest breaks the rules of the spec.
@@ -324,6 +330,8 @@ impl BundleManifest {
                 ));
             }
         }
+        validate_chain(&self.policy_updates)
+            .map_err(|e| ManifestError::Invalid(format!("policy_updates: {e}")))?;
         Ok(())
     }
 
@@ -486,6 +494,7 @@ pub(crate) mod tests {
             }],
             base: None,
             signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
+            policy_updates: Vec::new(),
             entries: vec![
                 Entry {
                     path: OCI_LAYOUT_FILE.into(),

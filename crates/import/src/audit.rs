@@ -48,6 +48,9 @@ pub struct AuditEvent {
     pub images: Vec<String>,
     #[serde(default)]
     pub detail: Option<String>,
+    /// A policy update's version (action `policy-update`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -272,6 +275,12 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
     let mut event = pending.event;
     let digest = event.manifest_digest.as_deref();
     let committed = match event.action.as_str() {
+        "policy-update" => state
+            .trust
+            .policy
+            .as_ref()
+            .zip(event.policy_version)
+            .is_some_and(|(p, v)| p.policy_version() >= v),
         "import" => event
             .channel
             .as_ref()
@@ -283,13 +292,15 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
             })
         }),
     };
-    let done = if event.action == "import" {
-        "imported"
-    } else {
-        "rolled back"
+    let done = match event.action.as_str() {
+        "import" => "imported",
+        "policy-update" => "accepted",
+        _ => "rolled back",
     };
     event.result = if committed {
         format!("{done} (audited late: the run was interrupted after its commit)")
+    } else if event.action == "policy-update" {
+        "interrupted before its commit: the site's policy did not change".to_string()
     } else {
         "interrupted before its commit: nothing became current, though images may be loaded \
          and a delivery target may show the new release until the action is run again"
@@ -379,6 +390,7 @@ mod tests {
                 bundle_id: "b-2".into(),
                 manifest_digest: digest.into(),
                 imported_at: "2026-11-26T10:00:00Z".into(),
+                reset: None,
             },
         );
         state
@@ -449,5 +461,48 @@ mod tests {
         assert_eq!(settle(&log, &state_with("sha256:aa")).unwrap(), None);
         assert_eq!(results(&log), ["imported"]);
         assert!(!dir.path().join("audit.pending").exists());
+    }
+
+    #[test]
+    fn a_policy_update_killed_around_its_commit_is_audited_by_the_next_run() {
+        use tender_format::policy_update::{POLICY_FORMAT_V1, PolicyBody, PolicyUpdate};
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        let update = AuditEvent {
+            action: "policy-update".into(),
+            operator: "ops".into(),
+            policy_version: Some(2),
+            ..AuditEvent::default()
+        };
+        // Killed before the commit: the site is still at policy 1.
+        log.begin(&update).unwrap();
+        settle(&log, &SiteStateFile::default()).unwrap();
+        // Killed after it: site.json holds policy 2.
+        log.begin(&update).unwrap();
+        let mut state = SiteStateFile::default();
+        state.trust.policy = Some(PolicyUpdate {
+            format: POLICY_FORMAT_V1.into(),
+            policy: PolicyBody {
+                version: 1,
+                policy_version: 2,
+                created: "2026-11-02T00:00:00Z".into(),
+                keys: Vec::new(),
+                thresholds: Default::default(),
+                channels: Default::default(),
+                role_max_age: Default::default(),
+                resets: Default::default(),
+            },
+            signatures: Vec::new(),
+        });
+        settle(&log, &state).unwrap();
+        let results = results(&log);
+        assert!(
+            results[0].starts_with("interrupted before its commit"),
+            "{results:?}"
+        );
+        assert!(
+            results[1].starts_with("accepted (audited late"),
+            "{results:?}"
+        );
     }
 }

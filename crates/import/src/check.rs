@@ -55,12 +55,22 @@ pub fn check<R: Read>(
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
     let result: Result<CheckReport, ImportError> = (|| {
-        require_trust(&policy, &reader, &mut event)?;
+        // The carried policy updates, judged, and their resets and
+        // high-water mark applied to a copy of the state: nothing stored.
+        let mut current = state.read()?;
+        let chain = policy.apply_chain(&manifest.policy_updates, &state.dir().join("site.json"))?;
+        let policy = &chain.policy;
+        let now = tender_trust::keys::now_rfc3339();
+        for (update, _) in &chain.applied {
+            crate::lifecycle::record(&mut current, update, &now);
+        }
+        let age = crate::lifecycle::bundle_age(site, &current, &manifest);
+        require_trust(&chain, &reader, &mut event, age)?;
         event.clusters = site_clusters(&manifest, site);
-        let current = state.read()?;
         let (status, releases) = match admit(&manifest, &digest, site, &current)? {
             Admission::Current(releases) => ("already imported", releases),
             Admission::New(releases) => {
+                crate::lifecycle::check_fresh(site, policy, &current, &manifest)?;
                 // A delta must find its base here, as the import would.
                 if let Some(base) = &manifest.base {
                     let client = registry_client(site, options)?;

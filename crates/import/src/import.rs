@@ -13,6 +13,7 @@ use tender_oci::{ClientOptions, LayoutStore, RegistryClient, RegistrySettings};
 use tender_trust::TrustPolicy;
 use tender_trust::keys::now_rfc3339;
 use tender_trust::policy::SignatureStatus;
+use tender_trust::update::Chain;
 
 use crate::audit::{AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
@@ -75,6 +76,9 @@ pub struct ImportReport {
     pub receipt: Option<std::path::PathBuf>,
     /// Problems after the commit that did not undo the import.
     pub warnings: Vec<String>,
+    /// The policy updates the bundle carried that this import applied
+    /// (their versions, in order; each has its own audit line).
+    pub policy_updates: Vec<u64>,
 }
 
 pub struct ImportOptions {
@@ -87,11 +91,14 @@ pub struct ImportOptions {
     pub delta_limits: tender_delta::ApplyLimits,
 }
 
-/// The site's trust policy, its locked state and its audit log, once the
-/// audit chain is known intact (an action that could not be audited must
-/// not happen at all) and any action a killed run left pending is audited.
+/// The site's trust policy (the accepted update or the site file's), its
+/// locked state and its audit log, once the audit chain is known intact
+/// (an action that could not be audited must not happen at all) and any
+/// action a killed run left pending is audited.
 pub(crate) fn open_site(site: &Site) -> Result<(TrustPolicy, SiteState, AuditLog), ImportError> {
-    let policy = TrustPolicy::load(&site.trust_policy)?;
+    // Read once before locking, so a broken policy file is reported
+    // before anything else, as it always was.
+    TrustPolicy::load(&site.trust_policy)?;
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
     if let Some(reason) = audit.verify()?.reason {
@@ -100,7 +107,9 @@ pub(crate) fn open_site(site: &Site) -> Result<(TrustPolicy, SiteState, AuditLog
             audit.path().display()
         )));
     }
-    crate::audit::settle(&audit, &state.read()?)?;
+    let current = state.read()?;
+    crate::audit::settle(&audit, &current)?;
+    let policy = crate::lifecycle::effective_policy(site, &current)?;
     Ok((policy, state, audit))
 }
 
@@ -133,14 +142,16 @@ pub(crate) fn audit_event<R: Read>(
     }
 }
 
-/// Checks signatures and thresholds against the site's policy, and keeps
-/// in the audit line only the signers that counted.
+/// Checks signatures and thresholds against the site's policy (`age`: the
+/// bundle's age against the site's reference time, for role expiry), and
+/// keeps in the audit line only the signers that counted.
 pub(crate) fn require_trust<R: Read>(
-    policy: &TrustPolicy,
+    chain: &Chain,
     reader: &BundleReader<R>,
     event: &mut AuditEvent,
+    age: Option<i64>,
 ) -> Result<(), ImportError> {
-    let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
+    let trust = chain.require_at(reader.manifest_bytes(), reader.signatures(), age)?;
     event.signers.retain(|s| {
         trust.signatures.iter().any(|c| {
             c.key_id == s.key_id
@@ -212,17 +223,38 @@ fn run<R: Read>(
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
 
+    // 0. The policy updates the stick carries, in order, before the
+    // bundle's own signatures are judged (bundle-spec §7.3).
+    let mut current = state.read()?;
+    let chain = crate::lifecycle::offer(
+        state,
+        audit,
+        &mut current,
+        policy,
+        &manifest.policy_updates,
+        &crate::lifecycle::Carrier {
+            operator: &options.operator,
+            bundle: Some((&manifest.bundle_id, digest)),
+        },
+    )?;
+    let policy = &chain.policy;
+    let applied: Vec<u64> = chain
+        .applied
+        .iter()
+        .map(|(u, _)| u.policy_version())
+        .collect();
+
     // 1. Signatures and thresholds, before anything else.
-    require_trust(policy, &reader, event)?;
+    let age = crate::lifecycle::bundle_age(site, &current, &manifest);
+    require_trust(&chain, &reader, event, age)?;
 
     // 2. For this site, and for some of its clusters; 3. newer than what
-    // the channel has.
+    // the channel has, and fresh (§11.7).
     // The audit line names this site's clusters, refused or not.
     event.clusters = site_clusters(&manifest, site);
-    let mut current = state.read()?;
     let releases = match admit(&manifest, &digest, site, &current)? {
         Admission::Current(releases) => {
-            return Ok(report_for(
+            let mut r = report_for(
                 site,
                 &manifest,
                 &digest,
@@ -231,10 +263,13 @@ fn run<R: Read>(
                 LoadReport::default(),
                 0,
                 started,
-            ));
+            );
+            r.policy_updates = applied;
+            return Ok(r);
         }
         Admission::New(releases) => releases,
     };
+    crate::lifecycle::check_fresh(site, policy, &current, &manifest)?;
     let report = |outcome: &'static str, load: LoadReport, bytes_read: u64| {
         report_for(
             site, &manifest, &digest, &releases, outcome, load, bytes_read, started,
@@ -362,6 +397,12 @@ fn run<R: Read>(
             bundle_id: manifest.bundle_id.clone(),
             manifest_digest: digest.to_string(),
             imported_at: now,
+            // A reset's floor outlives the next import: the bundle that
+            // locked the channel stays refused (bundle-spec §7.3).
+            reset: current
+                .channels
+                .get(&manifest.channel)
+                .and_then(|c| c.reset.clone()),
         },
     );
     let references: Vec<String> = releases
@@ -369,6 +410,7 @@ fn run<R: Read>(
         .flat_map(|r| r.images.iter().map(|i| i.reference.clone()))
         .collect();
     crate::publish::write_mirror_configs(site, state, &references)?;
+    current.trust.raise(&manifest.created);
     failpoint("recorded");
     state.commit(&current)?;
     failpoint("committed");
@@ -376,6 +418,7 @@ fn run<R: Read>(
     let bytes_read = summary.map_or(0, |s| s.stream_bytes);
     let mut done = report("imported", load, bytes_read);
     done.published = publications;
+    done.policy_updates = applied;
     Ok(done)
 }
 
@@ -468,5 +511,6 @@ fn report_for(
         published: Vec::new(),
         receipt: None,
         warnings: Vec::new(),
+        policy_updates: Vec::new(),
     }
 }

@@ -9,6 +9,7 @@ pub mod delta;
 pub mod error;
 pub mod import;
 pub mod inventory;
+pub mod lifecycle;
 pub mod load;
 pub mod publish;
 pub mod receipts;

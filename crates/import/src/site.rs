@@ -37,6 +37,10 @@ struct SiteFile {
     /// Per-cluster delivery of manifests (`docs/delivery.md`).
     #[serde(default)]
     delivery: BTreeMap<String, DeliveryConfig>,
+    /// The machine's clock is trustworthy: also judge freshness by it
+    /// (bundle-spec §11.7). Off by default: air-gapped clocks drift.
+    #[serde(default)]
+    trusted_clock: bool,
 }
 
 /// A registry images are pushed into (Harbor, distribution, ...).
@@ -73,6 +77,8 @@ pub struct Site {
     pub trust_policy: PathBuf,
     pub state_dir: PathBuf,
     pub target: ImageTarget,
+    /// Whether freshness is also judged by this machine's clock.
+    pub trusted_clock: bool,
 }
 
 impl Site {
@@ -146,6 +152,7 @@ impl Site {
             }
         }
         Ok(Site {
+            trusted_clock: file.trusted_clock,
             registry_host: file
                 .registry_host
                 .or_else(|| file.registry.as_ref().map(|r| r.url.clone())),

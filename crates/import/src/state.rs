@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tender_format::manifest::ImageRef;
+use tender_format::policy_update::{PolicyUpdate, unix_seconds};
 use tender_format::{Digest, atomic};
 
 use crate::error::ImportError;
@@ -32,6 +33,19 @@ pub struct ChannelState {
     pub bundle_id: String,
     pub manifest_digest: String,
     pub imported_at: String,
+    /// Set when a policy update reset the channel's sequence (§7.3): no
+    /// bundle created before the reset is accepted on it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<ChannelReset>,
+}
+
+/// A channel's sequence floor set by a policy update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelReset {
+    /// The policy that reset it.
+    pub policy_version: u64,
+    /// That policy's `created`: bundles must be newer.
+    pub not_before: String,
 }
 
 /// One cluster's release as the site holds it.
@@ -64,6 +78,41 @@ pub struct ReleaseRecord {
 pub struct SiteStateFile {
     pub channels: BTreeMap<String, ChannelState>,
     pub current: BTreeMap<String, ReleaseRecord>,
+    /// The accepted policy update and the freshness high-water mark.
+    #[serde(default, skip_serializing_if = "TrustState::is_empty")]
+    pub trust: TrustState,
+}
+
+/// What the site's trust rests on besides its first policy (bundle-spec
+/// §7.3, §11.7). Kept in `site.json` so that a policy update, its resets
+/// and the high-water mark commit together, atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustState {
+    /// The last policy update accepted; the site's policy while its
+    /// version is above the site file's `trustPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyUpdate>,
+    /// The newest signed `created` the site ever accepted (bundles and
+    /// policy updates): the reference time without a trusted clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_water_mark: Option<String>,
+}
+
+impl TrustState {
+    pub fn is_empty(&self) -> bool {
+        self.policy.is_none() && self.high_water_mark.is_none()
+    }
+
+    /// Raises the high-water mark to `created` if that is newer.
+    pub fn raise(&mut self, created: &str) {
+        let newer = match &self.high_water_mark {
+            Some(h) => unix_seconds(created) > unix_seconds(h),
+            None => true,
+        };
+        if newer {
+            self.high_water_mark = Some(created.to_string());
+        }
+    }
 }
 
 /// The state directory, locked for the life of this value.

@@ -24,6 +24,9 @@ pub struct VerifyReport {
     pub creator: String,
     pub targets: Targets,
     pub trust: Evaluation,
+    /// The policy updates the bundle carries, judged against the policy
+    /// given (nothing is stored: `tender verify` keeps no state).
+    pub policy_updates: crate::lifecycle::UpdatesReport,
     pub entries: usize,
     pub payload_bytes: u64,
     pub stream_bytes: u64,
@@ -42,8 +45,9 @@ pub fn verify_bundle<R: Read>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, ImportError> {
     let started = Instant::now();
-    let trust = policy.require(reader.manifest_bytes(), reader.signatures())?;
     let manifest = reader.manifest().clone();
+    let chain = policy.apply_chain(&manifest.policy_updates, &policy.path)?;
+    let trust = chain.require_at(reader.manifest_bytes(), reader.signatures(), None)?;
     let manifest_digest = reader.manifest_digest().to_string();
     on_start(&manifest);
     let summary = reader.read_entries(factory, progress)?;
@@ -57,6 +61,7 @@ pub fn verify_bundle<R: Read>(
         creator: manifest.creator,
         targets: manifest.targets,
         trust,
+        policy_updates: crate::lifecycle::UpdatesReport::of(&chain),
         entries: summary.entries,
         payload_bytes: summary.payload_bytes,
         stream_bytes: summary.stream_bytes,

@@ -282,7 +282,14 @@ pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, Recei
             }
         }
     }
-    genuine.sort_by(|(_, a), (_, b)| a.unverified().order_key().cmp(&b.unverified().order_key()));
+    // Per site in audit order (the site's own count of its actions).
+    genuine.sort_by(|(_, a), (_, b)| {
+        let key = |s: &SignedReceipt| {
+            let r = s.unverified();
+            (r.site.clone(), r.audit_index, r.time.clone(), r.sequence)
+        };
+        key(a).cmp(&key(b))
+    });
     for (i, signed) in genuine {
         let r = signed.unverified();
         let (state, message, stored) = record(dir, &mut status, &signed)?;
@@ -346,6 +353,33 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Whether a receipt comes after what the hub recorded for its site. The
+/// site's audit index is monotonic, so it decides: a receipt at or below
+/// the recorded entry is a replay or arrived out of order, whatever its
+/// time says. Time decides only where the hub has no index (a status file
+/// from before receipts carried one, or after `--new-audit-trail`).
+fn is_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> bool {
+    if l.last_audit_index == 0 {
+        r.order_key() > (l.last_time.as_str(), 0, l.last_sequence)
+    } else {
+        r.audit_index > l.last_audit_index
+    }
+}
+
+/// Starts a new audit trail for a site whose state was rebuilt (its audit
+/// index starts again at 1): the next receipt is judged by its time, and
+/// from then on by its index again. Returns whether the site had a record.
+pub fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
+    let _lock = lock(dir)?;
+    let mut status = StatusFile::read(dir)?;
+    let Some(record) = status.sites.get_mut(site) else {
+        return Ok(false);
+    };
+    record.last_audit_index = 0;
+    status.write(dir)?;
+    Ok(true)
+}
+
 /// Records one verified receipt: the file, its inventory, then the status.
 fn record(
     dir: &Path,
@@ -362,9 +396,7 @@ fn record(
     let path = dir.join(&relative);
     let bytes = signed.to_bytes();
     let last = status.sites.get(&r.site);
-    let newer = last.is_none_or(|l| {
-        r.order_key() > (l.last_time.as_str(), l.last_audit_index, l.last_sequence)
-    });
+    let newer = last.is_none_or(|l| is_after(r, l));
     let what = format!(
         "{} {} sequence {} at {}",
         r.site,
@@ -397,10 +429,20 @@ fn record(
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(l) = last.filter(|_| !newer) {
+                let why = if l.last_audit_index == 0 {
+                    "older than the receipt already recorded".to_string()
+                } else {
+                    format!(
+                        "audit entry {} is not after entry {} already recorded: a replayed or \
+                         reordered receipt (a site whose state was rebuilt starts a new audit \
+                         trail: tender hub add-site {} --key KEY --new-audit-trail)",
+                        r.audit_index, l.last_audit_index, r.site
+                    )
+                };
                 return Ok((
                     IngestStatus::Refused,
                     format!(
-                        "{what}: older than the receipt already recorded for {} ({} sequence {} at {})",
+                        "{what}: {why} for {} ({} sequence {} at {})",
                         r.site,
                         l.last_action.as_str(),
                         l.last_sequence,

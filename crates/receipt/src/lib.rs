@@ -12,7 +12,7 @@ pub mod receipt;
 pub use error::ReceiptError;
 pub use hub::{
     AddSite, ClusterState, ClusterStatus, HubStatus, IngestOutcome, IngestStatus, SiteInventory,
-    SiteStatus, add_site, ingest, inventory, status, status_at,
+    SiteStatus, add_site, ingest, inventory, new_audit_trail, status, status_at,
 };
 pub use receipt::{
     Action, FORMAT, Receipt, ReleaseEntry, SIGNING_ROLE, SignedReceipt, inventory_digest,

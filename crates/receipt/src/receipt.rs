@@ -219,10 +219,11 @@ impl Receipt {
         }
     }
 
-    /// `(time, audit_index, sequence)`: the order a hub records a site's
-    /// receipts in. Time first, so a site whose state (and audit chain)
-    /// was rebuilt from scratch still moves forward; the audit index
-    /// within one second (an import and a rollback, say).
+    /// `(time, audit_index, sequence)`: the order of a site's receipts
+    /// where the hub knows no audit index for it (a status file from
+    /// before receipts carried one, or a site starting a new audit trail
+    /// after its state was rebuilt). Otherwise the audit index alone
+    /// orders them (`hub::ingest`).
     pub fn order_key(&self) -> (&str, u64, u64) {
         (&self.time, self.audit_index, self.sequence)
     }

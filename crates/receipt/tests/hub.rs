@@ -241,7 +241,10 @@ fn older_receipts_are_refused_and_duplicates_change_nothing() {
 
     let (status, message) = hub.ingest_one(&r4);
     assert_eq!(status, IngestStatus::Refused);
-    assert!(message.contains("older than"), "{message}");
+    assert!(
+        message.contains("audit entry 4 is not after entry 5"),
+        "{message}"
+    );
 
     // Same time and sequence, different content: a conflict, refused.
     let mut other = receipt("plant-001", "2026-11-26T10:15:00Z", 5);
@@ -293,6 +296,7 @@ fn a_rollback_receipt_moves_a_cluster_back_and_inventories_are_kept() {
     // Later, line-a rolls back to 5; this receipt sends only the digest.
     let mut rb = receipt("plant-001", "2026-11-28T00:00:00Z", 5);
     rb.action = Action::Rollback;
+    rb.audit_index = 7;
     rb.releases[1].sequence = 6;
     rb.releases[1].bundle_id = "fleet-6".into();
     rb.set_inventory(
@@ -365,4 +369,54 @@ fn site_time_from_trust_clock_is_a_valid_receipt_time() {
     r.validate().unwrap();
     r.time = "2026-11-26T10:15:00.5Z".into();
     assert!(r.validate().is_err());
+}
+
+/// The site's audit index orders its receipts, not its clock: a receipt
+/// replayed or delivered out of order is refused even when its time is
+/// later (a site clock set back, or a receipt held back and re-sent), and
+/// a receipt claiming an entry already recorded differently is a fork.
+#[test]
+fn replayed_or_reordered_receipts_are_refused_by_audit_index() {
+    let hub = Hub::new();
+    let key = site_key("plant-001", 1);
+    add_site(hub.path(), "plant-001", &key.public()).unwrap();
+    let r = |time: &str, sequence: u64, index: u64| {
+        let mut r = receipt("plant-001", time, sequence);
+        r.audit_index = index;
+        r.sign(&key)
+    };
+    assert_eq!(
+        hub.ingest_one(&r("2026-11-26T00:00:00Z", 5, 9)).0,
+        IngestStatus::Recorded
+    );
+    let status_before = fs::read(hub.path().join("status.json")).unwrap();
+    // Later by the clock, earlier by the audit trail.
+    let (status, message) = hub.ingest_one(&r("2026-11-27T00:00:00Z", 6, 8));
+    assert_eq!(status, IngestStatus::Refused, "{message}");
+    assert!(message.contains("replayed or reordered"), "{message}");
+    // The same entry again, with other content.
+    let (status, message) = hub.ingest_one(&r("2026-11-27T00:00:00Z", 6, 9));
+    assert_eq!(status, IngestStatus::Refused, "{message}");
+    assert!(
+        message.contains("entry 9 is not after entry 9"),
+        "{message}"
+    );
+    assert_eq!(
+        status_before,
+        fs::read(hub.path().join("status.json")).unwrap()
+    );
+    // A clock set back does not stop a site whose audit trail moves on.
+    assert_eq!(
+        hub.ingest_one(&r("2026-11-25T00:00:00Z", 6, 10)).0,
+        IngestStatus::Recorded
+    );
+    // A rebuilt site starts again at entry 1, once the hub is told.
+    let rebuilt = r("2026-11-29T00:00:00Z", 7, 1);
+    assert_eq!(hub.ingest_one(&rebuilt).0, IngestStatus::Refused);
+    assert!(tender_receipt::new_audit_trail(hub.path(), "plant-001").unwrap());
+    assert_eq!(hub.ingest_one(&rebuilt).0, IngestStatus::Recorded);
+    assert_eq!(
+        hub.ingest_one(&r("2026-11-30T00:00:00Z", 7, 1)).0,
+        IngestStatus::Refused
+    );
 }

@@ -12,6 +12,7 @@ mod kzstd_parts;
 mod proxy;
 mod registry;
 mod tools;
+pub mod trust_vectors;
 pub mod vectors;
 
 pub use compress::{

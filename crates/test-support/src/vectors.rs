@@ -14,6 +14,7 @@ use tender_format::manifest::{
     BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry, FORMAT_V1, ImageRef,
     Release, Targets,
 };
+use tender_format::policy_update::PolicyUpdate;
 use tender_format::ustar::{self, BLOCK};
 use tender_format::{Digest, SignatureSlot, layout::EntryPath};
 use tender_trust::PrivateKey;
@@ -48,6 +49,14 @@ pub enum Policy {
     ReleaseAndApprover,
     /// hub and hub2 as release, two distinct keys needed.
     TwoReleaseKeys,
+    /// hub as release, root as root (policy 1 accepts updates).
+    ReleaseWithRoot,
+    /// hub and hub2 as release (1 needed), root as root.
+    TwoReleaseKeysWithRoot,
+    /// Policy 3: hub as release, root as root.
+    AtPolicyThree,
+    /// hub as release; channel stable has a max_age of 30d.
+    ReleaseMaxAge,
 }
 
 /// The test keys, from fixed seeds. Only public halves are committed.
@@ -187,6 +196,39 @@ pub fn all() -> Vec<Vector> {
             reject("does not match the manifest"),
             "a different manifest (sequence raised) under the old signature",
         ),
+        v(
+            "valid-policy-update",
+            ReleaseWithRoot,
+            Expected {
+                exit_code: 0,
+                reason_contains: "",
+            },
+            "carries policy 2, which rotates the release key hub -> hub2 and the root key root -> root2, signed by both roots; the bundle is signed by hub2",
+        ),
+        v(
+            "rotation-without-old-root",
+            ReleaseWithRoot,
+            reject("root role of policy 1 needs 1"),
+            "carries policy 2 rotating to keys the attacker holds, signed only by the new root: the site's root never agreed",
+        ),
+        v(
+            "rotation-skipping-a-version",
+            ReleaseWithRoot,
+            reject("never skip a version"),
+            "carries policy 3 without policy 2: a site must see every version, so no update it never saw can be bypassed",
+        ),
+        v(
+            "revoked-key-signature",
+            TwoReleaseKeysWithRoot,
+            reject("is not trusted"),
+            "signed by hub2 only, carrying the root-signed policy 2 that revokes hub2: revocation applies before the bundle's signatures are judged",
+        ),
+        v(
+            "policy-rollback",
+            AtPolicyThree,
+            reject("never goes back"),
+            "a site at policy 3 given the genuine, older policy 2 that still trusts the intruder key, and a bundle signed by that key",
+        ),
     ]
 }
 
@@ -197,6 +239,11 @@ struct Contents {
 }
 
 fn contents(sequence: u64) -> Contents {
+    contents_at(sequence, CREATED, Vec::new())
+}
+
+/// [`contents`] with a creation time and carried policy updates.
+fn contents_at(sequence: u64, created: &str, policy_updates: Vec<PolicyUpdate>) -> Contents {
     let layer = {
         let mut b = tar::Builder::new(Vec::new());
         let data = b"hello from the hub\n";
@@ -269,7 +316,7 @@ fn contents(sequence: u64) -> Contents {
         kind: BundleKind::Full,
         channel: "stable".into(),
         sequence,
-        created: CREATED.into(),
+        created: created.into(),
         creator: "vectors@hub".into(),
         targets: Targets {
             sites: vec!["plant-001".into()],
@@ -287,6 +334,7 @@ fn contents(sequence: u64) -> Contents {
         base: None,
         signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
         entries,
+        policy_updates,
     };
     Contents { files, manifest }
 }
@@ -352,8 +400,37 @@ fn serialize(members: &[Member]) -> Vec<u8> {
     out
 }
 
+/// A well-formed bundle of the standard contents at `sequence`, created
+/// at `created`, carrying `policy_updates`, signed as release by `signers`.
+pub fn signed_bundle(
+    sequence: u64,
+    created: &str,
+    policy_updates: Vec<PolicyUpdate>,
+    signers: &[&PrivateKey],
+) -> Vec<u8> {
+    let c = contents_at(sequence, created, policy_updates);
+    let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
+    let mut slot = SignatureSlot::default();
+    for key in signers {
+        slot.signatures
+            .push(key.sign_at("release", &manifest_bytes, key.name(), created));
+    }
+    let slot_bytes = slot
+        .encode(c.manifest.signature_slot_size)
+        .expect("slot fits");
+    let mut members = vec![
+        member(MANIFEST_FILE, manifest_bytes),
+        member(SIGNATURES_FILE, slot_bytes),
+    ];
+    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
+    serialize(&members)
+}
+
 /// Builds one vector's bundle bytes.
 pub fn bundle(name: &str) -> Vec<u8> {
+    if let Some(bytes) = crate::trust_vectors::bundle(name) {
+        return bytes;
+    }
     let k = keys();
     let c = contents(1);
     let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
@@ -483,6 +560,26 @@ fn policy_yaml(policy: Policy) -> String {
             key("hub", "release"),
             key("hub2", "release")
         ),
+        Policy::ReleaseWithRoot => format!(
+            "version: 1\npolicy_version: 1\nkeys:\n{}{}thresholds:\n  release: 1\n  root: 1\n",
+            key("hub", "release"),
+            key("root", "root")
+        ),
+        Policy::TwoReleaseKeysWithRoot => format!(
+            "version: 1\npolicy_version: 1\nkeys:\n{}{}{}thresholds:\n  release: 1\n  root: 1\n",
+            key("hub", "release"),
+            key("hub2", "release"),
+            key("root", "root")
+        ),
+        Policy::AtPolicyThree => format!(
+            "version: 1\npolicy_version: 3\nkeys:\n{}{}thresholds:\n  release: 1\n  root: 1\n",
+            key("hub", "release"),
+            key("root", "root")
+        ),
+        Policy::ReleaseMaxAge => format!(
+            "version: 1\nkeys:\n{}thresholds:\n  release: 1\nchannels:\n  stable:\n    max_age: 30d\n",
+            key("hub", "release")
+        ),
     }
 }
 
@@ -491,7 +588,16 @@ fn policy_yaml(policy: Policy) -> String {
 pub fn write_all(dir: &Path) -> io::Result<()> {
     let k = keys();
     fs::create_dir_all(dir.join("keys"))?;
-    for key in [&k.hub, &k.hub2, &k.qa, &k.intruder] {
+    let t = crate::trust_vectors::trust_keys();
+    for key in [
+        &k.hub,
+        &k.hub2,
+        &k.qa,
+        &k.intruder,
+        &t.root,
+        &t.root2,
+        &t.site,
+    ] {
         fs::write(
             dir.join("keys").join(format!("{}.pub", key.name())),
             key.public().to_pem(),
@@ -508,6 +614,44 @@ pub fn write_all(dir: &Path) -> io::Result<()> {
             "outcome": if v.expected.exit_code == 0 { "accept" } else { "reject" },
             "exit_code": v.expected.exit_code,
             "reason_contains": v.expected.reason_contains,
+        });
+        let mut text = serde_json::to_string_pretty(&expected).expect("json");
+        text.push('\n');
+        fs::write(d.join("expected.json"), text)?;
+    }
+    for scenario in crate::trust_vectors::scenarios() {
+        let d = dir.join(scenario.name);
+        fs::create_dir_all(&d)?;
+        for (file, bytes) in crate::trust_vectors::scenario_files(scenario.name) {
+            fs::write(d.join(file), bytes)?;
+        }
+        fs::write(d.join("policy.yaml"), policy_yaml(scenario.policy))?;
+        let outcome = |e: &Expected| if e.exit_code == 0 { "accept" } else { "reject" };
+        let steps: Vec<serde_json::Value> = scenario
+            .steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "step": s.kind.as_str(),
+                    "file": s.file,
+                    "outcome": outcome(&s.expected),
+                    "exit_code": s.expected.exit_code,
+                    "reason_contains": s.expected.reason_contains,
+                })
+            })
+            .collect();
+        let last = &scenario
+            .steps
+            .last()
+            .expect("a scenario has steps")
+            .expected;
+        let expected = json!({
+            "vector": scenario.name,
+            "models": scenario.describe,
+            "steps": steps,
+            "outcome": outcome(last),
+            "exit_code": last.exit_code,
+            "reason_contains": last.reason_contains,
         });
         let mut text = serde_json::to_string_pretty(&expected).expect("json");
         text.push('\n');

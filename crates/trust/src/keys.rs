@@ -77,14 +77,18 @@ impl PublicKey {
     /// Checks a signature over a manifest in a role. Strict verification:
     /// no malleable or small-order signatures.
     pub fn verifies(&self, role: &str, manifest_bytes: &[u8], sig_hex: &str) -> bool {
+        self.verifies_message(&signing_input(role, manifest_bytes), sig_hex)
+    }
+
+    /// Checks a signature over exact bytes (a signing input with its
+    /// context line already in front). Strict, as above.
+    pub fn verifies_message(&self, message: &[u8], sig_hex: &str) -> bool {
         let mut raw = [0u8; 64];
         if hex::decode_to_slice(sig_hex, &mut raw).is_err() {
             return false;
         }
         let sig = ed25519_dalek::Signature::from_bytes(&raw);
-        self.key
-            .verify_strict(&signing_input(role, manifest_bytes), &sig)
-            .is_ok()
+        self.key.verify_strict(message, &sig).is_ok()
     }
 }
 
@@ -160,6 +164,19 @@ impl PrivateKey {
     /// Signs with a given `signed_at` (informational, not signed).
     pub fn sign_at(&self, role: &str, manifest_bytes: &[u8], signer: &str, at: &str) -> Signature {
         let sig = self.key.sign(&signing_input(role, manifest_bytes));
+        Signature {
+            key_id: self.public().id().to_string(),
+            role: role.to_string(),
+            signer: signer.to_string(),
+            signed_at: at.to_string(),
+            sig: hex::encode(sig.to_bytes()),
+        }
+    }
+
+    /// Signs exact bytes (a signing input with its context line in front):
+    /// a policy update's root signature.
+    pub fn sign_message(&self, role: &str, message: &[u8], signer: &str, at: &str) -> Signature {
+        let sig = self.key.sign(message);
         Signature {
             key_id: self.public().id().to_string(),
             role: role.to_string(),

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod keys;
 pub mod policy;
+pub mod update;
 
 pub use error::TrustError;
 pub use keys::{KeyId, PrivateKey, PublicKey};

@@ -35,6 +35,7 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         plain_http: args.registry.plain_http,
         insecure_skip_tls_verify: args.registry.insecure_skip_tls_verify,
         bases: args.bases.clone(),
+        policy_updates: super::policy::read_for_hub(&args.policy_updates)?,
         patch: tender_delta::PatchOptions {
             level: args.delta_level,
             window_limit: args.delta_memory_limit,

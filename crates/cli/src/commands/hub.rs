@@ -46,6 +46,19 @@ fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
             key.id()
         ),
     }
+    if args.new_audit_trail {
+        let had = super::naming(
+            &dir,
+            tender_receipt::new_audit_trail(&dir, &args.name),
+            || format!("hub state {}", dir.display()),
+        )?;
+        if had {
+            println!(
+                "site {}: a new audit trail; its next receipt is judged by its time, then by its audit index",
+                args.name
+            );
+        }
+    }
     Ok(())
 }
 

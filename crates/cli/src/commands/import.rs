@@ -62,6 +62,12 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         report.bundle_id, report.site, report.channel, report.sequence
     )?;
     writeln!(out, "  clusters  {}", report.clusters.join(", "))?;
+    if let Some(last) = report.policy_updates.last() {
+        writeln!(
+            out,
+            "  policy    updated to {last} from the bundle (audited per update)"
+        )?;
+    }
     for (from, to) in &report.images {
         writeln!(
             out,

@@ -37,6 +37,15 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     )?;
     writeln!(out, "  sites     {}", m.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", m.targets.clusters.join(", "))?;
+    for u in &m.policy_updates {
+        writeln!(
+            out,
+            "  policy    update {} created {}, {} root signature(s)",
+            u.policy_version(),
+            u.policy.created,
+            u.signatures.len()
+        )?;
+    }
     for r in &m.releases {
         writeln!(
             out,

@@ -7,6 +7,7 @@ mod import;
 mod inspect;
 mod keygen;
 mod pack;
+mod policy;
 mod releases;
 mod render;
 mod serve;
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Split(a) => volumes::split(a),
         Command::Join(a) => volumes::join(a),
         Command::Hub(a) => hub::run(a),
+        Command::Policy(a) => policy::run(a),
     }
 }
 

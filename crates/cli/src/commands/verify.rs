@@ -48,6 +48,20 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
     )?;
     writeln!(out, "  sites     {}", report.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", report.targets.clusters.join(", "))?;
+    for c in &report.policy_updates.applied {
+        writeln!(
+            out,
+            "  policy    update {} -> {} accepted by the given policy (verify stores nothing)",
+            c.from_version, c.to_version
+        )?;
+    }
+    for v in &report.policy_updates.skipped {
+        writeln!(
+            out,
+            "  policy    update {v} skipped: the policy is already at {}",
+            report.policy_updates.policy_version
+        )?;
+    }
     for s in &report.trust.signatures {
         let status = match (&s.status, s.ignored_because()) {
             (SignatureStatus::Valid { key_name }, _) => format!("valid ({key_name})"),
