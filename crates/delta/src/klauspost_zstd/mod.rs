@@ -35,6 +35,7 @@ mod fse_encoder_tests;
 pub(crate) mod fse_predefined;
 pub(crate) mod fse_state;
 pub(crate) mod fse_table;
+mod go_math;
 pub(crate) mod huff0;
 #[cfg(test)]
 mod huff0_tests;
