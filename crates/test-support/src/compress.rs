@@ -423,7 +423,7 @@ func dumpSeqs(blk *blockEnc) {
 /// `klauspost` (a GOPATH's `src/github.com/klauspost`): Go refuses internal
 /// packages from another GOPATH entry, so a patched zstd needs them beside
 /// it.
-fn copy_zstd_packages(klauspost: &Path) {
+pub(crate) fn copy_zstd_packages(klauspost: &Path) {
     for package in [
         "compress",
         "compress/internal/cpuinfo",
@@ -457,7 +457,7 @@ fn build_pgzip(name: &str, gopath: String) -> PathBuf {
 }
 
 /// Builds `scripts/<script>` as `target/<script>/<name>` in GOPATH mode.
-fn build_go(script: &str, name: &str, gopath: String) -> PathBuf {
+pub(crate) fn build_go(script: &str, name: &str, gopath: String) -> PathBuf {
     let root = repo_root();
     let out = root.join("target").join(script).join(name);
     let status = Command::new("go")

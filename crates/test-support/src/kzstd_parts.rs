@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::compress::{copy_go_package, pipe};
+use crate::compress::{build_go, copy_zstd_packages, pipe};
 use crate::tools::repo_root;
 
 /// Runs `scripts/kzstd-parts` on a JSON request (see its main.go) and
@@ -29,18 +29,7 @@ pub fn kzstd_parts() -> PathBuf {
             let work = root.join("target/kzstd-parts");
             let gopath = work.join("gopath");
             let klauspost = gopath.join("src/github.com/klauspost");
-            // zstd and what it imports from the module (Go refuses internal
-            // packages from another GOPATH entry).
-            for package in [
-                "compress",
-                "compress/internal/cpuinfo",
-                "compress/internal/snapref",
-                "compress/fse",
-                "compress/huff0",
-                "compress/zstd",
-            ] {
-                copy_go_package(package, &klauspost.join(package));
-            }
+            copy_zstd_packages(&klauspost);
             for package in ["zstd", "huff0"] {
                 std::fs::copy(
                     root.join("scripts/kzstd-parts/export")
@@ -53,27 +42,11 @@ pub fn kzstd_parts() -> PathBuf {
                 )
                 .expect("copying the harness's export file");
             }
-            let out = work.join("kzstd-parts");
-            let status = Command::new("go")
-                .args(["build", "-o"])
-                .arg(&out)
-                .arg(".")
-                .current_dir(root.join("scripts/kzstd-parts"))
-                .env("GOCACHE", work.join("cache"))
-                .env("GOPATH", format!("{}:/usr/share/gocode", gopath.display()))
-                .env("GO111MODULE", "off")
-                .env("GOFLAGS", "")
-                .env("GOTOOLCHAIN", "local")
-                .status()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run go ({e}); run scripts/install-deps.sh to install golang-go")
-                });
-            assert!(
-                status.success(),
-                "go build scripts/kzstd-parts failed (is golang-github-klauspost-compress-dev \
-                 installed? scripts/install-deps.sh)"
-            );
-            out
+            build_go(
+                "kzstd-parts",
+                "kzstd-parts",
+                format!("{}:/usr/share/gocode", gopath.display()),
+            )
         })
         .clone()
 }
