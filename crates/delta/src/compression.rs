@@ -87,9 +87,11 @@ pub fn plain_bytes(
     Ok((plain.len() as u64 <= limit).then_some(plain))
 }
 
-/// How many uncompressed bytes a blob file probably has, from its own
-/// metadata: gzip's ISIZE trailer (modulo 2^32, of the last member), zstd's
-/// frame content size, a plain file's length. Only a hint.
+/// How many uncompressed bytes a blob file probably has: gzip's ISIZE
+/// trailer (modulo 2^32, of the last member), a plain file's length, and
+/// for zstd the frame content size of a blob of one frame that states it,
+/// else the bytes counted by decoding it (zstd decodes at about 1 GB/s;
+/// containers/image's frames do not state their size). Only a hint.
 pub fn plain_size_hint(path: &Path, compression: Compression) -> Option<u64> {
     use std::io::{Seek, SeekFrom};
     let mut file = File::open(path).ok()?;
@@ -102,11 +104,16 @@ pub fn plain_size_hint(path: &Path, compression: Compression) -> Option<u64> {
             Some(u64::from(u32::from_le_bytes(isize)))
         }
         Compression::Zstd => {
-            let mut head = [0u8; 18];
-            let n = file.read(&mut head).ok()?;
-            zstd::zstd_safe::get_frame_content_size(&head[..n])
-                .ok()
-                .flatten()
+            let spans = crate::zstd_frames::spans(io::BufReader::new(file)).ok()?;
+            match spans[..] {
+                [
+                    crate::zstd_frames::Span {
+                        kind: crate::zstd_frames::SpanKind::Frame(header),
+                        ..
+                    },
+                ] if header.content_size.is_some() => header.content_size,
+                _ => plain_size(File::open(path).ok()?, Compression::Zstd).ok(),
+            }
         }
     }
 }

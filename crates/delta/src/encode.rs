@@ -15,7 +15,7 @@ use crate::apply::DEFAULT_WINDOW_LIMIT;
 use crate::compression::{Compression, decoder, plain_bytes, plain_size, plain_size_hint};
 use crate::error::DeltaError;
 use crate::patch::{BlobRef, PatchHeader, Rebuild};
-use crate::{prove, recipe};
+use crate::{kzstd_recipe, prove, recipe};
 
 /// How patches are made.
 #[derive(Debug, Clone, Copy)]
@@ -226,7 +226,13 @@ pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
         plain_size_hint(path, compression).unwrap_or(0).max(size)
     };
     const FIXED: u64 = 64 << 20;
-    2 * plain(source) + plain(target) + FIXED
+    // A zstd target is re-encoded by the klauspost port (up to 134 MiB at
+    // SpeedBestCompression).
+    let encoder = match Compression::of_file(target) {
+        Ok(Compression::Zstd) => kzstd_recipe::memory_hint(target),
+        _ => 0,
+    };
+    2 * plain(source) + plain(target) + FIXED + encoder
 }
 
 /// The zstd window that lets every byte of the target reach back to the

@@ -2,14 +2,16 @@
 //! podman, buildah, skopeo `--dest-compress-format zstd` and `zstd:chunked`),
 //! rebuilt exactly by the `klauspost_zstd` port.
 //!
-//! The encoder level shows in the frame header's window: 8 MiB for
-//! `SpeedDefault` (what zstd levels 3-5 map to), 32 MiB for
-//! `SpeedBestCompression` (levels 10 and up: older containers/storage wrote
-//! zstd:chunked at 10). A frame small enough to be one block states its
-//! size instead, so for a blob of only such frames each modelled level is
-//! tried. The blob's frame layout (see `zstd_layout`) travels in the
-//! patch's corrections; each frame is re-encoded from its plain text and
-//! compared with the blob, stopping at the first differing byte.
+//! The encoder level shows in the window of streamed frames: 4 MiB for
+//! `SpeedFastest` (zstd levels 1-2), 8 MiB for `SpeedDefault` (3-5,
+//! containers/image's default), 32 MiB for `SpeedBestCompression` (10 and
+//! up: containers/storage 1.43 wrote zstd:chunked at 10). A frame of one
+//! block states its size instead, so for a blob of only such frames each
+//! modelled level is tried. The blob's frame layout (`zstd_layout`: frame
+//! sizes, flushes, skippable frames) travels in the patch's corrections.
+//! Each modelled klauspost/compress release is tried in turn, re-encoding
+//! the frames from their plain text and comparing with the blob, stopping
+//! at the first differing byte.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
@@ -91,6 +93,30 @@ impl KzstdRecipe {
     }
 }
 
+/// The memory the encoder of a zstd blob's recipe would hold, from the
+/// window of its streamed frames (SpeedDefault's when none tells).
+pub fn memory_hint(path: &Path) -> u64 {
+    let level = File::open(path)
+        .and_then(zstd_frames::spans)
+        .ok()
+        .and_then(|spans| {
+            spans.iter().find_map(|s| match s.kind {
+                SpanKind::Frame(h) if h.window_descriptor.is_some() => {
+                    let window = h.window_size()?;
+                    LEVELS.into_iter().find(|&l| window_of(l) == window)
+                }
+                _ => None,
+            })
+        })
+        .unwrap_or(Level::Default);
+    KzstdRecipe {
+        level,
+        checksum: true,
+        compress: ZstdVersion::V1_15_12,
+    }
+    .memory()
+}
+
 /// What `find` learnt of a zstd blob.
 pub enum Found {
     /// The recipe and the layout (the patch's corrections).
@@ -103,7 +129,13 @@ pub enum Found {
 /// blob at `path` (`plain_size` bytes of plain text), and its layout.
 pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
     let open = || File::open(path);
-    let spans = zstd_frames::spans(open()?)?;
+    let spans = match zstd_frames::spans(open()?) {
+        Ok(spans) => spans,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return Ok(Found::Unmodelled(e.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
     let headers: Vec<_> = spans
         .iter()
         .filter_map(|s| match s.kind {
@@ -136,7 +168,14 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
             ));
         }
     };
-    let parts = zstd_layout::read(BufReader::new(open()?), &spans)?;
+    let parts = match zstd_layout::read(BufReader::new(open()?), &spans) {
+        Ok(parts) => parts,
+        // The frames do not decode (libzstd's errors are `Other`).
+        Err(e) if matches!(e.kind(), io::ErrorKind::InvalidData | io::ErrorKind::Other) => {
+            return Ok(Found::Unmodelled(format!("its frames do not decode: {e}")));
+        }
+        Err(e) => return Err(e),
+    };
     let plain: u64 = parts
         .iter()
         .map(|p| match p {
@@ -151,23 +190,27 @@ pub fn find(path: &Path, plain_size: u64) -> io::Result<Found> {
     }
     // Releases oldest first (1.15.12 is the one checked against Debian's
     // Go sources); releases often write the same bytes, and any that does
-    // is a right recipe. A probe of the first frames rules most out; the
-    // rest are compared whole, so that one whose bytes part later is not
-    // chosen.
-    let candidates = levels.iter().flat_map(|&level| {
-        ZstdVersion::ALL
-            .into_iter()
-            .filter(move |&v| level.modelled_in(v))
-            .map(move |compress| KzstdRecipe {
+    // is a right recipe. A probe of the first frames rules most out. When
+    // several pass it, they are compared whole, so that one whose bytes
+    // part later is not chosen; one alone is left to the proof.
+    let mut passed = Vec::new();
+    for level in levels.iter().copied() {
+        for compress in ZstdVersion::ALL {
+            let recipe = KzstdRecipe {
                 level,
                 checksum: first.checksum,
                 compress,
-            })
-    });
-    for recipe in candidates {
-        if compare(&recipe, &parts, &spans, path, Some(PROBE))?
-            && compare(&recipe, &parts, &spans, path, None)?
-        {
+            };
+            if level.modelled_in(compress) && compare(&recipe, &parts, &spans, path, Some(PROBE))? {
+                passed.push(recipe);
+            }
+        }
+    }
+    if let [recipe] = &passed[..] {
+        return Ok(Found::Exact(recipe.clone(), zstd_layout::encode(&parts)));
+    }
+    for recipe in passed {
+        if compare(&recipe, &parts, &spans, path, None)? {
             return Ok(Found::Exact(recipe, zstd_layout::encode(&parts)));
         }
     }

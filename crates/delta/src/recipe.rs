@@ -70,7 +70,7 @@ pub(crate) fn find(
             // tried, which would also cost each level's tables.
             let survey = zstd_frames::survey(open(target_path)?);
             if !matches!(survey, Ok(s) if s.frames == 1 && s.skippable == 0) {
-                return Ok(Err(zstd_reason(target_path, &kzstd_reason)?));
+                return Ok(Err(zstd_reason(target_path, &kzstd_reason, false)?));
             }
             let mut reopen =
                 || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
@@ -78,22 +78,29 @@ pub(crate) fn find(
                 .map_err(DeltaError::io("reading a blob"))?
             {
                 Some(recipe) => rebuild = Rebuild::Zstd(recipe),
-                None => return Ok(Err(zstd_reason(target_path, &kzstd_reason)?)),
+                None => return Ok(Err(zstd_reason(target_path, &kzstd_reason, true)?)),
             }
         }
     }
     Ok(Ok((rebuild, corrections)))
 }
 
-/// Why a zstd blob has no recipe, as precisely as its frames tell.
-fn zstd_reason(path: &Path, kzstd: &str) -> Result<String, DeltaError> {
+/// Why a zstd blob has no recipe, as precisely as its frames tell: what
+/// the klauspost search found, and whether libzstd's levels were tried
+/// (only for a blob of one frame, which is all a libzstd recipe makes).
+fn zstd_reason(path: &Path, kzstd: &str, libzstd_tried: bool) -> Result<String, DeltaError> {
     let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
     let shape = match zstd_frames::survey(file) {
         Ok(survey) => survey.describe(),
         Err(e) => e.to_string(),
     };
+    let libzstd = if libzstd_tried {
+        "no level reproduces it"
+    } else {
+        "not tried, its recipes make one frame"
+    };
     Ok(format!(
-        "encoder not modelled: {shape}; klauspost/compress: {kzstd}; libzstd {}: no level reproduces it",
+        "encoder not modelled: {shape}; klauspost/compress: {kzstd}; libzstd {}: {libzstd}",
         zstd_recipe::libzstd_version()
     ))
 }
