@@ -163,14 +163,7 @@ impl PrivateKey {
 
     /// Signs with a given `signed_at` (informational, not signed).
     pub fn sign_at(&self, role: &str, manifest_bytes: &[u8], signer: &str, at: &str) -> Signature {
-        let sig = self.key.sign(&signing_input(role, manifest_bytes));
-        Signature {
-            key_id: self.public().id().to_string(),
-            role: role.to_string(),
-            signer: signer.to_string(),
-            signed_at: at.to_string(),
-            sig: hex::encode(sig.to_bytes()),
-        }
+        self.sign_message(role, &signing_input(role, manifest_bytes), signer, at)
     }
 
     /// Signs exact bytes (a signing input with its context line in front):
