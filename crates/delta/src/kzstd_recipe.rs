@@ -481,6 +481,23 @@ mod tests {
     }
 
     #[test]
+    fn the_memory_hint_follows_the_level_the_frames_show() {
+        let data = mixed(400_000, 5);
+        let dir = tempfile::tempdir().unwrap();
+        let hint = |level: &str, data: &[u8]| {
+            let path = dir.path().join("blob");
+            std::fs::write(&path, kzstd_with(&["-level", level], data)).unwrap();
+            memory_hint(&path)
+        };
+        let best = hint("10", &data);
+        let default = hint("3", &data);
+        assert!(best > 128 << 20, "{best}");
+        assert!(default < 32 << 20, "{default}");
+        // A frame of one block tells no level: SpeedDefault's is assumed.
+        assert_eq!(hint("10", &data[..50_000]), default);
+    }
+
+    #[test]
     fn a_recipe_names_its_level_and_release_in_the_patch_header() {
         let recipe = KzstdRecipe {
             level: Level::Best,
