@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use tender_delta::{Choice, Layer, Listings, Patch, PatchOptions, PatchOutcome, Place};
-use tender_format::Digest;
 use tender_format::layout::EntryPath;
+use tender_format::{Carried, Digest};
 use tender_oci::media::ImageIndex;
 use tender_oci::{Descriptor, LayoutStore, Manifest, Reference};
 
@@ -38,8 +38,7 @@ pub struct Base {
 pub struct BlobChoice {
     pub digest: Digest,
     pub size: u64,
-    /// `whole`, `referenced` or `patched`.
-    pub how: &'static str,
+    pub how: Carried,
     /// Bytes in the bundle for this blob.
     pub shipped: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -121,7 +120,7 @@ pub fn plan(
             choices.push(BlobChoice {
                 digest: *digest,
                 size: *size,
-                how: "referenced",
+                how: Carried::Referenced,
                 shipped: 0,
                 source: None,
                 note: None,
@@ -131,7 +130,7 @@ pub fn plan(
         let whole = |note: Option<String>| BlobChoice {
             digest: *digest,
             size: *size,
-            how: "whole",
+            how: Carried::Whole,
             shipped: *size,
             source: None,
             note,
@@ -207,7 +206,7 @@ pub fn plan(
                 choices.push(BlobChoice {
                     digest: target.digest,
                     size: target.size,
-                    how: "patched",
+                    how: Carried::Patched,
                     shipped: patch.size,
                     source: Some(source.digest),
                     note: Some(describe(&choice)),
@@ -225,7 +224,7 @@ pub fn plan(
             PatchOutcome::Whole(reason) => choices.push(BlobChoice {
                 digest: target.digest,
                 size: target.size,
-                how: "whole",
+                how: Carried::Whole,
                 shipped: target.size,
                 source: None,
                 note: Some(reason),

@@ -17,7 +17,7 @@ use std::thread;
 use serde::Serialize;
 use tender_format::error::chain_message;
 use tender_format::manifest::{ImageRef, Release, Targets};
-use tender_format::{Digest, atomic};
+use tender_format::{BundleKind, Carried, Digest, atomic};
 use tender_oci::{
     ClientOptions, LayoutStore, Observer, Platform, Reference, RegistryClient, RegistrySettings,
 };
@@ -86,7 +86,7 @@ pub struct ExportOptions {
 pub struct WrittenBundle {
     pub path: PathBuf,
     pub volumes: Option<usize>,
-    pub kind: &'static str,
+    pub kind: BundleKind,
     pub bundle_id: String,
     pub manifest_digest: String,
     pub sites: Vec<String>,
@@ -503,13 +503,13 @@ pub fn export(
                     &output,
                     &mut |n| observer.advance(n),
                 )?;
-                let count = |how: &str| plan.choices.iter().filter(|c| c.how == how).count();
+                let count = |how: Carried| plan.choices.iter().filter(|c| c.how == how).count();
                 let stats = DeltaStats {
                     base_bundle_id: plan.base_bundle_id.clone(),
                     base_manifest_digest: plan.base_manifest_digest,
-                    referenced: count("referenced"),
-                    patched: count("patched"),
-                    whole: count("whole"),
+                    referenced: count(Carried::Referenced),
+                    patched: count(Carried::Patched),
+                    whole: count(Carried::Whole),
                     release_bytes: plan.choices.iter().map(|c| c.size).sum(),
                     bytes_saved: plan.bytes_saved(),
                     blobs: plan.choices.clone(),
@@ -531,7 +531,7 @@ pub fn export(
         written.push(WrittenBundle {
             path: sealed.path.clone(),
             volumes: sealed.volumes.as_ref().map(|v| v.volumes.len()),
-            kind: if delta.is_some() { "delta" } else { "full" },
+            kind: sealed.manifest.kind,
             bundle_id: sealed.manifest.bundle_id.clone(),
             manifest_digest: sealed.manifest_digest.to_string(),
             sites: job.sites.clone(),

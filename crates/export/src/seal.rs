@@ -24,7 +24,7 @@ use tender_format::manifest::{
     FORMAT_V1, MAX_WHOLE_REASON, PatchSource, Release, Targets, WholeBlob,
 };
 use tender_format::volumes::{VolumeIndex, VolumeWriter, index_name};
-use tender_format::{Digest, EntrySource, SignatureSlot, atomic, ustar, write_bundle};
+use tender_format::{Carried, Digest, EntrySource, SignatureSlot, atomic, ustar, write_bundle};
 use tender_oci::Arrivals;
 use tender_trust::PrivateKey;
 use tender_trust::keys::now_rfc3339;
@@ -186,7 +186,7 @@ fn delta_manifest(full: BundleManifest, plan: &DeltaPlan) -> Result<BundleManife
         whole: plan
             .choices
             .iter()
-            .filter(|c| c.how == "whole")
+            .filter(|c| c.how == Carried::Whole)
             .filter_map(|c| {
                 Some(WholeBlob {
                     digest: c.digest,

@@ -24,8 +24,8 @@ pub mod writer;
 pub use digest::{Digest, Hasher};
 pub use error::{Error, Rejection};
 pub use manifest::{
-    Base, BaseBlob, BundleKind, BundleManifest, Encoding, Entry, ImageRef, PatchSource, Release,
-    Targets, WholeBlob,
+    Base, BaseBlob, BundleKind, BundleManifest, Carried, Encoding, Entry, ImageRef, PatchSource,
+    Release, Targets, WholeBlob,
 };
 pub use reader::{BundleReader, EntrySink, ReadSummary, SinkFactory};
 pub use signatures::{Signature, SignatureSlot};

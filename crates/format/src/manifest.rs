@@ -43,6 +43,34 @@ impl std::fmt::Display for BundleKind {
     }
 }
 
+/// How a blob of a release reaches a site in a delta bundle: carried as it
+/// is, referenced (the site holds it), or carried as a patch. Reports and
+/// `tender inspect` say it; the manifest says it by encoding and `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Carried {
+    Whole,
+    Referenced,
+    Patched,
+}
+
+impl Carried {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Carried::Whole => "whole",
+            Carried::Referenced => "referenced",
+            Carried::Patched => "patched",
+        }
+    }
+}
+
+/// As reports spell it; honours width and alignment (`{:<8}`).
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// How an entry's bytes relate to the blob they carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

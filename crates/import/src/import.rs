@@ -51,11 +51,32 @@ pub(crate) fn failpoint(name: &str) {
     }
 }
 
+/// What became of an import that succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ImportOutcome {
+    /// The release is now current at the site.
+    #[serde(rename = "imported")]
+    Imported,
+    /// The site already runs this bundle; nothing changed.
+    #[serde(rename = "already imported")]
+    AlreadyImported,
+}
+
+/// As the report and the audit line spell it.
+impl std::fmt::Display for ImportOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(match self {
+            ImportOutcome::Imported => "imported",
+            ImportOutcome::AlreadyImported => "already imported",
+        })
+    }
+}
+
 /// What `tender import` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
     pub site: String,
-    pub outcome: &'static str,
+    pub outcome: ImportOutcome,
     pub bundle_id: String,
     pub manifest_digest: String,
     pub channel: String,
@@ -183,7 +204,7 @@ pub fn import<R: Read>(
             // The import is committed and audited: a receipt that cannot be
             // written (say, an unreadable site key) is a warning, and
             // the next import or rollback writes a receipt with the full state.
-            if r.outcome == "imported" {
+            if r.outcome == ImportOutcome::Imported {
                 match crate::receipts::write(
                     site,
                     tender_receipt::Action::Import,
@@ -259,7 +280,7 @@ fn run<R: Read>(
                 &manifest,
                 &digest,
                 &releases,
-                "already imported",
+                ImportOutcome::AlreadyImported,
                 LoadReport::default(),
                 0,
                 started,
@@ -270,7 +291,7 @@ fn run<R: Read>(
         Admission::New(releases) => releases,
     };
     crate::lifecycle::check_fresh(site, policy, &current, &manifest)?;
-    let report = |outcome: &'static str, load: LoadReport, bytes_read: u64| {
+    let report = |outcome: ImportOutcome, load: LoadReport, bytes_read: u64| {
         report_for(
             site, &manifest, &digest, &releases, outcome, load, bytes_read, started,
         )
@@ -416,7 +437,7 @@ fn run<R: Read>(
     failpoint("committed");
     let _ = fs::remove_dir_all(&staging_dir);
     let bytes_read = summary.map_or(0, |s| s.stream_bytes);
-    let mut done = report("imported", load, bytes_read);
+    let mut done = report(ImportOutcome::Imported, load, bytes_read);
     done.published = publications;
     done.policy_updates = applied;
     Ok(done)
@@ -488,7 +509,7 @@ fn report_for(
     manifest: &tender_format::BundleManifest,
     digest: &Digest,
     releases: &[&Release],
-    outcome: &'static str,
+    outcome: ImportOutcome,
     load: LoadReport,
     bytes_read: u64,
     started: Instant,
@@ -504,7 +525,7 @@ fn report_for(
         images: load.images,
         blobs_new: load.blobs_new,
         blobs_present: load.blobs_present,
-        contents_verified: outcome == "imported",
+        contents_verified: outcome == ImportOutcome::Imported,
         bytes_read,
         seconds: started.elapsed().as_secs_f64(),
         audit_hash: String::new(),

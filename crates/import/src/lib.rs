@@ -21,6 +21,6 @@ pub mod verify;
 
 pub use check::{CheckReport, check};
 pub use error::ImportError;
-pub use import::{ImportOptions, ImportReport, import};
+pub use import::{ImportOptions, ImportOutcome, ImportReport, import};
 pub use site::Site;
 pub use verify::{VerifyReport, verify_bundle};

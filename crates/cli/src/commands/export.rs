@@ -6,6 +6,7 @@ use tender_export::export::{ExportOptions, ExportSummary, dry_run, export};
 use tender_export::hub_state::HubState;
 use tender_export::plan::plan;
 use tender_export::render::Tools;
+use tender_format::Carried;
 use tender_oci::{ClientOptions, Platform};
 
 use crate::args::ExportArgs;
@@ -152,8 +153,8 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
                 human::bytes(d.bytes_saved),
                 human::bytes(d.release_bytes)
             )?;
-            for blob in d.blobs.iter().filter(|c| c.how != "referenced") {
-                if blob.how == "patched" || blob.note.is_some() {
+            for blob in d.blobs.iter().filter(|c| c.how != Carried::Referenced) {
+                if blob.how == Carried::Patched || blob.note.is_some() {
                     writeln!(
                         out,
                         "    {:<8} {} {} → {}{}",

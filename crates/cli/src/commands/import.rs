@@ -3,7 +3,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tender_import::{ImportOptions, Site, check as check_bundle, import};
+use tender_import::{ImportOptions, ImportOutcome, Site, check as check_bundle, import};
 use tender_oci::ClientOptions;
 
 use crate::args::ImportArgs;
@@ -39,7 +39,7 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         return super::print_json(&report);
     }
     let mut out = std::io::stdout().lock();
-    if report.outcome == "already imported" {
+    if report.outcome == ImportOutcome::AlreadyImported {
         writeln!(
             out,
             "ALREADY IMPORTED: {} (channel {} sequence {}) is the site's current release; nothing to do",

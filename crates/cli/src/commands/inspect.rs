@@ -1,5 +1,7 @@
 use std::io::Write;
 
+use tender_format::Carried;
+
 use crate::args::InspectArgs;
 use crate::human;
 
@@ -87,15 +89,15 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             human::clean(&base.bundle_id),
             base.manifest_digest
         )?;
-        let count = |how: &str| blobs.iter().filter(|b| b.how == how).count();
+        let count = |how: Carried| blobs.iter().filter(|b| b.how == how).count();
         let size: u64 = blobs.iter().map(|b| b.size).sum();
         let saved: u64 = blobs.iter().map(|b| b.saved).sum();
         writeln!(
             out,
             "  delta     {} whole, {} referenced, {} patched; {} of {} saved",
-            count("whole"),
-            count("referenced"),
-            count("patched"),
+            count(Carried::Whole),
+            count(Carried::Referenced),
+            count(Carried::Patched),
             human::bytes(saved),
             human::bytes(size)
         )?;
@@ -136,7 +138,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
 struct BlobRow {
     digest: tender_format::Digest,
     /// `whole`, `referenced` or `patched`.
-    how: &'static str,
+    how: Carried,
     /// The blob's own size.
     size: u64,
     /// Bytes the bundle carries for it.
@@ -165,8 +167,8 @@ fn blob_rows(m: &tender_format::BundleManifest) -> Vec<BlobRow> {
             .flat_map(|b| &b.patches)
             .find(|p| p.target == digest);
         let (how, size, source) = match (e.encoding, patch) {
-            (Encoding::Patch, Some(p)) => ("patched", p.target_size, Some(p.source)),
-            _ => ("whole", e.size, None),
+            (Encoding::Patch, Some(p)) => (Carried::Patched, p.target_size, Some(p.source)),
+            _ => (Carried::Whole, e.size, None),
         };
         let reason = m
             .base
@@ -187,7 +189,7 @@ fn blob_rows(m: &tender_format::BundleManifest) -> Vec<BlobRow> {
     for b in m.base.iter().flat_map(|b| &b.blobs) {
         rows.push(BlobRow {
             digest: b.digest,
-            how: "referenced",
+            how: Carried::Referenced,
             size: b.size,
             shipped: 0,
             saved: b.size,
