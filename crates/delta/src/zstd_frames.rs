@@ -47,10 +47,6 @@ pub struct FrameHeader {
     pub content_size: Option<u64>,
     pub checksum: bool,
     pub dictionary: bool,
-    /// Whether the frame ends with an empty last block after other blocks:
-    /// what a streaming encoder writes when it is flushed (or its input
-    /// ends on a block boundary) before it is closed.
-    pub ends_empty: bool,
 }
 
 impl FrameHeader {
@@ -173,23 +169,21 @@ fn frame(input: &mut impl Read) -> io::Result<FrameHeader> {
         (2, _) => Some(u64::from(u32::from_le_bytes(read_array(input)?))),
         _ => Some(u64::from_le_bytes(read_array(input)?)),
     };
-    let mut blocks = 0u64;
-    let ends_empty = loop {
+    loop {
         let [a, b, c] = read_array::<3>(input)?;
         let header = u32::from(a) | u32::from(b) << 8 | u32::from(c) << 16;
         let last = header & 1 != 0;
         let kind = (header >> 1) & 3;
         let size = u64::from(header >> 3);
-        blocks += 1;
         match kind {
             1 => skip(input, 1)?, // RLE: one byte, repeated `size` times
             3 => return Err(bad("a reserved block type")),
             _ => skip(input, size)?,
         }
         if last {
-            break blocks > 1 && kind == 0 && size == 0;
+            break;
         }
-    };
+    }
     if checksum {
         skip(input, 4)?;
     }
@@ -199,7 +193,6 @@ fn frame(input: &mut impl Read) -> io::Result<FrameHeader> {
         content_size,
         checksum,
         dictionary: dictionary_bytes != 0,
-        ends_empty,
     })
 }
 
