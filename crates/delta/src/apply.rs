@@ -324,6 +324,21 @@ mod tests {
         out
     }
 
+    /// Applies a committed hostile patch (`testdata/`) to the fuzz
+    /// target's source and returns why it was refused as corrupt.
+    fn refusal(name: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        std::fs::write(&source, fuzz_source()).unwrap();
+        let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name);
+        let target = read_header(&patch).unwrap().target.digest;
+        let limits = ApplyLimits::default();
+        match apply(&patch, target, &source, &mut io::sink(), limits) {
+            Err(DeltaError::Corrupt { reason, .. }) => reason,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
     /// Found by `scripts/fuzz.sh` (patch_container): a valid gzip patch
     /// with one byte of its preflate corrections changed, so that they
     /// never say "last block". preflate kept every empty block it made,
@@ -331,24 +346,20 @@ mod tests {
     /// for a 740-byte patch, over any window limit. Now refused as corrupt.
     #[test]
     fn gzip_corrections_never_ending_the_stream() {
-        let dir = tempfile::tempdir().unwrap();
-        let source = dir.path().join("source");
-        std::fs::write(&source, fuzz_source()).unwrap();
-        let patch = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("testdata/gzip-corrections-never-ending-the-stream.patch");
-        let target = read_header(&patch).unwrap().target.digest;
-        let err = apply(
-            &patch,
-            target,
-            &source,
-            &mut io::sink(),
-            ApplyLimits::default(),
-        )
-        .unwrap_err();
+        let reason = refusal("gzip-corrections-never-ending-the-stream.patch");
         assert!(
-            matches!(&err, DeltaError::Corrupt { reason, .. }
-                if reason.contains("too many blocks after the end of the input")),
-            "{err}"
+            reason.contains("too many blocks after the end of the input"),
+            "{reason}"
         );
+    }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections encoding
+    /// a difference below zero. preflate's checked subtraction panicked
+    /// (debug builds; release wrapped); now the value wraps and the rebuild
+    /// is refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_an_out_of_range_difference() {
+        let reason = refusal("gzip-corrections-with-an-out-of-range-difference.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
     }
 }
