@@ -315,8 +315,7 @@ mod tests {
         let mut i = 0u32;
         while out.len() < 64 << 10 {
             out.extend_from_slice(
-                format!("usr/lib/python3/dist-packages/module_{i:05}/__init__.py {i}\n")
-                    .as_bytes(),
+                format!("usr/lib/python3/dist-packages/module_{i:05}/__init__.py {i}\n").as_bytes(),
             );
             i = i.wrapping_mul(1_103_515_245).wrapping_add(12_345) % 40_000;
         }
@@ -330,7 +329,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("source");
         std::fs::write(&source, fuzz_source()).unwrap();
-        let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name);
+        let patch = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name);
         let target = read_header(&patch).unwrap().target.digest;
         let limits = ApplyLimits::default();
         match apply(&patch, target, &source, &mut io::sink(), limits) {

@@ -741,7 +741,13 @@ mod tests {
 
     #[test]
     fn volume_index_naming_a_file_outside_its_directory() {
-        for name in ["../../etc/shadow", "/dev/zero", "sub/b.tender.002", "..", ""] {
+        for name in [
+            "../../etc/shadow",
+            "/dev/zero",
+            "sub/b.tender.002",
+            "..",
+            "",
+        ] {
             let (_dir, index) = set_with_index(|i| i.volumes[1].file = name.into());
             let err = VolumeSet::open(&index).unwrap_err().to_string();
             assert!(
