@@ -363,4 +363,14 @@ mod tests {
         let reason = refusal("gzip-corrections-with-an-out-of-range-difference.patch");
         assert!(reason.contains("preflate rebuild failed"), "{reason}");
     }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections that
+    /// predict a match shorter than deflate's shortest (3). preflate's
+    /// assertion panicked in every build: a hostile patch crashed the
+    /// import instead of being refused. Now refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_a_match_shorter_than_three() {
+        let reason = refusal("gzip-corrections-with-a-match-shorter-than-three.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
 }
