@@ -303,3 +303,74 @@ impl Write for HashingWriter<'_> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target's fixed source blob (`fuzz/src/lib.rs`,
+    /// `patch_source`), which the committed hostile patches refer to.
+    fn fuzz_source() -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 << 10);
+        let mut i = 0u32;
+        while out.len() < 64 << 10 {
+            out.extend_from_slice(
+                format!("usr/lib/python3/dist-packages/module_{i:05}/__init__.py {i}\n").as_bytes(),
+            );
+            i = i.wrapping_mul(1_103_515_245).wrapping_add(12_345) % 40_000;
+        }
+        out.truncate(64 << 10);
+        out
+    }
+
+    /// Applies a committed hostile patch (`testdata/`) to the fuzz
+    /// target's source and returns why it was refused as corrupt.
+    fn refusal(name: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        std::fs::write(&source, fuzz_source()).unwrap();
+        let patch = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name);
+        let target = read_header(&patch).unwrap().target.digest;
+        let limits = ApplyLimits::default();
+        match apply(&patch, target, &source, &mut io::sink(), limits) {
+            Err(DeltaError::Corrupt { reason, .. }) => reason,
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): a valid gzip patch
+    /// with one byte of its preflate corrections changed, so that they
+    /// never say "last block". preflate kept every empty block it made,
+    /// each with room for the corrections' token count: 2.2 GiB resident
+    /// for a 740-byte patch, over any window limit. Now refused as corrupt.
+    #[test]
+    fn gzip_corrections_never_ending_the_stream() {
+        let reason = refusal("gzip-corrections-never-ending-the-stream.patch");
+        assert!(
+            reason.contains("too many blocks after the end of the input"),
+            "{reason}"
+        );
+    }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections encoding
+    /// a difference below zero. preflate's checked subtraction panicked
+    /// (debug builds; release wrapped); now the value wraps and the rebuild
+    /// is refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_an_out_of_range_difference() {
+        let reason = refusal("gzip-corrections-with-an-out-of-range-difference.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections that
+    /// predict a match shorter than deflate's shortest (3). preflate's
+    /// assertion panicked in every build: a hostile patch crashed the
+    /// import instead of being refused. Now refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_a_match_shorter_than_three() {
+        let reason = refusal("gzip-corrections-with-a-match-shorter-than-three.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
+}

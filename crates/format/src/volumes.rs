@@ -277,6 +277,31 @@ fn not_a_volume_set(bundles: &[PathBuf]) -> String {
     line
 }
 
+/// Why the `i`th volume listed in an index cannot be read where volumes
+/// are, if so. The index is not signed: a file name with a directory in it
+/// (`../../etc/shadow`, `/dev/zero`) would make the checks read, and hash
+/// forever, a file that is no volume of the set.
+fn misplaced((i, v): (usize, &Volume)) -> Option<String> {
+    let expected = i as u64 + 1;
+    if u64::from(v.number) != expected {
+        return Some(format!(
+            "volume {} is listed where volume {expected} belongs",
+            v.number
+        ));
+    }
+    let mut parts = Path::new(&v.file).components();
+    let plain = matches!(parts.next(), Some(std::path::Component::Normal(_)))
+        && parts.next().is_none()
+        && !v.file.contains(['/', '\\']);
+    if !plain {
+        return Some(format!(
+            "volume {} is named {:?}, which is not a file name in the index's directory",
+            v.number, v.file
+        ));
+    }
+    None
+}
+
 fn file_names(paths: &[PathBuf]) -> String {
     paths
         .iter()
@@ -349,6 +374,12 @@ impl VolumeSet {
                 index.format
             )));
         }
+        if let Some(reason) = index.volumes.iter().enumerate().find_map(misplaced) {
+            return Err(io::Error::other(format!(
+                "{}: not a volume index: {reason}",
+                index_path.display()
+            )));
+        }
         let dir = index_path
             .parent()
             .map(Path::to_path_buf)
@@ -413,12 +444,14 @@ impl VolumeSet {
                 expected: v.size,
             });
         }
-        match File::open(&path).and_then(Digest::of_reader) {
+        // No more than the listed size, which the file's length matched:
+        // a device's length is 0 whatever it yields.
+        match File::open(&path).and_then(|f| Digest::of_reader(f.take(v.size))) {
             Ok((d, _)) if d == v.sha256 => None,
             Ok(_) if v.number == 1 && self.first_volume_is_foreign(&path) => {
                 Some(VolumeProblem::ForeignBundle)
             }
-            Ok(_) if self.looks_foreign(&path) => Some(VolumeProblem::ForeignBundle),
+            Ok(_) if self.looks_foreign(&path, v.size) => Some(VolumeProblem::ForeignBundle),
             _ => Some(VolumeProblem::Corrupt),
         }
     }
@@ -440,8 +473,8 @@ impl VolumeSet {
     /// (next to it, under another base name) would list its hash. Without
     /// that we can only say corrupt; wrong-bundle is reported when the
     /// file is exactly a volume some other index in the directory lists.
-    fn looks_foreign(&self, path: &Path) -> bool {
-        let Ok((digest, _)) = File::open(path).and_then(Digest::of_reader) else {
+    fn looks_foreign(&self, path: &Path, size: u64) -> bool {
+        let Ok((digest, _)) = File::open(path).and_then(|f| Digest::of_reader(f.take(size))) else {
             return false;
         };
         let Ok(entries) = fs::read_dir(&self.dir) else {
@@ -691,6 +724,64 @@ mod tests {
         assert!(is_fat32("vfat"));
         assert!(!is_fat32("ext4"));
         assert!(filesystem_type(Path::new("/")).is_some());
+    }
+
+    /// A set of two small volumes, `b.tender.001` and `.002`, whose index
+    /// `edit` changes before it is written back.
+    fn set_with_index(edit: impl FnOnce(&mut VolumeIndex)) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = VolumeWriter::new(dir.path(), "b.tender", 512).unwrap();
+        w.write_all(&[7u8; 700]).unwrap();
+        let mut index = w.finish("id", Digest::of(b"m")).unwrap();
+        edit(&mut index);
+        let path = dir.path().join(index_name("b.tender"));
+        fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn volume_index_naming_a_file_outside_its_directory() {
+        for name in [
+            "../../etc/shadow",
+            "/dev/zero",
+            "sub/b.tender.002",
+            "..",
+            "",
+        ] {
+            let (_dir, index) = set_with_index(|i| i.volumes[1].file = name.into());
+            let err = VolumeSet::open(&index).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "volume 2 is named {name:?}, which is not a file name in the index's directory"
+                )),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn volume_index_listing_volumes_out_of_order() {
+        let (_dir, index) = set_with_index(|i| i.volumes.swap(0, 1));
+        let err = VolumeSet::open(&index).unwrap_err().to_string();
+        assert!(
+            err.contains("volume 2 is listed where volume 1 belongs"),
+            "{err}"
+        );
+    }
+
+    /// A volume swapped for a symlink to an endless device, with the index
+    /// edited to match the device's length (0): the check hashes no more
+    /// than the listed size, so it ends, and names the volume.
+    #[test]
+    fn volume_replaced_by_a_link_to_an_endless_device() {
+        let (dir, index) = set_with_index(|i| i.volumes[1].size = 0);
+        let volume = dir.path().join("b.tender.002");
+        fs::remove_file(&volume).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &volume).unwrap();
+        let problems = VolumeSet::open(&index).unwrap().check();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].number, 2);
+        assert_eq!(problems[0].problem, VolumeProblem::Corrupt);
     }
 
     #[test]

@@ -24,11 +24,16 @@ pub fn encode_difference(pred_val: u32, act_val: u32) -> u32 {
 }
 
 /// decodes the result of the previous calculation
+///
+/// tender patch: wrapping, as a release build computes it anyway. Corrupt
+/// corrections can encode a difference past either end; the value is then
+/// some u32 that its caller validates like any other, where the checked
+/// arithmetic of a debug build panicked.
 pub fn decode_difference(pred_val: u32, encoded_val: u32) -> u32 {
     if encoded_val & 1 == 0 {
-        pred_val - (encoded_val >> 1)
+        pred_val.wrapping_sub(encoded_val >> 1)
     } else {
-        pred_val + (encoded_val >> 1)
+        pred_val.wrapping_add(encoded_val >> 1)
     }
 }
 

@@ -258,6 +258,12 @@ impl<H: HashChain + 'static> HashChainHolder for HashChainHolderImpl<H> {
         if max_len < len {
             return err_exit_code(ExitCode::RecompressFailed, "not enough data left to match");
         }
+        // tender patch: the length comes from the corrections; one under
+        // deflate's shortest match (3) failed the assertion in
+        // `prefix_cmp_odd_size`, a panic in every build.
+        if len < 3 {
+            return err_exit_code(ExitCode::RecompressFailed, "match length under 3");
+        }
 
         let cur_max_dist = std::cmp::min(input.pos(), self.window_bytes);
         let mut current_hop = 0;

@@ -21,7 +21,7 @@ use crate::{
     estimator::preflate_parameter_estimator::{
         TokenPredictorParameters, estimate_preflate_parameters,
     },
-    preflate_error::{AddContext, ExitCode, PreflateError},
+    preflate_error::{AddContext, ExitCode, PreflateError, err_exit_code},
     preflate_input::{PlainText, PreflateInput},
     statistical_codec::{CodecCorrection, PredictionDecoder, PredictionEncoder},
     token_predictor::TokenPredictor,
@@ -382,6 +382,9 @@ fn decode_mispredictions(
     Ok((deflate_writer.detach_output(), output_blocks))
 }
 
+/// tender patch: how many blocks may follow the end of the input.
+const MAX_EMPTY_BLOCKS_AFTER_INPUT: u32 = 64;
+
 fn recreate_blocks<D: PredictionDecoder>(
     token_predictor: &mut TokenPredictor,
     decoder: &mut D,
@@ -389,7 +392,21 @@ fn recreate_blocks<D: PredictionDecoder>(
     input: &mut PreflateInput,
 ) -> Result<Vec<DeflateTokenBlock>> {
     let mut output_blocks = Vec::new();
+    // tender patch: corrupt corrections can say "not the last block" for
+    // ever once the input is used up; each block is kept, so that grew
+    // memory without bound. Real streams end a few empty blocks after their
+    // data (a flush, then an empty final block), never hundreds.
+    let mut empty_after_input = 0u32;
     loop {
+        if input.remaining() == 0 {
+            empty_after_input += 1;
+            if empty_after_input > MAX_EMPTY_BLOCKS_AFTER_INPUT {
+                return err_exit_code(
+                    ExitCode::InvalidDeflate,
+                    "too many blocks after the end of the input",
+                );
+            }
+        }
         let block = token_predictor.recreate_block(decoder, input)?;
 
         deflate_writer.encode_block(&block)?;

@@ -366,8 +366,15 @@ impl TokenPredictor {
         }
 
         // rust aborts on OOM, so check before we allocate to avoid crashing the process
+        // tender patch: every token consumes at least one byte of input, so no
+        // block holds more tokens than the input has left; reserving the
+        // corrections' count instead let corrupt corrections make each of
+        // many empty blocks hold megabytes.
         let mut tokens = Vec::new();
-        if tokens.try_reserve_exact(blocksize as usize).is_err() {
+        if tokens
+            .try_reserve_exact((blocksize as usize).min(input.remaining() as usize))
+            .is_err()
+        {
             return err_exit_code(ExitCode::OutOfMemory, "Out of memory");
         }
 
