@@ -373,4 +373,13 @@ mod tests {
         let reason = refusal("gzip-corrections-with-a-match-shorter-than-three.patch");
         assert!(reason.contains("preflate rebuild failed"), "{reason}");
     }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections whose
+    /// parameters claim a window of more than deflate's 15 bits. The shift
+    /// overflowed (a panic with overflow checks); now refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_a_window_over_15_bits() {
+        let reason = refusal("gzip-corrections-with-a-window-over-15-bits.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
 }

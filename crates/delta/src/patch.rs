@@ -143,6 +143,12 @@ impl PatchHeader {
                 tender_format::error::chain_message(&e)
             ))
         })?;
+        // One header, one encoding (serde would also read it from an array).
+        if canonical::to_vec(&header).ok().as_deref() != Some(&json[..]) {
+            return Err(PatchFormatError::Invalid(
+                "header is not in canonical form".into(),
+            ));
+        }
         if let Rebuild::GoGzip { level } = header.rebuild
             && !go_flate::LEVELS.contains(&level)
         {

@@ -82,6 +82,11 @@ impl SignatureSlot {
             return Err(SlotError::Padding);
         }
         let slot: SignatureSlot = canonical::from_slice(json)?;
+        // One slot, one encoding: serde also reads a struct from an array
+        // (`[[]]`), which is canonical JSON but not the slot's form.
+        if canonical::to_vec(&slot)? != json {
+            return Err(CanonicalError::NotCanonical.into());
+        }
         slot.validate()?;
         Ok(slot)
     }
@@ -116,6 +121,19 @@ impl SignatureSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `scripts/fuzz.sh` (signature_slot): serde reads a struct
+    /// from an array, so `[[]]` decoded as the empty slot, a second byte
+    /// form of one slot. Refused as not canonical.
+    #[test]
+    fn signature_slot_in_array_form() {
+        let err = SignatureSlot::decode(b"[[]]   ").unwrap_err();
+        assert!(
+            matches!(err, SlotError::Canonical(CanonicalError::NotCanonical)),
+            "{err}"
+        );
+        assert!(SignatureSlot::decode(b"{\"signatures\":[]}   ").is_ok());
+    }
 
     fn sig(key: &str, role: &str) -> Signature {
         Signature {

@@ -291,6 +291,11 @@ impl RecreateStreamProcessor {
             Ok((self.writer.detach_output(), blocks))
         } else {
             let r = ReconstructionData::read(corrections)?;
+            // tender patch: the parameters come from untrusted corrections;
+            // a window of more than deflate's 15 bits overflowed a shift.
+            if !(8..=15).contains(&r.parameters.window_bits) {
+                return err_exit_code(ExitCode::InvalidCompressedWrapper, "window_bits outside 8..=15");
+            }
 
             let mut predictor = TokenPredictor::new(&r.parameters);
 
