@@ -382,4 +382,14 @@ mod tests {
         let reason = refusal("gzip-corrections-with-a-window-over-15-bits.patch");
         assert!(reason.contains("preflate rebuild failed"), "{reason}");
     }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections rebuilding
+    /// a Huffman table whose counts do not fit their bit fields. preflate's
+    /// bit writer asserted (debug builds) or wrote a broken stream; now
+    /// refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_a_table_overflowing_its_fields() {
+        let reason = refusal("gzip-corrections-with-a-table-overflowing-its-fields.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
 }

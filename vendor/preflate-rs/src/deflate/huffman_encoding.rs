@@ -435,6 +435,23 @@ impl HuffmanOriginalEncoding {
 
     /// writes dynamic huffman table to the output buffer using the bitwriter
     pub fn write(&self, bitwriter: &mut BitWriter, output_buffer: &mut Vec<u8>) -> Result<()> {
+        // tender patch: a table rebuilt from untrusted corrections may hold
+        // counts or lengths that do not fit their fields; writing them broke
+        // `BitWriter::write`'s assertion (debug builds) or the stream.
+        let fits = (257..=288).contains(&self.num_literals)
+            && (1..=32).contains(&self.num_dist)
+            && (4..=19).contains(&self.num_code_lengths)
+            && self.code_lengths.iter().all(|&l| l <= 7)
+            && self.lengths.iter().all(|&(tree_code, length)| match tree_code {
+                TreeCodeType::Code => (length as usize) < self.code_lengths.len(),
+                _ => {
+                    let (sub, bits) = Self::get_tree_code_adjustment(tree_code);
+                    length >= sub && u32::from(length - sub) < (1 << bits)
+                }
+            });
+        if !fits {
+            return err_exit_code(ExitCode::InvalidDeflate, "huffman table does not fit its fields");
+        }
         bitwriter.write(self.num_literals as u32 - 257, 5, output_buffer);
         bitwriter.write(self.num_dist as u32 - 1, 5, output_buffer);
         bitwriter.write(self.num_code_lengths as u32 - 4, 4, output_buffer);
