@@ -392,4 +392,14 @@ mod tests {
         let reason = refusal("gzip-corrections-with-a-table-overflowing-its-fields.patch");
         assert!(reason.contains("preflate rebuild failed"), "{reason}");
     }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections whose
+    /// exp-coded value claims more than the 32 bits its encoder writes.
+    /// The shifts in preflate's reader overflowed (a panic with overflow
+    /// checks); now read as 32 bits and refused as corrupt.
+    #[test]
+    fn gzip_corrections_with_an_exp_value_wider_than_32_bits() {
+        let reason = refusal("gzip-corrections-with-an-exp-value-wider-than-32-bits.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
 }

@@ -81,7 +81,11 @@ impl<CTX> PredictionCabacContext<CTX> {
         context_bits: &mut [CTX; N],
         reader: &mut R,
     ) -> u32 {
-        let bits_found = reader.get_unary_encoded(context).unwrap();
+        // tender patch: the encoder writes a u32, so at most 32 bits; corrupt
+        // corrections can claim more, which overflowed the shifts below (a
+        // panic with overflow checks). Read them as 32 bits: the value is then
+        // validated by the caller or makes a rebuild the digest check refuses.
+        let bits_found = reader.get_unary_encoded(context).unwrap().min(32);
 
         match bits_found {
             0 => 0,
