@@ -402,4 +402,15 @@ mod tests {
         let reason = refusal("gzip-corrections-with-an-exp-value-wider-than-32-bits.patch");
         assert!(reason.contains("preflate rebuild failed"), "{reason}");
     }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections predicting
+    /// a code length of 255 where deflate allows 0..=15, which indexed past
+    /// the 19 entries of the code-length tree (a panic in every build: a
+    /// hostile patch crashed the import). Now refused as corrupt, as is a
+    /// repeat count out of its range or past the last symbol.
+    #[test]
+    fn gzip_corrections_with_a_code_length_past_the_code_tree() {
+        let reason = refusal("gzip-corrections-with-a-code-length-past-the-code-tree.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
 }

@@ -289,6 +289,24 @@ fn reconstruct_ld_trees<D: PredictionDecoder>(
             ) as u8;
         }
 
+        // tender patch: the type and data come from untrusted corrections.
+        // Deflate allows code lengths 0..=15 and the repeat counts below, and
+        // no repeat past the last symbol; anything else indexed past the code
+        // tree's 19 entries or the symbols (a panic in every build), or made
+        // no progress.
+        let allowed = match predicted_tree_code_type {
+            TreeCodeType::Code => 0..=15,
+            TreeCodeType::Repeat => 3..=6,
+            TreeCodeType::ZeroShort => 3..=10,
+            TreeCodeType::ZeroLong => 11..=138,
+        };
+        if !allowed.contains(&predicted_tree_code_data)
+            || (predicted_tree_code_type != TreeCodeType::Code
+                && usize::from(predicted_tree_code_data) > symbols.len())
+        {
+            return err_exit_code(ExitCode::RecompressFailed, "Reconstruction failed");
+        }
+
         result.push((predicted_tree_code_type, predicted_tree_code_data));
 
         if predicted_tree_code_type == TreeCodeType::Code {
