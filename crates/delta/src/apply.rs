@@ -349,7 +349,7 @@ mod tests {
     fn gzip_corrections_never_ending_the_stream() {
         let reason = refusal("gzip-corrections-never-ending-the-stream.patch");
         assert!(
-            reason.contains("too many blocks after the end of the input"),
+            reason.contains("too many empty blocks in a row"),
             "{reason}"
         );
     }
@@ -412,5 +412,20 @@ mod tests {
     fn gzip_corrections_with_a_code_length_past_the_code_tree() {
         let reason = refusal("gzip-corrections-with-a-code-length-past-the-code-tree.patch");
         assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
+
+    /// Found by `scripts/fuzz.sh` (patch_container, a timeout): corrections
+    /// predicting blocks of no tokens while input is left, never the last
+    /// one. preflate looped without progress, encoding an empty block each
+    /// turn and keeping it. Now refused once 64 blocks in a row consume
+    /// nothing, as after the end of the input.
+    #[test]
+    fn gzip_corrections_with_empty_blocks_before_the_end_of_the_input() {
+        let reason =
+            refusal("gzip-corrections-with-empty-blocks-before-the-end-of-the-input.patch");
+        assert!(
+            reason.contains("too many empty blocks in a row"),
+            "{reason}"
+        );
     }
 }

@@ -387,8 +387,8 @@ fn decode_mispredictions(
     Ok((deflate_writer.detach_output(), output_blocks))
 }
 
-/// tender patch: how many blocks may follow the end of the input.
-const MAX_EMPTY_BLOCKS_AFTER_INPUT: u32 = 64;
+/// tender patch: how many blocks in a row may consume no input.
+const MAX_EMPTY_BLOCKS_IN_A_ROW: u32 = 64;
 
 fn recreate_blocks<D: PredictionDecoder>(
     token_predictor: &mut TokenPredictor,
@@ -398,21 +398,23 @@ fn recreate_blocks<D: PredictionDecoder>(
 ) -> Result<Vec<DeflateTokenBlock>> {
     let mut output_blocks = Vec::new();
     // tender patch: corrupt corrections can say "not the last block" for
-    // ever once the input is used up; each block is kept, so that grew
-    // memory without bound. Real streams end a few empty blocks after their
-    // data (a flush, then an empty final block), never hundreds.
-    let mut empty_after_input = 0u32;
+    // ever while predicting blocks of no tokens, once the input is used up
+    // or before (a token count of zero). Each block is kept, so memory grew
+    // without bound, and before the end of the input the loop made no
+    // progress at all. Real streams hold a few empty blocks in a row (a
+    // sync flush, then an empty final block), never dozens.
+    let mut empty_in_a_row = 0u32;
     loop {
-        if input.remaining() == 0 {
-            empty_after_input += 1;
-            if empty_after_input > MAX_EMPTY_BLOCKS_AFTER_INPUT {
-                return err_exit_code(
-                    ExitCode::InvalidDeflate,
-                    "too many blocks after the end of the input",
-                );
-            }
-        }
+        let remaining_before = input.remaining();
         let block = token_predictor.recreate_block(decoder, input)?;
+        if input.remaining() == remaining_before {
+            empty_in_a_row += 1;
+            if empty_in_a_row > MAX_EMPTY_BLOCKS_IN_A_ROW {
+                return err_exit_code(ExitCode::InvalidDeflate, "too many empty blocks in a row");
+            }
+        } else {
+            empty_in_a_row = 0;
+        }
 
         deflate_writer.encode_block(&block)?;
 
