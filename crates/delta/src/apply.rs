@@ -428,4 +428,19 @@ mod tests {
             "{reason}"
         );
     }
+
+    /// Found by `scripts/fuzz.sh` (patch_container): corrections whose
+    /// parameters give a hash-chain depth of 0. preflate's match search
+    /// counted it down below zero (a panic with overflow checks; release
+    /// builds wrapped and searched the whole chain). It now wraps in every
+    /// build, and the rebuild is refused as corrupt. This input reaches the
+    /// search only in a fuzz build: there `bitcode` skips its check for
+    /// bytes after the parameters (`cfg(fuzzing)`), which a real build
+    /// refuses first ("Expected EOF"); a depth of 0 encoded without
+    /// trailing bytes reaches it in every build.
+    #[test]
+    fn gzip_corrections_with_a_chain_depth_of_zero() {
+        let reason = refusal("gzip-corrections-with-a-chain-depth-of-zero.patch");
+        assert!(reason.contains("preflate rebuild failed"), "{reason}");
+    }
 }

@@ -438,7 +438,10 @@ fn match_less3<const OFFSET: u32>(
                     break;
                 }
 
-                max_chain -= 1;
+                // tender patch: wrapping, as a release build computes it: a depth of 0
+                // from corrupt corrections underflowed (a panic with overflow checks);
+                // wrapped, it searches the whole chain, as release builds always did.
+                max_chain = max_chain.wrapping_sub(1);
                 if max_chain == 0 {
                     break;
                 }
@@ -457,7 +460,8 @@ fn match_less3<const OFFSET: u32>(
             }
         }
 
-        max_chain -= 1;
+        // tender patch: wrapping (see above).
+        max_chain = max_chain.wrapping_sub(1);
 
         if max_chain == 0 {
             break;
@@ -506,7 +510,8 @@ fn match_4<const OFFSET: u32>(
             }
         }
 
-        max_chain -= 1;
+        // tender patch: wrapping (see above).
+        max_chain = max_chain.wrapping_sub(1);
 
         if max_chain == 0 {
             break;
