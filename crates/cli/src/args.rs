@@ -90,6 +90,14 @@ pub struct ExportArgs {
     /// Only these clusters (repeatable; default all).
     #[arg(long = "cluster")]
     pub clusters: Vec<String>,
+    /// Only the clusters of this rollout wave of the fleet (repeatable).
+    #[arg(long = "wave", value_name = "WAVE", conflicts_with = "clusters")]
+    pub waves: Vec<String>,
+    /// Export to a wave although its gate does not hold (the wave before
+    /// has not reported the release long enough): the reason is signed
+    /// into the bundle manifest and logged in the hub state.
+    #[arg(long, value_name = "REASON")]
+    pub override_gate: Option<String>,
     /// Channel (default: the fleet's, else "stable").
     #[arg(long)]
     pub channel: Option<String>,

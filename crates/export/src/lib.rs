@@ -16,6 +16,7 @@ pub mod seal;
 pub mod site_paths;
 pub mod sources;
 pub mod substitute;
+pub mod waves;
 
 pub use error::ExportError;
 pub use seal::{BundleOutput, SealOptions, SealedBundle, seal_delta, seal_layout};

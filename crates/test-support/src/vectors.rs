@@ -335,6 +335,7 @@ fn contents_at(sequence: u64, created: &str, policy_updates: Vec<PolicyUpdate>) 
         signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
         entries,
         policy_updates,
+        gate_override: None,
     };
     Contents { files, manifest }
 }

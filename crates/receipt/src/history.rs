@@ -1,0 +1,202 @@
+//! What each cluster has run over time, from the receipts the hub recorded
+//! (`receipts/<site>/*.json`): the evidence behind wave gates ("runs this
+//! release, for at least this long, no rollback since") and the adoption
+//! plot of the fleet page.
+//!
+//! The receipts were verified against their site's key when `tender hub
+//! ingest` recorded them, and the hub state directory is the hub's own, so
+//! they are parsed here, not verified again: the history of 1,000 sites
+//! costs a directory walk and a JSON parse per receipt, no signature check.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+use tender_format::Digest;
+use tender_format::manifest::is_token;
+
+use crate::error::ReceiptError;
+use crate::receipt::{Action, SignedReceipt, parse_time};
+
+/// A stretch of time during which a cluster ran one release without a
+/// rollback at its site: it starts with the first receipt that lists the
+/// cluster with that release, or with a rollback receipt (a rollback at a
+/// site starts every listed cluster's run afresh, whatever it runs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Run {
+    pub channel: String,
+    pub sequence: u64,
+    pub bundle_id: String,
+    pub manifests: Digest,
+    /// `time` of the receipt that started the run (the site's clock).
+    pub since: String,
+    /// The run started with a rollback receipt.
+    pub rolled_back: bool,
+    /// Since when the cluster has run these manifests on this channel
+    /// without a rollback: `since`, or earlier when the run before this one
+    /// (a later sequence carrying the same manifest set, say) had them too.
+    /// A gate soaks from here, so re-sending a proven release does not
+    /// restart its soak.
+    pub manifests_since: String,
+}
+
+/// One cluster's runs, oldest first; the last is what it runs now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterHistory {
+    pub site: String,
+    pub cluster: String,
+    pub runs: Vec<Run>,
+}
+
+impl ClusterHistory {
+    pub fn current(&self) -> Option<&Run> {
+        self.runs.last()
+    }
+}
+
+/// Every cluster any recorded receipt lists, by cluster name.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct History {
+    pub clusters: BTreeMap<String, ClusterHistory>,
+    /// Receipts read.
+    pub receipts: usize,
+}
+
+impl History {
+    pub fn cluster(&self, name: &str) -> Option<&ClusterHistory> {
+        self.clusters.get(name)
+    }
+
+    /// How many of `clusters` ran each sequence of `channel`, at every time
+    /// a run started: `(time, sequence → clusters)`, oldest first. A cluster
+    /// counts from the start of its first run on the channel.
+    pub fn adoption(&self, channel: &str) -> Vec<(String, BTreeMap<u64, usize>)> {
+        let mut starts: Vec<(&str, &str, u64)> = self
+            .clusters
+            .values()
+            .flat_map(|c| {
+                c.runs
+                    .iter()
+                    .filter(|r| r.channel == channel)
+                    .map(move |r| (r.since.as_str(), c.cluster.as_str(), r.sequence))
+            })
+            .collect();
+        starts.sort();
+        let mut running: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut out: Vec<(String, BTreeMap<u64, usize>)> = Vec::new();
+        for (time, cluster, sequence) in starts {
+            running.insert(cluster, sequence);
+            let mut counts = BTreeMap::new();
+            for s in running.values() {
+                *counts.entry(*s).or_insert(0) += 1;
+            }
+            match out.last_mut() {
+                Some((t, c)) if t == time => *c = counts,
+                _ => out.push((time.to_string(), counts)),
+            }
+        }
+        out
+    }
+}
+
+/// Reads every receipt recorded under `<dir>/receipts/` into each cluster's
+/// runs. Each site's receipts are taken in the order the hub applied them
+/// (time, then audit index, then sequence).
+pub fn history(dir: &Path) -> Result<History, ReceiptError> {
+    let root = dir.join("receipts");
+    let mut out = History::default();
+    let sites = match fs::read_dir(&root) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(ReceiptError::io("listing receipts", &root, e)),
+    };
+    let mut site_dirs = Vec::new();
+    for entry in sites {
+        let entry = entry.map_err(|e| ReceiptError::io("listing receipts", &root, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_token(&name) && entry.path().is_dir() {
+            site_dirs.push((name, entry.path()));
+        }
+    }
+    site_dirs.sort();
+    for (site, path) in site_dirs {
+        let mut receipts = Vec::new();
+        let listing =
+            fs::read_dir(&path).map_err(|e| ReceiptError::io("listing receipts", &path, e))?;
+        for entry in listing {
+            let file = entry
+                .map_err(|e| ReceiptError::io("listing receipts", &path, e))?
+                .path();
+            if file.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let signed = SignedReceipt::read(&file).map_err(|e| ReceiptError::BadHubState {
+                path: file.clone(),
+                reason: tender_format::error::chain_message(&e),
+            })?;
+            if signed.unverified().site != site {
+                return Err(ReceiptError::BadHubState {
+                    path: file,
+                    reason: format!("a receipt of site {} in {site}'s folder", signed.unverified().site),
+                });
+            }
+            receipts.push(signed);
+        }
+        receipts.sort_by(|a, b| a.unverified().order_key().cmp(&b.unverified().order_key()));
+        out.receipts += receipts.len();
+        for signed in &receipts {
+            apply(&mut out, &site, signed);
+        }
+    }
+    Ok(out)
+}
+
+fn apply(out: &mut History, site: &str, signed: &SignedReceipt) {
+    let r = signed.unverified();
+    for release in &r.releases {
+        let history = out
+            .clusters
+            .entry(release.cluster.clone())
+            .or_insert_with(|| ClusterHistory {
+                site: site.to_string(),
+                cluster: release.cluster.clone(),
+                runs: Vec::new(),
+            });
+        let same = history.current().is_some_and(|run| {
+            run.channel == release.channel
+                && run.sequence == release.sequence
+                && run.manifests == release.manifests
+        });
+        if same && r.action != Action::Rollback {
+            continue;
+        }
+        let rolled_back = r.action == Action::Rollback;
+        let manifests_since = match history.current() {
+            Some(run)
+                if !rolled_back
+                    && run.channel == release.channel
+                    && run.manifests == release.manifests =>
+            {
+                run.manifests_since.clone()
+            }
+            _ => r.time.clone(),
+        };
+        history.runs.push(Run {
+            channel: release.channel.clone(),
+            sequence: release.sequence,
+            bundle_id: release.bundle_id.clone(),
+            manifests: release.manifests,
+            since: r.time.clone(),
+            rolled_back,
+            manifests_since,
+        });
+    }
+}
+
+/// Seconds from `since` (a receipt time) to `now`; negative when the
+/// site's clock is ahead of the hub's.
+pub fn seconds_since(since: &str, now: time::OffsetDateTime) -> Result<i64, ReceiptError> {
+    Ok((now - parse_time(since)?).whole_seconds())
+}
