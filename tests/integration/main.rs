@@ -17,3 +17,4 @@ mod site_paths;
 mod trust_lifecycle;
 mod util;
 mod volumes;
+mod waves;

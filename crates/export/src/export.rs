@@ -33,8 +33,8 @@ use crate::plan::{Plan, Warning, plan};
 use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
 use crate::site_paths::{self, PlannedImage};
-use crate::waves::{self, GateCheck, GateOutcome};
 use crate::sources::{Downloads, ImageSources, Mirror};
+use crate::waves::{self, GateCheck, GateOutcome};
 
 /// Progress and log hooks for the CLI; the library never prints.
 pub trait ExportObserver: Observer {
@@ -314,7 +314,14 @@ pub fn export(
     ));
     // Before anything is pulled: the wave gates, and images that would
     // meet at a site.
-    let gates = check_gates(&fleet, &plan, options, &channel, state.dir(), observer.as_ref())?;
+    let gates = check_gates(
+        &fleet,
+        &plan,
+        options,
+        &channel,
+        state.dir(),
+        observer.as_ref(),
+    )?;
     let parsed = parsed_images(&plan)?;
     let planned = planned_images(&parsed);
     site_paths::check_repositories(&planned)?;
@@ -616,7 +623,12 @@ fn check_gates(
         .collect();
     if !others.is_empty() {
         let gating = crate::plan::plan(fleet, &others, &options.tools)?;
-        expected.extend(gating.clusters.iter().map(|c| (c.cluster.clone(), c.manifests)));
+        expected.extend(
+            gating
+                .clusters
+                .iter()
+                .map(|c| (c.cluster.clone(), c.manifests)),
+        );
     }
     let history = tender_receipt::history(state_dir)?;
     let now = time::OffsetDateTime::now_utc();

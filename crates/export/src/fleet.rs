@@ -476,7 +476,11 @@ impl Fleet {
     /// The clusters of wave `index`, in spec order.
     pub fn wave_clusters(&self, index: usize) -> Vec<&Cluster> {
         let wave = &self.spec.waves[index];
-        self.spec.clusters.iter().filter(|c| wave.selects(c)).collect()
+        self.spec
+            .clusters
+            .iter()
+            .filter(|c| wave.selects(c))
+            .collect()
     }
 
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
@@ -522,13 +526,28 @@ mod tests {
 
     #[test]
     fn durations_read_and_print_as_people_write_them() {
-        for (text, seconds) in [("0s", 0), ("30m", 1800), ("24h", 86_400), ("25h1m1s", 90_061)] {
+        for (text, seconds) in [
+            ("0s", 0),
+            ("30m", 1800),
+            ("24h", 86_400),
+            ("25h1m1s", 90_061),
+        ] {
             assert_eq!(parse_duration(text), Some(seconds), "{text}");
             assert_eq!(format_duration(seconds), text);
         }
         assert_eq!(parse_duration("1d12h"), Some(129_600));
         assert_eq!(parse_duration("2d"), Some(172_800));
-        for bad in ["", "24", "h", "1h1d", "1h1h", "1w", "-1h", "1.5h", "9999999999d"] {
+        for bad in [
+            "",
+            "24",
+            "h",
+            "1h1d",
+            "1h1h",
+            "1w",
+            "-1h",
+            "1.5h",
+            "9999999999d",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -703,9 +703,11 @@ pub(crate) mod tests {
         let bytes = m.to_canonical_bytes().unwrap();
         assert_eq!(BundleManifest::from_canonical_bytes(&bytes).unwrap(), m);
         // Written as null it is a second encoding of "absent": refused.
-        let null = String::from_utf8(without.clone())
-            .unwrap()
-            .replacen("\"kind\"", "\"gate_override\":null,\"kind\"", 1);
+        let null = String::from_utf8(without.clone()).unwrap().replacen(
+            "\"kind\"",
+            "\"gate_override\":null,\"kind\"",
+            1,
+        );
         assert_ne!(null.as_bytes(), without.as_slice());
         assert!(BundleManifest::from_canonical_bytes(null.as_bytes()).is_err());
         for (reason, pending) in [

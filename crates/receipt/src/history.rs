@@ -139,7 +139,10 @@ pub fn history(dir: &Path) -> Result<History, ReceiptError> {
             if signed.unverified().site != site {
                 return Err(ReceiptError::BadHubState {
                     path: file,
-                    reason: format!("a receipt of site {} in {site}'s folder", signed.unverified().site),
+                    reason: format!(
+                        "a receipt of site {} in {site}'s folder",
+                        signed.unverified().site
+                    ),
                 });
             }
             receipts.push(signed);
@@ -199,4 +202,87 @@ fn apply(out: &mut History, site: &str, signed: &SignedReceipt) {
 /// site's clock is ahead of the hub's.
 pub fn seconds_since(since: &str, now: time::OffsetDateTime) -> Result<i64, ReceiptError> {
     Ok((now - parse_time(since)?).whole_seconds())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{IngestStatus, add_site, ingest};
+    use crate::receipt::tests::sample;
+    use tender_trust::PrivateKey;
+
+    /// Ingests receipts of plant-001 (audit index = position + 1), each
+    /// `(action, time, sequence, manifest set)` for its one cluster.
+    fn hub_with(receipts: &[(Action, &str, u64, &[u8])]) -> tempfile::TempDir {
+        let hub = tempfile::tempdir().unwrap();
+        let key = PrivateKey::from_seed("plant-001", [7; 32]);
+        add_site(hub.path(), "plant-001", &key.public()).unwrap();
+        let mut files = Vec::new();
+        for (i, (action, time, sequence, set)) in receipts.iter().enumerate() {
+            let mut r = sample("plant-001", time, *sequence);
+            r.action = *action;
+            r.audit_index = i as u64 + 1;
+            r.releases[0].manifests = Digest::of(set);
+            let file = hub.path().join(format!("in-{i}.json"));
+            r.sign(&key).to_file(&file).unwrap();
+            files.push(file);
+        }
+        for o in ingest(hub.path(), &files).unwrap() {
+            assert_eq!(o.status, IngestStatus::Recorded, "{}", o.message);
+        }
+        hub
+    }
+
+    #[test]
+    fn a_resent_release_keeps_its_soak_and_a_rollback_restarts_it() {
+        let hub = hub_with(&[
+            (Action::Import, "2026-11-20T10:00:00Z", 1, b"v1"),
+            // Sequence 2 carries line-a's manifests unchanged.
+            (Action::Import, "2026-11-21T10:00:00Z", 2, b"v1"),
+            (Action::Refused, "2026-11-21T11:00:00Z", 2, b"v1"),
+            (Action::Import, "2026-11-22T10:00:00Z", 3, b"v2"),
+            (Action::Rollback, "2026-11-23T10:00:00Z", 2, b"v1"),
+        ]);
+        let h = history(hub.path()).unwrap();
+        assert_eq!(h.receipts, 5);
+        let line_a = h.cluster("plant-001-line-a").unwrap();
+        let runs: Vec<(u64, &str, &str, bool)> = line_a
+            .runs
+            .iter()
+            .map(|r| {
+                (
+                    r.sequence,
+                    r.since.as_str(),
+                    r.manifests_since.as_str(),
+                    r.rolled_back,
+                )
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                (1, "2026-11-20T10:00:00Z", "2026-11-20T10:00:00Z", false),
+                (2, "2026-11-21T10:00:00Z", "2026-11-20T10:00:00Z", false),
+                (3, "2026-11-22T10:00:00Z", "2026-11-22T10:00:00Z", false),
+                (2, "2026-11-23T10:00:00Z", "2026-11-23T10:00:00Z", true),
+            ]
+        );
+        let now = parse_time("2026-11-24T10:00:00Z").unwrap();
+        assert_eq!(
+            seconds_since(&line_a.current().unwrap().manifests_since, now).unwrap(),
+            86_400
+        );
+        let adoption = h.adoption("stable");
+        assert_eq!(adoption.len(), 4);
+        assert_eq!(adoption[3].0, "2026-11-23T10:00:00Z");
+        assert_eq!(adoption[3].1, BTreeMap::from([(2, 1)]));
+        assert!(h.adoption("edge").is_empty());
+    }
+
+    #[test]
+    fn a_hub_without_receipts_has_an_empty_history() {
+        let hub = tempfile::tempdir().unwrap();
+        let h = history(hub.path()).unwrap();
+        assert!(h.clusters.is_empty() && h.receipts == 0);
+    }
 }

@@ -221,7 +221,11 @@ fn wave_clusters(fleet: &std::path::Path, waves: &[String]) -> anyhow::Result<Ve
             let known: Vec<&str> = fleet.spec.waves.iter().map(|w| w.name.as_str()).collect();
             return Err(UsageError(format!(
                 "--wave {name}: the fleet has no such wave (its waves: {})",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ))
             .into());
         };
