@@ -6,6 +6,7 @@ mod cli;
 mod delivery;
 mod delta;
 mod export;
+mod fleet_page;
 mod fleet_schema;
 mod import;
 mod messages;

@@ -6,6 +6,8 @@ pub mod delta;
 pub mod error;
 pub mod export;
 pub mod fleet;
+pub mod fleet_page;
+pub mod fleet_report;
 pub mod hub_state;
 pub mod hub_store;
 pub mod images;

@@ -3,7 +3,7 @@
 //! when every cluster of the wave before it reports, in a receipt the hub
 //! has ingested, that it runs **this release** (the manifest set this same
 //! export renders for it, on this channel) and has run it for at least the
-//! gate's soak, with no rollback at its site since.
+//! gate's soak, without being rolled back since.
 //!
 //! "This release" is content, not a number: the canary proves the manifest
 //! set that the current inputs render for it. A chart or values change
@@ -113,7 +113,7 @@ impl GateCheck {
 
 /// Checks a gate against the receipt history: each cluster of the wave
 /// before must currently run `expected[cluster]` on `channel`, without a
-/// rollback at its site, since at least the soak before `now`.
+/// rollback, since at least the soak before `now`.
 pub fn check(
     gate: &WaveGate,
     expected: &BTreeMap<String, Digest>,
@@ -152,7 +152,7 @@ fn cluster_reason(
         return Some("never reported".into());
     };
     let Some(expected) = expected else {
-        return Some("this export could not render it".into());
+        return Some("no release of this channel to compare with".into());
     };
     if run.channel != channel {
         return Some(format!(
@@ -177,7 +177,7 @@ fn cluster_reason(
     let soaked = u64::try_from(age).unwrap_or(0);
     if age < 0 || soaked < gate.soak_seconds {
         let rollback = if run.rolled_back {
-            format!(", a rollback at its site at {}", run.since)
+            format!(", rolled back to it at {}", run.since)
         } else {
             String::new()
         };

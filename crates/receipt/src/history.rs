@@ -20,10 +20,9 @@ use tender_format::manifest::is_token;
 use crate::error::ReceiptError;
 use crate::receipt::{Action, SignedReceipt, parse_time};
 
-/// A stretch of time during which a cluster ran one release without a
-/// rollback at its site: it starts with the first receipt that lists the
-/// cluster with that release, or with a rollback receipt (a rollback at a
-/// site starts every listed cluster's run afresh, whatever it runs).
+/// A stretch of time during which a cluster ran one release: it starts
+/// with the first receipt that lists the cluster with that release, which
+/// is a rollback receipt when the cluster was rolled back to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Run {
     pub channel: String,
@@ -35,7 +34,7 @@ pub struct Run {
     /// The run started with a rollback receipt.
     pub rolled_back: bool,
     /// Since when the cluster has run these manifests on this channel
-    /// without a rollback: `since`, or earlier when the run before this one
+    /// without being rolled back: `since`, or earlier when the run before this one
     /// (a later sequence carrying the same manifest set, say) had them too.
     /// A gate soaks from here, so re-sending a proven release does not
     /// restart its soak.
@@ -172,7 +171,9 @@ fn apply(out: &mut History, site: &str, signed: &SignedReceipt) {
                 && run.sequence == release.sequence
                 && run.manifests == release.manifests
         });
-        if same && r.action != Action::Rollback {
+        // A rollback receipt lists every cluster of the site; only those
+        // whose release it changed were rolled back.
+        if same {
             continue;
         }
         let rolled_back = r.action == Action::Rollback;
