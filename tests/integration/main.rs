@@ -10,6 +10,7 @@ mod fleet_page;
 mod fleet_schema;
 mod import;
 mod messages;
+mod metrics;
 mod public_inputs;
 mod receipts;
 mod render;
