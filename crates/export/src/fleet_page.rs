@@ -80,11 +80,11 @@ pub fn render(report: &FleetReport) -> String {
          <title>{title}</title><style>{STYLE}</style></head><body>\n"
     );
     let latest = report.latest.map_or("none".to_string(), |l| l.to_string());
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<h1>{title}</h1><p class=\"meta\">channel <b>{}</b> · latest sequence exported \
          <b id=\"latest\">{latest}</b> · {} cluster(s) · {} receipt(s) · as of {} (hub clock) · \
-         sites without a receipt for more than {} day(s) are flagged</p>\n",
+         sites without a receipt for more than {} day(s) are flagged</p>",
         escape(&report.channel),
         report.clusters,
         report.receipts,

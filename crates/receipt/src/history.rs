@@ -6,19 +6,20 @@
 //! The receipts were verified against their site's key when `tender hub
 //! ingest` recorded them, and the hub state directory is the hub's own, so
 //! they are parsed here, not verified again: the history of 1,000 sites
-//! costs a directory walk and a JSON parse per receipt, no signature check.
+//! costs a directory walk and a JSON parse per receipt (of the fields it
+//! needs), no signature check.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tender_format::Digest;
 use tender_format::manifest::is_token;
 
 use crate::error::ReceiptError;
-use crate::receipt::{Action, SignedReceipt, parse_time};
+use crate::receipt::{Action, ReleaseEntry, parse_time};
 
 /// A stretch of time during which a cluster ran one release: it starts
 /// with the first receipt that lists the cluster with that release, which
@@ -131,32 +132,60 @@ pub fn history(dir: &Path) -> Result<History, ReceiptError> {
             if file.extension().is_none_or(|x| x != "json") {
                 continue;
             }
-            let signed = SignedReceipt::read(&file).map_err(|e| ReceiptError::BadHubState {
-                path: file.clone(),
-                reason: tender_format::error::chain_message(&e),
-            })?;
-            if signed.unverified().site != site {
+            let stored = read_stored(&file)?;
+            if stored.site != site {
                 return Err(ReceiptError::BadHubState {
                     path: file,
-                    reason: format!(
-                        "a receipt of site {} in {site}'s folder",
-                        signed.unverified().site
-                    ),
+                    reason: format!("a receipt of site {} in {site}'s folder", stored.site),
                 });
             }
-            receipts.push(signed);
+            receipts.push(stored);
         }
-        receipts.sort_by(|a, b| a.unverified().order_key().cmp(&b.unverified().order_key()));
+        receipts.sort_by(|a, b| {
+            (&a.time, a.audit_index, a.sequence).cmp(&(&b.time, b.audit_index, b.sequence))
+        });
         out.receipts += receipts.len();
-        for signed in &receipts {
-            apply(&mut out, &site, signed);
+        for r in &receipts {
+            apply(&mut out, &site, r);
         }
     }
     Ok(out)
 }
 
-fn apply(out: &mut History, site: &str, signed: &SignedReceipt) {
-    let r = signed.unverified();
+/// The fields of a recorded receipt that its history needs. The hub
+/// verified the file when it recorded it; here it is only read, and its
+/// inventory (most of its bytes) is skipped, not decoded.
+#[derive(Debug, Deserialize)]
+struct StoredReceipt {
+    site: String,
+    action: Action,
+    time: String,
+    sequence: u64,
+    audit_index: u64,
+    releases: Vec<ReleaseEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct StoredFile {
+    receipt: StoredReceipt,
+}
+
+fn read_stored(file: &Path) -> Result<StoredReceipt, ReceiptError> {
+    let bytes =
+        fs::read(file).map_err(|e| ReceiptError::io("reading recorded receipt", file, e))?;
+    let stored: StoredFile =
+        serde_json::from_slice(&bytes).map_err(|e| ReceiptError::BadHubState {
+            path: file.to_path_buf(),
+            reason: format!("not a receipt: {e}"),
+        })?;
+    parse_time(&stored.receipt.time).map_err(|e| ReceiptError::BadHubState {
+        path: file.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(stored.receipt)
+}
+
+fn apply(out: &mut History, site: &str, r: &StoredReceipt) {
     for release in &r.releases {
         let history = out
             .clusters
