@@ -443,4 +443,29 @@ fn text_from_files_cannot_inject_markup_into_the_page() {
     // Nothing reported yet: every cluster says so, and the plot is empty.
     assert_eq!(html.matches("data-state=\"never-reported\"").count(), 3);
     assert!(html.contains("id=\"adoption-empty\""));
+    assert!(html.contains("data-gate=\"production\""));
+
+    // A fleet without waves: a row per tier, no gates.
+    let plain = repo_root().join("testdata/fleet/fleet.yaml");
+    let o = tender(
+        &[
+            "hub",
+            "report",
+            "-o",
+            page_dir.to_str().unwrap(),
+            "--fleet",
+            plain.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        ws.path(),
+    );
+    assert_exit(&o, 0);
+    let html = fs::read_to_string(page_dir.join("index.html")).unwrap();
+    assert!(html.contains("Releases by tier and site"));
+    assert!(
+        html.contains("<tr data-wave=\"canary\">")
+            && html.contains("<tr data-wave=\"production\">")
+    );
+    assert!(!html.contains("data-gate="));
 }
