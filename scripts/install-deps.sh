@@ -14,10 +14,15 @@
 #                    containerd (a private instance pulls through the mirror
 #                    configuration import writes; the package's own service
 #                    is kept from starting, like docker-registry's), umoci
-#                    (writes klauspost pgzip layers, as real umoci builds do)
+#                    (writes klauspost pgzip layers, as real umoci builds do),
+#                    chromium (headless: renders the hub's fleet page in
+#                    tests/integration/fleet_page.rs, as an offline PC's
+#                    browser would)
 #   Python venv      $TENDER_VENV (default <repo>/.venv) with helm-python-sdk,
 #                    the engine behind the scripts/helm shim, and jsonschema +
-#                    PyYAML, which check bundle-spec/fleet.schema.json
+#                    PyYAML, which check bundle-spec/fleet.schema.json, and
+#                    prometheus-client, whose exposition-format parser reads
+#                    the metrics textfile a site writes
 #   Rust components  rustfmt and clippy, for the lint steps of scripts/test.sh
 set -euo pipefail
 
@@ -26,6 +31,7 @@ venv="${TENDER_VENV:-$repo/.venv}"
 helm_sdk_version="0.2.2"
 jsonschema_version="4.26.0"
 pyyaml_version="6.0.3"
+prometheus_client_version="0.26.0"
 export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "install-deps: $*" >&2; }
@@ -63,7 +69,8 @@ apt_install() {
 
 # --- Debian packages -----------------------------------------------------------
 packages=(docker-registry skopeo git zstd time mtools dosfstools openssl curl kubectl golang-go
-    golang-github-klauspost-pgzip-dev golang-github-klauspost-compress-dev containerd umoci)
+    golang-github-klauspost-pgzip-dev golang-github-klauspost-compress-dev containerd umoci
+    chromium)
 missing=()
 for pkg in "${packages[@]}"; do
     is_installed "$pkg" || missing+=("$pkg")
@@ -81,7 +88,7 @@ fi
 # --- Python venv with the Helm engine --------------------------------------------
 venv_ok() {
     [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c \
-        "import helm_python, jsonschema, yaml, sys; from importlib.metadata import version as v; sys.exit(helm_python.__version__ != '$helm_sdk_version' or v('jsonschema') != '$jsonschema_version' or v('PyYAML') != '$pyyaml_version')" \
+        "import helm_python, jsonschema, yaml, prometheus_client, sys; from importlib.metadata import version as v; sys.exit(helm_python.__version__ != '$helm_sdk_version' or v('jsonschema') != '$jsonschema_version' or v('PyYAML') != '$pyyaml_version' or v('prometheus-client') != '$prometheus_client_version')" \
         >/dev/null 2>&1
 }
 if ! venv_ok; then
@@ -94,10 +101,11 @@ if ! venv_ok; then
         log "creating venv at $venv"
         "$python" -m venv "$venv"
     fi
-    log "pip install helm-python-sdk==$helm_sdk_version jsonschema==$jsonschema_version PyYAML==$pyyaml_version"
+    log "pip install helm-python-sdk==$helm_sdk_version jsonschema==$jsonschema_version PyYAML==$pyyaml_version prometheus-client==$prometheus_client_version"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "helm-python-sdk==$helm_sdk_version" "jsonschema==$jsonschema_version" "PyYAML==$pyyaml_version"
-    venv_ok || { log "helm-python-sdk, jsonschema or PyYAML does not import from $venv"; exit 1; }
+        "helm-python-sdk==$helm_sdk_version" "jsonschema==$jsonschema_version" "PyYAML==$pyyaml_version" \
+        "prometheus-client==$prometheus_client_version"
+    venv_ok || { log "helm-python-sdk, jsonschema, PyYAML or prometheus-client does not import from $venv"; exit 1; }
 fi
 
 # --- Rust components -------------------------------------------------------------

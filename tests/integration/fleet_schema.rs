@@ -100,10 +100,12 @@ fn validate(files: &[&Path]) -> Vec<Vec<SchemaError>> {
 
 #[test]
 fn sample_fleet_is_valid() {
-    let sample = repo_root().join("testdata/fleet/fleet.yaml");
-    let errors = validate(&[&sample]);
-    assert!(errors[0].is_empty(), "{:#?}", errors[0]);
-    Fleet::load(&sample).expect("the Rust loader reads the sample too");
+    for name in ["fleet.yaml", "fleet-waves.yaml"] {
+        let sample = repo_root().join("testdata/fleet").join(name);
+        let errors = validate(&[&sample]);
+        assert!(errors[0].is_empty(), "{name}: {:#?}", errors[0]);
+        Fleet::load(&sample).expect("the Rust loader reads the sample too");
+    }
 }
 
 const HEAD: &str = "apiVersion: tender.dev/v1alpha1\nkind: Fleet\nname: f\n";
@@ -152,6 +154,13 @@ registries:
   mirror.hub.example:5000: {plainHttp: true}
   registry.plant.example: {insecureSkipTlsVerify: true, plainHttp: false}
   quay.io: {}
+waves:
+  - name: first
+    tiers: [canary]
+    gate: ~
+  - name: rest
+    clusters: [hall-2]
+    gate: {soak: 1d12h}
 "#;
 
 #[test]
@@ -169,11 +178,26 @@ fn fleet_using_every_field_is_valid_and_loads() {
     assert_eq!(fleet.spec.sources[0].substitute, Some(true));
     assert_eq!(fleet.spec.sources[2].substitute, Some(false));
     assert_eq!(fleet.spec.sources[3].substitute, None);
+    assert_eq!(fleet.spec.waves[1].soak_seconds(), 36 * 3600);
 }
 
 /// Broken fleets: (what is wrong, document, JSON pointer of the schema
 /// error, text in the schema error, text in the loader's error).
 const INVALID: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "wave soak that is not a duration",
+        "clusters:\n  - {name: a, site: s, tier: c}\n  - {name: b, site: s, tier: p}\nwaves:\n  - {name: one, tiers: [c]}\n  - {name: two, tiers: [p], gate: {soak: 1w}}\n",
+        "/waves/1/gate/soak",
+        "does not match",
+        "soak \"1w\" is not a duration",
+    ),
+    (
+        "unknown wave field",
+        "clusters:\n  - {name: a, site: s, tier: c}\nwaves:\n  - {name: one, tiers: [c], after: zero}\n",
+        "/waves/0",
+        "'after' was unexpected",
+        "unknown field `after`",
+    ),
     (
         "unknown top-level field",
         "owner: ops\nclusters:\n  - {name: a, site: s, tier: t}\n",

@@ -757,6 +757,7 @@ fn fat32_output_is_detected_and_cut_only_above_the_limit() {
         bundle_id: None,
         created: None,
         policy_updates: Vec::new(),
+        gate_override: None,
     };
     let limit = 64 * KIB as u64;
     let cut_dir = ws.join("cut");

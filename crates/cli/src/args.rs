@@ -90,6 +90,14 @@ pub struct ExportArgs {
     /// Only these clusters (repeatable; default all).
     #[arg(long = "cluster")]
     pub clusters: Vec<String>,
+    /// Only the clusters of this rollout wave of the fleet (repeatable).
+    #[arg(long = "wave", value_name = "WAVE", conflicts_with = "clusters")]
+    pub waves: Vec<String>,
+    /// Export to a wave although its gate does not hold (the wave before
+    /// has not reported the release long enough): the reason is signed
+    /// into the bundle manifest and logged in the hub state.
+    #[arg(long, value_name = "REASON")]
+    pub override_gate: Option<String>,
     /// Channel (default: the fleet's, else "stable").
     #[arg(long)]
     pub channel: Option<String>,
@@ -376,6 +384,31 @@ pub enum HubCommand {
     Ingest(HubIngestArgs),
     /// Which site and cluster runs which sequence, and which are stale.
     Status(HubStatusArgs),
+    /// Write the fleet page: one self-contained HTML file (waves × sites,
+    /// gates, release adoption) for any browser, offline.
+    Report(HubReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HubReportArgs {
+    /// Directory to write index.html into (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// The fleet spec (its waves, clusters and sites lay out the page).
+    #[arg(long, default_value = "fleet.yaml")]
+    pub fleet: PathBuf,
+    /// Channel (default: the fleet's, else "stable").
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Hub state directory (default: $TENDER_HUB_STATE or ~/.local/state/tender/hub).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Flag sites with no receipt for more than this many days.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub stale_after_days: u64,
+    /// Also print the page's data as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

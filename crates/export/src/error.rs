@@ -73,6 +73,12 @@ pub enum ExportError {
     Trust(#[from] tender_trust::TrustError),
     #[error(transparent)]
     Delta(#[from] tender_delta::DeltaError),
+    /// The hub's receipt record (wave gates read it).
+    #[error(transparent)]
+    Receipt(#[from] tender_receipt::ReceiptError),
+    /// A wave gate does not hold (`waves.rs`): every pending cluster, why.
+    #[error("{gates}; the export is refused (--override-gate REASON sends it anyway, recorded)")]
+    GateClosed { gates: String },
     /// `--base` names something the hub cannot find or use.
     #[error("base {base}: {reason}")]
     Base { base: String, reason: String },

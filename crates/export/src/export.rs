@@ -34,6 +34,7 @@ use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
 use crate::site_paths::{self, PlannedImage};
 use crate::sources::{Downloads, ImageSources, Mirror};
+use crate::waves::{self, GateCheck, GateOutcome};
 
 /// Progress and log hooks for the CLI; the library never prints.
 pub trait ExportObserver: Observer {
@@ -79,6 +80,9 @@ pub struct ExportOptions {
     pub patch: tender_delta::PatchOptions,
     /// Policy updates every bundle of this export carries (bundle-spec §7.3).
     pub policy_updates: Vec<tender_format::policy_update::PolicyUpdate>,
+    /// `--override-gate REASON`: export past wave gates that do not hold,
+    /// recorded in the manifest and the hub's log (waves.rs).
+    pub override_gate: Option<String>,
 }
 
 /// One bundle an export wrote (a delta export writes one per base).
@@ -130,6 +134,9 @@ pub struct ExportSummary {
     pub bundles: Vec<WrittenBundle>,
     /// What rendering warned about (also given to `ExportObserver::warn`).
     pub warnings: Vec<Warning>,
+    /// The wave gates this export was checked against, and the override
+    /// that let it past any that did not hold.
+    pub gates: GateOutcome,
 }
 
 /// An image pinned to its digest, as a dry run or an export found it.
@@ -305,7 +312,16 @@ pub fn export(
         plan.manifest_sets().len(),
         plan.images().len()
     ));
-    // Before anything is pulled: images that would meet at a site.
+    // Before anything is pulled: the wave gates, and images that would
+    // meet at a site.
+    let gates = check_gates(
+        &fleet,
+        &plan,
+        options,
+        &channel,
+        state.dir(),
+        observer.as_ref(),
+    )?;
     let parsed = parsed_images(&plan)?;
     let planned = planned_images(&parsed);
     site_paths::check_repositories(&planned)?;
@@ -409,6 +425,7 @@ pub fn export(
         bundle_id: None,
         created: None,
         policy_updates: options.policy_updates.clone(),
+        gate_override: gates.gate_override.clone(),
     };
     observer.phase("write", 0);
     // A download that fails fails the writing too: report it, the cause.
@@ -527,6 +544,7 @@ pub fn export(
             created: sealed.manifest.created.clone(),
             path: sealed.path.display().to_string(),
             clusters: job_options.targets.clusters.clone(),
+            gate_override: gates.gate_override.clone(),
         })?;
         written.push(WrittenBundle {
             path: sealed.path.clone(),
@@ -564,7 +582,72 @@ pub fn export(
         fetched_bytes,
         bundles: written,
         warnings: plan.warnings.clone(),
+        gates,
     })
+}
+
+/// Checks the gates of the waves this export targets against the receipts
+/// the hub holds. The gating waves' clusters that the export does not
+/// target are rendered too: their manifest sets are "this release".
+fn check_gates(
+    fleet: &Fleet,
+    plan: &Plan,
+    options: &ExportOptions,
+    channel: &str,
+    state_dir: &Path,
+    observer: &dyn ExportObserver,
+) -> Result<GateOutcome, ExportError> {
+    let targeted: Vec<String> = plan.clusters.iter().map(|c| c.cluster.clone()).collect();
+    let gates = waves::gates_for(fleet, &targeted);
+    if gates.is_empty() {
+        if options.override_gate.is_some() {
+            observer.warn("--override-gate: no wave gate applies to this export; nothing recorded");
+        }
+        return Ok(GateOutcome {
+            checks: Vec::new(),
+            gate_override: None,
+        });
+    }
+    let mut expected: BTreeMap<String, Digest> = plan
+        .clusters
+        .iter()
+        .map(|c| (c.cluster.clone(), c.manifests))
+        .collect();
+    let others: Vec<String> = gates
+        .iter()
+        .flat_map(|g| g.clusters.iter())
+        .filter(|c| !expected.contains_key(*c))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !others.is_empty() {
+        let gating = crate::plan::plan(fleet, &others, &options.tools)?;
+        expected.extend(
+            gating
+                .clusters
+                .iter()
+                .map(|c| (c.cluster.clone(), c.manifests)),
+        );
+    }
+    let history = tender_receipt::history(state_dir)?;
+    let now = time::OffsetDateTime::now_utc();
+    let checks: Vec<GateCheck> = gates
+        .iter()
+        .map(|g| waves::check(g, &expected, channel, &history, now))
+        .collect();
+    let outcome = waves::decide(checks, options.override_gate.as_deref())?;
+    for c in &outcome.checks {
+        observer.log(&c.describe());
+    }
+    if let Some(o) = &outcome.gate_override {
+        observer.warn(&format!(
+            "wave gate overridden ({}): pending {}; recorded in the bundle manifest and exports.jsonl",
+            o.reason,
+            o.pending.join(", ")
+        ));
+    }
+    Ok(outcome)
 }
 
 /// Gives every render warning to the observer.

@@ -42,6 +42,97 @@ pub struct FleetSpec {
     /// Per-registry connection options (for sources and mirrors).
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryOptions>,
+    /// Rollout waves, in order; a later wave's exports are gated on the
+    /// receipts of the wave before it (`waves.rs`).
+    #[serde(default)]
+    pub waves: Vec<Wave>,
+}
+
+/// A rollout wave: the clusters named plus those of the tiers named.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Wave {
+    pub name: String,
+    #[serde(default)]
+    pub tiers: Vec<String>,
+    #[serde(default)]
+    pub clusters: Vec<String>,
+    /// What the wave before must show first. Not allowed on the first
+    /// wave; on a later one, left out means a soak of zero.
+    #[serde(default)]
+    pub gate: Option<Gate>,
+}
+
+impl Wave {
+    pub fn selects(&self, cluster: &Cluster) -> bool {
+        self.clusters.contains(&cluster.name) || self.tiers.contains(&cluster.tier)
+    }
+
+    /// The gate's soak in seconds (0 without a gate).
+    pub fn soak_seconds(&self) -> u64 {
+        self.gate
+            .as_ref()
+            .and_then(|g| parse_duration(&g.soak))
+            .unwrap_or(0)
+    }
+}
+
+/// A gate between a wave and the wave before it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Gate {
+    /// How long every cluster of the wave before must have run the release
+    /// (`30m`, `24h`, `2d`, `1d12h`; `0s` for "has reported it").
+    pub soak: String,
+}
+
+/// `1d12h30m15s`-style durations: one or more number-unit pairs with
+/// units `d`, `h`, `m`, `s`, each unit at most once, largest first.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let mut rest = text;
+    let mut total: u64 = 0;
+    let mut last_unit = u64::MAX;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        let unit = match rest.as_bytes().get(digits)? {
+            b'd' => 86_400,
+            b'h' => 3_600,
+            b'm' => 60,
+            b's' => 1,
+            _ => return None,
+        };
+        if unit >= last_unit {
+            return None;
+        }
+        last_unit = unit;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        rest = &rest[digits + 1..];
+    }
+    Some(total)
+}
+
+/// `90061` → `25h1m1s`, `0` → `0s`: durations as people write them
+/// (hours, not days, so a soak of `24h` reads back as written).
+pub fn format_duration(seconds: u64) -> String {
+    if seconds == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = seconds;
+    for (unit, name) in [(3_600, 'h'), (60, 'm'), (1, 's')] {
+        if rest >= unit {
+            out.push_str(&format!("{}{name}", rest / unit));
+            rest %= unit;
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -317,7 +408,79 @@ impl Fleet {
                 return Err(format!("mirror for {host} is empty"));
             }
         }
+        self.validate_waves(&names)
+    }
+
+    /// Waves: unique token names, each selecting a cluster, every cluster
+    /// in exactly one wave, and no gate before the first wave.
+    fn validate_waves(&self, names: &BTreeSet<&str>) -> Result<(), String> {
+        let waves = &self.spec.waves;
+        if waves.is_empty() {
+            return Ok(());
+        }
+        let mut seen = BTreeSet::new();
+        for (i, w) in waves.iter().enumerate() {
+            if !is_token(&w.name) {
+                return Err(format!("wave name {:?} is not a token", w.name));
+            }
+            if !seen.insert(w.name.as_str()) {
+                return Err(format!("wave {} is listed twice", w.name));
+            }
+            if let Some(c) = w.clusters.iter().find(|c| !names.contains(c.as_str())) {
+                return Err(format!("wave {} names unknown cluster {c}", w.name));
+            }
+            if !self.spec.clusters.iter().any(|c| w.selects(c)) {
+                return Err(format!("wave {} selects no cluster", w.name));
+            }
+            if let Some(gate) = &w.gate {
+                if i == 0 {
+                    return Err(format!(
+                        "wave {} is the first wave; a gate needs a wave before it",
+                        w.name
+                    ));
+                }
+                if parse_duration(&gate.soak).is_none() {
+                    return Err(format!(
+                        "wave {}: soak {:?} is not a duration such as 30m, 24h, 2d or 1d12h",
+                        w.name, gate.soak
+                    ));
+                }
+            }
+        }
+        for c in &self.spec.clusters {
+            let of: Vec<&str> = waves
+                .iter()
+                .filter(|w| w.selects(c))
+                .map(|w| w.name.as_str())
+                .collect();
+            match of.as_slice() {
+                [_] => {}
+                [] => return Err(format!("cluster {} is in no wave", c.name)),
+                several => {
+                    return Err(format!(
+                        "cluster {} is in more than one wave: {}",
+                        c.name,
+                        several.join(", ")
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The index of the wave a cluster is in (`None` without waves).
+    pub fn wave_of(&self, cluster: &Cluster) -> Option<usize> {
+        self.spec.waves.iter().position(|w| w.selects(cluster))
+    }
+
+    /// The clusters of wave `index`, in spec order.
+    pub fn wave_clusters(&self, index: usize) -> Vec<&Cluster> {
+        let wave = &self.spec.waves[index];
+        self.spec
+            .clusters
+            .iter()
+            .filter(|c| wave.selects(c))
+            .collect()
     }
 
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
@@ -362,6 +525,34 @@ mod tests {
     }
 
     #[test]
+    fn durations_read_and_print_as_people_write_them() {
+        for (text, seconds) in [
+            ("0s", 0),
+            ("30m", 1800),
+            ("24h", 86_400),
+            ("25h1m1s", 90_061),
+        ] {
+            assert_eq!(parse_duration(text), Some(seconds), "{text}");
+            assert_eq!(format_duration(seconds), text);
+        }
+        assert_eq!(parse_duration("1d12h"), Some(129_600));
+        assert_eq!(parse_duration("2d"), Some(172_800));
+        for bad in [
+            "",
+            "24",
+            "h",
+            "1h1d",
+            "1h1h",
+            "1w",
+            "-1h",
+            "1.5h",
+            "9999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_specs_say_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fleet.yaml");
@@ -383,6 +574,26 @@ mod tests {
             (
                 "clusters:\n  - {name: a, site: s, tier: t, colour: red}\n",
                 "colour",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: c}\n  - {name: b, site: s, tier: p}\nwaves:\n  - {name: one, tiers: [c]}\n",
+                "cluster b is in no wave",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: c}\nwaves:\n  - {name: one, tiers: [c]}\n  - {name: two, clusters: [a]}\n",
+                "cluster a is in more than one wave: one, two",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: c}\nwaves:\n  - {name: one, tiers: [c], gate: {soak: 1h}}\n",
+                "wave one is the first wave",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: c}\n  - {name: b, site: s, tier: p}\nwaves:\n  - {name: one, tiers: [c]}\n  - {name: two, tiers: [p], gate: {soak: 1w}}\n",
+                "soak \"1w\" is not a duration",
+            ),
+            (
+                "clusters:\n  - {name: a, site: s, tier: c}\nwaves:\n  - {name: one, tiers: [c]}\n  - {name: two, tiers: [x]}\n",
+                "wave two selects no cluster",
             ),
         ] {
             fs::write(&path, format!("{head}{body}")).unwrap();

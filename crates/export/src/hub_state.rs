@@ -21,6 +21,9 @@ pub struct ExportRecord {
     pub created: String,
     pub path: String,
     pub clusters: Vec<String>,
+    /// Set when `--override-gate` sent the bundle past a wave gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_override: Option<tender_format::manifest::GateOverride>,
 }
 
 /// The hub state directory, locked for the life of this value so two
@@ -130,6 +133,7 @@ mod tests {
                 created: "2026-11-26T00:00:00Z".into(),
                 path: "x".into(),
                 clusters: vec![],
+                gate_override: None,
             })
             .unwrap();
         assert_eq!(state.next_sequence("stable", None).unwrap(), 8);

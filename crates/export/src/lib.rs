@@ -6,6 +6,8 @@ pub mod delta;
 pub mod error;
 pub mod export;
 pub mod fleet;
+pub mod fleet_page;
+pub mod fleet_report;
 pub mod hub_state;
 pub mod hub_store;
 pub mod images;
@@ -16,6 +18,7 @@ pub mod seal;
 pub mod site_paths;
 pub mod sources;
 pub mod substitute;
+pub mod waves;
 
 pub use error::ExportError;
 pub use seal::{BundleOutput, SealOptions, SealedBundle, seal_delta, seal_layout};

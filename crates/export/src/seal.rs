@@ -46,6 +46,8 @@ pub struct SealOptions {
     pub created: Option<String>,
     /// Policy updates the bundle carries to its sites (bundle-spec §7.3).
     pub policy_updates: Vec<tender_format::policy_update::PolicyUpdate>,
+    /// A wave gate this bundle went past (`tender export --override-gate`).
+    pub gate_override: Option<tender_format::manifest::GateOverride>,
 }
 
 /// A bundle written to disk.
@@ -485,6 +487,7 @@ fn manifest_with(
         signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
         entries,
         policy_updates: options.policy_updates.clone(),
+        gate_override: options.gate_override.clone(),
     };
     manifest.validate()?;
     Ok(manifest)

@@ -214,6 +214,53 @@ pub struct BundleManifest {
     /// a bundle without updates has the bytes it always had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policy_updates: Vec<PolicyUpdate>,
+    /// The hub exported this bundle past a wave gate that did not hold
+    /// (`tender export --override-gate`): why, and whose receipts were
+    /// missing. Informational, signed, never acted on. Optional: omitted
+    /// when absent, so other bundles keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate_override: Option<GateOverride>,
+}
+
+/// Why a bundle went out although its wave's gate did not hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateOverride {
+    /// The operator's reason, as given.
+    pub reason: String,
+    /// The clusters of the gating waves that had not shown the release
+    /// (never reported, ran another release, not soaked long enough,
+    /// rolled back), sorted, each once.
+    pub pending: Vec<String>,
+}
+
+/// Longest `gate_override.reason`, in bytes.
+pub const MAX_GATE_OVERRIDE_REASON: usize = 1024;
+
+impl GateOverride {
+    /// A reason of 1 … 1 024 bytes without control characters, and
+    /// `pending` sorted tokens, each once.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.reason.trim().is_empty()
+            || self.reason.len() > MAX_GATE_OVERRIDE_REASON
+            || self.reason.chars().any(char::is_control)
+        {
+            return Err(ManifestError::Invalid(format!(
+                "gate_override reason is blank, longer than {MAX_GATE_OVERRIDE_REASON} bytes or has control characters"
+            )));
+        }
+        if let Some(bad) = self.pending.iter().find(|c| !is_token(c)) {
+            return Err(ManifestError::Invalid(format!(
+                "gate_override pending cluster {bad:?} is not a token"
+            )));
+        }
+        if !self.pending.windows(2).all(|w| w[0] < w[1]) {
+            return Err(ManifestError::Invalid(
+                "gate_override pending clusters are not sorted, or repeat".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Why a manifest breaks the rules of the spec.
@@ -360,6 +407,9 @@ impl BundleManifest {
         }
         validate_chain(&self.policy_updates)
             .map_err(|e| ManifestError::Invalid(format!("policy_updates: {e}")))?;
+        if let Some(o) = &self.gate_override {
+            o.validate()?;
+        }
         Ok(())
     }
 
@@ -523,6 +573,7 @@ pub(crate) mod tests {
             base: None,
             signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
             policy_updates: Vec::new(),
+            gate_override: None,
             entries: vec![
                 Entry {
                     path: OCI_LAYOUT_FILE.into(),
@@ -638,6 +689,39 @@ pub(crate) mod tests {
         m.base.as_mut().unwrap().whole[0].digest = carried;
         m.base.as_mut().unwrap().whole[0].reason = "two\nlines".into();
         assert!(m.validate().unwrap_err().to_string().contains("control"));
+    }
+
+    #[test]
+    fn a_gate_override_is_optional_signed_text_and_checked() {
+        let mut m = sample();
+        let without = m.to_canonical_bytes().unwrap();
+        assert!(!String::from_utf8_lossy(&without).contains("gate_override"));
+        m.gate_override = Some(GateOverride {
+            reason: "line A is down for a week; production needs the fix".into(),
+            pending: vec!["plant-001-line-a".into()],
+        });
+        let bytes = m.to_canonical_bytes().unwrap();
+        assert_eq!(BundleManifest::from_canonical_bytes(&bytes).unwrap(), m);
+        // Written as null it is a second encoding of "absent": refused.
+        let null = String::from_utf8(without.clone()).unwrap().replacen(
+            "\"kind\"",
+            "\"gate_override\":null,\"kind\"",
+            1,
+        );
+        assert_ne!(null.as_bytes(), without.as_slice());
+        assert!(BundleManifest::from_canonical_bytes(null.as_bytes()).is_err());
+        for (reason, pending) in [
+            ("", vec![]),
+            ("two\nlines", vec![]),
+            ("ok", vec!["b".to_string(), "a".to_string()]),
+            ("ok", vec!["../x".to_string()]),
+        ] {
+            m.gate_override = Some(GateOverride {
+                reason: reason.into(),
+                pending,
+            });
+            assert!(m.validate().is_err(), "{reason:?}");
+        }
     }
 
     #[test]

@@ -222,11 +222,21 @@ pub fn import<R: Read>(
                 }
             }
             r.audit_hash = appended.hash;
+            if let Err(e) = crate::metrics::write(site) {
+                r.warnings.push(format!(
+                    "metrics file not written: {}",
+                    tender_format::error::chain_message(&e)
+                ));
+            }
             Ok(r)
         }
         // The import's own failure says more than the failure to record
-        // it (a full disk causes both).
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        // it (a full disk causes both). The metrics still tell monitoring
+        // that an import failed, if they can be written.
+        (Err(e), _) | (Ok(_), Err(e)) => {
+            let _ = crate::metrics::write(site);
+            Err(e)
+        }
     }
 }
 

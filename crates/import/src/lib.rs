@@ -11,6 +11,7 @@ pub mod import;
 pub mod inventory;
 pub mod lifecycle;
 pub mod load;
+pub mod metrics;
 pub mod publish;
 pub mod receipts;
 pub mod releases;

@@ -56,14 +56,16 @@ pub fn list(state_dir: &Path) -> Result<BTreeMap<String, Vec<ReleaseRecord>>, Im
 
 /// Makes an earlier release current again for one cluster. Its images and
 /// manifest set are still at the site (nothing is auto-deleted); both are
-/// checked before the switch. Returns the release now current.
+/// checked before the switch. Returns the release now current, the
+/// receipt written (if the site has a key) and warnings (a metrics file
+/// that could not be written).
 pub fn rollback(
     site: &Site,
     cluster: &str,
     to: u64,
     operator: &str,
     client: &tender_oci::ClientOptions,
-) -> Result<(ReleaseRecord, Option<std::path::PathBuf>), ImportError> {
+) -> Result<(ReleaseRecord, Option<std::path::PathBuf>, Vec<String>), ImportError> {
     site.check_site_key()?;
     let state = SiteState::open(&site.state_dir)?;
     let audit = AuditLog::new(state.dir());
@@ -119,7 +121,17 @@ pub fn rollback(
     })();
     event.result = crate::audit::result_line(&result, |_| "rolled back".into());
     let appended = audit.append(event)?;
+    // Monitoring learns of a refused or failed rollback too; a metrics file
+    // that cannot be written does not undo a rollback that happened.
+    let metrics = crate::metrics::write(site);
     let record = result?;
+    let warnings = match metrics {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![format!(
+            "metrics file not written: {}",
+            tender_format::error::chain_message(&e)
+        )],
+    };
     let digest = record.manifest_digest.parse().map_err(|_| {
         ImportError::Audit(format!(
             "bad manifest digest in release {}",
@@ -135,7 +147,7 @@ pub fn rollback(
         record.sequence,
         &appended,
     )?;
-    Ok((record, receipt))
+    Ok((record, receipt, warnings))
 }
 
 /// The manifest set must re-hash to its digest and, in the embedded store,

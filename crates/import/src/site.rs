@@ -34,6 +34,9 @@ struct SiteFile {
     /// The site's own key, for signing receipts to the hub.
     #[serde(default)]
     site_key: Option<PathBuf>,
+    /// Where the Prometheus textfile goes (default `<stateDir>/tender.prom`).
+    #[serde(default)]
+    metrics_file: Option<PathBuf>,
     /// Per-cluster delivery of manifests (`docs/delivery.md`).
     #[serde(default)]
     delivery: BTreeMap<String, DeliveryConfig>,
@@ -72,6 +75,9 @@ pub struct Site {
     pub name: String,
     pub registry_host: Option<String>,
     pub site_key: Option<PathBuf>,
+    /// The Prometheus textfile written after every import and rollback
+    /// (`metrics.rs`).
+    pub metrics_file: PathBuf,
     pub delivery: BTreeMap<String, DeliveryConfig>,
     pub clusters: Vec<String>,
     pub trust_policy: PathBuf,
@@ -151,8 +157,18 @@ impl Site {
                 *kubeconfig = base.join(&*kubeconfig);
             }
         }
+        let state_dir = base.join(file.state_dir.unwrap_or_else(|| PathBuf::from("state")));
+        if let Some(m) = &file.metrics_file
+            && (m.as_os_str().is_empty() || m.file_name().is_none())
+        {
+            return Err(bad(format!("metricsFile {m:?} must name a file")));
+        }
         Ok(Site {
             trusted_clock: file.trusted_clock,
+            metrics_file: match file.metrics_file {
+                Some(m) => base.join(m),
+                None => state_dir.join("tender.prom"),
+            },
             registry_host: file
                 .registry_host
                 .or_else(|| file.registry.as_ref().map(|r| r.url.clone())),
@@ -161,7 +177,7 @@ impl Site {
             name: file.name,
             clusters: file.clusters,
             trust_policy: base.join(file.trust_policy),
-            state_dir: base.join(file.state_dir.unwrap_or_else(|| PathBuf::from("state"))),
+            state_dir,
             target: match file.registry {
                 Some(r) => ImageTarget::Registry(r),
                 None => ImageTarget::Embedded,

@@ -543,6 +543,21 @@ fn inventory_path(dir: &Path, site: &str) -> PathBuf {
 
 /// The last inventory a site sent, if any.
 pub fn inventory(dir: &Path, site: &str) -> Result<Option<SiteInventory>, ReceiptError> {
+    let Some(mut inv) = read_inventory(dir, site)? else {
+        return Ok(None);
+    };
+    let status = StatusFile::read(dir)?;
+    inv.current = status
+        .sites
+        .get(site)
+        .is_some_and(|s| s.inventory_digest == inv.inventory_digest);
+    Ok(Some(inv))
+}
+
+/// `inventories/<site>.json`, checked against its digest; `current` is
+/// left false (the caller knows the status, so `status_at` does not read
+/// `status.json` once per site).
+fn read_inventory(dir: &Path, site: &str) -> Result<Option<SiteInventory>, ReceiptError> {
     if !is_token(site) {
         return Ok(None);
     }
@@ -556,7 +571,7 @@ pub fn inventory(dir: &Path, site: &str) -> Result<Option<SiteInventory>, Receip
         path: path.clone(),
         reason,
     };
-    let mut inv: SiteInventory = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let inv: SiteInventory = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     if inv.format != INVENTORY_FORMAT || inv.site != site {
         return Err(bad(format!(
             "expected format {INVENTORY_FORMAT:?} for site {site}"
@@ -565,11 +580,6 @@ pub fn inventory(dir: &Path, site: &str) -> Result<Option<SiteInventory>, Receip
     if inventory_digest(inv.blobs.iter().copied()) != inv.inventory_digest {
         return Err(bad("the blob list does not match its digest".into()));
     }
-    let status = StatusFile::read(dir)?;
-    inv.current = status
-        .sites
-        .get(site)
-        .is_some_and(|s| s.inventory_digest == inv.inventory_digest);
     Ok(Some(inv))
 }
 
@@ -712,7 +722,7 @@ pub fn status_at(
         };
         let inventory_on_file = match record {
             Some(r) => {
-                inventory(dir, name)?.is_some_and(|i| i.inventory_digest == r.inventory_digest)
+                read_inventory(dir, name)?.is_some_and(|i| i.inventory_digest == r.inventory_digest)
             }
             None => false,
         };

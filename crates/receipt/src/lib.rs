@@ -6,10 +6,12 @@
 //! Format and hub layout: `docs/receipts.md`.
 
 pub mod error;
+pub mod history;
 pub mod hub;
 pub mod receipt;
 
 pub use error::ReceiptError;
+pub use history::{ClusterHistory, History, Run, history};
 pub use hub::{
     AddSite, ClusterState, ClusterStatus, HubStatus, IngestOutcome, IngestStatus, SiteInventory,
     SiteStatus, add_site, ingest, inventory, new_audit_trail, status, status_at,

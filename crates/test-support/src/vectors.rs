@@ -107,6 +107,15 @@ pub fn all() -> Vec<Vector> {
             "release signature plus an approval added later",
         ),
         v(
+            "valid-gate-override",
+            ReleaseOnly,
+            Expected {
+                exit_code: 0,
+                reason_contains: "",
+            },
+            "exported past a rollout-wave gate: the manifest's optional gate_override (reason, pending clusters) is signed with the rest and accepted",
+        ),
+        v(
             "tar-slip-dotdot",
             ReleaseOnly,
             reject("climbs out with '..'"),
@@ -335,6 +344,7 @@ fn contents_at(sequence: u64, created: &str, policy_updates: Vec<PolicyUpdate>) 
         signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
         entries,
         policy_updates,
+        gate_override: None,
     };
     Contents { files, manifest }
 }
@@ -432,7 +442,13 @@ pub fn bundle(name: &str) -> Vec<u8> {
         return bytes;
     }
     let k = keys();
-    let c = contents(1);
+    let mut c = contents(1);
+    if name == "valid-gate-override" {
+        c.manifest.gate_override = Some(tender_format::manifest::GateOverride {
+            reason: "canary line down for maintenance; production needs the fix".into(),
+            pending: vec!["plant-001-line-a".into()],
+        });
+    }
     let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
     let mut slot = SignatureSlot::default();
     let sign =

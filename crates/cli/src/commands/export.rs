@@ -16,9 +16,23 @@ use crate::observer::CliObserver;
 
 pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
     let platforms = parse_platforms(&args.platforms)?;
+    let clusters = if args.waves.is_empty() {
+        args.clusters.clone()
+    } else {
+        wave_clusters(&args.fleet, &args.waves)?
+    };
+    if let Some(reason) = &args.override_gate {
+        let o = tender_format::manifest::GateOverride {
+            reason: reason.clone(),
+            pending: Vec::new(),
+        };
+        o.validate()
+            .map_err(|e| UsageError(format!("--override-gate: {e}")))?;
+    }
     let options = ExportOptions {
         fleet: args.fleet.clone(),
-        clusters: args.clusters.clone(),
+        clusters,
+        override_gate: args.override_gate.clone(),
         channel: args.channel.clone(),
         sequence: args.sequence,
         output: match &args.output {
@@ -172,6 +186,17 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
         }
     }
     writeln!(out, "  channel   {} sequence {}", s.channel, s.sequence)?;
+    for c in &s.gates.checks {
+        writeln!(out, "  gate      {}", human::clean(&c.describe()))?;
+    }
+    if let Some(o) = &s.gates.gate_override {
+        writeln!(
+            out,
+            "  OVERRIDE  {} (pending: {})",
+            human::clean(&o.reason),
+            o.pending.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "  clusters  {} ({} object(s), {} distinct manifest set(s))",
@@ -185,6 +210,28 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
         s.blobs,
         human::bytes(s.fetched_bytes)
     )
+}
+
+/// The clusters of the named waves, in spec order.
+fn wave_clusters(fleet: &std::path::Path, waves: &[String]) -> anyhow::Result<Vec<String>> {
+    let fleet = tender_export::fleet::Fleet::load(fleet)?;
+    let mut out = Vec::new();
+    for name in waves {
+        let Some(i) = fleet.spec.waves.iter().position(|w| &w.name == name) else {
+            let known: Vec<&str> = fleet.spec.waves.iter().map(|w| w.name.as_str()).collect();
+            return Err(UsageError(format!(
+                "--wave {name}: the fleet has no such wave (its waves: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+            .into());
+        };
+        out.extend(fleet.wave_clusters(i).into_iter().map(|c| c.name.clone()));
+    }
+    Ok(out)
 }
 
 /// `linux/amd64`, `linux/arm64/v8`.

@@ -7,7 +7,7 @@ use tender_export::hub_state::HubState;
 use tender_receipt::{AddSite, HubStatus, IngestStatus};
 use tender_trust::{PublicKey, TrustError};
 
-use crate::args::{HubAddSiteArgs, HubCommand, HubIngestArgs, HubStatusArgs};
+use crate::args::{HubAddSiteArgs, HubCommand, HubIngestArgs, HubReportArgs, HubStatusArgs};
 use crate::exit::UsageError;
 use crate::human::clean;
 
@@ -16,6 +16,7 @@ pub fn run(command: HubCommand) -> anyhow::Result<()> {
         HubCommand::AddSite(a) => add_site(a),
         HubCommand::Ingest(a) => ingest(a),
         HubCommand::Status(a) => status(a),
+        HubCommand::Report(a) => report(a),
     }
 }
 
@@ -116,6 +117,33 @@ fn status(args: HubStatusArgs) -> anyhow::Result<()> {
         return super::print_json(&status);
     }
     print_table(&status)
+}
+
+fn report(args: HubReportArgs) -> anyhow::Result<()> {
+    let dir = state_dir(args.state_dir);
+    let fleet = tender_export::fleet::Fleet::load(&args.fleet)?;
+    let report = super::naming(
+        &dir,
+        tender_export::fleet_report::build_now(
+            &fleet,
+            &dir,
+            args.channel.as_deref(),
+            args.stale_after_days,
+        ),
+        || format!("hub state {}", dir.display()),
+    )?;
+    let page = tender_export::fleet_page::write(&args.output, &report)?;
+    eprintln!(
+        "wrote {} ({} cluster(s), {} receipt(s))",
+        page.display(),
+        report.clusters,
+        report.receipts
+    );
+    if args.json {
+        return super::print_json(&report);
+    }
+    println!("{}", page.display());
+    Ok(())
 }
 
 fn print_table(status: &HubStatus) -> anyhow::Result<()> {

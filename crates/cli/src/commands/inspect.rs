@@ -39,6 +39,18 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     )?;
     writeln!(out, "  sites     {}", m.targets.sites.join(", "))?;
     writeln!(out, "  clusters  {}", m.targets.clusters.join(", "))?;
+    if let Some(o) = &m.gate_override {
+        writeln!(
+            out,
+            "  OVERRIDE  wave gate overridden: {} (pending: {})",
+            human::clean(&o.reason),
+            if o.pending.is_empty() {
+                "none".to_string()
+            } else {
+                o.pending.join(", ")
+            }
+        )?;
+    }
     for u in &m.policy_updates {
         writeln!(
             out,

@@ -21,6 +21,7 @@ pub fn run(args: PackArgs, show_progress: bool) -> anyhow::Result<()> {
         bundle_id: None,
         created: None,
         policy_updates: super::policy::read_for_hub(&args.policy_updates)?,
+        gate_override: None,
     };
     let mut bar = Progress::new(show_progress, "pack", 0);
     let output = super::bundle_output(&args.output, args.volume_size.as_deref())?;

@@ -45,7 +45,7 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let site = Site::load(&args.site)?;
     let started = Instant::now();
     let operator = args.operator.unwrap_or_else(super::os_user);
-    let (record, receipt) = releases::rollback(
+    let (record, receipt, warnings) = releases::rollback(
         &site,
         &args.cluster,
         args.to,
@@ -54,6 +54,9 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     )?;
     if let Some(path) = receipt {
         eprintln!("receipt for the hub: {}", path.display());
+    }
+    for w in &warnings {
+        eprintln!("tender: warning: {}", human::clean(w));
     }
     writeln!(
         std::io::stdout().lock(),
