@@ -1,6 +1,7 @@
 //! Exit codes (README "Exit codes", bundle-spec §9):
 //! 0 ok, 1 error, 2 usage (clap), 3 bundle rejected.
 
+use tender_format::Verdict;
 use tender_import::ImportError;
 use tender_trust::TrustError;
 
@@ -43,23 +44,32 @@ pub(crate) fn classify(err: &anyhow::Error) -> i32 {
         if cause.downcast_ref::<UsageError>().is_some() {
             return USAGE;
         }
-        let rejected = cause
-            .downcast_ref::<tender_format::Error>()
-            .is_some_and(|e| e.is_rejection())
-            || cause.downcast_ref::<tender_format::Rejection>().is_some()
-            || cause
-                .downcast_ref::<ImportError>()
-                .is_some_and(|e| e.is_rejection())
-            || matches!(
-                cause.downcast_ref::<TrustError>(),
-                Some(TrustError::Untrusted(_))
-            )
-            || cause
-                .downcast_ref::<tender_receipt::ReceiptError>()
-                .is_some_and(|e| e.is_rejection());
-        if rejected {
+        if verdict(cause).is_some_and(Verdict::is_rejection) {
             return REJECTED;
         }
     }
     ERROR
+}
+
+/// The [`Verdict`] of one error in a chain, if its type gives one. Rust
+/// cannot downcast to a trait object, so the types are named here, once:
+/// the top-level errors of the crates that judge input. (A `DeltaError` or
+/// `OciError` reaches the CLI alone only from export, where a bad blob is
+/// the hub's problem, exit 1; at a site `ImportError` judges them.)
+fn verdict<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn Verdict> {
+    macro_rules! first_of {
+        ($($ty:ty),*) => {
+            $(if let Some(e) = cause.downcast_ref::<$ty>() {
+                return Some(e);
+            })*
+        };
+    }
+    first_of!(
+        tender_format::Error,
+        tender_format::Rejection,
+        ImportError,
+        TrustError,
+        tender_receipt::ReceiptError
+    );
+    None
 }

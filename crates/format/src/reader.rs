@@ -8,6 +8,7 @@
 //! entries, so two blobs are hashed at once on two cores. Memory stays at
 //! [`POOL_BUFFERS`] × [`CHUNK`] whatever the bundle size.
 
+use crate::FromIo;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;

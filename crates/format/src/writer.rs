@@ -3,6 +3,7 @@
 //! never be sealed into a signed bundle — unless its caller hashed that
 //! very file moments before ([`EntrySource::Checked`]).
 
+use crate::FromIo;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;

@@ -15,6 +15,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
+use tender_format::Verdict;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -128,7 +130,7 @@ impl AuditLog {
         };
         let path = self.pending_path();
         let bytes = serde_json::to_vec(&pending).expect("audit events serialize");
-        atomic::write(&path, &bytes).map_err(|e| ImportError::io("writing", &path, e))
+        atomic::write(&path, &bytes).map_err(|e| ImportError::io_at("writing", &path, e))
     }
 
     fn read_pending(&self) -> Result<Option<Pending>, ImportError> {
@@ -138,7 +140,7 @@ impl AuditLog {
                 ImportError::Audit(format!("{} is not readable: {e}", path.display()))
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ImportError::io("reading", &path, e)),
+            Err(e) => Err(ImportError::io_at("reading", &path, e)),
         }
     }
 
@@ -146,9 +148,9 @@ impl AuditLog {
         let path = self.pending_path();
         match fs::remove_file(&path) {
             Ok(()) => atomic::sync_dir(path.parent().expect("in the state dir"))
-                .map_err(|e| ImportError::io("removing", &path, e)),
+                .map_err(|e| ImportError::io_at("removing", &path, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ImportError::io("removing", &path, e)),
+            Err(e) => Err(ImportError::io_at("removing", &path, e)),
         }
     }
 
@@ -172,7 +174,7 @@ impl AuditLog {
         line.hash = line_hash(&line)?;
         let mut text = serde_json::to_string(&line).expect("audit lines serialize");
         text.push('\n');
-        let io = |e| ImportError::io("writing the audit log", &self.path, e);
+        let io = |e| ImportError::io_at("writing the audit log", &self.path, e);
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -202,11 +204,12 @@ impl AuditLog {
                 report.pending = self.read_pending()?.map(|p| p.event);
                 return Ok(report);
             }
-            Err(e) => return Err(ImportError::io("reading the audit log", &self.path, e)),
+            Err(e) => return Err(ImportError::io_at("reading the audit log", &self.path, e)),
         };
         for (i, text) in BufReader::new(file).lines().enumerate() {
             let number = i as u64 + 1;
-            let text = text.map_err(|e| ImportError::io("reading the audit log", &self.path, e))?;
+            let text =
+                text.map_err(|e| ImportError::io_at("reading the audit log", &self.path, e))?;
             let mut broken = |reason: String| {
                 report.broken_at = Some(number);
                 report.reason = Some(reason);

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::time::Instant;
+use tender_format::Verdict;
 
 use serde::Serialize;
 use tender_format::manifest::Release;

@@ -10,6 +10,7 @@
 //! policy out of band, as before).
 
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::Serialize;
 use tender_format::BundleManifest;
@@ -39,7 +40,7 @@ pub fn effective_policy(site: &Site, state: &SiteStateFile) -> Result<TrustPolic
             let origin = site.state_dir.join("site.json");
             // Accepted once, so a failure now is the state's, not a stick's.
             TrustPolicy::from_update(update, &origin).map_err(|e| {
-                ImportError::io(
+                ImportError::io_at(
                     "reading the accepted policy in",
                     origin,
                     std::io::Error::other(e.to_string()),
@@ -301,11 +302,11 @@ fn root_signers(check: &UpdateCheck) -> Vec<Signer> {
 /// update is the file's fault: a rejection, exit 3.
 pub fn read_update(path: &Path) -> Result<PolicyUpdate, ImportError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| ImportError::io("opening", path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| ImportError::io_at("opening", path, e))?;
     let mut bytes = Vec::new();
     file.take(MAX_UPDATE_SIZE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ImportError::io("reading", path, e))?;
+        .map_err(|e| ImportError::io_at("reading", path, e))?;
     if bytes.len() as u64 > MAX_UPDATE_SIZE {
         return Err(ImportError::Refused(format!(
             "{}: larger than {MAX_UPDATE_SIZE} bytes, not a policy update",

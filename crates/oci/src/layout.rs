@@ -24,6 +24,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::{Digest, Hasher, atomic};
@@ -726,7 +727,7 @@ mod tests {
         let err = store
             .write_blob_from(Broken(5), &Digest::of(b"x"), None)
             .unwrap_err();
-        assert!(matches!(err, OciError::Io { .. }), "{err}");
+        assert!(matches!(err, OciError::Io(_)), "{err}");
         assert!(names(&dir.path().join("blobs/sha256")).is_empty());
         fs::write(dir.path().join("blobs/sha256/.tmp-crash"), b"half").unwrap();
         assert_eq!(store.remove_temp_files().unwrap(), 1);
