@@ -73,3 +73,84 @@ fn verdict<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dyn V
     );
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use tender_format::error::{chain_message, repeated_cause};
+    use tender_format::{FromIo, Rejection};
+
+    /// Representatives of every crate's errors, built by the functions real
+    /// failures go through where one is reachable without a fixture.
+    fn representatives() -> Vec<(anyhow::Error, i32)> {
+        let missing = Path::new("/nonexistent/tender-exit-test");
+        let no_key = tender_trust::PublicKey::read(missing).unwrap_err();
+        let no_bundle = tender_format::reader::AnyBundleReader::open_file(missing)
+            .err()
+            .unwrap();
+        let no_receipt = tender_receipt::SignedReceipt::read(missing).unwrap_err();
+        let bad_json = tender_format::manifest::ManifestError::Canonical(
+            tender_format::canonical::CanonicalError::Syntax(
+                serde_json::from_slice::<serde_json::Value>(b"{").unwrap_err(),
+            ),
+        );
+        let denied = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        vec![
+            (no_key.into(), ERROR),
+            (no_bundle.into(), ERROR),
+            (no_receipt.into(), ERROR),
+            (Rejection::from(bad_json).into(), REJECTED),
+            (
+                anyhow::Error::from(tender_format::Error::from(Rejection::TrailingData))
+                    .context("importing stick.tar"),
+                REJECTED,
+            ),
+            (
+                ImportError::Refused("bundle is for site a, this is site b".into()).into(),
+                REJECTED,
+            ),
+            (
+                ImportError::from(tender_delta::DeltaError::io(
+                    "writing the rebuilt blob",
+                    denied(),
+                ))
+                .into(),
+                ERROR,
+            ),
+            (
+                TrustError::Untrusted("no signature by a trusted key".into()).into(),
+                REJECTED,
+            ),
+            (
+                tender_receipt::ReceiptError::Malformed("unknown field x".into()).into(),
+                REJECTED,
+            ),
+            (
+                tender_export::ExportError::Oci(tender_oci::OciError::io_at(
+                    "writing",
+                    "/hub/blobs/x",
+                    denied(),
+                ))
+                .into(),
+                ERROR,
+            ),
+            (UsageError("--site needs --key".into()).into(), USAGE),
+        ]
+    }
+
+    #[test]
+    fn each_cause_is_printed_once_and_the_code_comes_from_the_verdict() {
+        for (err, code) in representatives() {
+            let chain: &(dyn std::error::Error + 'static) = err.as_ref();
+            assert_eq!(repeated_cause(chain), None, "{}", chain_message(chain));
+            // No segment of the printed line appears twice either.
+            let line = format!("{err:#}");
+            let segments: Vec<&str> = line.split(": ").collect();
+            for (i, s) in segments.iter().enumerate() {
+                assert!(!segments[i + 1..].contains(s), "{line}");
+            }
+            assert_eq!(classify(&err), code, "{line}");
+        }
+    }
+}

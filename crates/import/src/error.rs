@@ -79,6 +79,10 @@ mod tests {
             ImportError::io_at("reading", "/site/state", io()),
             ImportError::from(tender_oci::OciError::io("writing blob", io())),
             ImportError::from(tender_format::Error::io("reading the bundle", io())),
+            ImportError::Deliver {
+                cluster: "plant-a".into(),
+                source: tender_deliver::DeliverError::io_at("writing", "/srv/gitops/a.yaml", io()),
+            },
         ];
         for e in &errors {
             assert_eq!(repeated_cause(e), None, "{}", chain_message(e));
