@@ -103,7 +103,7 @@ impl AnyBundleReader {
     /// Opens a bundle file. Entries are then read with positional reads by
     /// the hashing threads themselves (see `positional`).
     pub fn open_file(path: &Path) -> Result<Self, Error> {
-        let file = File::open(path).map_err(|e| Error::io_at("opening", &path, e))?;
+        let file = File::open(path).map_err(|e| Error::io_at("opening", path, e))?;
         Self::open_positional(Arc::new(file))
     }
 

@@ -196,10 +196,10 @@ impl SlotEditor {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| Error::io_at("opening", &path, e))?;
+            .map_err(|e| Error::io_at("opening", path, e))?;
         // One signer at a time: two concurrent `tender sign` runs would
         // each rewrite the slot from what they read, losing a signature.
-        file.lock().map_err(|e| Error::io_at("locking", &path, e))?;
+        file.lock().map_err(|e| Error::io_at("locking", path, e))?;
         let reader = BundleReader::open(BufReader::new(&file))?;
         Ok(SlotEditor {
             manifest: reader.manifest().clone(),
