@@ -21,7 +21,7 @@ use tender_trust::keys::now_rfc3339;
 use tender_trust::policy::{SignatureStatus, human_duration};
 use tender_trust::update::{Chain, UpdateCheck};
 
-use crate::audit::{AuditEvent, AuditLog, Signer};
+use crate::audit::{AuditAction, AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
 use crate::site::Site;
 use crate::state::{ChannelReset, ChannelState, SiteState, SiteStateFile};
@@ -177,7 +177,7 @@ pub struct Carrier<'a> {
 
 fn event(carrier: &Carrier, update: &PolicyUpdate) -> AuditEvent {
     AuditEvent {
-        action: "policy-update".into(),
+        action: AuditAction::PolicyUpdate,
         operator: carrier.operator.to_string(),
         bundle_id: carrier.bundle.as_ref().map(|(id, _)| id.to_string()),
         manifest_digest: carrier.bundle.as_ref().map(|(_, d)| d.to_string()),
@@ -340,7 +340,7 @@ pub fn apply(site: &Site, files: &[PathBuf], operator: &str) -> Result<UpdatesRe
             Err(e) => {
                 let failed: Result<(), ImportError> = Err(e);
                 audit.append(AuditEvent {
-                    action: "policy-update".into(),
+                    action: AuditAction::PolicyUpdate,
                     operator: operator.to_string(),
                     detail: Some(format!("file {}", file.display())),
                     result: crate::audit::result_line(&failed, |_| String::new()),

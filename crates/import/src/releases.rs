@@ -13,7 +13,7 @@ use serde::Serialize;
 use tender_format::Digest;
 use tender_oci::LayoutStore;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditAction, AuditEvent, AuditLog};
 use crate::error::ImportError;
 use crate::site::{ImageTarget, Site};
 use crate::state::{ReleaseRecord, SiteState, read_state};
@@ -70,7 +70,7 @@ pub fn rollback(
     let audit = AuditLog::new(state.dir());
     crate::audit::settle(&audit, &state.read()?)?;
     let mut event = AuditEvent {
-        action: "rollback".into(),
+        action: AuditAction::Rollback,
         operator: operator.to_string(),
         sequence: Some(to),
         clusters: vec![cluster.to_string()],
@@ -271,7 +271,7 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
         crate::inventory::forget(state.dir(), &forgotten)?;
     }
     AuditLog::new(state.dir()).append(AuditEvent {
-        action: "gc".into(),
+        action: AuditAction::Gc,
         result: "ok".into(),
         operator: operator.to_string(),
         detail: Some(format!(
