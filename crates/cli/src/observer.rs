@@ -2,6 +2,7 @@
 //! bar per blob on a terminal; plain periodic lines otherwise; retries and
 //! log lines always (on stderr).
 
+use indicatif::HumanBytes;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -10,8 +11,6 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tender_export::export::ExportObserver;
 use tender_oci::{BlobOutcome, Digest, Observer, OciError};
-
-use crate::human;
 
 const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -80,7 +79,7 @@ impl CliObserver {
                 .is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL)
         {
             state.last_line = Some(Instant::now());
-            eprintln!("{}: {}", state.phase, human::bytes(total));
+            eprintln!("{}: {}", state.phase, HumanBytes(total));
         }
     }
 

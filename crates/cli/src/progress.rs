@@ -2,12 +2,11 @@
 //! few seconds otherwise (logs, CI, serial consoles), nothing with
 //! `--no-progress`.
 
+use indicatif::HumanBytes;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::human;
 
 const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -55,8 +54,8 @@ impl Progress {
                     let pct = (done * 100).checked_div(*total).unwrap_or(100);
                     eprintln!(
                         "{label}: {} of {} ({pct}%)",
-                        human::bytes(done),
-                        human::bytes(*total)
+                        HumanBytes(done),
+                        HumanBytes(*total)
                     );
                 }
             }
