@@ -1,27 +1,11 @@
 //! Numbers for people.
 
-/// `1536` → `1.5 KiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// Bytes per second, for throughput lines.
 pub fn rate(n: u64, seconds: f64) -> String {
     if seconds <= 0.0 {
         return "-".into();
     }
-    format!("{}/s", bytes((n as f64 / seconds) as u64))
+    format!("{}/s", indicatif::HumanBytes((n as f64 / seconds) as u64))
 }
 
 /// Text from a bundle, made safe for a terminal: control characters (an
@@ -49,9 +33,10 @@ mod tests {
     }
 
     #[test]
-    fn bytes() {
-        assert_eq!(super::bytes(512), "512 B");
-        assert_eq!(super::bytes(1536), "1.5 KiB");
-        assert_eq!(super::bytes(3 << 30), "3.0 GiB");
+    fn rate_is_bytes_per_second_in_binary_units() {
+        assert_eq!(super::rate(3 << 30, 2.0), "1.50 GiB/s");
+        assert_eq!(super::rate(512, 1.0), "512 B/s");
+        // No time measured: no made-up rate.
+        assert_eq!(super::rate(512, 0.0), "-");
     }
 }

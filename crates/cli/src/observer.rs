@@ -2,18 +2,15 @@
 //! bar per blob on a terminal; plain periodic lines otherwise; retries and
 //! log lines always (on stderr).
 
+use crate::progress::PlainLines;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tender_export::export::ExportObserver;
 use tender_oci::{BlobOutcome, Digest, Observer, OciError};
-
-use crate::human;
-
-const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct CliObserver {
     enabled: bool,
@@ -33,7 +30,7 @@ struct State {
     /// Bytes of blobs finished, plus progress of blobs in flight.
     done: u64,
     in_flight: HashMap<Digest, u64>,
-    last_line: Option<Instant>,
+    lines: PlainLines,
 }
 
 impl CliObserver {
@@ -74,13 +71,9 @@ impl CliObserver {
         let total = state.done + state.in_flight.values().sum::<u64>();
         if let Some(b) = &self.bars {
             b.overall.set_position(total);
-        } else if self.enabled
-            && state
-                .last_line
-                .is_none_or(|t| t.elapsed() >= PLAIN_INTERVAL)
-        {
-            state.last_line = Some(Instant::now());
-            eprintln!("{}: {}", state.phase, human::bytes(total));
+        } else if self.enabled {
+            let State { phase, lines, .. } = state;
+            lines.print(phase, total, None);
         }
     }
 

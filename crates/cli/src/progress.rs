@@ -2,12 +2,11 @@
 //! few seconds otherwise (logs, CI, serial consoles), nothing with
 //! `--no-progress`.
 
+use indicatif::HumanBytes;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::human;
 
 const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -16,9 +15,44 @@ pub enum Progress {
     Plain {
         label: String,
         total: u64,
-        last: Instant,
+        lines: PlainLines,
     },
     Off,
+}
+
+/// The progress of a run without a terminal: a line at most every
+/// [`PLAIN_INTERVAL`], `label: done of total (pct%)`, or `label: done` when
+/// the total is not known. Used by [`Progress`] and the export observer.
+#[derive(Default)]
+pub struct PlainLines {
+    last: Option<Instant>,
+}
+
+impl PlainLines {
+    /// Lines that start one interval from now (a short run prints none).
+    pub fn after_interval() -> Self {
+        PlainLines {
+            last: Some(Instant::now()),
+        }
+    }
+
+    pub fn print(&mut self, label: &str, done: u64, total: Option<u64>) {
+        if self.last.is_some_and(|t| t.elapsed() < PLAIN_INTERVAL) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        match total {
+            Some(total) => {
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                eprintln!(
+                    "{label}: {} of {} ({pct}%)",
+                    HumanBytes(done),
+                    HumanBytes(total)
+                );
+            }
+            None => eprintln!("{label}: {}", HumanBytes(done)),
+        }
+    }
 }
 
 impl Progress {
@@ -41,7 +75,7 @@ impl Progress {
             Progress::Plain {
                 label: label.to_string(),
                 total,
-                last: Instant::now(),
+                lines: PlainLines::after_interval(),
             }
         }
     }
@@ -49,17 +83,11 @@ impl Progress {
     pub fn set(&mut self, done: u64) {
         match self {
             Progress::Bar(bar) => bar.set_position(done),
-            Progress::Plain { label, total, last } => {
-                if last.elapsed() >= PLAIN_INTERVAL {
-                    *last = Instant::now();
-                    let pct = (done * 100).checked_div(*total).unwrap_or(100);
-                    eprintln!(
-                        "{label}: {} of {} ({pct}%)",
-                        human::bytes(done),
-                        human::bytes(*total)
-                    );
-                }
-            }
+            Progress::Plain {
+                label,
+                total,
+                lines,
+            } => lines.print(label, done, Some(*total)),
             Progress::Off => {}
         }
     }

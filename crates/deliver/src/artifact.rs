@@ -44,6 +44,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use tender_format::FromIo;
 
 use flate2::{Compression, GzBuilder};
 use tender_format::Digest;
@@ -205,7 +206,7 @@ pub fn build_layer(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, DeliverError>
         header.set_mtime(0);
         header.set_uid(0);
         header.set_gid(0);
-        let io = |e| DeliverError::io("building the artifact layer at", path.clone(), e);
+        let io = |e| DeliverError::io_at("building the artifact layer at", path.clone(), e);
         match data {
             None => {
                 header.set_entry_type(tar::EntryType::Directory);
@@ -222,7 +223,7 @@ pub fn build_layer(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, DeliverError>
             }
         }
     }
-    let io = |e| DeliverError::io("finishing the artifact layer", "(memory)", e);
+    let io = |e| DeliverError::io_at("finishing the artifact layer", "(memory)", e);
     tar.into_inner().map_err(io)?.finish().map_err(io)
 }
 
@@ -295,7 +296,7 @@ pub fn publish_to_registry(
         .prefix("tender-artifact-")
         .tempdir()
         .map_err(|e| {
-            DeliverError::io("creating a temporary directory in", std::env::temp_dir(), e)
+            DeliverError::io_at("creating a temporary directory in", std::env::temp_dir(), e)
         })?;
     let store = LayoutStore::open_or_create(dir.path())?;
     for (bytes, descriptor) in [

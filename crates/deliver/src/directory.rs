@@ -17,6 +17,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use tender_format::atomic;
 
@@ -54,7 +55,7 @@ pub fn deliver_directory(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    atomic::create_dir_all(&parent).map_err(|e| DeliverError::io("creating", &parent, e))?;
+    atomic::create_dir_all(&parent).map_err(|e| DeliverError::io_at("creating", &parent, e))?;
     let new_prefix = format!(".{name}.tender-new-");
     let old_prefix = format!(".{name}.tender-old-");
     recover(&target, &parent, &new_prefix, &old_prefix)?;
@@ -76,13 +77,13 @@ pub fn deliver_directory(
             )));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(DeliverError::io("inspecting", &target, e)),
+        Err(e) => return Err(DeliverError::io_at("inspecting", &target, e)),
     }
 
     let staged = tempfile::Builder::new()
         .prefix(&new_prefix)
         .tempdir_in(&parent)
-        .map_err(|e| DeliverError::io("creating a temporary directory in", &parent, e))?;
+        .map_err(|e| DeliverError::io_at("creating a temporary directory in", &parent, e))?;
     write_tree(staged.path(), files)?;
     set_dir_mode(staged.path())?;
     let staged = staged.keep();
@@ -91,18 +92,19 @@ pub fn deliver_directory(
         let old = tempfile::Builder::new()
             .prefix(&old_prefix)
             .tempdir_in(&parent)
-            .map_err(|e| DeliverError::io("creating a temporary directory in", &parent, e))?
+            .map_err(|e| DeliverError::io_at("creating a temporary directory in", &parent, e))?
             .keep();
         // rename(2) onto an empty directory replaces it.
-        fs::rename(&target, &old).map_err(|e| DeliverError::io("moving aside", &target, e))?;
+        fs::rename(&target, &old).map_err(|e| DeliverError::io_at("moving aside", &target, e))?;
         Some(old)
     } else {
         None
     };
-    fs::rename(&staged, &target).map_err(|e| DeliverError::io("moving into place", &target, e))?;
-    atomic::sync_dir(&parent).map_err(|e| DeliverError::io("syncing", &parent, e))?;
+    fs::rename(&staged, &target)
+        .map_err(|e| DeliverError::io_at("moving into place", &target, e))?;
+    atomic::sync_dir(&parent).map_err(|e| DeliverError::io_at("syncing", &parent, e))?;
     if let Some(old) = old {
-        fs::remove_dir_all(&old).map_err(|e| DeliverError::io("removing", &old, e))?;
+        fs::remove_dir_all(&old).map_err(|e| DeliverError::io_at("removing", &old, e))?;
     }
     Ok(DirOutcome {
         path: target,
@@ -121,7 +123,7 @@ fn recover(
 ) -> Result<(), DeliverError> {
     let entries = fs::read_dir(parent)
         .and_then(|e| e.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| DeliverError::io("listing", parent, e))?;
+        .map_err(|e| DeliverError::io_at("listing", parent, e))?;
     let mut olds = Vec::new();
     for entry in entries {
         let file_name = entry.file_name().to_string_lossy().into_owned();
@@ -136,8 +138,8 @@ fn recover(
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
         if !empty && fs::symlink_metadata(target).is_err() {
-            fs::rename(&old, target).map_err(|e| DeliverError::io("restoring", target, e))?;
-            atomic::sync_dir(parent).map_err(|e| DeliverError::io("syncing", parent, e))?;
+            fs::rename(&old, target).map_err(|e| DeliverError::io_at("restoring", target, e))?;
+            atomic::sync_dir(parent).map_err(|e| DeliverError::io_at("syncing", parent, e))?;
         } else {
             remove_tree(&old)?;
         }
@@ -146,7 +148,7 @@ fn recover(
 }
 
 fn remove_tree(path: &Path) -> Result<(), DeliverError> {
-    fs::remove_dir_all(path).map_err(|e| DeliverError::io("removing", path, e))
+    fs::remove_dir_all(path).map_err(|e| DeliverError::io_at("removing", path, e))
 }
 
 fn write_tree(root: &Path, files: &[(String, Vec<u8>)]) -> Result<(), DeliverError> {
@@ -155,17 +157,17 @@ fn write_tree(root: &Path, files: &[(String, Vec<u8>)]) -> Result<(), DeliverErr
         let path = root.join(name);
         let dir = path.parent().expect("a file has a parent").to_path_buf();
         if !dirs.contains(&dir) {
-            fs::create_dir_all(&dir).map_err(|e| DeliverError::io("creating", &dir, e))?;
+            fs::create_dir_all(&dir).map_err(|e| DeliverError::io_at("creating", &dir, e))?;
             dirs.push(dir);
         }
         let mut file =
-            fs::File::create(&path).map_err(|e| DeliverError::io("creating", &path, e))?;
+            fs::File::create(&path).map_err(|e| DeliverError::io_at("creating", &path, e))?;
         file.write_all(data)
             .and_then(|()| file.sync_all())
-            .map_err(|e| DeliverError::io("writing", &path, e))?;
+            .map_err(|e| DeliverError::io_at("writing", &path, e))?;
     }
     for dir in dirs.iter().rev() {
-        atomic::sync_dir(dir).map_err(|e| DeliverError::io("syncing", dir, e))?;
+        atomic::sync_dir(dir).map_err(|e| DeliverError::io_at("syncing", dir, e))?;
     }
     Ok(())
 }
@@ -175,7 +177,7 @@ fn set_dir_mode(dir: &Path) -> Result<(), DeliverError> {
     use std::os::unix::fs::PermissionsExt;
     // tempfile creates 0700; the set is for a watcher that may be another user.
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-        .map_err(|e| DeliverError::io("setting permissions of", dir, e))
+        .map_err(|e| DeliverError::io_at("setting permissions of", dir, e))
 }
 
 #[cfg(not(unix))]
@@ -198,7 +200,7 @@ fn holds_exactly(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<bool, Delive
     }
     for (name, data) in files {
         let path = dir.join(name);
-        let on_disk = fs::read(&path).map_err(|e| DeliverError::io("reading", &path, e))?;
+        let on_disk = fs::read(&path).map_err(|e| DeliverError::io_at("reading", &path, e))?;
         if on_disk != *data {
             return Ok(false);
         }
@@ -210,7 +212,7 @@ fn holds_exactly(dir: &Path, files: &[(String, Vec<u8>)]) -> Result<bool, Delive
 fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<bool, DeliverError> {
     let entries = fs::read_dir(dir)
         .and_then(|e| e.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| DeliverError::io("listing", dir, e))?;
+        .map_err(|e| DeliverError::io_at("listing", dir, e))?;
     if entries.is_empty() && !prefix.is_empty() {
         return Ok(false);
     }
@@ -218,7 +220,7 @@ fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<bool, D
         let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
         let kind = entry
             .file_type()
-            .map_err(|e| DeliverError::io("inspecting", entry.path(), e))?;
+            .map_err(|e| DeliverError::io_at("inspecting", entry.path(), e))?;
         if kind.is_dir() {
             if !list_files(&entry.path(), &format!("{name}/"), out)? {
                 return Ok(false);

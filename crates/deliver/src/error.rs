@@ -1,7 +1,6 @@
 //! Errors of the delivery crate. See `tender_format::error` for the rules.
 
 use std::io;
-use std::path::PathBuf;
 
 /// Why a manifest set could not be handed to a cluster's GitOps agent.
 #[derive(Debug, thiserror::Error)]
@@ -17,13 +16,8 @@ pub enum DeliverError {
     /// leaves its directory, a branch git refuses).
     #[error("delivery config: {0}")]
     Config(String),
-    #[error("{context} {path}")]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
     /// An external tool (`git`, `kubectl`) could not be started.
     #[error("cannot run {program}")]
     Spawn {
@@ -51,12 +45,4 @@ pub enum DeliverError {
     },
 }
 
-impl DeliverError {
-    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        DeliverError::Io {
-            context,
-            path: path.into(),
-            source,
-        }
-    }
-}
+impl DeliverError {}

@@ -26,6 +26,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use tender_format::FromIo;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -125,7 +126,9 @@ pub fn deliver_git(
     let scratch = tempfile::Builder::new()
         .prefix("tender-git-")
         .tempdir()
-        .map_err(|e| DeliverError::io("creating a work directory in", std::env::temp_dir(), e))?;
+        .map_err(|e| {
+            DeliverError::io_at("creating a work directory in", std::env::temp_dir(), e)
+        })?;
     Git::new(scratch.path()).run(&["check-ref-format", "--branch", &config.branch])?;
     let mut last_rejection = String::new();
     for attempt in 0..PUSH_ATTEMPTS {
@@ -200,9 +203,9 @@ fn attempt_once(
     for (name, data) in files {
         let path = target.join(name);
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| DeliverError::io("creating", dir, e))?;
+            fs::create_dir_all(dir).map_err(|e| DeliverError::io_at("creating", dir, e))?;
         }
-        fs::write(&path, data).map_err(|e| DeliverError::io("writing", &path, e))?;
+        fs::write(&path, data).map_err(|e| DeliverError::io_at("writing", &path, e))?;
     }
     // The whole tree: nothing outside tender's path was touched, and a
     // pathspec naming a directory that no longer exists would fail.
@@ -220,7 +223,7 @@ fn attempt_once(
 
     let message = parent.join("message");
     fs::write(&message, commit_message(ctx))
-        .map_err(|e| DeliverError::io("writing", &message, e))?;
+        .map_err(|e| DeliverError::io_at("writing", &message, e))?;
     let site_email = format!("tender@{}", ctx.site);
     let author_name = config
         .author_name
@@ -313,7 +316,7 @@ fn redact(url: &str) -> String {
 fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, DeliverError> {
     fs::read_dir(dir)
         .and_then(|entries| entries.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| DeliverError::io("listing", dir, e))
+        .map_err(|e| DeliverError::io_at("listing", dir, e))
 }
 
 fn remove_any(path: &Path) -> Result<(), DeliverError> {
@@ -323,7 +326,7 @@ fn remove_any(path: &Path) -> Result<(), DeliverError> {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),
         Ok(_) => fs::remove_file(path),
     };
-    result.map_err(|e| DeliverError::io("removing", path, e))
+    result.map_err(|e| DeliverError::io_at("removing", path, e))
 }
 
 /// The last lines of a tool's stderr, for an error message.

@@ -25,6 +25,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use tender_format::FromIo;
 
 use crate::config::KubectlDelivery;
 use crate::error::DeliverError;
@@ -135,10 +136,12 @@ pub fn apply_manifests(config: &KubectlDelivery, yaml: &str) -> Result<String, D
         .prefix("tender-apply-")
         .suffix(".yaml")
         .tempfile()
-        .map_err(|e| DeliverError::io("creating a temporary file in", std::env::temp_dir(), e))?;
+        .map_err(|e| {
+            DeliverError::io_at("creating a temporary file in", std::env::temp_dir(), e)
+        })?;
     file.write_all(yaml.as_bytes())
         .and_then(|()| file.flush())
-        .map_err(|e| DeliverError::io("writing", file.path(), e))?;
+        .map_err(|e| DeliverError::io_at("writing", file.path(), e))?;
     apply_command(config, file.path()).run()
 }
 

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+use tender_format::FromIo;
 
 use tender_format::{Digest, Hasher};
 use zstd::stream::raw::{DParameter, Decoder};
@@ -40,13 +41,10 @@ pub const DEFAULT_WINDOW_LIMIT: u64 = 1 << 30;
 
 /// Reads a patch entry's header (to learn its source before applying).
 pub fn read_header(patch: &Path) -> Result<PatchHeader, DeltaError> {
-    let mut file = File::open(patch).map_err(DeltaError::io("opening patch"))?;
+    let mut file = File::open(patch).map_err(DeltaError::io_with("opening patch"))?;
     match PatchHeader::read(&mut file) {
         Ok((header, _)) => Ok(header),
-        Err(PatchFormatError::Io(e)) => Err(DeltaError::Io {
-            context: "reading patch",
-            source: e,
-        }),
+        Err(PatchFormatError::Io(e)) => Err(DeltaError::io("reading patch", e)),
         Err(PatchFormatError::Invalid(reason)) => Err(DeltaError::Corrupt {
             target: Digest::of(b""),
             reason,
@@ -65,17 +63,14 @@ pub fn apply(
     limits: ApplyLimits,
 ) -> Result<(Digest, u64), DeltaError> {
     let corrupt = |reason: String| DeltaError::Corrupt { target, reason };
-    let mut file = File::open(patch).map_err(DeltaError::io("opening patch"))?;
+    let mut file = File::open(patch).map_err(DeltaError::io_with("opening patch"))?;
     let entry_size = file
         .metadata()
-        .map_err(DeltaError::io("reading patch"))?
+        .map_err(DeltaError::io_with("reading patch"))?
         .len();
     let (header, header_len) = PatchHeader::read(&mut file).map_err(|e| match e {
         PatchFormatError::Invalid(reason) => corrupt(reason),
-        PatchFormatError::Io(e) => DeltaError::Io {
-            context: "reading patch",
-            source: e,
-        },
+        PatchFormatError::Io(e) => DeltaError::io("reading patch", e),
     })?;
     if header.target.digest != target {
         return Err(corrupt(format!(
@@ -117,10 +112,10 @@ pub fn apply(
         .map_err(|e| corrupt(format!("corrections: {e}")))?;
 
     let mut decoder = Decoder::with_ref_prefix(&reference)
-        .map_err(DeltaError::io("starting the diff decoder"))?;
+        .map_err(DeltaError::io_with("starting the diff decoder"))?;
     decoder
         .set_parameter(DParameter::WindowLogMax(header.window_log))
-        .map_err(DeltaError::io("starting the diff decoder"))?;
+        .map_err(DeltaError::io_with("starting the diff decoder"))?;
     let diff = BufReader::with_capacity(1 << 20, (&mut file).take(header.diff_size));
     let mut plain = LengthChecked {
         inner: zio::Reader::new(diff, decoder),
@@ -165,10 +160,7 @@ pub fn apply(
     };
     if let Err(reason) = rebuilt {
         if let Some(e) = hashing.take_write_error() {
-            return Err(DeltaError::Io {
-                context: "writing the rebuilt blob",
-                source: e,
-            });
+            return Err(DeltaError::io("writing the rebuilt blob", e));
         }
         return Err(corrupt(reason));
     }

@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use tender_format::FromIo;
 
 use tempfile::TempPath;
 use tender_format::Digest;
@@ -100,11 +101,11 @@ fn plain_level_patch(
 ) -> Result<Attempt, DeltaError> {
     let (source_path, source_ref) = source;
     let (target_path, target_ref) = target;
-    let open = |path: &Path| File::open(path).map_err(DeltaError::io("opening a blob"));
+    let open = |path: &Path| File::open(path).map_err(DeltaError::io_with("opening a blob"));
     let source_compression =
-        Compression::of_file(source_path).map_err(DeltaError::io("reading a blob"))?;
+        Compression::of_file(source_path).map_err(DeltaError::io_with("reading a blob"))?;
     let target_compression =
-        Compression::of_file(target_path).map_err(DeltaError::io("reading a blob"))?;
+        Compression::of_file(target_path).map_err(DeltaError::io_with("reading a blob"))?;
     let whole = |reason: String| Ok(Attempt::Done(PatchOutcome::Whole(reason)));
     let target_plain_size = match plain_size(open(target_path)?, target_compression) {
         Ok(n) => n,
@@ -142,7 +143,7 @@ fn plain_level_patch(
         diff_size: 0,
     };
     let plain = decoder(open(target_path)?, target_compression)
-        .map_err(DeltaError::io("reading a blob"))?;
+        .map_err(DeltaError::io_with("reading a blob"))?;
     let outcome = prove::write_and_prove(
         header,
         &corrections,
@@ -169,14 +170,14 @@ fn compressed_level_patch(
 ) -> Result<PatchOutcome, DeltaError> {
     let (source_path, source_ref) = source;
     let (target_path, target_ref) = target;
-    let open = |path: &Path| File::open(path).map_err(DeltaError::io("opening a blob"));
+    let open = |path: &Path| File::open(path).map_err(DeltaError::io_with("opening a blob"));
     let Some(reference) = plain_bytes(
         open(source_path)?,
         Compression::None,
         options.window_limit,
         Some(source_ref.size),
     )
-    .map_err(DeltaError::io("reading a blob"))?
+    .map_err(DeltaError::io_with("reading a blob"))?
     else {
         return Ok(PatchOutcome::Whole(format!(
             "base layer {} is over the {}-byte window limit",
@@ -251,6 +252,7 @@ mod tests {
     use crate::pgzip_recipe::{self, Found};
     use crate::zstd_recipe;
     use std::io::Write;
+    use tender_format::Verdict;
     use zstd::stream::raw::{CParameter, Encoder};
     use zstd::stream::zio;
 

@@ -4,18 +4,12 @@
 //! the user's terms; I/O errors carry what was being done; anything wrong
 //! with a patch's own bytes is `Corrupt` (the bundle is at fault, exit 3).
 
-use std::io;
-
 use tender_format::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeltaError {
-    #[error("{context}")]
-    Io {
-        context: &'static str,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
     /// The patch's bytes break the patch format (§8.3 of the bundle spec).
     #[error("patch for {target} is corrupt: {reason}")]
     Corrupt { target: Digest, reason: String },
@@ -42,13 +36,10 @@ pub enum DeltaError {
     },
 }
 
-impl DeltaError {
-    pub(crate) fn io(context: &'static str) -> impl FnOnce(io::Error) -> DeltaError {
-        move |source| DeltaError::Io { context, source }
-    }
-
-    /// Whether the bundle (the patch) is at fault rather than this machine.
-    pub fn is_rejection(&self) -> bool {
+/// The bundle (the patch) is at fault when its bytes break the format or
+/// rebuild something else than the manifest names.
+impl tender_format::Verdict for DeltaError {
+    fn is_rejection(&self) -> bool {
         matches!(
             self,
             DeltaError::Corrupt { .. } | DeltaError::Mismatch { .. } | DeltaError::Source { .. }
@@ -59,11 +50,13 @@ impl DeltaError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use tender_format::FromIo;
 
     #[test]
     fn no_variant_repeats_its_cause() {
         use tender_format::error::{chain_message, repeated_cause};
-        let e = DeltaError::io("reading the source blob")(io::Error::new(
+        let e = DeltaError::io_with("reading the source blob")(io::Error::new(
             io::ErrorKind::PermissionDenied,
             "permission denied",
         ));

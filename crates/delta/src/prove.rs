@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
+use tender_format::FromIo;
+use tender_format::Verdict;
 
 use tempfile::NamedTempFile;
 use tender_format::Hasher;
@@ -62,10 +64,10 @@ pub(crate) fn write_and_prove(
     }
 
     // The diff of the plain texts, into a temporary file.
-    let diff_file =
-        NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
+    let diff_file = NamedTempFile::new_in(work_dir)
+        .map_err(DeltaError::io_with("creating a temporary file"))?;
     let mut encoder = Encoder::with_ref_prefix(level, &reference)
-        .map_err(DeltaError::io("starting the diff encoder"))?;
+        .map_err(DeltaError::io_with("starting the diff encoder"))?;
     for parameter in [
         CParameter::WindowLog(header.window_log),
         CParameter::EnableLongDistanceMatching(true),
@@ -77,33 +79,34 @@ pub(crate) fn write_and_prove(
     {
         encoder
             .set_parameter(parameter)
-            .map_err(DeltaError::io("starting the diff encoder"))?;
+            .map_err(DeltaError::io_with("starting the diff encoder"))?;
     }
     encoder
         .set_pledged_src_size(Some(header.target_plain_size))
-        .map_err(DeltaError::io("starting the diff encoder"))?;
+        .map_err(DeltaError::io_with("starting the diff encoder"))?;
     let mut diff = zio::Writer::new(
         BufWriter::with_capacity(1 << 20, diff_file.as_file()),
         encoder,
     );
-    io::copy(&mut plain, &mut diff).map_err(DeltaError::io("writing the diff"))?;
-    diff.finish().map_err(DeltaError::io("writing the diff"))?;
+    io::copy(&mut plain, &mut diff).map_err(DeltaError::io_with("writing the diff"))?;
+    diff.finish()
+        .map_err(DeltaError::io_with("writing the diff"))?;
     let (mut buffered, _) = diff.into_inner();
     buffered
         .flush()
-        .map_err(DeltaError::io("writing the diff"))?;
+        .map_err(DeltaError::io_with("writing the diff"))?;
     drop(buffered);
     drop(reference);
     header.corrections_size = corrections.len() as u64;
     header.diff_size = diff_file
         .as_file()
         .metadata()
-        .map_err(DeltaError::io("writing the diff"))?
+        .map_err(DeltaError::io_with("writing the diff"))?
         .len();
 
     // The patch entry: header, corrections, diff.
-    let patch_file =
-        NamedTempFile::new_in(work_dir).map_err(DeltaError::io("creating a temporary file"))?;
+    let patch_file = NamedTempFile::new_in(work_dir)
+        .map_err(DeltaError::io_with("creating a temporary file"))?;
     let mut hasher = Hasher::new();
     {
         let mut out = BufWriter::with_capacity(1 << 20, patch_file.as_file());
@@ -111,21 +114,22 @@ pub(crate) fn write_and_prove(
             hasher.update(bytes);
             out.write_all(bytes)
         };
-        put(&header.encode()).map_err(DeltaError::io("writing the patch"))?;
-        put(corrections).map_err(DeltaError::io("writing the patch"))?;
+        put(&header.encode()).map_err(DeltaError::io_with("writing the patch"))?;
+        put(corrections).map_err(DeltaError::io_with("writing the patch"))?;
         let mut diff_in =
-            File::open(diff_file.path()).map_err(DeltaError::io("reading the diff"))?;
+            File::open(diff_file.path()).map_err(DeltaError::io_with("reading the diff"))?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = diff_in
                 .read(&mut buf)
-                .map_err(DeltaError::io("reading the diff"))?;
+                .map_err(DeltaError::io_with("reading the diff"))?;
             if n == 0 {
                 break;
             }
-            put(&buf[..n]).map_err(DeltaError::io("writing the patch"))?;
+            put(&buf[..n]).map_err(DeltaError::io_with("writing the patch"))?;
         }
-        out.flush().map_err(DeltaError::io("writing the patch"))?;
+        out.flush()
+            .map_err(DeltaError::io_with("writing the patch"))?;
     }
     drop(diff_file);
     let (digest, size) = hasher.finish();

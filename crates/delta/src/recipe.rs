@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use tender_format::FromIo;
 
 use crate::compression::{Compression, decoder};
 use crate::encode::PatchOptions;
@@ -24,7 +25,7 @@ pub(crate) fn find(
     target_plain_size: u64,
     options: &PatchOptions,
 ) -> Result<Result<(Rebuild, Vec<u8>), String>, DeltaError> {
-    let open = |path: &Path| File::open(path).map_err(DeltaError::io("opening a blob"));
+    let open = |path: &Path| File::open(path).map_err(DeltaError::io_with("opening a blob"));
     let mut corrections = Vec::new();
     let mut rebuild = Rebuild::Identity;
     match target_compression {
@@ -34,7 +35,7 @@ pub(crate) fn find(
         }
         Compression::Gzip => {
             let pgzip = pgzip_recipe::find(target_path, target_plain_size)
-                .map_err(DeltaError::io("reading a blob"))?;
+                .map_err(DeltaError::io_with("reading a blob"))?;
             match pgzip {
                 Found::Exact(recipe) => rebuild = Rebuild::Pgzip(recipe),
                 Found::NotPgzip | Found::Unmodelled(_) => {
@@ -59,7 +60,7 @@ pub(crate) fn find(
             // klauspost/compress first: its frames are tried by their
             // window, and a probe of the first MiB rules it out.
             let kzstd = kzstd_recipe::find(target_path, target_plain_size)
-                .map_err(DeltaError::io("reading a blob"))?;
+                .map_err(DeltaError::io_with("reading a blob"))?;
             let kzstd_reason = match kzstd {
                 kzstd_recipe::Found::Exact(recipe, layout) => {
                     return Ok(Ok((Rebuild::Kzstd(recipe), layout)));
@@ -75,7 +76,7 @@ pub(crate) fn find(
             let mut reopen =
                 || -> io::Result<Box<dyn Read>> { Ok(Box::new(File::open(target_path)?)) };
             match zstd_recipe::find(&mut reopen, target_plain_size)
-                .map_err(DeltaError::io("reading a blob"))?
+                .map_err(DeltaError::io_with("reading a blob"))?
             {
                 Some(recipe) => rebuild = Rebuild::Zstd(recipe),
                 None => return Ok(Err(zstd_reason(target_path, &kzstd_reason, true)?)),
@@ -89,7 +90,7 @@ pub(crate) fn find(
 /// the klauspost search found, and whether libzstd's levels were tried
 /// (only for a blob of one frame, which is all a libzstd recipe makes).
 fn zstd_reason(path: &Path, kzstd: &str, libzstd_tried: bool) -> Result<String, DeltaError> {
-    let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
+    let file = File::open(path).map_err(DeltaError::io_with("opening a blob"))?;
     let shape = match zstd_frames::survey(file) {
         Ok(survey) => survey.describe(),
         Err(e) => e.to_string(),
@@ -122,11 +123,11 @@ fn gzip_recipe(
         .into_iter()
         .chain(fits_whole.then_some(whole))
     {
-        let file = File::open(path).map_err(DeltaError::io("opening a blob"))?;
+        let file = File::open(path).map_err(DeltaError::io_with("opening a blob"))?;
         match gzip::analyze(file, chunking, |_| Ok(())) {
             Ok(analysis) => return Ok(Ok(analysis)),
             Err(AnalyzeError::Unsupported(why)) => reason = why,
-            Err(AnalyzeError::Io(e)) => return Err(DeltaError::io("reading a blob")(e)),
+            Err(AnalyzeError::Io(e)) => return Err(DeltaError::io_with("reading a blob")(e)),
         }
     }
     Ok(Err(reason))
@@ -139,12 +140,13 @@ fn gzip_recipe(
 /// once and names the levels to try; each try stops at the first byte that
 /// differs, which for another encoder is within its first block.
 fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
-    let open = || File::open(path).map_err(DeltaError::io("opening a blob"));
+    let open = || File::open(path).map_err(DeltaError::io_with("opening a blob"));
     let mut head = [0u8; 10];
     if open()?.read_exact(&mut head).is_err() {
         return Ok(None);
     }
-    let plain = || decoder(open()?, Compression::Gzip).map_err(DeltaError::io("reading a blob"));
+    let plain =
+        || decoder(open()?, Compression::Gzip).map_err(DeltaError::io_with("reading a blob"));
     for &level in go_flate::candidate_levels(&head) {
         // The first 256 KiB first: pgzip and klauspost's gzip write Go's header
         // too, and the whole layer at seven levels would cost seconds.
@@ -158,7 +160,7 @@ fn go_gzip_level(path: &Path) -> Result<Option<u8>, DeltaError> {
         if go_flate::go_gzip(level, &mut plain()?, &mut compare).is_ok()
             && compare
                 .matched_to_end()
-                .map_err(DeltaError::io("reading a blob"))?
+                .map_err(DeltaError::io_with("reading a blob"))?
         {
             return Ok(Some(level));
         }

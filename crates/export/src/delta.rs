@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
+use tender_format::FromIo;
 
 use serde::Serialize;
 use tender_delta::{Choice, Layer, Listings, Patch, PatchOptions, PatchOutcome, Place};
@@ -252,13 +253,13 @@ fn describe(choice: &Choice) -> String {
 fn list_blobs(layout: &Path) -> Result<BTreeMap<Digest, u64>, ExportError> {
     let dir = layout.join("blobs/sha256");
     let mut out = BTreeMap::new();
-    for item in fs::read_dir(&dir).map_err(|e| ExportError::io("listing", &dir, e))? {
-        let item = item.map_err(|e| ExportError::io("listing", &dir, e))?;
+    for item in fs::read_dir(&dir).map_err(|e| ExportError::io_at("listing", &dir, e))? {
+        let item = item.map_err(|e| ExportError::io_at("listing", &dir, e))?;
         let name = format!("blobs/sha256/{}", item.file_name().to_string_lossy());
         if let Ok(EntryPath::Blob(digest)) = EntryPath::parse(&name) {
             let size = item
                 .metadata()
-                .map_err(|e| ExportError::io("reading", item.path(), e))?
+                .map_err(|e| ExportError::io_at("reading", item.path(), e))?
                 .len();
             out.insert(digest, size);
         }

@@ -1,17 +1,11 @@
 //! Errors of the export crate. See `tender_format::error` for the rules.
 
-use std::io;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{context} {path}")]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
     #[error("{path} is not a usable OCI image layout: {reason}")]
     BadLayout { path: PathBuf, reason: String },
     #[error("fleet spec {path}: {reason}")]
@@ -84,19 +78,13 @@ pub enum ExportError {
     Base { base: String, reason: String },
 }
 
-impl ExportError {
-    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        ExportError::Io {
-            context,
-            path: path.into(),
-            source,
-        }
-    }
-}
+impl ExportError {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use tender_format::FromIo;
 
     #[test]
     fn several_images_are_all_named_each_with_its_reason() {
@@ -108,10 +96,10 @@ mod tests {
         let e = ExportError::Images(vec![
             image("a/x:1", "manifest a/x:1: not found (HTTP 404)"),
             image("b/y:1", "manifest b/y:1: not found (HTTP 404)"),
-            ExportError::Oci(tender_oci::OciError::Io {
-                context: "writing".into(),
-                source: io::Error::other("disk full"),
-            }),
+            ExportError::Oci(tender_oci::OciError::io(
+                "writing",
+                io::Error::other("disk full"),
+            )),
         ]);
         assert_eq!(
             e.to_string(),
@@ -119,7 +107,7 @@ mod tests {
              a/x:1: not found (HTTP 404); image b/y:1 (used by c1 (extra image)): manifest \
              b/y:1: not found (HTTP 404); writing: disk full"
         );
-        let io = ExportError::io("reading", "/f", io::Error::other("gone"));
+        let io = ExportError::io_at("reading", "/f", io::Error::other("gone"));
         assert_eq!(tender_format::error::repeated_cause(&io), None);
     }
 }

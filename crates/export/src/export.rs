@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use tender_format::FromIo;
 
 use serde::Serialize;
 use tender_format::error::chain_message;
@@ -334,11 +335,11 @@ pub fn export(
         }
         BundleOutput::Stdout => std::env::temp_dir(),
     };
-    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io("creating", &out_dir, e))?;
+    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io_at("creating", &out_dir, e))?;
     let staging_dir = tempfile::Builder::new()
         .prefix(".tender-staging-")
         .tempdir_in(&out_dir)
-        .map_err(|e| ExportError::io("creating staging in", &out_dir, e))?;
+        .map_err(|e| ExportError::io_at("creating staging in", &out_dir, e))?;
     // Scratch: the bundle is the durable copy (fsynced as a whole), and an
     // fsync per staged blob held each download up on the disk, a fifth of
     // the export's time. What keeps staged blobs (the hub store's links)
@@ -460,14 +461,16 @@ pub fn export(
                 });
             }
             (BundleOutput::File { path, split_above }, true) => {
-                atomic::create_dir_all(path).map_err(|e| ExportError::io("creating", path, e))?;
+                atomic::create_dir_all(path)
+                    .map_err(|e| ExportError::io_at("creating", path, e))?;
                 BundleOutput::File {
                     path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
                     split_above: *split_above,
                 }
             }
             (BundleOutput::Volumes { path, size }, true) => {
-                atomic::create_dir_all(path).map_err(|e| ExportError::io("creating", path, e))?;
+                atomic::create_dir_all(path)
+                    .map_err(|e| ExportError::io_at("creating", path, e))?;
                 BundleOutput::Volumes {
                     path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
                     size: *size,
@@ -505,10 +508,15 @@ pub fn export(
                     base.bundle.manifest.bundle_id
                 ));
                 downloads.arrivals().wait_all().map_err(|e| {
-                    blame(ExportError::io("downloading into", staging_dir.path(), e))
+                    blame(ExportError::io_at(
+                        "downloading into",
+                        staging_dir.path(),
+                        e,
+                    ))
                 })?;
                 let work = staging_dir.path().join("patches");
-                atomic::create_dir_all(&work).map_err(|e| ExportError::io("creating", &work, e))?;
+                atomic::create_dir_all(&work)
+                    .map_err(|e| ExportError::io_at("creating", &work, e))?;
                 let log = |line: &str| observer.log(line);
                 let plan =
                     delta::plan(staging_dir.path(), &hub, base, &work, &options.patch, &log)?;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::Deserialize;
 use tender_format::manifest::is_token;
@@ -338,7 +339,7 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str) -> String {
 
 impl Fleet {
     pub fn load(path: &Path) -> Result<Self, ExportError> {
-        let text = fs::read_to_string(path).map_err(|e| ExportError::io("reading", path, e))?;
+        let text = fs::read_to_string(path).map_err(|e| ExportError::io_at("reading", path, e))?;
         let bad = |reason: String| ExportError::Fleet {
             path: path.to_path_buf(),
             reason,

@@ -5,6 +5,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::atomic;
@@ -48,7 +49,7 @@ impl HubState {
     }
 
     pub fn open(dir: &Path) -> Result<Self, ExportError> {
-        let io = |e| ExportError::io("opening hub state", dir, e);
+        let io = |e| ExportError::io_at("opening hub state", dir, e);
         atomic::create_dir_all(&dir.join("sequences")).map_err(io)?;
         let lock = OpenOptions::new()
             .create(true)
@@ -67,13 +68,15 @@ impl HubState {
     pub fn last_sequence(&self, channel: &str) -> Result<u64, ExportError> {
         let path = self.dir.join("sequences").join(channel);
         match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map_err(|_| ExportError::Io {
-                context: "reading hub state",
-                path: path.clone(),
-                source: std::io::Error::other("not a sequence number"),
+            Ok(text) => text.trim().parse().map_err(|_| {
+                ExportError::io_at(
+                    "reading hub state",
+                    &path,
+                    std::io::Error::other("not a sequence number"),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(ExportError::io("reading hub state", path, e)),
+            Err(e) => Err(ExportError::io_at("reading hub state", path, e)),
         }
     }
 
@@ -95,7 +98,7 @@ impl HubState {
     /// Records a finished export: the log line first, then the sequence.
     pub fn record(&self, record: &ExportRecord) -> Result<(), ExportError> {
         let log = self.dir.join("exports.jsonl");
-        let io = |e| ExportError::io("writing hub state", &log, e);
+        let io = |e| ExportError::io_at("writing hub state", &log, e);
         let mut line = serde_json::to_string(record).expect("records serialize");
         line.push('\n');
         let mut f = OpenOptions::new()
@@ -107,7 +110,7 @@ impl HubState {
         f.sync_all().map_err(io)?;
         let seq = self.dir.join("sequences").join(&record.channel);
         atomic::write(&seq, format!("{}\n", record.sequence).as_bytes())
-            .map_err(|e| ExportError::io("writing hub state", &seq, e))
+            .map_err(|e| ExportError::io_at("writing hub state", &seq, e))
     }
 
     pub fn dir(&self) -> &Path {

@@ -24,6 +24,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 
@@ -104,7 +105,8 @@ impl HubStore {
     /// the blobs the last export linked.
     pub fn open(state_dir: &Path) -> Result<Self, ExportError> {
         let bundles = state_dir.join("bundles");
-        atomic::create_dir_all(&bundles).map_err(|e| ExportError::io("creating", &bundles, e))?;
+        atomic::create_dir_all(&bundles)
+            .map_err(|e| ExportError::io_at("creating", &bundles, e))?;
         let mut store = HubStore {
             blobs: LayoutStore::open_or_create(state_dir.join("store"))?,
             bundles,
@@ -140,7 +142,7 @@ impl HubStore {
             let intact = if same_boot {
                 File::open(&blob)
                     .and_then(|f| f.sync_all())
-                    .map_err(|e| ExportError::io("syncing", &blob, e))?;
+                    .map_err(|e| ExportError::io_at("syncing", &blob, e))?;
                 settled.synced += 1;
                 true
             } else {
@@ -153,12 +155,12 @@ impl HubStore {
             };
             if !intact {
                 fs::remove_file(&blob)
-                    .map_err(|e| ExportError::io("removing damaged", &blob, e))?;
+                    .map_err(|e| ExportError::io_at("removing damaged", &blob, e))?;
                 settled.removed += 1;
             }
         }
         let dir = self.blobs.root().join("blobs/sha256");
-        atomic::sync_dir(&dir).map_err(|e| ExportError::io("syncing", &dir, e))?;
+        atomic::sync_dir(&dir).map_err(|e| ExportError::io_at("syncing", &dir, e))?;
         remove_durably(&path)?;
         Ok(settled)
     }
@@ -171,7 +173,7 @@ impl HubStore {
         match fs::read(&path) {
             Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ExportError::io("reading", &path, e)),
+            Err(e) => Err(ExportError::io_at("reading", &path, e)),
         }
     }
 
@@ -190,8 +192,8 @@ impl HubStore {
         let staged = LayoutStore::open(layout)?;
         let dir = layout.join("blobs/sha256");
         let mut new = Vec::new();
-        for item in fs::read_dir(&dir).map_err(|e| ExportError::io("listing", &dir, e))? {
-            let item = item.map_err(|e| ExportError::io("listing", &dir, e))?;
+        for item in fs::read_dir(&dir).map_err(|e| ExportError::io_at("listing", &dir, e))? {
+            let item = item.map_err(|e| ExportError::io_at("listing", &dir, e))?;
             let Ok(digest) = Digest::from_hex(&item.file_name().to_string_lossy()) else {
                 continue; // temporary files
             };
@@ -213,13 +215,13 @@ impl HubStore {
             };
             let bytes = serde_json::to_vec(&unsynced).expect("plain data serialises");
             let path = self.unsynced_path();
-            atomic::write(&path, &bytes).map_err(|e| ExportError::io("writing", &path, e))?;
+            atomic::write(&path, &bytes).map_err(|e| ExportError::io_at("writing", &path, e))?;
         }
         for digest in new {
             self.keep_blob(&staged.blob_path(&digest), digest)?;
         }
         let index = fs::read(layout.join(OCI_INDEX_FILE))
-            .map_err(|e| ExportError::io("reading", layout.join(OCI_INDEX_FILE), e))?;
+            .map_err(|e| ExportError::io_at("reading", layout.join(OCI_INDEX_FILE), e))?;
         self.keep_bundle(manifest_bytes, manifest_digest, &index)
     }
 
@@ -230,9 +232,9 @@ impl HubStore {
         let tmp = to.with_extension("linking");
         let _ = fs::remove_file(&tmp);
         if fs::hard_link(from, &tmp).is_ok() {
-            return fs::rename(&tmp, &to).map_err(|e| ExportError::io("keeping", &to, e));
+            return fs::rename(&tmp, &to).map_err(|e| ExportError::io_at("keeping", &to, e));
         }
-        let file = File::open(from).map_err(|e| ExportError::io("reading", from, e))?;
+        let file = File::open(from).map_err(|e| ExportError::io_at("reading", from, e))?;
         self.blobs.write_blob_from(file, &digest, None)?;
         Ok(())
     }
@@ -244,7 +246,7 @@ impl HubStore {
         index: &[u8],
     ) -> Result<(), ExportError> {
         let dir = self.bundles.join(manifest_digest.hex());
-        let io = |e| ExportError::io("recording bundle in", &dir, e);
+        let io = |e| ExportError::io_at("recording bundle in", &dir, e);
         atomic::create_dir_all(&dir).map_err(io)?;
         atomic::write(&dir.join(OCI_INDEX_FILE), index).map_err(io)?;
         // The manifest last: a bundle directory with a manifest is complete.
@@ -257,11 +259,11 @@ impl HubStore {
         let manifest_bytes = match fs::read(dir.join("manifest.json")) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(ExportError::io("reading", dir.join("manifest.json"), e)),
+            Err(e) => return Err(ExportError::io_at("reading", dir.join("manifest.json"), e)),
         };
         let manifest = BundleManifest::from_canonical_bytes(&manifest_bytes)?;
         let index = fs::read(dir.join(OCI_INDEX_FILE))
-            .map_err(|e| ExportError::io("reading", dir.join(OCI_INDEX_FILE), e))?;
+            .map_err(|e| ExportError::io_at("reading", dir.join(OCI_INDEX_FILE), e))?;
         Ok(Some(StoredBundle {
             manifest,
             manifest_digest: *manifest_digest,
@@ -272,10 +274,10 @@ impl HubStore {
     /// Every bundle the hub recorded.
     pub fn bundles(&self) -> Result<Vec<StoredBundle>, ExportError> {
         let listing = fs::read_dir(&self.bundles)
-            .map_err(|e| ExportError::io("listing", &self.bundles, e))?;
+            .map_err(|e| ExportError::io_at("listing", &self.bundles, e))?;
         let mut out = Vec::new();
         for item in listing {
-            let item = item.map_err(|e| ExportError::io("listing", &self.bundles, e))?;
+            let item = item.map_err(|e| ExportError::io_at("listing", &self.bundles, e))?;
             let Ok(digest) = Digest::from_hex(&item.file_name().to_string_lossy()) else {
                 continue;
             };
@@ -351,10 +353,10 @@ fn remove_durably(path: &Path) -> Result<(), ExportError> {
     match fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(ExportError::io("removing", path, e)),
+        Err(e) => return Err(ExportError::io_at("removing", path, e)),
     }
     let dir = path.parent().expect("a file in the store");
-    atomic::sync_dir(dir).map_err(|e| ExportError::io("syncing", dir, e))
+    atomic::sync_dir(dir).map_err(|e| ExportError::io_at("syncing", dir, e))
 }
 
 struct BlobSink {

@@ -17,6 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
+use tender_format::FromIo;
 
 use tender_format::layout::{BLOBS_DIR, EntryPath, OCI_INDEX_FILE, OCI_LAYOUT_FILE};
 use tender_format::manifest::{
@@ -293,7 +294,7 @@ fn seal_manifest(
                 write_bundle(w, &manifest_bytes, &slot, &mut open, &mut progress)
                     .map_err(io::Error::other)
             })
-            .map_err(|e| ExportError::io("writing bundle", path, e))?;
+            .map_err(|e| ExportError::io_at("writing bundle", path, e))?;
             (path.clone(), bytes, None)
         }
         BundleOutput::Volumes { path, size } => {
@@ -303,7 +304,7 @@ fn seal_manifest(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "bundle.tender".into());
             let mut writer = VolumeWriter::new(dir, &base, *size)
-                .map_err(|e| ExportError::io("writing volumes", dir, e))?;
+                .map_err(|e| ExportError::io_at("writing volumes", dir, e))?;
             let written = {
                 let mut buffered = io::BufWriter::with_capacity(1 << 20, &mut writer);
                 let r = write_bundle(&mut buffered, &manifest_bytes, &slot, &mut open, progress);
@@ -323,7 +324,7 @@ fn seal_manifest(
             };
             let index = writer
                 .finish(&manifest.bundle_id, manifest_digest)
-                .map_err(|e| ExportError::io("writing volumes", dir, e))?;
+                .map_err(|e| ExportError::io_at("writing volumes", dir, e))?;
             (dir.join(index_name(&base)), bytes, Some(index))
         }
         BundleOutput::Stdout => {
@@ -331,7 +332,7 @@ fn seal_manifest(
             let mut w = io::BufWriter::with_capacity(1 << 20, stdout.lock());
             let bytes = write_bundle(&mut w, &manifest_bytes, &slot, &mut open, progress)?;
             w.flush()
-                .map_err(|e| ExportError::io("writing bundle", "-", e))?;
+                .map_err(|e| ExportError::io_at("writing bundle", "-", e))?;
             (PathBuf::from("-"), bytes, None)
         }
     };
@@ -443,9 +444,9 @@ fn manifest_with(
     let mut blobs: BTreeMap<Digest, u64> = pending.iter().copied().collect();
     let blobs_dir = layout.join(BLOBS_DIR);
     let listing =
-        fs::read_dir(&blobs_dir).map_err(|e| ExportError::io("listing", &blobs_dir, e))?;
+        fs::read_dir(&blobs_dir).map_err(|e| ExportError::io_at("listing", &blobs_dir, e))?;
     for item in listing {
-        let item = item.map_err(|e| ExportError::io("listing", &blobs_dir, e))?;
+        let item = item.map_err(|e| ExportError::io_at("listing", &blobs_dir, e))?;
         let name = item.file_name().to_string_lossy().into_owned();
         if name.starts_with(".tmp") {
             // A download's temporary file: still arriving (and maybe gone
@@ -454,7 +455,7 @@ fn manifest_with(
         }
         let metadata = item
             .metadata()
-            .map_err(|e| ExportError::io("listing", item.path(), e))?;
+            .map_err(|e| ExportError::io_at("listing", item.path(), e))?;
         if !metadata.is_file() {
             return Err(bad(format!("{BLOBS_DIR}{name} is not a regular file")));
         }
@@ -505,7 +506,7 @@ fn hash_files(root: &Path, paths: &[String]) -> Result<Vec<Entry>, ExportError> 
                 digest,
                 encoding: Encoding::Identity,
             })
-            .map_err(|e| ExportError::io("hashing", path, e))
+            .map_err(|e| ExportError::io_at("hashing", path, e))
     })
     .into_iter()
     .collect()

@@ -15,6 +15,8 @@
 
 use std::io;
 
+use crate::FromIo;
+
 use crate::digest::Digest;
 use crate::manifest::ManifestError;
 use crate::signatures::SlotError;
@@ -81,12 +83,8 @@ pub enum Rejection {
 pub enum Error {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("{context}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::IoError),
     /// A sink (where verified bytes go) failed; its message says why.
     #[error("{context}")]
     Sink {
@@ -96,16 +94,23 @@ pub enum Error {
     },
 }
 
-impl Error {
-    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
-    }
+/// Whose fault an error is (rule 2): the input's (a rejection, exit code 3)
+/// or this machine's. Every error type that can carry a rejection says so
+/// through this one trait, and the CLI asks it once per error in a chain.
+pub trait Verdict {
+    /// Whether the input (bundle, patch, receipt), not the machine, is at fault.
+    fn is_rejection(&self) -> bool;
+}
 
-    pub fn is_rejection(&self) -> bool {
+impl Verdict for Error {
+    fn is_rejection(&self) -> bool {
         matches!(self, Error::Rejected(_))
+    }
+}
+
+impl Verdict for Rejection {
+    fn is_rejection(&self) -> bool {
+        true
     }
 }
 

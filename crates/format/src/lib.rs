@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod canonical;
 pub mod digest;
 pub mod error;
+pub mod io_error;
 pub mod layout;
 pub mod manifest;
 pub mod parallel;
@@ -22,7 +23,8 @@ pub mod volumes;
 pub mod writer;
 
 pub use digest::{Digest, Hasher};
-pub use error::{Error, Rejection};
+pub use error::{Error, Rejection, Verdict};
+pub use io_error::{FromIo, IoError};
 pub use manifest::{
     Base, BaseBlob, BundleKind, BundleManifest, Carried, Encoding, Entry, ImageRef, PatchSource,
     Release, Targets, WholeBlob,

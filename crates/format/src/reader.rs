@@ -8,6 +8,7 @@
 //! entries, so two blobs are hashed at once on two cores. Memory stays at
 //! [`POOL_BUFFERS`] × [`CHUNK`] whatever the bundle size.
 
+use crate::FromIo;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -102,8 +103,7 @@ impl AnyBundleReader {
     /// Opens a bundle file. Entries are then read with positional reads by
     /// the hashing threads themselves (see `positional`).
     pub fn open_file(path: &Path) -> Result<Self, Error> {
-        let file =
-            File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let file = File::open(path).map_err(|e| Error::io_at("opening", path, e))?;
         Self::open_positional(Arc::new(file))
     }
 

@@ -677,31 +677,22 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// The filesystem type of the mount holding `path` (from
-/// /proc/self/mountinfo), e.g. `vfat`, `ext4`.
-pub fn filesystem_type(path: &Path) -> Option<String> {
-    let path = fs::canonicalize(path).ok()?;
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut best: Option<(usize, String)> = None;
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let mount_point = fields.get(4)?.replace("\\040", " ");
-        let dash = fields.iter().position(|f| *f == "-")?;
-        let fstype = fields.get(dash + 1)?.to_string();
-        if path.starts_with(&mount_point)
-            && best
-                .as_ref()
-                .is_none_or(|(len, _)| mount_point.len() >= *len)
-        {
-            best = Some((mount_point.len(), fstype));
-        }
+/// Whether `path` (a directory) is on FAT (vfat or msdos), where files stop
+/// at 4 GiB − 1: the kernel's own answer, `statfs(2)`'s `f_type` being
+/// `MSDOS_SUPER_MAGIC`. `false` when it cannot tell (no such directory, not
+/// Linux): the bundle is then written as one file, as anywhere else.
+pub fn is_on_fat32(path: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        /// `MSDOS_SUPER_MAGIC` of `linux/magic.h`, for vfat and msdos alike.
+        const MSDOS_SUPER_MAGIC: i64 = 0x4d44;
+        rustix::fs::statfs(path).is_ok_and(|s| s.f_type == MSDOS_SUPER_MAGIC)
     }
-    best.map(|(_, t)| t)
-}
-
-/// Whether files on this filesystem stop at 4 GiB − 1.
-pub fn is_fat32(fstype: &str) -> bool {
-    matches!(fstype, "vfat" | "msdos" | "fat")
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 #[cfg(test)]
@@ -720,10 +711,10 @@ mod tests {
     }
 
     #[test]
-    fn fat32_decision() {
-        assert!(is_fat32("vfat"));
-        assert!(!is_fat32("ext4"));
-        assert!(filesystem_type(Path::new("/")).is_some());
+    fn a_temporary_directory_is_not_fat32() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_on_fat32(dir.path()));
+        assert!(!is_on_fat32(&dir.path().join("missing")));
     }
 
     /// A set of two small volumes, `b.tender.001` and `.002`, whose index

@@ -3,6 +3,7 @@
 //! never be sealed into a signed bundle — unless its caller hashed that
 //! very file moments before ([`EntrySource::Checked`]).
 
+use crate::FromIo;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -195,11 +196,10 @@ impl SlotEditor {
             .read(true)
             .write(true)
             .open(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            .map_err(|e| Error::io_at("opening", path, e))?;
         // One signer at a time: two concurrent `tender sign` runs would
         // each rewrite the slot from what they read, losing a signature.
-        file.lock()
-            .map_err(|e| Error::io(format!("locking {}", path.display()), e))?;
+        file.lock().map_err(|e| Error::io_at("locking", path, e))?;
         let reader = BundleReader::open(BufReader::new(&file))?;
         Ok(SlotEditor {
             manifest: reader.manifest().clone(),

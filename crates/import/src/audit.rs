@@ -15,6 +15,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
+use tender_format::Verdict;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -26,10 +28,74 @@ use crate::state::SiteStateFile;
 /// `prev` of the first entry.
 pub const GENESIS: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
+/// What an audit line is about. Written as today's strings ("import",
+/// "check", "rollback", "gc", "policy-update"): lines are hash-chained over their
+/// serialized form, so these strings may never change, and a string this
+/// version does not know is kept as it is, so an older or newer log still
+/// verifies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AuditAction {
+    #[default]
+    Import,
+    /// `import --check`: verified, nothing changed.
+    Check,
+    Rollback,
+    Gc,
+    PolicyUpdate,
+    /// A string this version does not know, kept byte for byte.
+    Other(String),
+}
+
+impl AuditAction {
+    pub fn as_str(&self) -> &str {
+        match self {
+            AuditAction::Import => "import",
+            AuditAction::Check => "check",
+            AuditAction::Rollback => "rollback",
+            AuditAction::Gc => "gc",
+            AuditAction::PolicyUpdate => "policy-update",
+            AuditAction::Other(s) => s,
+        }
+    }
+}
+
+impl From<&str> for AuditAction {
+    fn from(s: &str) -> Self {
+        [
+            AuditAction::Import,
+            AuditAction::Check,
+            AuditAction::Rollback,
+            AuditAction::Gc,
+            AuditAction::PolicyUpdate,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .unwrap_or_else(|| AuditAction::Other(s.to_string()))
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for AuditAction {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditAction {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| AuditAction::from(s.as_str()))
+    }
+}
+
 /// What happened, as recorded.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuditEvent {
-    pub action: String,
+    pub action: AuditAction,
     pub result: String,
     pub operator: String,
     #[serde(default)]
@@ -128,7 +194,7 @@ impl AuditLog {
         };
         let path = self.pending_path();
         let bytes = serde_json::to_vec(&pending).expect("audit events serialize");
-        atomic::write(&path, &bytes).map_err(|e| ImportError::io("writing", &path, e))
+        atomic::write(&path, &bytes).map_err(|e| ImportError::io_at("writing", &path, e))
     }
 
     fn read_pending(&self) -> Result<Option<Pending>, ImportError> {
@@ -138,7 +204,7 @@ impl AuditLog {
                 ImportError::Audit(format!("{} is not readable: {e}", path.display()))
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(ImportError::io("reading", &path, e)),
+            Err(e) => Err(ImportError::io_at("reading", &path, e)),
         }
     }
 
@@ -146,9 +212,9 @@ impl AuditLog {
         let path = self.pending_path();
         match fs::remove_file(&path) {
             Ok(()) => atomic::sync_dir(path.parent().expect("in the state dir"))
-                .map_err(|e| ImportError::io("removing", &path, e)),
+                .map_err(|e| ImportError::io_at("removing", &path, e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ImportError::io("removing", &path, e)),
+            Err(e) => Err(ImportError::io_at("removing", &path, e)),
         }
     }
 
@@ -172,7 +238,7 @@ impl AuditLog {
         line.hash = line_hash(&line)?;
         let mut text = serde_json::to_string(&line).expect("audit lines serialize");
         text.push('\n');
-        let io = |e| ImportError::io("writing the audit log", &self.path, e);
+        let io = |e| ImportError::io_at("writing the audit log", &self.path, e);
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -202,11 +268,12 @@ impl AuditLog {
                 report.pending = self.read_pending()?.map(|p| p.event);
                 return Ok(report);
             }
-            Err(e) => return Err(ImportError::io("reading the audit log", &self.path, e)),
+            Err(e) => return Err(ImportError::io_at("reading the audit log", &self.path, e)),
         };
         for (i, text) in BufReader::new(file).lines().enumerate() {
             let number = i as u64 + 1;
-            let text = text.map_err(|e| ImportError::io("reading the audit log", &self.path, e))?;
+            let text =
+                text.map_err(|e| ImportError::io_at("reading the audit log", &self.path, e))?;
             let mut broken = |reason: String| {
                 report.broken_at = Some(number);
                 report.reason = Some(reason);
@@ -274,14 +341,14 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
     }
     let mut event = pending.event;
     let digest = event.manifest_digest.as_deref();
-    let committed = match event.action.as_str() {
-        "policy-update" => state
+    let committed = match event.action {
+        AuditAction::PolicyUpdate => state
             .trust
             .policy
             .as_ref()
             .zip(event.policy_version)
             .is_some_and(|(p, v)| p.policy_version() >= v),
-        "import" => event
+        AuditAction::Import => event
             .channel
             .as_ref()
             .and_then(|c| state.channels.get(c))
@@ -292,14 +359,14 @@ pub fn settle(log: &AuditLog, state: &SiteStateFile) -> Result<Option<Appended>,
             })
         }),
     };
-    let done = match event.action.as_str() {
-        "import" => "imported",
-        "policy-update" => "accepted",
+    let done = match event.action {
+        AuditAction::Import => "imported",
+        AuditAction::PolicyUpdate => "accepted",
         _ => "rolled back",
     };
     event.result = if committed {
         format!("{done} (audited late: the run was interrupted after its commit)")
-    } else if event.action == "policy-update" {
+    } else if event.action == AuditAction::PolicyUpdate {
         "interrupted before its commit: the site's policy did not change".to_string()
     } else {
         "interrupted before its commit: nothing became current, though images may be loaded \
@@ -329,7 +396,7 @@ mod tests {
         let log = AuditLog::new(dir.path());
         for seq in 1..=3 {
             log.append(AuditEvent {
-                action: "import".into(),
+                action: AuditAction::Import,
                 result: "ok".into(),
                 operator: "ops".into(),
                 sequence: Some(seq),
@@ -362,9 +429,66 @@ mod tests {
         );
     }
 
+    /// Lines as versions with a `String` action wrote them, hashed here
+    /// independently of `Line`: the enum must serialize each action to the
+    /// same string, or the chain of every existing site breaks. An action
+    /// this version does not know verifies too.
+    #[test]
+    fn a_log_written_with_string_actions_verifies_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path());
+        let mut prev = GENESIS.to_string();
+        let mut text = String::new();
+        let actions = [
+            "import",
+            "check",
+            "rollback",
+            "gc",
+            "policy-update",
+            "from-a-newer-version",
+        ];
+        for (i, action) in actions.iter().enumerate() {
+            let mut line = serde_json::json!({
+                "index": i + 1,
+                "time": "2026-01-02T03:04:05Z",
+                "prev": prev,
+                "action": action,
+                "result": "done",
+                "operator": "ops",
+                "bundle_id": null,
+                "manifest_digest": null,
+                "channel": "stable",
+                "sequence": 7,
+                "signers": [],
+                "clusters": ["plant-a"],
+                "images": [],
+                "detail": null,
+            });
+            let hash = Digest::of(&canonical::to_vec(&line).unwrap()).to_string();
+            line["hash"] = hash.clone().into();
+            text.push_str(&serde_json::to_string(&line).unwrap());
+            text.push('\n');
+            prev = hash;
+        }
+        std::fs::write(log.path(), &text).unwrap();
+        let report = log.verify().unwrap();
+        assert_eq!((report.entries, report.broken_at), (6, None));
+        assert_eq!(report.last_hash, prev);
+        let parsed: Vec<AuditAction> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Line>(l).unwrap().event.action)
+            .collect();
+        assert_eq!(parsed[0], AuditAction::Import);
+        assert_eq!(parsed[4], AuditAction::PolicyUpdate);
+        assert_eq!(parsed[5], AuditAction::Other("from-a-newer-version".into()));
+        // And a new line still links onto the old ones.
+        log.append(import_of("sha256:ab")).unwrap();
+        assert_eq!(log.verify().unwrap().entries, 7);
+    }
+
     fn import_of(digest: &str) -> AuditEvent {
         AuditEvent {
-            action: "import".into(),
+            action: AuditAction::Import,
             operator: "ops".into(),
             manifest_digest: Some(digest.into()),
             channel: Some("stable".into()),
@@ -469,7 +593,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path());
         let update = AuditEvent {
-            action: "policy-update".into(),
+            action: AuditAction::PolicyUpdate,
             operator: "ops".into(),
             policy_version: Some(2),
             ..AuditEvent::default()

@@ -49,7 +49,7 @@ pub fn check<R: Read>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<CheckReport, ImportError> {
     let (policy, state, audit) = open_site(&options.site)?;
-    let mut event = audit_event(&reader, "check", &options.operator);
+    let mut event = audit_event(&reader, crate::audit::AuditAction::Check, &options.operator);
     let started = Instant::now();
     let site = &options.site;
     let manifest = reader.manifest().clone();

@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use tender_delta::ApplyLimits;
 use tender_format::manifest::{Base, BundleManifest, PatchSource};
@@ -151,7 +152,7 @@ pub fn materialize(
         |p| rebuild(&patch_of(p), p, &blobs.paths[&p.source], &blob_dir, limits),
     );
     rebuilt.into_iter().collect::<Result<(), _>>()?;
-    atomic::sync_dir(&blob_dir).map_err(|e| ImportError::io("staging", &blob_dir, e))
+    atomic::sync_dir(&blob_dir).map_err(|e| ImportError::io_at("staging", &blob_dir, e))
 }
 
 /// Rebuilds one patched blob into `blob_dir`, through a partial file that
@@ -165,7 +166,7 @@ fn rebuild(
 ) -> Result<(), ImportError> {
     let to = blob_dir.join(p.target.hex());
     let partial = to.with_extension("rebuilding");
-    let io = |e| ImportError::io("rebuilding a patched blob", &partial, e);
+    let io = |e| ImportError::io_at("rebuilding a patched blob", &partial, e);
     let file = File::create(&partial).map_err(io)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let applied = tender_delta::apply(patch, p.target, source, &mut out, limits);
@@ -177,7 +178,7 @@ fn rebuild(
         let _ = fs::remove_file(&partial);
         return Err(e);
     }
-    fs::rename(&partial, &to).map_err(|e| ImportError::io("rebuilding a patched blob", &to, e))
+    fs::rename(&partial, &to).map_err(|e| ImportError::io_at("rebuilding a patched blob", &to, e))
 }
 
 /// Hard-links a verified blob into staging (copies across file systems).
@@ -186,15 +187,15 @@ fn place(from: &Path, to: &Path) -> Result<(), ImportError> {
     let _ = fs::remove_file(&tmp);
     if fs::hard_link(from, &tmp).is_err() {
         let mut src =
-            File::open(from).map_err(|e| ImportError::io("reading a base blob", from, e))?;
-        let mut dst = File::create(&tmp).map_err(|e| ImportError::io("staging", &tmp, e))?;
-        std::io::copy(&mut src, &mut dst).map_err(|e| ImportError::io("staging", &tmp, e))?;
+            File::open(from).map_err(|e| ImportError::io_at("reading a base blob", from, e))?;
+        let mut dst = File::create(&tmp).map_err(|e| ImportError::io_at("staging", &tmp, e))?;
+        std::io::copy(&mut src, &mut dst).map_err(|e| ImportError::io_at("staging", &tmp, e))?;
         dst.flush()
-            .map_err(|e| ImportError::io("staging", &tmp, e))?;
+            .map_err(|e| ImportError::io_at("staging", &tmp, e))?;
         dst.sync_all()
-            .map_err(|e| ImportError::io("staging", &tmp, e))?;
+            .map_err(|e| ImportError::io_at("staging", &tmp, e))?;
     }
-    fs::rename(&tmp, to).map_err(|e| ImportError::io("staging", to, e))
+    fs::rename(&tmp, to).map_err(|e| ImportError::io_at("staging", to, e))
 }
 
 /// Every bundle this site has imported: the channels' last ones and the

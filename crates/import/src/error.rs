@@ -1,6 +1,5 @@
 //! Errors of the import crate. See `tender_format::error` for the rules.
 
-use std::io;
 use std::path::PathBuf;
 
 use tender_format::Rejection;
@@ -16,15 +15,14 @@ pub enum ImportError {
     Oci(#[from] tender_oci::OciError),
     #[error("site file {path}: {reason}")]
     Site { path: PathBuf, reason: String },
-    #[error("{context} {path}")]
-    Io {
-        context: &'static str,
-        path: PathBuf,
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
+    #[error("delivering to cluster {cluster}")]
+    Deliver {
+        cluster: String,
         #[source]
-        source: io::Error,
+        source: tender_deliver::DeliverError,
     },
-    #[error("delivering to cluster {cluster}: {reason}")]
-    Deliver { cluster: String, reason: String },
     #[error(transparent)]
     Receipt(#[from] tender_receipt::ReceiptError),
     #[error("applying the delta")]
@@ -48,17 +46,9 @@ impl From<Rejection> for ImportError {
     }
 }
 
-impl ImportError {
-    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        ImportError::Io {
-            context,
-            path: path.into(),
-            source,
-        }
-    }
-
-    /// Whether the bundle (not the machine) is at fault: exit code 3.
-    pub fn is_rejection(&self) -> bool {
+/// The bundle (not the machine) is at fault: exit code 3.
+impl tender_format::Verdict for ImportError {
+    fn is_rejection(&self) -> bool {
         match self {
             ImportError::Format(e) => e.is_rejection(),
             ImportError::Trust(TrustError::Untrusted(_))
@@ -74,22 +64,25 @@ impl ImportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use tender_format::FromIo;
 
     #[test]
     fn no_variant_repeats_its_cause() {
         use tender_format::error::{chain_message, repeated_cause};
         let io = || io::Error::new(io::ErrorKind::PermissionDenied, "permission denied");
         let errors = [
-            ImportError::from(tender_delta::DeltaError::Io {
-                context: "writing the rebuilt blob",
-                source: io(),
-            }),
-            ImportError::io("reading", "/site/state", io()),
-            ImportError::from(tender_oci::OciError::Io {
-                context: "writing blob".into(),
-                source: io(),
-            }),
+            ImportError::from(tender_delta::DeltaError::io(
+                "writing the rebuilt blob",
+                io(),
+            )),
+            ImportError::io_at("reading", "/site/state", io()),
+            ImportError::from(tender_oci::OciError::io("writing blob", io())),
             ImportError::from(tender_format::Error::io("reading the bundle", io())),
+            ImportError::Deliver {
+                cluster: "plant-a".into(),
+                source: tender_deliver::DeliverError::io_at("writing", "/srv/gitops/a.yaml", io()),
+            },
         ];
         for e in &errors {
             assert_eq!(repeated_cause(e), None, "{}", chain_message(e));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::time::Instant;
+use tender_format::Verdict;
 
 use serde::Serialize;
 use tender_format::manifest::Release;
@@ -15,7 +16,7 @@ use tender_trust::keys::now_rfc3339;
 use tender_trust::policy::SignatureStatus;
 use tender_trust::update::Chain;
 
-use crate::audit::{AuditEvent, AuditLog, Signer};
+use crate::audit::{AuditAction, AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
 use crate::load::{LoadReport, load_embedded, load_registry};
 use crate::publish::{Published, publish};
@@ -138,12 +139,12 @@ pub(crate) fn open_site(site: &Site) -> Result<(TrustPolicy, SiteState, AuditLog
 /// outcome is known (signers as the bundle claims them).
 pub(crate) fn audit_event<R: Read>(
     reader: &BundleReader<R>,
-    action: &str,
+    action: AuditAction,
     operator: &str,
 ) -> AuditEvent {
     let manifest = reader.manifest();
     AuditEvent {
-        action: action.into(),
+        action,
         operator: operator.to_string(),
         bundle_id: Some(manifest.bundle_id.clone()),
         manifest_digest: Some(reader.manifest_digest().to_string()),
@@ -192,7 +193,7 @@ pub fn import<R: Read>(
     let site = &options.site;
     site.check_site_key()?;
     let (policy, state, audit) = open_site(site)?;
-    let mut event = audit_event(&reader, "import", &options.operator);
+    let mut event = audit_event(&reader, AuditAction::Import, &options.operator);
     let digest = reader.manifest_digest();
     let result = run(
         reader, options, &policy, &state, &audit, &mut event, progress,

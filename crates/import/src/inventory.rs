@@ -18,6 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use tender_format::{Digest, atomic};
 use tender_oci::{Descriptor, LayoutStore, Reference, RegistryClient};
@@ -37,7 +38,7 @@ pub fn add(state_dir: &Path, blobs: &[Digest]) -> Result<(), ImportError> {
     }
     let path = state_dir.join(FILE);
     let text = serde_json::to_vec(&all).expect("digests serialize");
-    atomic::write(&path, &text).map_err(|e| ImportError::io("writing inventory", &path, e))
+    atomic::write(&path, &text).map_err(|e| ImportError::io_at("writing inventory", &path, e))
 }
 
 /// Removes blobs from the recorded inventory (`tender gc` deleted them).
@@ -50,21 +51,21 @@ pub fn forget(state_dir: &Path, blobs: &BTreeSet<Digest>) -> Result<(), ImportEr
     }
     let path = state_dir.join(FILE);
     let text = serde_json::to_vec(&all).expect("digests serialize");
-    atomic::write(&path, &text).map_err(|e| ImportError::io("writing inventory", &path, e))
+    atomic::write(&path, &text).map_err(|e| ImportError::io_at("writing inventory", &path, e))
 }
 
 fn recorded(state_dir: &Path) -> Result<BTreeSet<Digest>, ImportError> {
     let path = state_dir.join(FILE);
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            ImportError::io(
+            ImportError::io_at(
                 "reading inventory",
                 &path,
                 std::io::Error::other(e.to_string()),
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-        Err(e) => Err(ImportError::io("reading inventory", &path, e)),
+        Err(e) => Err(ImportError::io_at("reading inventory", &path, e)),
     }
 }
 
@@ -78,10 +79,10 @@ pub fn current(site: &Site) -> Result<BTreeSet<Digest>, ImportError> {
             let entries = match fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-                Err(e) => return Err(ImportError::io("listing", &dir, e)),
+                Err(e) => return Err(ImportError::io_at("listing", &dir, e)),
             };
             for e in entries {
-                let e = e.map_err(|err| ImportError::io("listing", &dir, err))?;
+                let e = e.map_err(|err| ImportError::io_at("listing", &dir, err))?;
                 if let Ok(d) = Digest::from_hex(&e.file_name().to_string_lossy()) {
                     out.insert(d);
                 }
@@ -108,7 +109,7 @@ pub fn keep(from: &Path, to: &Path, digest: &Digest, size: u64) -> Result<bool, 
         return Ok(false);
     }
     let dir = to.parent().expect("blob paths have a directory");
-    let io = |e| ImportError::io("keeping blob", to, e);
+    let io = |e| ImportError::io_at("keeping blob", to, e);
     atomic::create_dir_all(dir).map_err(io)?;
     let tmp = to.with_extension("keeping");
     fs::copy(from, &tmp).map_err(io)?;
@@ -122,7 +123,7 @@ pub fn keep(from: &Path, to: &Path, digest: &Digest, size: u64) -> Result<bool, 
 pub fn keep_staged(staging: &LayoutStore, digest: &Digest, to: &Path) -> Result<bool, ImportError> {
     let from = staging.blob_path(digest);
     let size = fs::metadata(&from)
-        .map_err(|e| ImportError::io("reading staged blob", &from, e))?
+        .map_err(|e| ImportError::io_at("reading staged blob", &from, e))?
         .len();
     keep(&from, to, digest, size)
 }

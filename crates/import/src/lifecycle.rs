@@ -10,6 +10,7 @@
 //! policy out of band, as before).
 
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::Serialize;
 use tender_format::BundleManifest;
@@ -20,7 +21,7 @@ use tender_trust::keys::now_rfc3339;
 use tender_trust::policy::{SignatureStatus, human_duration};
 use tender_trust::update::{Chain, UpdateCheck};
 
-use crate::audit::{AuditEvent, AuditLog, Signer};
+use crate::audit::{AuditAction, AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
 use crate::site::Site;
 use crate::state::{ChannelReset, ChannelState, SiteState, SiteStateFile};
@@ -39,7 +40,7 @@ pub fn effective_policy(site: &Site, state: &SiteStateFile) -> Result<TrustPolic
             let origin = site.state_dir.join("site.json");
             // Accepted once, so a failure now is the state's, not a stick's.
             TrustPolicy::from_update(update, &origin).map_err(|e| {
-                ImportError::io(
+                ImportError::io_at(
                     "reading the accepted policy in",
                     origin,
                     std::io::Error::other(e.to_string()),
@@ -176,7 +177,7 @@ pub struct Carrier<'a> {
 
 fn event(carrier: &Carrier, update: &PolicyUpdate) -> AuditEvent {
     AuditEvent {
-        action: "policy-update".into(),
+        action: AuditAction::PolicyUpdate,
         operator: carrier.operator.to_string(),
         bundle_id: carrier.bundle.as_ref().map(|(id, _)| id.to_string()),
         manifest_digest: carrier.bundle.as_ref().map(|(_, d)| d.to_string()),
@@ -301,11 +302,11 @@ fn root_signers(check: &UpdateCheck) -> Vec<Signer> {
 /// update is the file's fault: a rejection, exit 3.
 pub fn read_update(path: &Path) -> Result<PolicyUpdate, ImportError> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| ImportError::io("opening", path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| ImportError::io_at("opening", path, e))?;
     let mut bytes = Vec::new();
     file.take(MAX_UPDATE_SIZE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ImportError::io("reading", path, e))?;
+        .map_err(|e| ImportError::io_at("reading", path, e))?;
     if bytes.len() as u64 > MAX_UPDATE_SIZE {
         return Err(ImportError::Refused(format!(
             "{}: larger than {MAX_UPDATE_SIZE} bytes, not a policy update",
@@ -339,7 +340,7 @@ pub fn apply(site: &Site, files: &[PathBuf], operator: &str) -> Result<UpdatesRe
             Err(e) => {
                 let failed: Result<(), ImportError> = Err(e);
                 audit.append(AuditEvent {
-                    action: "policy-update".into(),
+                    action: AuditAction::PolicyUpdate,
                     operator: operator.to_string(),
                     detail: Some(format!("file {}", file.display())),
                     result: crate::audit::result_line(&failed, |_| String::new()),

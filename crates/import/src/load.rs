@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
+use tender_format::FromIo;
 
 use tender_format::Digest;
 use tender_format::atomic;
@@ -87,16 +88,16 @@ pub fn load_embedded(
         // costs no second copy on disk. Across filesystems: copy.
         if fs::hard_link(&from, &tmp).is_err() {
             let file = fs::File::open(&from)
-                .map_err(|e| ImportError::io("reading staged blob", &from, e))?;
+                .map_err(|e| ImportError::io_at("reading staged blob", &from, e))?;
             store.write_blob_from(file, digest, None)?;
         } else {
-            fs::rename(&tmp, &to).map_err(|e| ImportError::io("storing blob", &to, e))?;
+            fs::rename(&tmp, &to).map_err(|e| ImportError::io_at("storing blob", &to, e))?;
         }
         report.blobs_new += 1;
         crate::import::failpoint("mid-load");
     }
     let blobs_dir = dir.join("blobs/sha256");
-    atomic::sync_dir(&blobs_dir).map_err(|e| ImportError::io("syncing", &blobs_dir, e))?;
+    atomic::sync_dir(&blobs_dir).map_err(|e| ImportError::io_at("syncing", &blobs_dir, e))?;
     for (name, descriptor) in staging.list_tags()? {
         store.set_tag(&name, descriptor)?;
         report.images.push((name.clone(), name));

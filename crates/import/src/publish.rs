@@ -5,6 +5,7 @@
 //! cluster never sees manifests whose images are not all present.
 
 use std::fs;
+use tender_format::FromIo;
 
 use tender_deliver::artifact::{
     ArtifactMeta, artifact_tags, build_artifact, publish_to_registry, publish_to_store,
@@ -67,7 +68,7 @@ pub fn publish(
         .unwrap_or_default();
     let read = |d: &Digest| {
         let path = state.manifests_path(d);
-        fs::read_to_string(&path).map_err(|e| ImportError::io("reading manifest set", path, e))
+        fs::read_to_string(&path).map_err(|e| ImportError::io_at("reading manifest set", path, e))
     };
     let original = read(&record.manifests)?;
     let mut out = Published {
@@ -76,7 +77,7 @@ pub fn publish(
     };
     let deliver_err = |e: tender_deliver::DeliverError| ImportError::Deliver {
         cluster: record.cluster.clone(),
-        reason: tender_format::error::chain_message(&e),
+        source: e,
     };
 
     // 1. Pin images to their site location.
@@ -96,7 +97,7 @@ pub fn publish(
     if delivered != record.manifests {
         let path = state.manifests_path(&delivered);
         atomic::write(&path, yaml.as_bytes())
-            .map_err(|e| ImportError::io("keeping delivered manifests", &path, e))?;
+            .map_err(|e| ImportError::io_at("keeping delivered manifests", &path, e))?;
         out.delivered = Some(delivered);
     }
     let files = one_file_per_object(&yaml).map_err(deliver_err)?;
@@ -209,7 +210,7 @@ pub fn write_mirror_configs(
         .map(|r| r.registry().to_string())
         .collect();
     let dir = state.dir().join("mirrors");
-    let io = |e| ImportError::io("writing mirror configuration", &dir, e);
+    let io = |e| ImportError::io_at("writing mirror configuration", &dir, e);
     let mut mirrors = Vec::new();
     for host in &hosts {
         let component = site_path::host_component(host)?;

@@ -3,6 +3,7 @@
 //! written to `<stateDir>/receipts/` to travel back by stick or uplink.
 
 use std::path::PathBuf;
+use tender_format::FromIo;
 
 use tender_format::Digest;
 use tender_receipt::{Action, FORMAT, Receipt, ReleaseEntry};
@@ -66,7 +67,7 @@ pub fn write(
     let signed = receipt.sign(&key);
     let dir = site.state_dir.join("receipts");
     tender_format::atomic::create_dir_all(&dir)
-        .map_err(|e| ImportError::io("creating", &dir, e))?;
+        .map_err(|e| ImportError::io_at("creating", &dir, e))?;
     let path = dir.join(signed.file_name());
     signed.to_file(&path)?;
     Ok(Some(path))

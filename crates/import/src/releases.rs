@@ -7,12 +7,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
+use tender_format::FromIo;
 
 use serde::Serialize;
 use tender_format::Digest;
 use tender_oci::LayoutStore;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditAction, AuditEvent, AuditLog};
 use crate::error::ImportError;
 use crate::site::{ImageTarget, Site};
 use crate::state::{ReleaseRecord, SiteState, read_state};
@@ -24,22 +25,22 @@ pub fn list(state_dir: &Path) -> Result<BTreeMap<String, Vec<ReleaseRecord>>, Im
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(ImportError::io("listing releases", &dir, e)),
+        Err(e) => return Err(ImportError::io_at("listing releases", &dir, e)),
     };
     for cluster in entries {
-        let cluster = cluster.map_err(|e| ImportError::io("listing releases", &dir, e))?;
+        let cluster = cluster.map_err(|e| ImportError::io_at("listing releases", &dir, e))?;
         let mut records = Vec::new();
         for file in fs::read_dir(cluster.path())
-            .map_err(|e| ImportError::io("listing releases", cluster.path(), e))?
+            .map_err(|e| ImportError::io_at("listing releases", cluster.path(), e))?
         {
             let path = file
-                .map_err(|e| ImportError::io("listing releases", cluster.path(), e))?
+                .map_err(|e| ImportError::io_at("listing releases", cluster.path(), e))?
                 .path();
             if path.extension().is_some_and(|e| e == "json") {
                 let bytes =
-                    fs::read(&path).map_err(|e| ImportError::io("reading release", &path, e))?;
+                    fs::read(&path).map_err(|e| ImportError::io_at("reading release", &path, e))?;
                 let record: ReleaseRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                    ImportError::io(
+                    ImportError::io_at(
                         "reading release",
                         &path,
                         std::io::Error::other(e.to_string()),
@@ -71,7 +72,7 @@ pub fn rollback(
     let audit = AuditLog::new(state.dir());
     crate::audit::settle(&audit, &state.read()?)?;
     let mut event = AuditEvent {
-        action: "rollback".into(),
+        action: AuditAction::Rollback,
         operator: operator.to_string(),
         sequence: Some(to),
         clusters: vec![cluster.to_string()],
@@ -229,8 +230,8 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
         }
         keep_blobs.extend(sets.iter().copied());
         let blobs = site.store_dir().join("blobs/sha256");
-        for file in fs::read_dir(&blobs).map_err(|e| ImportError::io("listing", &blobs, e))? {
-            let file = file.map_err(|e| ImportError::io("listing", &blobs, e))?;
+        for file in fs::read_dir(&blobs).map_err(|e| ImportError::io_at("listing", &blobs, e))? {
+            let file = file.map_err(|e| ImportError::io_at("listing", &blobs, e))?;
             let name = file.file_name().to_string_lossy().into_owned();
             let Ok(digest) = Digest::from_hex(&name) else {
                 continue;
@@ -238,7 +239,7 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
             if !keep_blobs.contains(&digest) {
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 fs::remove_file(file.path())
-                    .map_err(|e| ImportError::io("removing", file.path(), e))?;
+                    .map_err(|e| ImportError::io_at("removing", file.path(), e))?;
                 report.removed_blobs += 1;
                 report.removed_bytes += size;
             }
@@ -258,17 +259,17 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(ImportError::io("listing", &dir, e)),
+            Err(e) => return Err(ImportError::io_at("listing", &dir, e)),
         };
         for file in entries {
-            let file = file.map_err(|e| ImportError::io("listing", &dir, e))?;
+            let file = file.map_err(|e| ImportError::io_at("listing", &dir, e))?;
             let name = file.file_name().to_string_lossy().into_owned();
             let Ok(digest) = Digest::from_hex(&name) else {
                 continue;
             };
             if !keep.contains(&digest) {
                 fs::remove_file(file.path())
-                    .map_err(|e| ImportError::io("removing", file.path(), e))?;
+                    .map_err(|e| ImportError::io_at("removing", file.path(), e))?;
                 if are_sets {
                     report.removed_manifest_sets += 1;
                 } else {
@@ -282,7 +283,7 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
         crate::inventory::forget(state.dir(), &forgotten)?;
     }
     AuditLog::new(state.dir()).append(AuditEvent {
-        action: "gc".into(),
+        action: AuditAction::Gc,
         result: "ok".into(),
         operator: operator.to_string(),
         detail: Some(format!(

@@ -7,6 +7,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use tender_format::manifest::{BundleManifest, Encoding, Entry};
 use tender_format::reader::EntrySink;
@@ -69,7 +70,7 @@ pub fn stage<R: Read>(
 ) -> Result<Option<ReadSummary>, ImportError> {
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_digest();
-    let io = |e| ImportError::io("staging", dir, e);
+    let io = |e| ImportError::io_at("staging", dir, e);
     if is_complete(dir, &digest) && rehash(dir, &manifest)?.is_empty() {
         return Ok(None);
     }

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::manifest::ImageRef;
@@ -123,7 +124,7 @@ pub struct SiteState {
 
 impl SiteState {
     pub fn open(dir: &Path) -> Result<Self, ImportError> {
-        let io = |e| ImportError::io("opening site state", dir, e);
+        let io = |e| ImportError::io_at("opening site state", dir, e);
         for sub in ["releases", "manifests/sha256", "staging"] {
             atomic::create_dir_all(&dir.join(sub)).map_err(io)?;
         }
@@ -158,13 +159,14 @@ impl SiteState {
         let path = self.dir.join("site.json");
         let mut text = serde_json::to_vec_pretty(state).expect("state serializes");
         text.push(b'\n');
-        atomic::write(&path, &text).map_err(|e| ImportError::io("committing site state", &path, e))
+        atomic::write(&path, &text)
+            .map_err(|e| ImportError::io_at("committing site state", &path, e))
     }
 
     /// Keeps a release in the history (before it becomes current).
     pub fn record_release(&self, release: &ReleaseRecord) -> Result<(), ImportError> {
         let dir = self.dir.join("releases").join(&release.cluster);
-        let io = |e| ImportError::io("recording release", &dir, e);
+        let io = |e| ImportError::io_at("recording release", &dir, e);
         atomic::create_dir_all(&dir).map_err(io)?;
         let path = dir.join(format!("{:020}.json", release.sequence));
         let mut text = serde_json::to_vec_pretty(release).expect("records serialize");
@@ -186,13 +188,13 @@ pub fn read_state(dir: &Path) -> Result<SiteStateFile, ImportError> {
     let path = dir.join("site.json");
     match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            ImportError::io(
+            ImportError::io_at(
                 "reading site state",
                 &path,
                 std::io::Error::other(e.to_string()),
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SiteStateFile::default()),
-        Err(e) => Err(ImportError::io("reading site state", &path, e)),
+        Err(e) => Err(ImportError::io_at("reading site state", &path, e)),
     }
 }

@@ -7,7 +7,6 @@
 //! and [`OciError::is_integrity_failure`] tells content that does not match
 //! its digest or size (the source's fault) from everything else.
 
-use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -156,22 +155,11 @@ pub enum OciError {
     MissingBlob { dir: PathBuf, digest: Digest },
 
     /// A local I/O error, with what tender was doing.
-    #[error("{context}")]
-    Io {
-        context: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
 }
 
 impl OciError {
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        OciError::Io {
-            context: context.into(),
-            source,
-        }
-    }
-
     /// Whether trying again may succeed: 5xx (but 501), 429, and transport
     /// failures. 4xx (401 is handled by the auth flow first), a host name
     /// that does not resolve, TLS, digest and local errors are final.
@@ -248,6 +236,8 @@ impl OciError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+    use tender_format::FromIo;
 
     #[test]
     fn retryable_classification() {

@@ -24,6 +24,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::{Digest, Hasher, atomic};
@@ -91,7 +92,7 @@ impl LayoutStore {
         } else {
             fs::create_dir_all(&self.blobs)
         };
-        created.map_err(|e| OciError::io(format!("creating {}", self.blobs.display()), e))?;
+        created.map_err(|e| OciError::io_at("creating", &self.blobs, e))?;
         let marker = self.root.join("oci-layout");
         if marker.exists() {
             self.check_marker()?;
@@ -101,7 +102,7 @@ impl LayoutStore {
             })
             .expect("serializing a marker");
             self.replace_file(&marker, &text)
-                .map_err(|e| OciError::io(format!("writing {}", marker.display()), e))?;
+                .map_err(|e| OciError::io_at("writing", &marker, e))?;
         }
         if !self.index_path().exists() {
             self.write_index(&ImageIndex::empty())?;
@@ -135,7 +136,7 @@ impl LayoutStore {
             if e.kind() == io::ErrorKind::NotFound {
                 self.layout_error("not an OCI image layout (no oci-layout file)")
             } else {
-                OciError::io(format!("reading {}", path.display()), e)
+                OciError::io_at("reading", &path, e)
             }
         })?;
         let marker: LayoutMarker = serde_json::from_slice(&bytes)
@@ -191,10 +192,10 @@ impl LayoutStore {
         let file = match File::open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(OciError::io(format!("opening {}", path.display()), e)),
+            Err(e) => return Err(OciError::io_at("opening", &path, e)),
         };
-        let (actual, _) = Digest::of_reader(file)
-            .map_err(|e| OciError::io(format!("reading {}", path.display()), e))?;
+        let (actual, _) =
+            Digest::of_reader(file).map_err(|e| OciError::io_at("reading", &path, e))?;
         if actual != *digest {
             return Err(OciError::DigestMismatch {
                 what: format!(
@@ -219,7 +220,7 @@ impl LayoutStore {
                     digest: *digest,
                 }
             } else {
-                OciError::io(format!("opening {}", path.display()), e)
+                OciError::io_at("opening", &path, e)
             }
         })
     }
@@ -232,7 +233,7 @@ impl LayoutStore {
         let mut bytes = Vec::new();
         file.take(limit + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| OciError::io(format!("reading {}", path.display()), e))?;
+            .map_err(|e| OciError::io_at("reading", &path, e))?;
         if bytes.len() as u64 > limit {
             return Err(OciError::TooLarge {
                 what: format!("OCI layout {}: blob {digest}", self.root.display()),
@@ -339,10 +340,10 @@ impl LayoutStore {
         set_readable(tmp.as_file());
         let path = self.blob_path(expected);
         tmp.persist(&path)
-            .map_err(|e| OciError::io(format!("renaming into {}", path.display()), e.error))?;
+            .map_err(|e| OciError::io_at("renaming into", &path, e.error))?;
         if self.durable {
             atomic::sync_dir(&self.blobs)
-                .map_err(|e| OciError::io(format!("syncing {}", self.blobs.display()), e))?;
+                .map_err(|e| OciError::io_at("syncing", &self.blobs, e))?;
         }
         Ok(BlobWrite {
             digest: *expected,
@@ -362,12 +363,11 @@ impl LayoutStore {
     /// Removes `.tmp-*` files left by writes that were interrupted (a crash,
     /// `kill -9`). Only call it when no other process writes to the layout.
     pub fn remove_temp_files(&self) -> Result<usize, OciError> {
-        let entries = fs::read_dir(&self.blobs)
-            .map_err(|e| OciError::io(format!("listing {}", self.blobs.display()), e))?;
+        let entries =
+            fs::read_dir(&self.blobs).map_err(|e| OciError::io_at("listing", &self.blobs, e))?;
         let mut removed = 0;
         for entry in entries {
-            let entry =
-                entry.map_err(|e| OciError::io(format!("listing {}", self.blobs.display()), e))?;
+            let entry = entry.map_err(|e| OciError::io_at("listing", &self.blobs, e))?;
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 fs::remove_file(entry.path())
                     .map_err(|e| OciError::io(format!("removing {}", entry.path().display()), e))?;
@@ -380,12 +380,11 @@ impl LayoutStore {
     /// The layout's `index.json`.
     pub fn index(&self) -> Result<ImageIndex, OciError> {
         let path = self.index_path();
-        let file = File::open(&path)
-            .map_err(|e| OciError::io(format!("opening {}", path.display()), e))?;
+        let file = File::open(&path).map_err(|e| OciError::io_at("opening", &path, e))?;
         let mut bytes = Vec::new();
         file.take(MAX_INDEX_SIZE + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| OciError::io(format!("reading {}", path.display()), e))?;
+            .map_err(|e| OciError::io_at("reading", &path, e))?;
         if bytes.len() as u64 > MAX_INDEX_SIZE {
             return Err(
                 self.layout_error(&format!("index.json is larger than {MAX_INDEX_SIZE} bytes"))
@@ -407,7 +406,7 @@ impl LayoutStore {
         let bytes = serde_json::to_vec(index).expect("serializing an index");
         let path = self.index_path();
         self.replace_file(&path, &bytes)
-            .map_err(|e| OciError::io(format!("writing {}", path.display()), e))
+            .map_err(|e| OciError::io_at("writing", &path, e))
     }
 
     /// Replaces a small file by rename, so a reader sees the old or the
@@ -726,7 +725,7 @@ mod tests {
         let err = store
             .write_blob_from(Broken(5), &Digest::of(b"x"), None)
             .unwrap_err();
-        assert!(matches!(err, OciError::Io { .. }), "{err}");
+        assert!(matches!(err, OciError::Io(_)), "{err}");
         assert!(names(&dir.path().join("blobs/sha256")).is_empty());
         fs::write(dir.path().join("blobs/sha256/.tmp-crash"), b"half").unwrap();
         assert_eq!(store.remove_temp_files().unwrap(), 1);

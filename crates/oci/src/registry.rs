@@ -50,6 +50,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tender_format::FromIo;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt, future, stream};
@@ -888,9 +889,8 @@ impl Inner {
                     Err(e) if e.is_integrity_failure() => {
                         // Damaged on disk: fetch it again.
                         let path = store.blob_path(&digest);
-                        std::fs::remove_file(&path).map_err(|e| {
-                            OciError::io(format!("removing damaged {}", path.display()), e)
-                        })?;
+                        std::fs::remove_file(&path)
+                            .map_err(|e| OciError::io_at("removing damaged", &path, e))?;
                         false
                     }
                     Err(e) => return Err(e),

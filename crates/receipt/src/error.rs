@@ -1,19 +1,13 @@
 //! Errors of the receipt crate. See `tender_format::error` for the rules.
 
-use std::io;
 use std::path::PathBuf;
 
 use tender_trust::TrustError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiptError {
-    #[error("{context} {path}")]
-    Io {
-        context: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
     #[error(transparent)]
     Trust(#[from] TrustError),
     /// The bytes are not a receipt file: not canonical JSON, unknown
@@ -44,17 +38,9 @@ pub enum ReceiptError {
     BadHubState { path: PathBuf, reason: String },
 }
 
-impl ReceiptError {
-    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        ReceiptError::Io {
-            context,
-            path: path.into(),
-            source,
-        }
-    }
-
-    /// Whether the receipt (not the machine) is at fault: exit code 3.
-    pub fn is_rejection(&self) -> bool {
+/// The receipt (not the machine) is at fault: exit code 3.
+impl tender_format::Verdict for ReceiptError {
+    fn is_rejection(&self) -> bool {
         matches!(
             self,
             ReceiptError::Malformed(_)

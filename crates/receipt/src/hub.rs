@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::manifest::is_token;
@@ -74,10 +75,11 @@ pub fn add_site(dir: &Path, site: &str, key: &PublicKey) -> Result<AddSite, Rece
         });
     }
     let sites = dir.join("sites");
-    atomic::create_dir_all(&sites).map_err(|e| ReceiptError::io("registering site", &sites, e))?;
+    atomic::create_dir_all(&sites)
+        .map_err(|e| ReceiptError::io_at("registering site", &sites, e))?;
     let path = key_path(dir, site);
     atomic::write(&path, key.to_pem().as_bytes())
-        .map_err(|e| ReceiptError::io("registering site", &path, e))?;
+        .map_err(|e| ReceiptError::io_at("registering site", &path, e))?;
     Ok(AddSite::Added)
 }
 
@@ -88,11 +90,11 @@ pub fn site_keys(dir: &Path) -> Result<BTreeMap<String, PublicKey>, ReceiptError
     let entries = match fs::read_dir(&sites) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(ReceiptError::io("listing sites", &sites, e)),
+        Err(e) => return Err(ReceiptError::io_at("listing sites", &sites, e)),
     };
     for entry in entries {
         let path = entry
-            .map_err(|e| ReceiptError::io("listing sites", &sites, e))?
+            .map_err(|e| ReceiptError::io_at("listing sites", &sites, e))?
             .path();
         let Some(name) = path
             .file_name()
@@ -114,7 +116,7 @@ fn key_path(dir: &Path, site: &str) -> PathBuf {
 
 fn lock(dir: &Path) -> Result<File, ReceiptError> {
     let path = dir.join("receipts.lock");
-    let io = |e| ReceiptError::io("locking hub receipts", &path, e);
+    let io = |e| ReceiptError::io_at("locking hub receipts", &path, e);
     atomic::create_dir_all(dir).map_err(io)?;
     let file = OpenOptions::new()
         .create(true)
@@ -183,7 +185,7 @@ impl StatusFile {
                     sites: BTreeMap::new(),
                 });
             }
-            Err(e) => return Err(ReceiptError::io("reading hub status", &path, e)),
+            Err(e) => return Err(ReceiptError::io_at("reading hub status", &path, e)),
         };
         let bad = |reason: String| ReceiptError::BadHubState {
             path: path.clone(),
@@ -203,7 +205,7 @@ impl StatusFile {
         let path = Self::path(dir);
         let mut text = serde_json::to_vec_pretty(self).expect("status serializes");
         text.push(b'\n');
-        atomic::write(&path, &text).map_err(|e| ReceiptError::io("writing hub status", &path, e))
+        atomic::write(&path, &text).map_err(|e| ReceiptError::io_at("writing hub status", &path, e))
     }
 }
 
@@ -314,7 +316,7 @@ fn load_verified(
 ) -> Result<SignedReceipt, (IngestStatus, String)> {
     let refused = |m: String| (IngestStatus::Refused, m);
     let signed = SignedReceipt::read(file).map_err(|e| match e {
-        ReceiptError::Io { .. } => (IngestStatus::Failed, chain(&e)),
+        ReceiptError::Io(_) => (IngestStatus::Failed, chain(&e)),
         e => refused(e.to_string()),
     })?;
     let site = &signed.unverified().site;
@@ -452,18 +454,18 @@ fn record(
                 ));
             }
         }
-        Err(e) => return Err(ReceiptError::io("reading recorded receipt", &path, e)),
+        Err(e) => return Err(ReceiptError::io_at("reading recorded receipt", &path, e)),
     }
 
     let site_dir = dir.join("receipts").join(&r.site);
     atomic::create_dir_all(&site_dir)
-        .map_err(|e| ReceiptError::io("recording receipt", &site_dir, e))?;
-    atomic::write(&path, &bytes).map_err(|e| ReceiptError::io("recording receipt", &path, e))?;
+        .map_err(|e| ReceiptError::io_at("recording receipt", &site_dir, e))?;
+    atomic::write(&path, &bytes).map_err(|e| ReceiptError::io_at("recording receipt", &path, e))?;
 
     if let Some(blobs) = &r.inventory {
         let inventories = dir.join("inventories");
         atomic::create_dir_all(&inventories)
-            .map_err(|e| ReceiptError::io("recording inventory", &inventories, e))?;
+            .map_err(|e| ReceiptError::io_at("recording inventory", &inventories, e))?;
         let inv = SiteInventory {
             format: INVENTORY_FORMAT.into(),
             site: r.site.clone(),
@@ -477,7 +479,7 @@ fn record(
         let mut text = serde_json::to_vec_pretty(&inv).expect("inventories serialize");
         text.push(b'\n');
         atomic::write(&path, &text)
-            .map_err(|e| ReceiptError::io("recording inventory", &path, e))?;
+            .map_err(|e| ReceiptError::io_at("recording inventory", &path, e))?;
     }
 
     let mut clusters = last.map(|l| l.clusters.clone()).unwrap_or_default();
@@ -565,7 +567,7 @@ fn read_inventory(dir: &Path, site: &str) -> Result<Option<SiteInventory>, Recei
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ReceiptError::io("reading inventory", &path, e)),
+        Err(e) => return Err(ReceiptError::io_at("reading inventory", &path, e)),
     };
     let bad = |reason: String| ReceiptError::BadHubState {
         path: path.clone(),
@@ -770,7 +772,7 @@ fn latest_sequence(dir: &Path, channel: &str) -> Result<Option<u64>, ReceiptErro
             }),
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ReceiptError::io("reading hub state", &path, e)),
+        Err(e) => Err(ReceiptError::io_at("reading hub state", &path, e)),
     }
 }
 

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -363,7 +364,7 @@ impl SignedReceipt {
 
     /// Reads a receipt file (at most [`MAX_FILE_BYTES`]). Does not verify.
     pub fn read(path: &Path) -> Result<Self, ReceiptError> {
-        let io = |e| ReceiptError::io("reading receipt", path, e);
+        let io = |e| ReceiptError::io_at("reading receipt", path, e);
         let mut bytes = Vec::new();
         File::open(path)
             .map_err(io)?
@@ -382,7 +383,7 @@ impl SignedReceipt {
     /// Writes the file form atomically.
     pub fn to_file(&self, path: &Path) -> Result<(), ReceiptError> {
         atomic::write(path, &self.to_bytes())
-            .map_err(|e| ReceiptError::io("writing receipt", path, e))
+            .map_err(|e| ReceiptError::io_at("writing receipt", path, e))
     }
 
     /// A file name for the site's outbox, without `:` (FAT sticks), one

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use tender_format::Verdict;
 
 use tender_format::Digest;
 use tender_receipt::{

@@ -1,16 +1,11 @@
 //! Errors of the trust crate. See `tender_format::error` for the rules.
 
-use std::io;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    #[error("{path}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] tender_format::IoError),
     #[error("{path}: not an ed25519 {what} key in PEM form ({reason})")]
     BadKey {
         path: PathBuf,
@@ -32,11 +27,9 @@ pub enum TrustError {
     Untrusted(String),
 }
 
-impl TrustError {
-    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        TrustError::Io {
-            path: path.into(),
-            source,
-        }
+/// Signatures that do not satisfy the policy are the bundle's fault.
+impl tender_format::Verdict for TrustError {
+    fn is_rejection(&self) -> bool {
+        matches!(self, TrustError::Untrusted(_))
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{
@@ -60,7 +61,8 @@ impl PublicKey {
     }
 
     pub fn read(path: &Path) -> Result<Self, TrustError> {
-        let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
+        let pem =
+            fs::read_to_string(path).map_err(|e| TrustError::io_at("reading key", path, e))?;
         Self::from_pem(&pem, path)
     }
 
@@ -131,7 +133,8 @@ impl PrivateKey {
     /// Reads `NAME.key`; the key's name is the file stem. Its mode is not
     /// checked here: see [`too_open`] and [`PrivateKey::read_owner_only`].
     pub fn read(path: &Path) -> Result<Self, TrustError> {
-        let pem = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
+        let pem =
+            fs::read_to_string(path).map_err(|e| TrustError::io_at("reading key", path, e))?;
         let key = SigningKey::from_pkcs8_pem(pem.trim()).map_err(|e| TrustError::BadKey {
             path: path.to_path_buf(),
             what: "private",
@@ -256,10 +259,12 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), TrustError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(mode);
     }
-    let mut file = options.open(path).map_err(|e| TrustError::io(path, e))?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| TrustError::io_at("creating key", path, e))?;
     file.write_all(data)
         .and_then(|_| file.sync_all())
-        .map_err(|e| TrustError::io(path, e))
+        .map_err(|e| TrustError::io_at("writing key", path, e))
 }
 
 /// Now, as RFC 3339 UTC with seconds precision.

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::manifest::is_token;
@@ -211,7 +212,8 @@ impl TrustPolicy {
     /// Loads a policy file and checks it can ever be satisfied. A policy
     /// that requires nothing is refused: trust must be fail-closed.
     pub fn load(path: &Path) -> Result<Self, TrustError> {
-        let text = fs::read_to_string(path).map_err(|e| TrustError::io(path, e))?;
+        let text = fs::read_to_string(path)
+            .map_err(|e| TrustError::io_at("reading trust policy", path, e))?;
         let bad = |reason: String| TrustError::BadPolicy {
             path: path.to_path_buf(),
             reason,

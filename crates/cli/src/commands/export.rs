@@ -1,3 +1,4 @@
+use indicatif::HumanBytes;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use tender_oci::{ClientOptions, Platform};
 
 use crate::args::ExportArgs;
 use crate::exit::UsageError;
-use crate::human;
 use crate::observer::CliObserver;
 
 pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
@@ -144,7 +144,7 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
             "wrote {} ({}, {})",
             b.path.display(),
             b.kind,
-            human::bytes(b.bytes)
+            HumanBytes(b.bytes)
         )?;
         writeln!(
             out,
@@ -164,8 +164,8 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
                 d.referenced,
                 d.patched,
                 d.whole,
-                human::bytes(d.bytes_saved),
-                human::bytes(d.release_bytes)
+                HumanBytes(d.bytes_saved),
+                HumanBytes(d.release_bytes)
             )?;
             for blob in d.blobs.iter().filter(|c| c.how != Carried::Referenced) {
                 if blob.how == Carried::Patched || blob.note.is_some() {
@@ -174,8 +174,8 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
                         "    {:<8} {} {} → {}{}",
                         blob.how,
                         blob.digest,
-                        human::bytes(blob.size),
-                        human::bytes(blob.shipped),
+                        HumanBytes(blob.size),
+                        HumanBytes(blob.shipped),
                         blob.note
                             .as_deref()
                             .map(|n| format!(" ({n})"))
@@ -208,7 +208,7 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
         s.images,
         s.signatures,
         s.blobs,
-        human::bytes(s.fetched_bytes)
+        HumanBytes(s.fetched_bytes)
     )
 }
 

@@ -1,3 +1,4 @@
+use indicatif::HumanBytes;
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::Arc;
@@ -81,7 +82,7 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         "  blobs     {} new, {} already present; {} read in {:.2}s",
         report.blobs_new,
         report.blobs_present,
-        human::bytes(report.bytes_read),
+        HumanBytes(report.bytes_read),
         report.seconds
     )?;
     for p in &report.published {
@@ -154,7 +155,7 @@ fn check<R: std::io::Read>(
         out,
         "  entries   {} ({}), all digests match, {} in {:.2}s",
         report.entries,
-        human::bytes(report.payload_bytes),
+        HumanBytes(report.payload_bytes),
         human::rate(report.stream_bytes, report.seconds),
         report.seconds
     )?;

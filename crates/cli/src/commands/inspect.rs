@@ -1,3 +1,4 @@
+use indicatif::HumanBytes;
 use std::io::Write;
 
 use tender_format::Carried;
@@ -92,7 +93,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         out,
         "  entries   {} ({})",
         m.entries.len(),
-        human::bytes(m.payload_bytes())
+        HumanBytes(m.payload_bytes())
     )?;
     if let Some(base) = &m.base {
         writeln!(
@@ -110,8 +111,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             count(Carried::Whole),
             count(Carried::Referenced),
             count(Carried::Patched),
-            human::bytes(saved),
-            human::bytes(size)
+            HumanBytes(saved),
+            HumanBytes(size)
         )?;
         for b in &blobs {
             let against = b
@@ -123,8 +124,8 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
                 "    {:<10} {} {} → {}{against}",
                 b.how,
                 b.digest,
-                human::bytes(b.size),
-                human::bytes(b.shipped),
+                HumanBytes(b.size),
+                HumanBytes(b.shipped),
             )?;
             if let Some(reason) = &b.reason {
                 writeln!(out, "               why whole: {}", human::clean(reason))?;

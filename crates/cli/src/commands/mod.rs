@@ -21,7 +21,7 @@ use std::path::Path;
 use tender_export::BundleOutput;
 use tender_format::BundleReader;
 use tender_format::reader::AnyBundleReader;
-use tender_format::volumes::{FAT32_MAX_FILE, VolumeSet, filesystem_type, is_fat32, parse_size};
+use tender_format::volumes::{FAT32_MAX_FILE, VolumeSet, is_on_fat32, parse_size};
 
 use crate::exit;
 
@@ -144,7 +144,7 @@ fn bundle_output(path: &Path, volume_size: Option<&str>) -> anyhow::Result<Bundl
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let fat32 = filesystem_type(dir).is_some_and(|t| is_fat32(&t));
+    let fat32 = is_on_fat32(dir);
     if fat32 {
         eprintln!(
             "{} is on FAT32 (files stop at 4 GiB - 1): a larger bundle is cut into volumes of that size",

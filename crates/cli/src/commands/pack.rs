@@ -1,9 +1,9 @@
+use indicatif::HumanBytes;
 use tender_export::{BundleOutput, SealOptions, seal_layout};
 use tender_format::manifest::Targets;
 use tender_trust::PrivateKey;
 
 use crate::args::PackArgs;
-use crate::human;
 use crate::progress::Progress;
 
 pub fn run(args: PackArgs, show_progress: bool) -> anyhow::Result<()> {
@@ -48,7 +48,7 @@ pub fn run(args: PackArgs, show_progress: bool) -> anyhow::Result<()> {
         "wrote {} ({} entries, {}), bundle {} manifest {}",
         sealed.path.display(),
         sealed.manifest.entries.len(),
-        human::bytes(sealed.bytes),
+        HumanBytes(sealed.bytes),
         sealed.manifest.bundle_id,
         sealed.manifest_digest
     );

@@ -1,3 +1,4 @@
+use indicatif::HumanBytes;
 use std::io::Write;
 use std::time::Instant;
 
@@ -83,7 +84,7 @@ pub fn gc(args: GcArgs) -> anyhow::Result<()> {
         report.kept_releases,
         report.removed_tags.len(),
         report.removed_blobs,
-        human::bytes(report.removed_bytes),
+        HumanBytes(report.removed_bytes),
         report.removed_manifest_sets
     )?;
     Ok(())

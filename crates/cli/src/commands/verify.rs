@@ -1,3 +1,4 @@
+use indicatif::HumanBytes;
 use std::cell::RefCell;
 use std::io::Write;
 
@@ -80,7 +81,7 @@ pub fn run(args: VerifyArgs, show_progress: bool) -> anyhow::Result<()> {
         out,
         "  entries   {} ({}), all digests match, {} in {:.2}s",
         report.entries,
-        human::bytes(report.payload_bytes),
+        HumanBytes(report.payload_bytes),
         human::rate(report.stream_bytes, report.seconds),
         report.seconds
     )?;

@@ -1,3 +1,4 @@
+use indicatif::HumanBytes;
 use std::io::Write;
 use std::path::Path;
 
@@ -6,7 +7,6 @@ use tender_format::volumes::{self, VolumeSet, parse_size};
 
 use crate::args::{JoinArgs, SplitArgs};
 use crate::exit::UsageError;
-use crate::human;
 
 pub fn split(args: SplitArgs) -> anyhow::Result<()> {
     let size = parse_size(&args.volume_size)
@@ -34,7 +34,7 @@ pub fn split(args: SplitArgs) -> anyhow::Result<()> {
         std::io::stdout().lock(),
         "{} volume(s) of at most {} in {}, index {}",
         index.volumes.len(),
-        human::bytes(size),
+        HumanBytes(size),
         dir.display(),
         volumes::index_name(&base)
     )?;
@@ -63,7 +63,7 @@ pub fn join(args: JoinArgs) -> anyhow::Result<()> {
         "joined {} volume(s) into {} ({})",
         set.count(),
         args.output.display(),
-        human::bytes(bytes)
+        HumanBytes(bytes)
     )?;
     Ok(())
 }

@@ -109,6 +109,11 @@ fn trailer_and_header() {
     assert_eq!(gz[n - 4..], (plain.len() as u32).to_le_bytes());
     // Known CRC-32 check value.
     assert_eq!(crc32_update(0, b"123456789"), 0xcbf4_3926);
+    // Continuing from a previous value, as the parallel writer does per block.
+    assert_eq!(
+        crc32_update(crc32_update(0, b"1234"), b"56789"),
+        0xcbf4_3926
+    );
 }
 
 /// Pseudo-random bytes: nothing to match.
