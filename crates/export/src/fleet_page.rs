@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use tender_format::atomic;
 
@@ -15,10 +16,10 @@ use crate::fleet_report::{CellState, ClusterCell, FleetReport};
 /// Writes the page as `DIR/index.html` (atomically: a browser open on it
 /// sees the old page or the new one).
 pub fn write(dir: &Path, report: &FleetReport) -> Result<PathBuf, ExportError> {
-    atomic::create_dir_all(dir).map_err(|e| ExportError::io("creating", dir, e))?;
+    atomic::create_dir_all(dir).map_err(|e| ExportError::io_at("creating", dir, e))?;
     let path = dir.join("index.html");
     atomic::write(&path, render(report).as_bytes())
-        .map_err(|e| ExportError::io("writing the fleet page", &path, e))?;
+        .map_err(|e| ExportError::io_at("writing the fleet page", &path, e))?;
     Ok(path)
 }
 

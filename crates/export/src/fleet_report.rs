@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::{self, BufRead};
 use std::path::Path;
+use tender_format::FromIo;
 
 use serde::Serialize;
 use tender_format::{BundleManifest, Digest};
@@ -299,11 +300,11 @@ fn last_exports(dir: &Path, channel: &str) -> Result<BTreeMap<String, LastExport
     let file = match fs::File::open(&log) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(ExportError::io("reading hub state", &log, e)),
+        Err(e) => return Err(ExportError::io_at("reading hub state", &log, e)),
     };
     let mut last = BTreeMap::new();
     for line in io::BufReader::new(file).lines() {
-        let line = line.map_err(|e| ExportError::io("reading hub state", &log, e))?;
+        let line = line.map_err(|e| ExportError::io_at("reading hub state", &log, e))?;
         let Ok(record) = serde_json::from_str::<ExportRecord>(&line) else {
             continue;
         };

@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use tender_format::FromIo;
 
 use serde::Deserialize;
 
@@ -66,10 +67,10 @@ pub fn write(site: &Site) -> Result<PathBuf, ImportError> {
     let path = &site.metrics_file;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         tender_format::atomic::create_dir_all(dir)
-            .map_err(|e| ImportError::io("creating", dir, e))?;
+            .map_err(|e| ImportError::io_at("creating", dir, e))?;
     }
     tender_format::atomic::write(path, text.as_bytes())
-        .map_err(|e| ImportError::io("writing the metrics file", path, e))?;
+        .map_err(|e| ImportError::io_at("writing the metrics file", path, e))?;
     Ok(path.clone())
 }
 
@@ -230,11 +231,11 @@ fn last_actions(path: &Path) -> Result<(Option<LastAction>, Option<LastAction>),
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None)),
-        Err(e) => return Err(ImportError::io("reading the audit log", path, e)),
+        Err(e) => return Err(ImportError::io_at("reading the audit log", path, e)),
     };
     let mut last: BTreeMap<&'static str, LastAction> = BTreeMap::new();
     for line in BufReader::new(file).lines() {
-        let line = line.map_err(|e| ImportError::io("reading the audit log", path, e))?;
+        let line = line.map_err(|e| ImportError::io_at("reading the audit log", path, e))?;
         let Ok(entry) = serde_json::from_str::<AuditEntry>(&line) else {
             continue;
         };
@@ -271,19 +272,21 @@ fn store_size(store: &Path) -> Result<(u64, u64), ImportError> {
     let algorithms = match fs::read_dir(&root) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(ImportError::io("reading the store", &root, e)),
+        Err(e) => return Err(ImportError::io_at("reading the store", &root, e)),
     };
     for algorithm in algorithms {
         let dir = algorithm
-            .map_err(|e| ImportError::io("reading the store", &root, e))?
+            .map_err(|e| ImportError::io_at("reading the store", &root, e))?
             .path();
         if !dir.is_dir() {
             continue;
         }
-        for blob in fs::read_dir(&dir).map_err(|e| ImportError::io("reading the store", &dir, e))? {
+        for blob in
+            fs::read_dir(&dir).map_err(|e| ImportError::io_at("reading the store", &dir, e))?
+        {
             let meta = blob
                 .and_then(|b| b.metadata())
-                .map_err(|e| ImportError::io("reading the store", &dir, e))?;
+                .map_err(|e| ImportError::io_at("reading the store", &dir, e))?;
             if meta.is_file() {
                 blobs += 1;
                 bytes += meta.len();

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
+use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::Digest;
@@ -110,11 +111,11 @@ pub fn history(dir: &Path) -> Result<History, ReceiptError> {
     let sites = match fs::read_dir(&root) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(ReceiptError::io("listing receipts", &root, e)),
+        Err(e) => return Err(ReceiptError::io_at("listing receipts", &root, e)),
     };
     let mut site_dirs = Vec::new();
     for entry in sites {
-        let entry = entry.map_err(|e| ReceiptError::io("listing receipts", &root, e))?;
+        let entry = entry.map_err(|e| ReceiptError::io_at("listing receipts", &root, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if is_token(&name) && entry.path().is_dir() {
             site_dirs.push((name, entry.path()));
@@ -124,10 +125,10 @@ pub fn history(dir: &Path) -> Result<History, ReceiptError> {
     for (site, path) in site_dirs {
         let mut receipts = Vec::new();
         let listing =
-            fs::read_dir(&path).map_err(|e| ReceiptError::io("listing receipts", &path, e))?;
+            fs::read_dir(&path).map_err(|e| ReceiptError::io_at("listing receipts", &path, e))?;
         for entry in listing {
             let file = entry
-                .map_err(|e| ReceiptError::io("listing receipts", &path, e))?
+                .map_err(|e| ReceiptError::io_at("listing receipts", &path, e))?
                 .path();
             if file.extension().is_none_or(|x| x != "json") {
                 continue;
@@ -172,7 +173,7 @@ struct StoredFile {
 
 fn read_stored(file: &Path) -> Result<StoredReceipt, ReceiptError> {
     let bytes =
-        fs::read(file).map_err(|e| ReceiptError::io("reading recorded receipt", file, e))?;
+        fs::read(file).map_err(|e| ReceiptError::io_at("reading recorded receipt", file, e))?;
     let stored: StoredFile =
         serde_json::from_slice(&bytes).map_err(|e| ReceiptError::BadHubState {
             path: file.to_path_buf(),

@@ -12,6 +12,7 @@ use tender_oci::{ClientOptions, Platform};
 
 use crate::args::ExportArgs;
 use crate::exit::UsageError;
+use crate::human;
 use crate::observer::CliObserver;
 
 pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
