@@ -193,18 +193,10 @@ pub fn main(args: Vec<String>) -> Result<()> {
     }
     bench.table.print(&bench.host, bench.opts.quick);
     if let Some(file) = &bench.opts.json {
-        let mut text = String::new();
-        for line in &bench.json {
-            text.push_str(line);
-            text.push('\n');
-        }
-        use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .with_context(|| format!("writing {}", file.display()))?;
+        // A fresh file per run: one line per row of this run.
+        let text: String = bench.json.iter().map(|line| format!("{line}\n")).collect();
+        std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))?;
+        log(format_args!("JSON lines in {}", file.display()));
     }
     Ok(())
 }
