@@ -96,10 +96,13 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The external tools the rows run (besides tender and /usr/bin/time).
+const TOOLS: &[&str] = &["openssl"];
+
 /// The external tools every row may use; fail early with the install hint.
 pub fn check_tools() -> Result<()> {
     let mut missing = Vec::new();
-    for tool in ["openssl"] {
+    for tool in TOOLS {
         let found = std::env::var_os("PATH")
             .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
         if !found {

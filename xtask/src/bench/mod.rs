@@ -82,33 +82,29 @@ pub struct Bench {
     pub opts: Options,
     pub host: Host,
     pub tender: PathBuf,
-    work: tempdir::WorkDir,
+    work: WorkDir,
     pub table: Table,
     json: Vec<String>,
 }
 
-mod tempdir {
-    use std::path::{Path, PathBuf};
+/// The work directory; removed on drop unless `--keep`.
+struct WorkDir {
+    dir: Option<tempfile::TempDir>,
+    keep: bool,
+}
 
-    /// The work directory; removed on drop unless `--keep`.
-    pub struct WorkDir {
-        pub path: PathBuf,
-        pub keep: bool,
+impl WorkDir {
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("work dir lives until drop").path()
     }
+}
 
-    impl WorkDir {
-        pub fn path(&self) -> &Path {
-            &self.path
-        }
-    }
-
-    impl Drop for WorkDir {
-        fn drop(&mut self) {
-            if self.keep {
-                eprintln!("bench: kept work dir {}", self.path.display());
-            } else {
-                let _ = std::fs::remove_dir_all(&self.path);
-            }
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take()
+            && self.keep
+        {
+            eprintln!("bench: kept work dir {}", dir.keep().display());
         }
     }
 }
@@ -167,11 +163,14 @@ pub fn main(args: Vec<String>) -> Result<()> {
     let tender = target_dir(&repo).join("release/tender");
     let host = Host::describe(&repo);
     let tmp = std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    let work_path = tempdir_in(&tmp)?;
-    log(format_args!("work dir {}", work_path.display()));
+    let dir = tempfile::Builder::new()
+        .prefix("tender-bench.")
+        .tempdir_in(&tmp)
+        .with_context(|| format!("creating a work dir under {}", tmp.display()))?;
+    log(format_args!("work dir {}", dir.path().display()));
     let mut bench = Bench {
-        work: tempdir::WorkDir {
-            path: work_path,
+        work: WorkDir {
+            dir: Some(dir),
             keep: opts.keep,
         },
         opts,
@@ -214,18 +213,4 @@ fn build_release(repo: &Path) -> Result<()> {
         .context("running cargo build")?;
     ensure!(status.success(), "cargo build --release failed: {status}");
     Ok(())
-}
-
-/// A fresh `tender-bench.XXXX` directory under `dir`.
-fn tempdir_in(dir: &Path) -> Result<PathBuf> {
-    let pid = std::process::id();
-    for n in 0..1000u32 {
-        let path = dir.join(format!("tender-bench.{pid}{n:03}"));
-        match std::fs::create_dir(&path) {
-            Ok(()) => return Ok(path),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-        }
-    }
-    bail!("no free work dir name under {}", dir.display())
 }
