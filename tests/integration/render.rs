@@ -78,7 +78,7 @@ impl Hub {
         let o = self
             .cmd()
             .arg("export")
-            .arg(&fleet)
+            .arg(fleet)
             .arg("-o")
             .arg(self.join(out))
             .args(["--key", "hub.key", "--no-progress", "--json"])
@@ -124,7 +124,7 @@ impl Hub {
         let o = self
             .cmd()
             .arg("export")
-            .arg(&fleet)
+            .arg(fleet)
             .args(["--list-images", "--json", "--no-progress"])
             .output();
         assert_exit(&o, 0);

@@ -95,9 +95,9 @@ fn write_fleet(hub: &Workspace, name: &str, images: &[String], registries: &[Str
 fn import(ws: &Workspace, bundle: &Path, site: &Path) {
     let o = TestCommand::new(ws.path())
         .arg("import")
-        .arg(&bundle)
+        .arg(bundle)
         .arg("--site")
-        .arg(&site)
+        .arg(site)
         .arg("--no-progress")
         .output();
     assert_exit(&o, 0);
