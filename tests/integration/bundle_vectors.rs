@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tender_test_support::{repo_root, vectors};
 
-use crate::util::{assert_exit, stderr, stdout, tender, tree};
+use crate::util::{TestCommand, assert_exit, stderr, stdout, tender, tree};
 
 fn vectors_dir() -> PathBuf {
     repo_root().join("bundle-spec/vectors")
@@ -53,23 +53,20 @@ fn every_vector_via(stdin: bool) {
         let cwd = tempfile::tempdir().unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let bundle = dir.join("bundle.tender");
-        let arg = if stdin { "-" } else { bundle.to_str().unwrap() };
         let policy = dir.join("policy.yaml");
-        let mut cmd = crate::util::tender_cmd(
-            &[
-                "verify",
-                arg,
-                "--trust",
-                policy.to_str().unwrap(),
-                "--no-progress",
-            ],
-            cwd.path(),
-        );
+        let mut cmd = TestCommand::new(cwd.path());
+        cmd.arg("verify");
         if stdin {
-            cmd.stdin(fs::File::open(&bundle).unwrap());
+            cmd.arg("-").stdin(fs::read(&bundle).unwrap());
+        } else {
+            cmd.arg(&bundle);
         }
-        let o = cmd.env("TMPDIR", tmp.path()).output().unwrap();
-        assert_exit(&o, v.expected.exit_code);
+        let o = cmd
+            .arg("--trust")
+            .arg(&policy)
+            .arg("--no-progress")
+            .env("TMPDIR", tmp.path())
+            .expect_exit(v.expected.exit_code);
         let err = stderr(&o);
         if v.expected.exit_code == 0 {
             assert!(err.is_empty(), "{}: {err}", v.name);
@@ -104,32 +101,24 @@ fn every_vector_gets_its_expected_outcome_from_volumes() {
         let dir = vectors_dir().join(v.name);
         let work = tempfile::tempdir().unwrap();
         let volumes = work.path().join("volumes");
-        let split = tender(
-            &[
-                "split",
-                dir.join("bundle.tender").to_str().unwrap(),
-                "--volume-size",
-                "700",
-                "-o",
-                volumes.to_str().unwrap(),
-            ],
-            work.path(),
-        );
+        let split = TestCommand::new(work.path())
+            .arg("split")
+            .arg(dir.join("bundle.tender"))
+            .args(["--volume-size", "700", "-o"])
+            .arg(&volumes)
+            .output();
         if !split.status.success() {
             assert_eq!(v.expected.exit_code, 3, "{}: {}", v.name, stderr(&split));
             continue;
         }
         cut += 1;
-        let o = tender(
-            &[
-                "verify",
-                volumes.to_str().unwrap(),
-                "--trust",
-                dir.join("policy.yaml").to_str().unwrap(),
-                "--no-progress",
-            ],
-            work.path(),
-        );
+        let o = TestCommand::new(work.path())
+            .arg("verify")
+            .arg(&volumes)
+            .arg("--trust")
+            .arg(dir.join("policy.yaml"))
+            .arg("--no-progress")
+            .output();
         assert_exit(&o, v.expected.exit_code);
         assert!(
             stderr(&o).contains(v.expected.reason_contains),
@@ -161,14 +150,11 @@ fn rejections_are_also_reported_when_reading_stdin() {
     assert_exit(&o, 3);
     assert!(stderr(&o).contains("content digest is"), "{}", stderr(&o));
     let ok = vectors_dir().join("valid-minimal");
-    let o = tender(
-        &[
-            "inspect",
-            ok.join("bundle.tender").to_str().unwrap(),
-            "--json",
-        ],
-        cwd.path(),
-    );
+    let o = TestCommand::new(cwd.path())
+        .arg("inspect")
+        .arg(ok.join("bundle.tender"))
+        .arg("--json")
+        .output();
     assert_exit(&o, 0);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["verified"], false);

@@ -1,6 +1,6 @@
 //! CLI conventions: exit codes, refusing to overwrite keys, clear errors.
 
-use crate::util::{Workspace, assert_exit, stderr, tender};
+use crate::util::{TestCommand, Workspace, assert_exit, stderr, tender};
 
 #[test]
 fn usage_errors_exit_2() {
@@ -38,15 +38,11 @@ fn machine_problems_exit_1_not_3() {
     )
     .unwrap();
     let bundle = ws.pack_sample("b.tender");
-    let o = tender(
-        &[
-            "verify",
-            bundle.to_str().unwrap(),
-            "--trust",
-            "empty-policy.yaml",
-        ],
-        ws.path(),
-    );
+    let o = TestCommand::new(ws.path())
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "empty-policy.yaml"])
+        .output();
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains("must require signatures"),

@@ -18,8 +18,8 @@ use tender_test_support::{
 };
 
 use crate::util::{
-    SAMPLE_REGISTRY, Workspace, assert_exit, copy_tree, push_sample_images, stderr, stdout,
-    tender_cmd, untar,
+    SAMPLE_REGISTRY, TestCommand, Workspace, assert_exit, copy_tree, push_sample_images, stderr,
+    stdout, tender_cmd, untar,
 };
 
 const GATEWAY: &str = "registry.plant.example/plant/opcua-gateway:1.4.2";
@@ -50,36 +50,35 @@ impl Hub {
         self.ws.join(p)
     }
 
-    /// Runs tender in the workspace with the hub's environment.
-    fn tender(&self, args: &[&str]) -> Output {
-        tender_cmd(args, self.path())
-            .env("TENDER_HUB_STATE", self.join("hub-state"))
+    /// tender in the workspace with the hub's environment.
+    fn cmd(&self) -> TestCommand {
+        let mut cmd = self.ws.tender();
+        cmd.env("TENDER_HUB_STATE", self.join("hub-state"))
             .env("TENDER_HELM", helm_shim())
             // No credentials from the machine running the tests.
-            .env("DOCKER_CONFIG", self.join("docker-config"))
-            .output()
-            .expect("run tender")
+            .env("DOCKER_CONFIG", self.join("docker-config"));
+        cmd
+    }
+
+    /// Runs tender in the workspace with the hub's environment.
+    fn tender(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output()
     }
 
     /// `tender export FLEET -o OUT --key hub.key --no-progress --json EXTRA...`
-    fn export(&self, fleet: &Path, out: &str, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "export",
-            fleet.to_str().unwrap(),
-            "-o",
-            out,
-            "--key",
-            "hub.key",
-            "--no-progress",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        self.tender(&args)
+    fn export(&self, fleet: &Path, out: impl AsRef<std::ffi::OsStr>, extra: &[&str]) -> Output {
+        self.cmd()
+            .arg("export")
+            .arg(fleet)
+            .arg("-o")
+            .arg(out)
+            .args(["--key", "hub.key", "--no-progress", "--json"])
+            .args(extra)
+            .output()
     }
 
     fn inspect(&self, bundle: &Path) -> Value {
-        let o = self.tender(&["inspect", bundle.to_str().unwrap(), "--json"]);
-        assert_exit(&o, 0);
+        let o = self.cmd().arg("inspect").arg(bundle).arg("--json").ok();
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
@@ -209,14 +208,12 @@ fn export_from_a_real_registry_pins_every_digest() {
     let bundle = hub.join("out/fleet.tender");
     assert!(bundle.is_file());
 
-    let o = hub.tender(&[
-        "verify",
-        bundle.to_str().unwrap(),
-        "--trust",
-        "policy.yaml",
-        "--json",
-        "--no-progress",
-    ]);
+    let o = hub
+        .cmd()
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "policy.yaml", "--json", "--no-progress"])
+        .output();
     assert_exit(&o, 0);
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["sequence"], 1);
@@ -601,13 +598,12 @@ spec:
     .unwrap();
     let fleet = dir.join("fleet.yaml");
 
-    let o = hub.tender(&[
-        "export",
-        fleet.to_str().unwrap(),
-        "--dry-run",
-        "--json",
-        "--no-progress",
-    ]);
+    let o = hub
+        .cmd()
+        .arg("export")
+        .arg(&fleet)
+        .args(["--dry-run", "--json", "--no-progress"])
+        .output();
     assert_exit(&o, 0);
     let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
     let digest_of = |name: &str| -> String {
@@ -818,13 +814,12 @@ fn registry_500s_are_retried() {
     }
     // And the bundle is whole and right.
     let bundle = hub.join("out/fleet.tender");
-    let o = hub.tender(&[
-        "verify",
-        bundle.to_str().unwrap(),
-        "--trust",
-        "policy.yaml",
-        "--no-progress",
-    ]);
+    let o = hub
+        .cmd()
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "policy.yaml", "--no-progress"])
+        .output();
     assert_exit(&o, 0);
     for release in hub.inspect(&bundle)["manifest"]["releases"]
         .as_array()
@@ -945,16 +940,19 @@ fn dry_run_prints_the_plan_and_pulls_no_layers() {
     let proxy = FaultyProxy::start(&registry.host(), Fault::new(500, 0));
     let fleet = hub.registry_fleet("fleet", &proxy.host());
 
-    let o = hub.tender(&[
-        "export",
-        fleet.to_str().unwrap(),
-        "-o",
-        "out/fleet.tender",
-        "--key",
-        "hub.key",
-        "--dry-run",
-        "--no-progress",
-    ]);
+    let o = hub
+        .cmd()
+        .arg("export")
+        .arg(&fleet)
+        .args([
+            "-o",
+            "out/fleet.tender",
+            "--key",
+            "hub.key",
+            "--dry-run",
+            "--no-progress",
+        ])
+        .output();
     assert_exit(&o, 0);
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();

@@ -3,6 +3,7 @@
 
 mod bundle_vectors;
 mod cli;
+mod command;
 mod delivery;
 mod delta;
 mod export;

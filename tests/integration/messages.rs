@@ -10,7 +10,7 @@ use std::process::Output;
 
 use tender_test_support::{Fault, FaultyProxy, Registry, repo_root};
 
-use crate::util::{Workspace, assert_exit, stderr, stdout, tender, write_site_file};
+use crate::util::{TestCommand, Workspace, assert_exit, stderr, stdout, tender, write_site_file};
 
 /// The error line of a failed run: exactly one line on stderr (after any
 /// warnings and progress lines), `tender: <label>: <chain>`.
@@ -141,16 +141,13 @@ fn no_error_chain_repeats_a_cause() {
         "pax-size-mismatch",
     ] {
         let dir = repo_root().join("bundle-spec/vectors").join(vector);
-        let o = tender(
-            &[
-                "verify",
-                dir.join("bundle.tender").to_str().unwrap(),
-                "--trust",
-                dir.join("policy.yaml").to_str().unwrap(),
-                "--no-progress",
-            ],
-            ws.path(),
-        );
+        let o = TestCommand::new(ws.path())
+            .arg("verify")
+            .arg(dir.join("bundle.tender"))
+            .arg("--trust")
+            .arg(dir.join("policy.yaml"))
+            .arg("--no-progress")
+            .output();
         fails(&o, 3);
     }
 
@@ -342,16 +339,11 @@ fn a_site_key_open_to_others_is_refused_before_anything_changes() {
     assert_exit(&tender(&["keygen", "site"], ws.path()), 0);
     let site = write_site_file(&ws, "site.yaml", "plant-001", &["c"], "siteKey: site.key\n");
     chmod(&ws.join("site.key"), 0o640);
-    let o = tender(
-        &[
-            "import",
-            "b.tender",
-            "--site",
-            site.to_str().unwrap(),
-            "--no-progress",
-        ],
-        ws.path(),
-    );
+    let o = TestCommand::new(ws.path())
+        .args(["import", "b.tender", "--site"])
+        .arg(&site)
+        .arg("--no-progress")
+        .output();
     let line = fails(&o, 1);
     assert!(
         line.contains("permissions 0640 for ")
@@ -363,16 +355,11 @@ fn a_site_key_open_to_others_is_refused_before_anything_changes() {
 
     // At 0600 the import goes past the key (and is audited).
     chmod(&ws.join("site.key"), 0o600);
-    let o = tender(
-        &[
-            "import",
-            "b.tender",
-            "--site",
-            site.to_str().unwrap(),
-            "--no-progress",
-        ],
-        ws.path(),
-    );
+    let o = TestCommand::new(ws.path())
+        .args(["import", "b.tender", "--site"])
+        .arg(&site)
+        .arg("--no-progress")
+        .output();
     assert!(!stderr(&o).contains("too open"), "{}", stderr(&o));
     assert!(ws.join("state").is_dir());
 }

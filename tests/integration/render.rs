@@ -17,7 +17,7 @@ use serde_json::Value;
 use tender_export::manifest_set;
 use tender_test_support::{helm_shim, repo_root};
 
-use crate::util::{Workspace, assert_exit, stderr, tender_cmd, untar};
+use crate::util::{TestCommand, Workspace, assert_exit, stderr, untar};
 
 fn chart() -> PathBuf {
     repo_root().join("testdata/charts/shell-scripts")
@@ -41,19 +41,23 @@ impl Hub {
         self.ws.join(p)
     }
 
-    fn tender_with(&self, helm: &Path, args: &[&str]) -> Output {
-        tender_cmd(args, self.ws.path())
-            .env("TENDER_HUB_STATE", self.join("hub-state"))
+    /// tender in the workspace with the hub's environment and `helm`.
+    fn cmd_with(&self, helm: &Path) -> TestCommand {
+        let mut cmd = self.ws.tender();
+        cmd.env("TENDER_HUB_STATE", self.join("hub-state"))
             .env("TENDER_HELM", helm)
             .env("DOCKER_CONFIG", self.join("docker-config"))
             // Where tender and Helm keep scratch files (substituted values).
-            .env("TMPDIR", self.join("tmp"))
-            .output()
-            .expect("run tender")
+            .env("TMPDIR", self.join("tmp"));
+        cmd
     }
 
-    fn tender(&self, args: &[&str]) -> Output {
-        self.tender_with(&helm_shim(), args)
+    fn cmd(&self) -> TestCommand {
+        self.cmd_with(&helm_shim())
+    }
+
+    fn tender_with(&self, helm: &Path, args: &[&str]) -> Output {
+        self.cmd_with(helm).args(args).output()
     }
 
     /// Writes `fleet.yaml` (head, clusters and sources given) in `dir`.
@@ -71,16 +75,14 @@ impl Hub {
 
     /// Exports `fleet` to `out` and returns the `--json` summary and stderr.
     fn export(&self, fleet: &Path, out: &str) -> (Value, String) {
-        let o = self.tender(&[
-            "export",
-            fleet.to_str().unwrap(),
-            "-o",
-            self.join(out).to_str().unwrap(),
-            "--key",
-            "hub.key",
-            "--no-progress",
-            "--json",
-        ]);
+        let o = self
+            .cmd()
+            .arg("export")
+            .arg(fleet)
+            .arg("-o")
+            .arg(self.join(out))
+            .args(["--key", "hub.key", "--no-progress", "--json"])
+            .output();
         assert_exit(&o, 0);
         (serde_json::from_slice(&o.stdout).unwrap(), stderr(&o))
     }
@@ -88,7 +90,12 @@ impl Hub {
     /// The objects of `cluster`'s manifest set in the bundle `out`.
     fn manifest_set(&self, out: &str, cluster: &str) -> Vec<Value> {
         let bundle = self.join(out);
-        let o = self.tender(&["inspect", bundle.to_str().unwrap(), "--json"]);
+        let o = self
+            .cmd()
+            .arg("inspect")
+            .arg(&bundle)
+            .arg("--json")
+            .output();
         assert_exit(&o, 0);
         let inspect: Value = serde_json::from_slice(&o.stdout).unwrap();
         let release = inspect["manifest"]["releases"]
@@ -114,13 +121,12 @@ impl Hub {
 
     /// `tender export FLEET --list-images --json`: renders, pulls nothing.
     fn list_images(&self, fleet: &Path) -> (Value, String) {
-        let o = self.tender(&[
-            "export",
-            fleet.to_str().unwrap(),
-            "--list-images",
-            "--json",
-            "--no-progress",
-        ]);
+        let o = self
+            .cmd()
+            .arg("export")
+            .arg(fleet)
+            .args(["--list-images", "--json", "--no-progress"])
+            .output();
         assert_exit(&o, 0);
         (serde_json::from_slice(&o.stdout).unwrap(), stderr(&o))
     }
@@ -259,7 +265,12 @@ sources:
     assert!(warnings(&json).is_empty(), "{json:#}");
     assert!(!log.contains("warning"), "{log}");
     fs::write(&fleet, format!("{text}    substitute: true\n")).unwrap();
-    let o = hub.tender(&["export", fleet.to_str().unwrap(), "--list-images"]);
+    let o = hub
+        .cmd()
+        .arg("export")
+        .arg(&fleet)
+        .arg("--list-images")
+        .output();
     assert_exit(&o, 1);
     assert!(
         stderr(&o).contains("variable NOT_A_VAR is not set and has no default"),
@@ -345,7 +356,12 @@ data:
         text.replace("kustomize.toolkit.fluxcd.io/substitute: disabled", "x: y"),
     )
     .unwrap();
-    let o = hub.tender(&["export", fleet.to_str().unwrap(), "--list-images"]);
+    let o = hub
+        .cmd()
+        .arg("export")
+        .arg(&fleet)
+        .arg("--list-images")
+        .output();
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("UNDEFINED"), "{}", stderr(&o));
 }
@@ -409,7 +425,12 @@ fn test_hooks_are_skipped_renders_repeat_exactly_and_random_ones_are_named() {
         );
         assert_exit(&o, 0);
         assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
-        let o = hub.tender(&["inspect", hub.join(out).to_str().unwrap(), "--json"]);
+        let o = hub
+            .cmd()
+            .arg("inspect")
+            .arg(hub.join(out))
+            .arg("--json")
+            .output();
         let inspect: Value = serde_json::from_slice(&o.stdout).unwrap();
         inspect["manifest"]["releases"]
             .as_array()

@@ -93,16 +93,13 @@ fn write_fleet(hub: &Workspace, name: &str, images: &[String], registries: &[Str
 }
 
 fn import(ws: &Workspace, bundle: &Path, site: &Path) {
-    let o = tender(
-        &[
-            "import",
-            bundle.to_str().unwrap(),
-            "--site",
-            site.to_str().unwrap(),
-            "--no-progress",
-        ],
-        ws.path(),
-    );
+    let o = TestCommand::new(ws.path())
+        .arg("import")
+        .arg(bundle)
+        .arg("--site")
+        .arg(site)
+        .arg("--no-progress")
+        .output();
     assert_exit(&o, 0);
 }
 

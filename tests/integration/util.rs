@@ -3,35 +3,18 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs the built `tender` binary.
+pub use crate::command::{TestCommand, assert_exit, stderr, stdout};
+
+/// Runs the built `tender` binary (a shorthand kept for `&str` arguments).
 pub fn tender(args: &[&str], cwd: &Path) -> Output {
-    tender_cmd(args, cwd).output().expect("run tender")
+    TestCommand::new(cwd).args(args).output()
 }
 
+/// The `Command` behind [`tender`], to spawn or pipe by hand.
 pub fn tender_cmd(args: &[&str], cwd: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tender"));
-    cmd.args(args).current_dir(cwd).env("NO_COLOR", "1");
-    cmd
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Asserts an exit code, showing both streams when it differs.
-#[track_caller]
-pub fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
+    let mut cmd = TestCommand::new(cwd);
+    cmd.args(args);
+    cmd.into_command()
 }
 
 /// A work directory with a release key, an approver key and a policy
@@ -62,27 +45,37 @@ impl Workspace {
         self.dir.path().join(p)
     }
 
+    /// `tender` run in the workspace.
+    pub fn tender(&self) -> TestCommand {
+        TestCommand::new(self.path())
+    }
+
+    /// `tender export FLEET --key hub.key --no-progress` in the workspace,
+    /// with the repository's helm shim and a hub state directory private
+    /// to the workspace (so sequences count 1, 2, ... per workspace); add
+    /// `-o` and any other arguments.
+    pub fn export(&self, fleet: impl AsRef<Path>) -> TestCommand {
+        let mut cmd = self.tender();
+        cmd.arg("export")
+            .arg(fleet.as_ref())
+            .args(["--key", "hub.key", "--no-progress"])
+            .env("TENDER_HELM", tender_test_support::helm_shim())
+            .env("TENDER_HUB_STATE", self.join("hub-state"));
+        cmd
+    }
+
     /// Packs the sample fleet's OCI layout into `name` (sequence 1).
     pub fn pack_sample(&self, name: &str) -> PathBuf {
         let layout = tender_test_support::repo_root().join("testdata/fleet/images");
         let out = self.join(name);
-        let o = tender(
-            &[
-                "pack",
-                layout.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                "--key",
-                "hub.key",
-                "--sequence",
-                "1",
-                "--site",
-                "plant-001",
-                "--no-progress",
-            ],
-            self.path(),
-        );
-        assert_exit(&o, 0);
+        self.tender()
+            .arg("pack")
+            .arg(layout)
+            .arg("-o")
+            .arg(&out)
+            .args(["--key", "hub.key", "--sequence", "1", "--site", "plant-001"])
+            .arg("--no-progress")
+            .ok();
         out
     }
 }
@@ -109,28 +102,10 @@ pub fn tree(dir: &Path) -> Vec<String> {
 // Helpers for exporting the sample fleet and importing it at a site
 // (used by `import.rs`).
 
-/// `tender export FLEET -o NAME --key hub.key` in the workspace, with the
-/// repository's helm shim and a hub state directory private to the
-/// workspace (so sequences count 1, 2, ... per workspace).
+/// `tender export FLEET -o NAME` in the workspace ([`Workspace::export`]).
 pub fn export_fleet(ws: &Workspace, fleet: &Path, name: &str) -> PathBuf {
     let out = ws.join(name);
-    let o = tender_cmd(
-        &[
-            "export",
-            fleet.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "--key",
-            "hub.key",
-            "--no-progress",
-        ],
-        ws.path(),
-    )
-    .env("TENDER_HELM", tender_test_support::helm_shim())
-    .env("TENDER_HUB_STATE", ws.join("hub-state"))
-    .output()
-    .expect("run tender export");
-    assert_exit(&o, 0);
+    ws.export(fleet).arg("-o").arg(&out).ok();
     out
 }
 
@@ -162,11 +137,11 @@ pub fn write_site_file(
 
 /// `tender inspect BUNDLE --json`.
 pub fn inspect_json(bundle: &Path) -> serde_json::Value {
-    let o = tender(
-        &["inspect", bundle.to_str().unwrap(), "--json"],
-        bundle.parent().unwrap(),
-    );
-    assert_exit(&o, 0);
+    let o = TestCommand::new(bundle.parent().unwrap())
+        .arg("inspect")
+        .arg(bundle)
+        .arg("--json")
+        .ok();
     serde_json::from_slice(&o.stdout).expect("inspect --json prints JSON")
 }
 
@@ -324,41 +299,24 @@ pub fn write_blob_layout(dir: &Path, sizes: &[usize], seed: u64) -> Vec<String> 
 /// `tender pack LAYOUT -o OUT --key hub.key --sequence 1 --site plant-001`
 /// in the workspace, plus `extra` (e.g. `--volume-size 64K`).
 pub fn pack_layout(ws: &Workspace, layout: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "pack",
-        layout.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "--key",
-        "hub.key",
-        "--sequence",
-        "1",
-        "--site",
-        "plant-001",
-        "--no-progress",
-    ];
-    args.extend_from_slice(extra);
-    tender(&args, ws.path())
+    ws.tender()
+        .arg("pack")
+        .arg(layout)
+        .arg("-o")
+        .arg(out)
+        .args(["--key", "hub.key", "--sequence", "1", "--site", "plant-001"])
+        .arg("--no-progress")
+        .args(extra)
+        .output()
 }
 
 /// The command `export_fleet` runs, with `-o OUT` as given (`-` for
 /// standard output) and `extra` arguments (e.g. `--volume-size 16K`), to
 /// run or pipe.
 pub fn export_fleet_cmd(ws: &Workspace, fleet: &Path, out: &str, extra: &[&str]) -> Command {
-    let mut args = vec![
-        "export",
-        fleet.to_str().unwrap(),
-        "-o",
-        out,
-        "--key",
-        "hub.key",
-        "--no-progress",
-    ];
-    args.extend_from_slice(extra);
-    let mut cmd = tender_cmd(&args, ws.path());
-    cmd.env("TENDER_HELM", tender_test_support::helm_shim())
-        .env("TENDER_HUB_STATE", ws.join("hub-state"));
-    cmd
+    let mut cmd = ws.export(fleet);
+    cmd.args(["-o", out]).args(extra);
+    cmd.into_command()
 }
 
 /// A fixture made once and shared by the tests alive at the time; it is

@@ -1,0 +1,98 @@
+//! The two outputs: a human table on stdout and JSON lines for `--json`.
+
+use serde_json::{Map, Value, json};
+
+use super::Host;
+
+/// Rows of the human table: ROW METRIC BASELINE TENDER RATIO TARGET.
+#[derive(Default)]
+pub struct Table {
+    lines: Vec<[String; 6]>,
+    notes: Vec<String>,
+}
+
+impl Table {
+    /// One line; "" for an empty cell (the row name is given on a row's first line).
+    pub fn add(&mut self, cells: [&str; 6]) {
+        self.lines.push(cells.map(str::to_string));
+    }
+
+    /// A note printed under the table, e.g. what the baseline was.
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    pub fn print(&self, host: &Host, quick: bool) {
+        let mode = if quick { "quick" } else { "full" };
+        println!();
+        println!("tender bench ({mode}), {}", host.git_rev);
+        println!(
+            "host: {}; sha_ni: {}; nproc: {}; load average now: {}",
+            host.cpu_model,
+            host.sha_ni,
+            host.ncpu,
+            Host::loadavg()
+        );
+        println!();
+        let header = ["ROW", "METRIC", "BASELINE", "TENDER", "RATIO", "TARGET"].map(str::to_string);
+        for cells in std::iter::once(&header).chain(&self.lines) {
+            let line = format!(
+                "{:<7}  {:<30}  {:<13}  {:<13}  {:<6}  {}",
+                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+            );
+            println!("{}", line.trim_end());
+        }
+        println!();
+        println!("ratio = baseline wall time / tender wall time (> 1: tender is faster)");
+        for note in &self.notes {
+            println!("{note}");
+        }
+    }
+}
+
+/// One JSON line of a row, built field by field in the order given.
+pub struct JsonRow {
+    row: String,
+    fields: Map<String, Value>,
+}
+
+impl JsonRow {
+    pub fn new(row: &str) -> JsonRow {
+        JsonRow {
+            row: row.to_string(),
+            fields: Map::new(),
+        }
+    }
+
+    pub fn field(mut self, key: &str, value: impl Into<Value>) -> JsonRow {
+        self.fields.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// The host fields first, so each line stands alone.
+    pub fn finish(self, host: &Host, quick: bool) -> Value {
+        let mut out = Map::new();
+        out.insert("row".into(), json!(self.row));
+        out.insert("mode".into(), json!(if quick { "quick" } else { "full" }));
+        out.insert("git".into(), json!(host.git_rev));
+        out.insert("cpu_model".into(), json!(host.cpu_model));
+        out.insert("sha_ni".into(), json!(host.sha_ni));
+        out.insert("nproc".into(), json!(host.ncpu));
+        out.extend(self.fields);
+        Value::Object(out)
+    }
+}
+
+/// "200 MiB" / "2.00 GiB", as the table prints sizes.
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= (1u64 << 30) as f64 {
+        format!("{:.2} GiB", b / (1u64 << 30) as f64)
+    } else {
+        format!("{:.0} MiB", b / (1u64 << 20) as f64)
+    }
+}
+
+pub fn kib_mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}

@@ -1,0 +1,26 @@
+//! The rows, one module each. A row times tender against a baseline tool on
+//! the same input and adds lines to the table and one JSON line.
+//!
+//! A new row (e.g. the fleet `scale` row: export of 10/100/1,000 clusters)
+//! is one module here and one entry in [`ROWS`].
+
+mod verify;
+
+use anyhow::Result;
+
+use super::Bench;
+
+pub struct Row {
+    pub name: &'static str,
+    pub run: fn(&mut Bench) -> Result<()>,
+}
+
+/// Every row, in the order a full run runs them.
+pub const ROWS: &[Row] = &[Row {
+    name: "verify",
+    run: verify::run,
+}];
+
+pub fn names() -> String {
+    ROWS.iter().map(|r| r.name).collect::<Vec<_>>().join(" ")
+}
