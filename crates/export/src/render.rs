@@ -166,7 +166,10 @@ impl Renderer {
     /// `kustomize build` of a directory, once per directory.
     fn kustomize(&self, dir: PathBuf) -> Result<String, String> {
         let slot = {
-            let mut builds = self.kustomize_builds.lock().expect("no panics while locked");
+            let mut builds = self
+                .kustomize_builds
+                .lock()
+                .expect("no panics while locked");
             builds.entry(dir.clone()).or_default().clone()
         };
         slot.get_or_init(|| render_kustomize(&dir, &self.tools))
