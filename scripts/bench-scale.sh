@@ -97,19 +97,18 @@ measure "hub ingest" "$n" "$count receipts" "$TENDER" hub ingest receipts/*.rece
 measure "hub status" "$n" "" "$TENDER" hub status
 measure "hub report" "$n" "" "$TENDER" hub report -o report --fleet "fleet-$n/fleet.yaml"
 
-if ((json)); then
-    python3 - "$rows" <<'PY'
+python3 - "$rows" "$json" <<'PY'
 import json, sys
 rows = []
 for line in open(sys.argv[1]):
     name, clusters, wall, cpu, rss, extra = line.rstrip("\n").split("\t")
     rows.append({"step": name, "clusters": int(clusters), "wall_s": float(wall),
                  "cpu_s": float(cpu), "peak_rss_mib": int(rss), "notes": extra})
-print(json.dumps({"bench": "scale", "rows": rows}, indent=2))
+if sys.argv[2] == "1":
+    print(json.dumps({"bench": "scale", "rows": rows}, indent=2))
+else:
+    print(f"{'STEP':<17} {'CLUSTERS':>8} {'WALL s':>8} {'CPU s':>8} {'RSS MiB':>8}  NOTES")
+    for r in rows:
+        print(f"{r['step']:<17} {r['clusters']:>8} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f}"
+              f" {r['peak_rss_mib']:>8}  {r['notes']}")
 PY
-else
-    {
-        printf 'STEP\tCLUSTERS\tWALL s\tCPU s\tPEAK RSS MiB\tNOTES\n'
-        cat "$rows"
-    } | column -t -s $'\t'
-fi
