@@ -368,4 +368,45 @@ mod tests {
         .unwrap();
         assert_eq!(again.manifests, a.manifests);
     }
+
+    /// The sample's three clusters name two overlays (canary, production):
+    /// kustomize runs twice, not three times, and each cluster still gets
+    /// its own variables in the shared build's output.
+    #[test]
+    fn each_kustomize_directory_is_built_once() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().unwrap();
+        let log = scratch.path().join("builds.log");
+        let wrapper = scratch.path().join("kustomize");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\necho \"$2\" >> '{}'\nexec kubectl kustomize \"$2\"\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tools = Tools {
+            kustomize: Some(wrapper),
+            ..tools()
+        };
+        let fleet = Fleet::load(&repo().join("testdata/fleet/fleet.yaml")).unwrap();
+        let plan = plan(&fleet, &[], &tools).unwrap();
+        let mut built: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit('/').next().unwrap().to_string())
+            .collect();
+        built.sort();
+        assert_eq!(built, ["canary", "production"]);
+        let b = &plan.clusters[1];
+        let assembly = &plan.clusters[2];
+        assert_eq!(
+            (b.cluster.as_str(), assembly.cluster.as_str()),
+            ("plant-001-line-b", "plant-002-assembly")
+        );
+        assert!(b.yaml.contains("historian") && assembly.yaml.contains("historian"));
+        assert_ne!(b.manifests, assembly.manifests);
+    }
 }

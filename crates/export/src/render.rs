@@ -7,7 +7,8 @@
 //! substitution happens"): into Helm values before `helm template`, into
 //! kustomize and manifest output object by object, into Helm output only
 //! when the source opts in. Helm runs twice per distinct invocation, so
-//! that a chart that renders differently each time is named.
+//! that a chart that renders differently each time is named; kustomize
+//! runs once per directory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
@@ -81,7 +82,15 @@ pub struct Rendered {
 pub struct Renderer {
     tools: Tools,
     helm_renders: Mutex<HashMap<Digest, Arc<HelmSlot>>>,
+    /// `kustomize build` output per directory: kustomize is given nothing
+    /// but the directory (variables go into its output, afterwards), so
+    /// one export builds each directory once.
+    kustomize_builds: Mutex<HashMap<PathBuf, Arc<KustomizeSlot>>>,
 }
+
+/// One directory's `kustomize build` output, filled by the first thread
+/// that needs it while the others wait.
+type KustomizeSlot = OnceLock<Result<String, String>>;
 
 /// One Helm invocation's result, filled by the first thread that needs it
 /// while the others wait.
@@ -100,6 +109,7 @@ impl Renderer {
         Renderer {
             tools,
             helm_renders: Mutex::new(HashMap::new()),
+            kustomize_builds: Mutex::new(HashMap::new()),
         }
     }
 
@@ -130,7 +140,7 @@ impl Renderer {
             }
             SourceKind::Kustomize(k) => {
                 let dir = fleet.path(&substitute(&k.path, &vars).map_err(|e| fail(e.to_string()))?);
-                render_kustomize(&dir, &self.tools)
+                self.kustomize(dir)
             }
             SourceKind::Manifests(m) => {
                 let path =
@@ -151,6 +161,19 @@ impl Renderer {
             unsubstituted_by_default: !substitutes && source.substitute.is_none(),
             unstable,
         })
+    }
+
+    /// `kustomize build` of a directory, once per directory.
+    fn kustomize(&self, dir: PathBuf) -> Result<String, String> {
+        let slot = {
+            let mut builds = self
+                .kustomize_builds
+                .lock()
+                .expect("no panics while locked");
+            builds.entry(dir.clone()).or_default().clone()
+        };
+        slot.get_or_init(|| render_kustomize(&dir, &self.tools))
+            .clone()
     }
 
     /// `helm template` with the cluster's variables substituted into the

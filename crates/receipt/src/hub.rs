@@ -292,9 +292,25 @@ pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, Recei
         };
         key(a).cmp(&key(b))
     });
+    // status.json is replaced once, after the last receipt: replacing it per
+    // receipt made an ingest of a whole fleet's receipts quadratic. A crash
+    // before then leaves receipts stored ahead of the status, which ingesting
+    // them again completes (`record`).
+    let mut changed = false;
     for (i, signed) in genuine {
         let r = signed.unverified();
-        let (state, message, stored) = record(dir, &mut status, &signed)?;
+        let (state, message, stored) = match record(dir, &mut status, &signed) {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                // Keep what was recorded before the failure; the failure is
+                // the error to report.
+                if changed {
+                    let _ = status.write(dir);
+                }
+                return Err(e);
+            }
+        };
+        changed |= state == IngestStatus::Recorded;
         outcomes[i] = IngestOutcome {
             file: files[i].clone(),
             status: state,
@@ -305,6 +321,9 @@ pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, Recei
             sequence: Some(r.sequence),
             stored,
         };
+    }
+    if changed {
+        status.write(dir)?;
     }
     Ok(outcomes)
 }
@@ -382,7 +401,8 @@ pub fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
     Ok(true)
 }
 
-/// Records one verified receipt: the file, its inventory, then the status.
+/// Records one verified receipt: the file and its inventory, then its
+/// record in `status` (which the caller writes out).
 fn record(
     dir: &Path,
     status: &mut StatusFile,
@@ -512,7 +532,6 @@ fn record(
             clusters,
         },
     );
-    status.write(dir)?;
     Ok((
         IngestStatus::Recorded,
         format!("{what}: stored as {}", relative.display()),
