@@ -7,19 +7,20 @@
 //! [`write_mirror_configs`] writes node mirror files instead of rewriting.
 //! The parts, private to this crate:
 //!
-//! * [`config`] — the per-cluster `delivery` block of the site file.
-//! * [`rewrite`] — point container images at their site location
+//! * `config` — the per-cluster `delivery` block of the site file.
+//! * `rewrite` — point container images at their site location
 //!   (`REGISTRY/PATH:TAG@sha256:...`), keeping the canonical YAML form.
-//! * [`mirror`] — or leave images alone and configure node mirrors:
+//! * `mirror` — or leave images alone and configure node mirrors:
 //!   containerd `hosts.toml`, k3s `registries.yaml`.
-//! * [`files`] — a manifest set as one file per object.
-//! * [`artifact`] — a reproducible OCI artifact as `flux push artifact`
+//! * `files` — a manifest set as one file per object.
+//! * `artifact` — a reproducible OCI artifact as `flux push artifact`
 //!   makes it (or the ORAS-style one Argo CD reads), published into the
 //!   embedded store or a registry: blobs, then manifest, then tags.
-//! * [`git`] — a commit on a branch of a git repository, via the `git` CLI.
-//! * [`directory`] — a directory swapped in whole.
-//! * [`kubectl`] — `kubectl apply --server-side`, built and only run when
-//!   asked; tender never prunes, it reports [`kubectl::removed_objects`].
+//! * `git` — a commit on a branch of a git repository, via the `git` CLI.
+//! * `directory` — a directory swapped in whole.
+//! * `kubectl` — `kubectl apply --server-side`, built and only run when
+//!   asked; tender never prunes, it reports the objects a release
+//!   removed ([`Delivered::removed_objects`]).
 //!
 //! Every backend takes a [`DeliveryContext`]: what is delivered, from which
 //! bundle, signed by whom. It ends up in commit messages and artifact

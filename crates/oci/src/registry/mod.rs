@@ -39,7 +39,7 @@
 //! # Retries
 //!
 //! 5xx (but 501), 429 and transport errors are retried with exponential
-//! backoff and jitter ([`RetryPolicy`]); each retry is reported to the
+//! backoff and jitter ([`RetryPolicy`](crate::retry::RetryPolicy)); each retry is reported to the
 //! [`Observer`]. A retried blob transfer starts over.
 //!
 //! # Layout

@@ -1,4 +1,4 @@
-//! What a [`RegistryClient`] can be told: per-registry TLS settings,
+//! What a [`RegistryClient`](super::RegistryClient) can be told: per-registry TLS settings,
 //! credentials, retries, concurrency, timeouts.
 
 use std::collections::BTreeMap;
@@ -41,7 +41,7 @@ impl RegistrySettings {
     }
 }
 
-/// Everything a [`RegistryClient`] can be told.
+/// Everything a [`RegistryClient`](super::RegistryClient) can be told.
 #[derive(Clone)]
 pub struct ClientOptions {
     /// Settings for registries not in `registries`.

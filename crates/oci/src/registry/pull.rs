@@ -51,7 +51,7 @@ impl ResolvedManifest {
     }
 }
 
-/// What [`RegistryClient::pull_image`] stored.
+/// What [`RegistryClient::pull_image`](super::RegistryClient::pull_image) stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PulledImage {
     /// The reference asked for, pinned to the digest of `descriptor`.
@@ -72,7 +72,7 @@ pub struct PulledImage {
 }
 
 /// An image's manifests, fetched and verified, and the blobs they name,
-/// none of them downloaded yet: what [`RegistryClient::fetch_image`]
+/// none of them downloaded yet: what [`RegistryClient::fetch_image`](super::RegistryClient::fetch_image)
 /// returns, for a caller that schedules blob downloads itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageManifests {
@@ -91,7 +91,7 @@ pub struct ImageManifests {
 impl ImageManifests {
     /// Stores the manifests (children first) and names the image
     /// `ref_name`. Its blobs must be in `store` before anyone reads the
-    /// image; [`RegistryClient::pull_image`] stores them first.
+    /// image; [`RegistryClient::pull_image`](super::RegistryClient::pull_image) stores them first.
     pub fn store(&self, store: &LayoutStore, ref_name: &str) -> Result<(), OciError> {
         for (descriptor, bytes) in self.manifests.iter().rev() {
             let written = store.put_blob_bytes(bytes)?;
@@ -101,7 +101,7 @@ impl ImageManifests {
     }
 }
 
-/// What [`RegistryClient::pull_blobs`] did.
+/// What [`RegistryClient::pull_blobs`](super::RegistryClient::pull_blobs) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PulledBlobs {
     /// Blobs downloaded.
@@ -111,7 +111,7 @@ pub struct PulledBlobs {
     pub bytes_fetched: u64,
 }
 
-/// The blob a [`RegistryClient::pull_blobs`] batch failed on.
+/// The blob a [`RegistryClient::pull_blobs`](super::RegistryClient::pull_blobs) batch failed on.
 #[derive(Debug, thiserror::Error)]
 #[error("blob {digest}")]
 pub struct FailedBlob {
@@ -408,7 +408,7 @@ impl Inner {
         })
     }
 
-    /// Fetches every manifest of an image (see [`RegistryClient::pull_image`]
+    /// Fetches every manifest of an image (see [`RegistryClient::pull_image`](super::RegistryClient::pull_image)
     /// for what a platform filter keeps) and lists the blobs they name.
     pub(super) async fn fetch_image(
         &self,

@@ -14,7 +14,7 @@ use super::Inner;
 use super::auth::Op;
 use super::transport::{read_limited, status_error};
 
-/// The cosign tag suffixes [`RegistryClient::find_signatures`] looks for.
+/// The cosign tag suffixes [`RegistryClient::find_signatures`](super::RegistryClient::find_signatures) looks for.
 pub const COSIGN_SUFFIXES: [(&str, ArtifactKind); 3] = [
     ("sig", ArtifactKind::CosignSignature),
     ("att", ArtifactKind::CosignAttestation),
@@ -34,7 +34,7 @@ pub enum ArtifactKind {
     Referrer,
 }
 
-/// An artifact found by [`RegistryClient::find_signatures`].
+/// An artifact found by [`RegistryClient::find_signatures`](super::RegistryClient::find_signatures).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelatedArtifact {
     pub kind: ArtifactKind,
