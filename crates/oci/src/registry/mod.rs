@@ -39,18 +39,19 @@
 //! # Retries
 //!
 //! 5xx (but 501), 429 and transport errors are retried with exponential
-//! backoff and jitter ([`RetryPolicy`](crate::retry::RetryPolicy)); each retry is reported to the
-//! [`Observer`]. A retried blob transfer starts over.
+//! backoff and jitter ([`RetryPolicy`](crate::retry::RetryPolicy)); each
+//! retry is reported to the [`Observer`]. A retried blob transfer starts
+//! over.
 //!
 //! # Layout
 //!
 //! [`RegistryClient`] (here) is the blocking face; the async work is split
-//! by job: [`options`] what the client can be told, `auth` hosts and the
+//! by job: `options` what the client can be told, `auth` hosts and the
 //! token flow, `transport` sending, retrying and error mapping, `pull`,
 //! `push`, and `referrers` (cosign tags, the referrers API).
 
 mod auth;
-pub mod options;
+mod options;
 mod pull;
 mod push;
 mod referrers;
