@@ -42,8 +42,7 @@
 //! (A different deflate implementation could compress differently; the
 //! digest is stable for one build of tender.)
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
+use std::collections::BTreeMap;
 use tender_format::FromIo;
 
 use flate2::{Compression, GzBuilder};
@@ -56,16 +55,13 @@ use tender_oci::{Descriptor, LayoutStore, Reference, RegistryClient};
 use crate::DeliveryContext;
 use crate::config::OciMode;
 use crate::error::DeliverError;
-use crate::files::{Files, check_files};
+use crate::files::check_files;
 
 pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
 pub const ANNOTATION_REVISION: &str = "org.opencontainers.image.revision";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 /// The `artifactType` of Argo-mode artifacts.
 pub const ARGO_ARTIFACT_TYPE: &str = "application/vnd.tender.manifests.v1";
-/// Largest layer [`read_layer`] unpacks (manifests are text: small).
-pub const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
-
 /// What the artifact says about its origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactMeta {
@@ -227,36 +223,6 @@ pub fn build_layer(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, DeliverError>
     tar.into_inner().map_err(io)?.finish().map_err(io)
 }
 
-/// Unpacks a layer built by [`build_layer`] (or `flux push`): its regular
-/// files, sorted by path. Refuses links, devices, unsafe paths and more
-/// than [`MAX_UNPACKED`] bytes.
-pub fn read_layer(layer: &[u8]) -> Result<Files, DeliverError> {
-    let bad = |why: String| DeliverError::Manifests(format!("artifact layer: {why}"));
-    let gz = flate2::read::GzDecoder::new(layer).take(MAX_UNPACKED + 1);
-    let mut archive = tar::Archive::new(gz);
-    let mut out = BTreeMap::new();
-    let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let path = String::from_utf8(entry.path_bytes().into_owned())
-            .map_err(|_| bad("a path is not UTF-8".into()))?;
-        let path = path.trim_start_matches("./").to_string();
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => continue,
-            tar::EntryType::Regular | tar::EntryType::Continuous => {}
-            other => return Err(bad(format!("{path:?} is a {other:?} entry"))),
-        }
-        let mut data = Vec::new();
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| bad(e.to_string()))?;
-        out.insert(path, data);
-    }
-    let files: Files = out.into_iter().collect();
-    check_files(&files)?;
-    Ok(files)
-}
-
 /// Stores the artifact in an OCI layout (the embedded store `tender serve`
 /// serves) and names it by each of `ref_names` — full references such as
 /// `tender.local/gitops/plant-001-line-a:stable`, as the store names every
@@ -318,28 +284,65 @@ pub fn publish_to_registry(
     Ok(digest)
 }
 
-/// Every path of `files` and of the directories above them, sorted: what
-/// the layer lists.
-pub fn layer_paths(files: &[(String, Vec<u8>)]) -> Vec<String> {
-    let mut paths = BTreeSet::new();
-    for (path, _) in files {
-        let mut dir = String::new();
-        let components: Vec<&str> = path.split('/').collect();
-        for component in &components[..components.len() - 1] {
-            dir.push_str(component);
-            dir.push('/');
-            paths.insert(dir.clone());
-        }
-        paths.insert(path.clone());
-    }
-    paths.into_iter().collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::io::Read;
+
+    use crate::files::Files;
     use crate::files::single_file;
     use crate::test_context as context;
+
+    /// Largest layer [`read_layer`] unpacks (manifests are text: small).
+    const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
+
+    /// Unpacks a layer built by [`build_layer`] (or `flux push`): its regular
+    /// files, sorted by path. Refuses links, devices, unsafe paths and more
+    /// than [`MAX_UNPACKED`] bytes.
+    fn read_layer(layer: &[u8]) -> Result<Files, DeliverError> {
+        let bad = |why: String| DeliverError::Manifests(format!("artifact layer: {why}"));
+        let gz = flate2::read::GzDecoder::new(layer).take(MAX_UNPACKED + 1);
+        let mut archive = tar::Archive::new(gz);
+        let mut out = BTreeMap::new();
+        let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            let path = String::from_utf8(entry.path_bytes().into_owned())
+                .map_err(|_| bad("a path is not UTF-8".into()))?;
+            let path = path.trim_start_matches("./").to_string();
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => continue,
+                tar::EntryType::Regular | tar::EntryType::Continuous => {}
+                other => return Err(bad(format!("{path:?} is a {other:?} entry"))),
+            }
+            let mut data = Vec::new();
+            entry
+                .read_to_end(&mut data)
+                .map_err(|e| bad(e.to_string()))?;
+            out.insert(path, data);
+        }
+        let files: Files = out.into_iter().collect();
+        check_files(&files)?;
+        Ok(files)
+    }
+
+    /// Every path of `files` and of the directories above them, sorted: what
+    /// the layer lists.
+    fn layer_paths(files: &[(String, Vec<u8>)]) -> Vec<String> {
+        let mut paths = BTreeSet::new();
+        for (path, _) in files {
+            let mut dir = String::new();
+            let components: Vec<&str> = path.split('/').collect();
+            for component in &components[..components.len() - 1] {
+                dir.push_str(component);
+                dir.push('/');
+                paths.insert(dir.clone());
+            }
+            paths.insert(path.clone());
+        }
+        paths.into_iter().collect()
+    }
 
     const YAML: &str = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
 

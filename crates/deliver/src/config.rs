@@ -115,19 +115,7 @@ impl DeliveryConfig {
             validate_repository(&oci.repository)?;
         }
         if let Some(git) = &self.git {
-            if git.repo.is_empty() || git.repo.starts_with('-') {
-                return Err(DeliverError::Config(format!(
-                    "git repo {:?} must be a path or URL",
-                    git.repo
-                )));
-            }
-            if git.branch.is_empty() || git.branch.starts_with('-') {
-                return Err(DeliverError::Config(format!(
-                    "git branch {:?} is not a branch name",
-                    git.branch
-                )));
-            }
-            crate::git::normalize_path(&git.path)?;
+            git.checked_subdir()?;
         }
         if let Some(dir) = &self.directory
             && dir.path.as_os_str().is_empty()
@@ -136,6 +124,48 @@ impl DeliveryConfig {
         }
         Ok(())
     }
+}
+
+impl GitDelivery {
+    /// Checks the repository and branch, and returns `path` as a clean
+    /// relative directory (`None` for the branch root).
+    pub(crate) fn checked_subdir(&self) -> Result<Option<String>, DeliverError> {
+        if self.repo.is_empty() || self.repo.starts_with('-') {
+            return Err(DeliverError::Config(format!(
+                "git repo {:?} must be a path or URL",
+                self.repo
+            )));
+        }
+        if self.branch.is_empty() || self.branch.starts_with('-') {
+            return Err(DeliverError::Config(format!(
+                "git branch {:?} is not a branch name",
+                self.branch
+            )));
+        }
+        normalize_path(&self.path)
+    }
+}
+
+/// `path` as a clean relative directory (`None` for the branch root).
+fn normalize_path(path: &str) -> Result<Option<String>, DeliverError> {
+    let bad = || {
+        DeliverError::Config(format!(
+            "git path {path:?} must be a relative directory inside the repository (or \".\")"
+        ))
+    };
+    if path.starts_with('/') || path.contains('\\') {
+        return Err(bad());
+    }
+    let mut parts = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => continue,
+            ".." => return Err(bad()),
+            c if c == ".git" || c.chars().any(|ch| ch.is_control()) => return Err(bad()),
+            c => parts.push(c),
+        }
+    }
+    Ok((!parts.is_empty()).then(|| parts.join("/")))
 }
 
 /// A repository path as the distribution spec allows it: lowercase
@@ -172,6 +202,19 @@ pub fn validate_repository(repository: &str) -> Result<(), DeliverError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_paths_are_clean_relative_directories() {
+        assert_eq!(normalize_path(".").unwrap(), None);
+        assert_eq!(normalize_path("").unwrap(), None);
+        assert_eq!(
+            normalize_path("./clusters//line-a/").unwrap().as_deref(),
+            Some("clusters/line-a")
+        );
+        for bad in ["../x", "a/../../b", "/abs", ".git", "a/.git/hooks"] {
+            assert!(normalize_path(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_every_backend_with_defaults() {

@@ -19,6 +19,7 @@ use crate::error::DeliverError;
 use crate::rewrite::{document_to_yaml, parse_documents};
 
 /// The one file of the OCI artifact's layer.
+#[cfg(test)]
 pub const SINGLE_FILE: &str = "manifests.yaml";
 
 /// Relative path → content.
@@ -42,6 +43,7 @@ pub fn one_file_per_object(yaml: &str) -> Result<Files, DeliverError> {
 }
 
 /// The whole stream as one `manifests.yaml`.
+#[cfg(test)]
 pub fn single_file(yaml: &str) -> Files {
     vec![(SINGLE_FILE.to_string(), yaml.as_bytes().to_vec())]
 }

@@ -78,28 +78,6 @@ pub fn commit_message(ctx: &DeliveryContext) -> String {
     text
 }
 
-/// `path` as a clean relative directory (`None` for the branch root).
-pub fn normalize_path(path: &str) -> Result<Option<String>, DeliverError> {
-    let bad = || {
-        DeliverError::Config(format!(
-            "git path {path:?} must be a relative directory inside the repository (or \".\")"
-        ))
-    };
-    if path.starts_with('/') || path.contains('\\') {
-        return Err(bad());
-    }
-    let mut parts = Vec::new();
-    for component in path.split('/') {
-        match component {
-            "" | "." => continue,
-            ".." => return Err(bad()),
-            c if c == ".git" || c.chars().any(|ch| ch.is_control()) => return Err(bad()),
-            c => parts.push(c),
-        }
-    }
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
-}
-
 /// Commits `files` under the configured path and pushes (see the module
 /// docs). `files` are relative to that path.
 pub fn deliver_git(
@@ -108,19 +86,7 @@ pub fn deliver_git(
     files: &[(String, Vec<u8>)],
 ) -> Result<GitOutcome, DeliverError> {
     check_files(files)?;
-    let subdir = normalize_path(&config.path)?;
-    if config.repo.is_empty() || config.repo.starts_with('-') {
-        return Err(DeliverError::Config(format!(
-            "git repo {:?} must be a path or URL",
-            config.repo
-        )));
-    }
-    if config.branch.is_empty() || config.branch.starts_with('-') {
-        return Err(DeliverError::Config(format!(
-            "git branch {:?} is not a branch name",
-            config.branch
-        )));
-    }
+    let subdir = config.checked_subdir()?;
     let date = git_date(&ctx.imported_at)?;
     let repo = resolve_repo(&config.repo);
     let scratch = tempfile::Builder::new()
@@ -151,6 +117,7 @@ enum Attempt {
     Rejected(String),
 }
 
+/// One fetch-commit-push round in `work` (module docs, steps 1–5).
 fn attempt_once(
     config: &GitDelivery,
     ctx: &DeliveryContext,
@@ -160,23 +127,64 @@ fn attempt_once(
     work: &Path,
     date: &str,
 ) -> Result<Attempt, DeliverError> {
-    let branch = &config.branch;
+    let remote_ref = format!("refs/heads/{}", config.branch);
+    let git = check_out_branch(work, repo, &config.branch, &remote_ref)?;
+    replace_owned_files(work, subdir, files)?;
+    // The whole tree: nothing outside tender's path was touched, and a
+    // pathspec naming a directory that no longer exists would fail.
+    git.run(&["add", "-A"])?;
+    // Step 3: an unchanged tree is not committed.
+    if git.status(&["diff", "--cached", "--quiet"])? {
+        let head = git.status(&["rev-parse", "-q", "--verify", "HEAD"])?;
+        let commit = if head { Some(git.head()?) } else { None };
+        return Ok(Attempt::Done(GitOutcome {
+            commit,
+            changed: false,
+            files: files.len(),
+        }));
+    }
+    commit(&git, config, ctx, date)?;
+    if let Some(rejection) = push(&git, repo, &remote_ref)? {
+        return Ok(Attempt::Rejected(rejection));
+    }
+    Ok(Attempt::Done(GitOutcome {
+        commit: Some(git.head()?),
+        changed: true,
+        files: files.len(),
+    }))
+}
+
+/// Step 1: a fresh repository in `work` on `branch`, fetched from `repo`
+/// (depth 1) or, if the remote has no such branch, an orphan.
+fn check_out_branch(
+    work: &Path,
+    repo: &str,
+    branch: &str,
+    remote_ref: &str,
+) -> Result<Git, DeliverError> {
     let parent = work.parent().expect("work dir has a parent");
     Git::new(parent).run_os(&["init".into(), "-q".into(), work.as_os_str().to_owned()])?;
     let git = Git::new(work);
-    let remote_ref = format!("refs/heads/{branch}");
-    let heads = git.run(&["ls-remote", repo, &remote_ref])?;
+    let heads = git.run(&["ls-remote", repo, remote_ref])?;
     let exists = String::from_utf8_lossy(&heads.stdout)
         .lines()
-        .any(|l| l.split('\t').nth(1) == Some(remote_ref.as_str()));
+        .any(|l| l.split('\t').nth(1) == Some(remote_ref));
     if exists {
-        git.run(&["fetch", "-q", "--no-tags", "--depth=1", repo, &remote_ref])?;
+        git.run(&["fetch", "-q", "--no-tags", "--depth=1", repo, remote_ref])?;
         git.run(&["checkout", "-q", "-B", branch, "FETCH_HEAD"])?;
     } else {
-        git.run(&["symbolic-ref", "HEAD", &remote_ref])?;
+        git.run(&["symbolic-ref", "HEAD", remote_ref])?;
     }
+    Ok(git)
+}
 
-    // Replace what tender owns, refusing to follow a committed symlink out.
+/// Step 2: replace what tender owns (`subdir`, or everything but `.git`)
+/// with `files`, refusing to follow a committed symlink out.
+fn replace_owned_files(
+    work: &Path,
+    subdir: Option<&str>,
+    files: &[(String, Vec<u8>)],
+) -> Result<(), DeliverError> {
     let target = match subdir {
         Some(dir) => {
             let mut at = work.to_path_buf();
@@ -207,20 +215,17 @@ fn attempt_once(
         }
         fs::write(&path, data).map_err(|e| DeliverError::io_at("writing", &path, e))?;
     }
-    // The whole tree: nothing outside tender's path was touched, and a
-    // pathspec naming a directory that no longer exists would fail.
-    git.run(&["add", "-A"])?;
-    let unchanged = git.status(&["diff", "--cached", "--quiet"])?;
-    if unchanged {
-        let head = git.status(&["rev-parse", "-q", "--verify", "HEAD"])?;
-        let commit = if head { Some(git.head()?) } else { None };
-        return Ok(Attempt::Done(GitOutcome {
-            commit,
-            changed: false,
-            files: files.len(),
-        }));
-    }
+    Ok(())
+}
 
+/// Step 4: commit the index as the module docs say, dated `date`.
+fn commit(
+    git: &Git,
+    config: &GitDelivery,
+    ctx: &DeliveryContext,
+    date: &str,
+) -> Result<(), DeliverError> {
+    let parent = git.dir.parent().expect("work dir has a parent");
     let message = parent.join("message");
     fs::write(&message, commit_message(ctx))
         .map_err(|e| DeliverError::io_at("writing", &message, e))?;
@@ -250,7 +255,12 @@ fn attempt_once(
         .env("GIT_COMMITTER_EMAIL", site_email)
         .env("GIT_COMMITTER_DATE", date);
     git.finish(commit, "commit")?;
+    Ok(())
+}
 
+/// Step 5: push `HEAD` to `remote_ref`, never forced. `Some(stderr)` when
+/// the remote moved meanwhile (try again), an error for any other refusal.
+fn push(git: &Git, repo: &str, remote_ref: &str) -> Result<Option<String>, DeliverError> {
     let push = git.output(&[
         "push",
         "-q",
@@ -265,7 +275,7 @@ fn attempt_once(
             .iter()
             .any(|m| stderr.contains(m) || stdout.contains(m));
         if moved {
-            return Ok(Attempt::Rejected(stderr));
+            return Ok(Some(stderr));
         }
         return Err(DeliverError::Tool {
             program: "git".into(),
@@ -274,11 +284,7 @@ fn attempt_once(
             stderr,
         });
     }
-    Ok(Attempt::Done(GitOutcome {
-        commit: Some(git.head()?),
-        changed: true,
-        files: files.len(),
-    }))
+    Ok(None)
 }
 
 /// `2026-11-26T03:42:00Z` → `1795664520 +0000` (git's internal format).
@@ -459,16 +465,7 @@ mod tests {
     }
 
     #[test]
-    fn paths_dates_and_urls() {
-        assert_eq!(normalize_path(".").unwrap(), None);
-        assert_eq!(normalize_path("").unwrap(), None);
-        assert_eq!(
-            normalize_path("./clusters//line-a/").unwrap().as_deref(),
-            Some("clusters/line-a")
-        );
-        for bad in ["../x", "a/../../b", "/abs", ".git", "a/.git/hooks"] {
-            assert!(normalize_path(bad).is_err(), "{bad}");
-        }
+    fn dates_and_urls() {
         assert_eq!(
             git_date("2026-11-26T03:42:00Z").unwrap(),
             "1795664520 +0000"

@@ -31,9 +31,6 @@ use crate::config::KubectlDelivery;
 use crate::error::DeliverError;
 use crate::rewrite::parse_documents;
 
-/// The field manager tender applies as.
-pub const FIELD_MANAGER: &str = "tender";
-
 /// A built `kubectl` invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubectlCommand {
@@ -115,6 +112,7 @@ pub fn apply_command(config: &KubectlDelivery, file: &Path) -> KubectlCommand {
 }
 
 /// `kubectl ... apply --dry-run=client --validate=false -f FILE`.
+#[cfg(test)]
 pub fn client_dry_run_command(config: &KubectlDelivery, file: &Path) -> KubectlCommand {
     let mut cmd = base(config);
     cmd.args.extend(

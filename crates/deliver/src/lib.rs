@@ -2,42 +2,53 @@
 //! the site, each cluster's manifest set is handed to its GitOps agent in a
 //! form the agent reads (full guide: `docs/delivery.md`).
 //!
-//! * [`config`] — the per-cluster `delivery` block of the site file.
-//! * [`rewrite`] — point container images at their site location
+//! [`deliver`] is the one way in: it pins images, picks the backends a
+//! cluster's `delivery` block names and hands the manifests to each;
+//! [`write_mirror_configs`] writes node mirror files instead of rewriting.
+//! The parts, private to this crate:
+//!
+//! * `config` — the per-cluster `delivery` block of the site file.
+//! * `rewrite` — point container images at their site location
 //!   (`REGISTRY/PATH:TAG@sha256:...`), keeping the canonical YAML form.
-//! * [`mirror`] — or leave images alone and configure node mirrors:
+//! * `mirror` — or leave images alone and configure node mirrors:
 //!   containerd `hosts.toml`, k3s `registries.yaml`.
-//! * [`files`] — a manifest set as one file per object.
-//! * [`artifact`] — a reproducible OCI artifact as `flux push artifact`
+//! * `files` — a manifest set as one file per object.
+//! * `artifact` — a reproducible OCI artifact as `flux push artifact`
 //!   makes it (or the ORAS-style one Argo CD reads), published into the
 //!   embedded store or a registry: blobs, then manifest, then tags.
-//! * [`git`] — a commit on a branch of a git repository, via the `git` CLI.
-//! * [`directory`] — a directory swapped in whole.
-//! * [`kubectl`] — `kubectl apply --server-side`, built and only run when
-//!   asked; tender never prunes, it reports [`kubectl::removed_objects`].
+//! * `git` — a commit on a branch of a git repository, via the `git` CLI.
+//! * `directory` — a directory swapped in whole.
+//! * `kubectl` — `kubectl apply --server-side`, built and only run when
+//!   asked; tender never prunes, it reports the objects a release
+//!   removed ([`Delivered::removed_objects`]).
 //!
 //! Every backend takes a [`DeliveryContext`]: what is delivered, from which
 //! bundle, signed by whom. It ends up in commit messages and artifact
 //! annotations, so an operator looking at a cluster can trace what runs
 //! back to the signed bundle.
 
-pub mod artifact;
-pub mod config;
-pub mod directory;
-pub mod error;
-pub mod files;
-pub mod git;
-pub mod kubectl;
-pub mod mirror;
-pub mod rewrite;
+mod artifact;
+mod config;
+mod delivery;
+mod directory;
+mod error;
+mod files;
+mod git;
+mod kubectl;
+mod mirror;
+mod rewrite;
 
 pub use config::{DeliveryConfig, DirDelivery, GitDelivery, KubectlDelivery, OciDelivery, OciMode};
+pub use delivery::{Delivered, Release, SiteImages, SiteRegistry, deliver};
 pub use error::DeliverError;
+pub use mirror::write_mirror_configs;
 
 use serde::{Deserialize, Serialize};
 use tender_format::Digest;
 
-/// A signature the bundle carried that the trust policy accepted.
+/// A signature the bundle carried that the trust policy accepted: named in
+/// commit messages and artifact annotations, and in the site's audit log
+/// (`tender_import::audit`), which uses this type too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signer {
     pub key_id: String,
@@ -83,3 +94,7 @@ pub(crate) fn test_context() -> DeliveryContext {
         }],
     }
 }
+
+/// The backends against real tools (a registry, skopeo, git, kubectl).
+#[cfg(test)]
+mod real_tools;

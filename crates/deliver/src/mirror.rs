@@ -6,6 +6,8 @@
 //!   (containerd 1.5+ with `config_path` set; RKE2, kubeadm nodes, k3s
 //!   1.26+ also read it).
 //! * [`k3s_registries_yaml`] — `/etc/rancher/k3s/registries.yaml`.
+//! * [`write_mirror_configs`] — both, for every source registry of a
+//!   release, written where an operator picks them up.
 //!
 //! A mirror URL is `[scheme://]host[:port][/prefix]`. Without a scheme,
 //! `plain_http` picks `http://` or `https://`. A `/prefix` (where the
@@ -13,9 +15,15 @@
 //! see `tender_oci::site_path`) becomes containerd's `/v2/<prefix>` host
 //! path with `override_path = true`, and a k3s `rewrite` rule.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde_json::{Value, json};
+use tender_format::{FromIo, atomic};
+use tender_oci::{Reference, site_path};
+
+use crate::delivery::SiteImages;
+use crate::error::DeliverError;
 
 /// Docker Hub's registry API host (where `docker.io` images really live).
 const DOCKER_HUB_SERVER: &str = "https://registry-1.docker.io";
@@ -147,6 +155,61 @@ pub fn k3s_registries_yaml(mirrors: &[(String, String)], insecure: bool) -> Stri
         "# Written by tender: pull images from the site first.\n{}",
         crate::rewrite::document_to_yaml(&Value::Object(doc))
     )
+}
+
+/// Writes registry mirror configuration for the nodes, for sites that
+/// prefer mirrors to rewriting: `<dir>/containerd/<host>/hosts.toml` and
+/// `<dir>/k3s-registries.yaml`, one entry per source registry the
+/// `references` come from. Each sends its registry's pulls to that
+/// registry's site repositories (`[prefix/]<host component>/...`):
+/// containerd by a path with `override_path`, k3s by a `rewrite` rule.
+/// Returns `false` (and writes nothing) when the site has no address for
+/// its images.
+pub fn write_mirror_configs(
+    dir: &Path,
+    site: &SiteImages,
+    references: &[String],
+) -> Result<bool, DeliverError> {
+    let (base, prefix, plain_http, insecure) = match &site.registry {
+        Some(t) => (
+            t.url.clone(),
+            t.prefix.clone(),
+            t.plain_http,
+            t.insecure_skip_tls_verify,
+        ),
+        // `tender serve` answers for the same site repositories.
+        None => match &site.registry_host {
+            Some(host) => (host.clone(), None, false, false),
+            None => return Ok(false),
+        },
+    };
+    let hosts: BTreeSet<String> = references
+        .iter()
+        .filter_map(|r| Reference::parse(r).ok())
+        .map(|r| r.registry().to_string())
+        .collect();
+    let io = |e| DeliverError::io_at("writing mirror configuration", dir, e);
+    let mut mirrors = Vec::new();
+    for host in &hosts {
+        let component = site_path::host_component(host)?;
+        let url = match &prefix {
+            Some(prefix) => format!("{base}/{prefix}/{component}"),
+            None => format!("{base}/{component}"),
+        };
+        let path = dir.join("containerd").join(containerd_hosts_path(host));
+        atomic::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
+        let text = containerd_hosts_toml(host, &url, plain_http, insecure);
+        atomic::write(&path, text.as_bytes()).map_err(io)?;
+        let url = if plain_http {
+            format!("http://{url}")
+        } else {
+            url
+        };
+        mirrors.push((host.clone(), url));
+    }
+    let text = k3s_registries_yaml(&mirrors, insecure);
+    atomic::write(&dir.join("k3s-registries.yaml"), text.as_bytes()).map_err(io)?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -16,11 +16,7 @@
 //! The other way to reach the site registry is to leave images alone and
 //! mirror registries on the nodes (see [`crate::mirror`]).
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
-use tender_format::Digest;
-use tender_oci::Reference;
 
 use crate::error::DeliverError;
 
@@ -125,73 +121,72 @@ fn rewrite_object(
     }
 }
 
-/// The images of a release and where they live at the site.
-#[derive(Debug, Clone, Default)]
-pub struct ImageMap {
-    /// Exact text as the manifests name it → answer.
-    exact: BTreeMap<String, String>,
-    /// Normalised `registry/repository:tag` → (digest, answer).
-    normalized: BTreeMap<String, (Digest, String)>,
-}
-
-impl ImageMap {
-    pub fn new() -> ImageMap {
-        ImageMap::default()
-    }
-
-    /// Adds an image: `reference` as the release names it
-    /// (`registry.plant.example/plant/app:1.4`), `location` where the site
-    /// keeps it (`harbor.plant.local/tender/registry.plant.example/plant/app:1.4`, tag optional),
-    /// `digest` the signed manifest digest. The answer is `location`
-    /// pinned to `digest`.
-    pub fn insert(
-        &mut self,
-        reference: &str,
-        location: &str,
-        digest: Digest,
-    ) -> Result<(), DeliverError> {
-        let source = Reference::parse(reference)?;
-        let answer = Reference::parse(location)?.with_digest(digest).to_string();
-        self.exact.insert(reference.to_string(), answer.clone());
-        self.normalized.insert(key(&source), (digest, answer));
-        Ok(())
-    }
-
-    /// The site location of `image`, if it is one of the release's images.
-    /// An image already pinned to another digest is not ours: `None`.
-    pub fn lookup(&self, image: &str) -> Option<String> {
-        if let Some(answer) = self.exact.get(image) {
-            return Some(answer.clone());
-        }
-        let parsed = Reference::parse(image).ok()?;
-        let (digest, answer) = self.normalized.get(&key(&parsed))?;
-        match parsed.digest() {
-            Some(pinned) if pinned != digest => None,
-            _ => Some(answer.clone()),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.exact.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.exact.is_empty()
-    }
-}
-
-/// `registry/repository:tag` (or `@digest` for digest-only references).
-fn key(reference: &Reference) -> String {
-    match (reference.tag(), reference.digest()) {
-        (Some(tag), _) => format!("{}:{tag}", reference.name()),
-        (None, Some(digest)) => format!("{}@{digest}", reference.name()),
-        (None, None) => reference.name(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use tender_format::Digest;
+    use tender_oci::Reference;
+
+    /// The images of a release and where they live at the site.
+    #[derive(Debug, Clone, Default)]
+    struct ImageMap {
+        /// Exact text as the manifests name it → answer.
+        exact: BTreeMap<String, String>,
+        /// Normalised `registry/repository:tag` → (digest, answer).
+        normalized: BTreeMap<String, (Digest, String)>,
+    }
+
+    impl ImageMap {
+        fn new() -> ImageMap {
+            ImageMap::default()
+        }
+
+        /// Adds an image: `reference` as the release names it
+        /// (`registry.plant.example/plant/app:1.4`), `location` where the site
+        /// keeps it (`harbor.plant.local/tender/registry.plant.example/plant/app:1.4`, tag optional),
+        /// `digest` the signed manifest digest. The answer is `location`
+        /// pinned to `digest`.
+        fn insert(
+            &mut self,
+            reference: &str,
+            location: &str,
+            digest: Digest,
+        ) -> Result<(), DeliverError> {
+            let source = Reference::parse(reference)?;
+            let answer = Reference::parse(location)?.with_digest(digest).to_string();
+            self.exact.insert(reference.to_string(), answer.clone());
+            self.normalized.insert(key(&source), (digest, answer));
+            Ok(())
+        }
+
+        /// The site location of `image`, if it is one of the release's images.
+        /// An image already pinned to another digest is not ours: `None`.
+        fn lookup(&self, image: &str) -> Option<String> {
+            if let Some(answer) = self.exact.get(image) {
+                return Some(answer.clone());
+            }
+            let parsed = Reference::parse(image).ok()?;
+            let (digest, answer) = self.normalized.get(&key(&parsed))?;
+            match parsed.digest() {
+                Some(pinned) if pinned != digest => None,
+                _ => Some(answer.clone()),
+            }
+        }
+
+        fn len(&self) -> usize {
+            self.exact.len()
+        }
+    }
+
+    /// `registry/repository:tag` (or `@digest` for digest-only references).
+    fn key(reference: &Reference) -> String {
+        match (reference.tag(), reference.digest()) {
+            (Some(tag), _) => format!("{}:{tag}", reference.name()),
+            (None, Some(digest)) => format!("{}@{digest}", reference.name()),
+            (None, None) => reference.name(),
+        }
+    }
 
     const SET: &str = "---
 apiVersion: v1

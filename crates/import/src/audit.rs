@@ -119,12 +119,9 @@ pub struct AuditEvent {
     pub policy_version: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Signer {
-    pub key_id: String,
-    pub role: String,
-    pub signer: String,
-}
+/// One type for the audit log and delivery: the signers an import names in
+/// its audit line are the ones its commits and artifacts name.
+pub use tender_deliver::Signer;
 
 /// One line: the event plus its place in the chain.
 #[derive(Debug, Clone, Serialize, Deserialize)]

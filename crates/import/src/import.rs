@@ -372,15 +372,6 @@ fn run<R: Read>(
     // 6. Publish to each cluster, record the history, then the one atomic
     // commit.
     let now = now_rfc3339();
-    let signers: Vec<tender_deliver::Signer> = event
-        .signers
-        .iter()
-        .map(|s| tender_deliver::Signer {
-            key_id: s.key_id.clone(),
-            role: s.role.clone(),
-            signer: s.signer.clone(),
-        })
-        .collect();
     let locations: BTreeMap<String, String> = load.images.iter().cloned().collect();
     let mut publications = Vec::new();
     for r in &releases {
@@ -412,7 +403,7 @@ fn run<R: Read>(
             state,
             &record,
             previous,
-            &signers,
+            &event.signers,
             &manifest.created,
             client.as_ref(),
         )?;

@@ -1,19 +1,17 @@
-//! Publishing a release to its cluster: images pinned to where they live at
-//! the site, then the manifests handed over as the site file says (an OCI
-//! artifact Flux or Argo CD reads, a git commit, a directory, or a
-//! delegated `kubectl apply`). Runs only after every image is loaded, so a
-//! cluster never sees manifests whose images are not all present.
+//! Publishing a release to its cluster: the site's side of delivery. What
+//! the release is, where its images live and where its manifests are kept
+//! come from the site file and state; choosing the backends and handing
+//! the manifests over is `tender_deliver::deliver`'s job. Runs only after
+//! every image is loaded, so a cluster never sees manifests whose images
+//! are not all present.
 
+use std::collections::BTreeMap;
 use std::fs;
 use tender_format::FromIo;
 
-use tender_deliver::artifact::{
-    ArtifactMeta, artifact_tags, build_artifact, publish_to_registry, publish_to_store,
-};
-use tender_deliver::files::one_file_per_object;
-use tender_deliver::{DeliveryConfig, DeliveryContext, Signer};
+use tender_deliver::{DeliverError, DeliveryContext, Release, Signer, SiteImages, SiteRegistry};
 use tender_format::{Digest, atomic};
-use tender_oci::{LayoutStore, Reference, RegistryClient, site_path};
+use tender_oci::{Reference, RegistryClient, site_path};
 
 use crate::error::ImportError;
 use crate::load::site_reference;
@@ -51,6 +49,23 @@ pub fn pinned_location(site: &Site, reference: &str, digest: &Digest) -> Option<
     Some(placed.with_digest(*digest).to_string())
 }
 
+/// The site's images as delivery sees them.
+pub fn site_images(site: &Site) -> SiteImages {
+    SiteImages {
+        registry: match &site.target {
+            ImageTarget::Registry(t) => Some(SiteRegistry {
+                url: t.url.clone(),
+                prefix: t.prefix.clone(),
+                plain_http: t.plain_http,
+                insecure_skip_tls_verify: t.insecure_skip_tls_verify,
+            }),
+            ImageTarget::Embedded => None,
+        },
+        registry_host: site.registry_host.clone(),
+        store_dir: site.store_dir(),
+    }
+}
+
 /// Publishes one cluster's release. `previous` is the release it replaces.
 pub fn publish(
     site: &Site,
@@ -70,120 +85,59 @@ pub fn publish(
         let path = state.manifests_path(d);
         fs::read_to_string(&path).map_err(|e| ImportError::io_at("reading manifest set", path, e))
     };
-    let original = read(&record.manifests)?;
-    let mut out = Published {
-        cluster: record.cluster.clone(),
-        ..Published::default()
-    };
-    let deliver_err = |e: tender_deliver::DeliverError| ImportError::Deliver {
-        cluster: record.cluster.clone(),
-        source: e,
-    };
-
-    // 1. Pin images to their site location.
-    let yaml = if config.rewrite_images {
-        let map = |image: &str| {
-            let pinned = record.images.iter().find(|i| i.reference == image)?;
-            pinned_location(site, &pinned.reference, &pinned.digest)
-        };
-        let (text, pairs) =
-            tender_deliver::rewrite::rewrite_images(&original, &map).map_err(deliver_err)?;
-        out.rewritten = pairs;
-        text
-    } else {
-        original.clone()
-    };
-    let delivered = Digest::of(yaml.as_bytes());
-    if delivered != record.manifests {
-        let path = state.manifests_path(&delivered);
-        atomic::write(&path, yaml.as_bytes())
-            .map_err(|e| ImportError::io_at("keeping delivered manifests", &path, e))?;
-        out.delivered = Some(delivered);
-    }
-    let files = one_file_per_object(&yaml).map_err(deliver_err)?;
-    let ctx = DeliveryContext {
-        site: site.name.clone(),
-        cluster: record.cluster.clone(),
-        channel: record.channel.clone(),
-        sequence: record.sequence,
-        bundle_id: record.bundle_id.clone(),
-        created: created.to_string(),
-        imported_at: record.imported_at.clone(),
-        manifest_set_digest: record.manifests,
-        signers: signers.to_vec(),
-    };
-
-    // 2. Hand the manifests over.
-    publish_backends(site, &config, &ctx, &files, &yaml, client, &mut out).map_err(deliver_err)?;
-    if let Some(prev) = previous {
-        let before = read(&prev.delivered.unwrap_or(prev.manifests))?;
-        out.removed_objects =
-            tender_deliver::kubectl::removed_objects(&before, &yaml).map_err(deliver_err)?;
-    }
-    Ok(out)
-}
-
-fn publish_backends(
-    site: &Site,
-    config: &DeliveryConfig,
-    ctx: &DeliveryContext,
-    files: &[(String, Vec<u8>)],
-    yaml: &str,
-    client: Option<&RegistryClient>,
-    out: &mut Published,
-) -> Result<(), tender_deliver::DeliverError> {
-    if let Some(oci) = &config.oci {
-        let artifact = build_artifact(files, &ArtifactMeta::for_delivery(ctx), oci.mode)?;
-        let tags = artifact_tags(ctx);
-        match (&site.target, client) {
-            (ImageTarget::Registry(target), Some(client)) => {
-                let repo =
-                    Reference::parse(&format!("{}/{}:{}", target.url, oci.repository, tags[0]))?;
-                let digest = publish_to_registry(client, &repo, &artifact, &tags)?;
-                out.published
-                    .push(format!("oci://{}/{}@{digest}", target.url, oci.repository));
-            }
-            _ => {
-                let store = LayoutStore::open_or_create(site.store_dir())?;
-                let host = site
-                    .registry_host
-                    .clone()
-                    .unwrap_or_else(|| "tender.local".into());
-                let names: Vec<String> = tags
-                    .iter()
-                    .map(|t| format!("{host}/{}:{t}", oci.repository))
-                    .collect();
-                let d = publish_to_store(&store, &artifact, &names)?;
-                out.published
-                    .push(format!("oci://{host}/{}@{}", oci.repository, d.digest));
-            }
+    let manifests = read(&record.manifests)?;
+    let previous = previous
+        .map(|prev| read(&prev.delivered.unwrap_or(prev.manifests)))
+        .transpose()?;
+    // The first of the release's images with a reference wins, as the
+    // manifests name it.
+    let mut locations = BTreeMap::new();
+    for image in &record.images {
+        if !locations.contains_key(&image.reference)
+            && let Some(location) = pinned_location(site, &image.reference, &image.digest)
+        {
+            locations.insert(image.reference.clone(), location);
         }
     }
-    if let Some(git) = &config.git {
-        let outcome = tender_deliver::git::deliver_git(git, ctx, files)?;
-        let commit = outcome.commit.unwrap_or_default();
-        out.published
-            .push(format!("git:{}#{}@{commit}", git.repo, git.branch));
+    let release = Release {
+        context: DeliveryContext {
+            site: site.name.clone(),
+            cluster: record.cluster.clone(),
+            channel: record.channel.clone(),
+            sequence: record.sequence,
+            bundle_id: record.bundle_id.clone(),
+            created: created.to_string(),
+            imported_at: record.imported_at.clone(),
+            manifest_set_digest: record.manifests,
+            signers: signers.to_vec(),
+        },
+        manifests: &manifests,
+        locations: &locations,
+        previous: previous.as_deref(),
+    };
+    let delivered = tender_deliver::deliver(&config, &site_images(site), client, &release)
+        .map_err(|source| ImportError::Deliver {
+            cluster: record.cluster.clone(),
+            source,
+        })?;
+    let digest = Digest::of(delivered.manifests.as_bytes());
+    let kept = (digest != record.manifests).then_some(digest);
+    if kept.is_some() {
+        let path = state.manifests_path(&digest);
+        atomic::write(&path, delivered.manifests.as_bytes())
+            .map_err(|e| ImportError::io_at("keeping delivered manifests", &path, e))?;
     }
-    if let Some(dir) = &config.directory {
-        let outcome = tender_deliver::directory::deliver_directory(dir, files)?;
-        out.published
-            .push(format!("dir:{}", outcome.path.display()));
-    }
-    if let Some(kubectl) = &config.kubectl {
-        tender_deliver::kubectl::apply_manifests(kubectl, yaml)?;
-        out.published
-            .push("kubectl:apply --server-side --field-manager=tender".into());
-    }
-    Ok(())
+    Ok(Published {
+        cluster: record.cluster.clone(),
+        delivered: kept,
+        rewritten: delivered.rewritten,
+        published: delivered.published,
+        removed_objects: delivered.removed_objects,
+    })
 }
 
-/// Writes registry mirror configuration for the nodes, for sites that
-/// prefer mirrors to rewriting: `<stateDir>/mirrors/containerd/<host>/hosts.toml`
-/// and `<stateDir>/mirrors/k3s-registries.yaml`, one entry per source
-/// registry the site's images come from. Each sends its registry's pulls
-/// to that registry's site repositories (`[prefix/]<host component>/...`):
-/// containerd by a path with `override_path`, k3s by a `rewrite` rule.
+/// Writes node mirror configuration to `<stateDir>/mirrors` for sites that
+/// prefer mirrors to rewriting (`tender_deliver::write_mirror_configs`).
 /// Returns the directory, or `None` when the site has no address for its
 /// images.
 pub fn write_mirror_configs(
@@ -191,47 +145,15 @@ pub fn write_mirror_configs(
     state: &SiteState,
     references: &[String],
 ) -> Result<Option<std::path::PathBuf>, ImportError> {
-    let (base, prefix, plain_http, insecure) = match &site.target {
-        ImageTarget::Registry(t) => (
-            t.url.clone(),
-            t.prefix.clone(),
-            t.plain_http,
-            t.insecure_skip_tls_verify,
-        ),
-        // `tender serve` answers for the same site repositories.
-        ImageTarget::Embedded => match &site.registry_host {
-            Some(host) => (host.clone(), None, false, false),
-            None => return Ok(None),
-        },
-    };
-    let hosts: std::collections::BTreeSet<String> = references
-        .iter()
-        .filter_map(|r| Reference::parse(r).ok())
-        .map(|r| r.registry().to_string())
-        .collect();
     let dir = state.dir().join("mirrors");
-    let io = |e| ImportError::io_at("writing mirror configuration", &dir, e);
-    let mut mirrors = Vec::new();
-    for host in &hosts {
-        let component = site_path::host_component(host)?;
-        let url = match &prefix {
-            Some(prefix) => format!("{base}/{prefix}/{component}"),
-            None => format!("{base}/{component}"),
-        };
-        let path = dir
-            .join("containerd")
-            .join(tender_deliver::mirror::containerd_hosts_path(host));
-        atomic::create_dir_all(path.parent().expect("has a parent")).map_err(io)?;
-        let text = tender_deliver::mirror::containerd_hosts_toml(host, &url, plain_http, insecure);
-        atomic::write(&path, text.as_bytes()).map_err(io)?;
-        let url = if plain_http {
-            format!("http://{url}")
-        } else {
-            url
-        };
-        mirrors.push((host.clone(), url));
+    match tender_deliver::write_mirror_configs(&dir, &site_images(site), references) {
+        Ok(written) => Ok(written.then_some(dir)),
+        // Not a cluster's delivery: the causes as they are.
+        Err(DeliverError::Io(e)) => Err(ImportError::Io(e)),
+        Err(DeliverError::Oci(e)) => Err(ImportError::Oci(e)),
+        Err(source) => Err(ImportError::Deliver {
+            cluster: "(node mirrors)".into(),
+            source,
+        }),
     }
-    let text = tender_deliver::mirror::k3s_registries_yaml(&mirrors, insecure);
-    atomic::write(&dir.join("k3s-registries.yaml"), text.as_bytes()).map_err(io)?;
-    Ok(Some(dir))
 }

@@ -1,6 +1,6 @@
 //! OCI images for tender: what export (hub) and import (site) share.
 //!
-//! * [`reference`] — image references parsed and normalised as Docker and
+//! * [`reference`](mod@reference) — image references parsed and normalised as Docker and
 //!   containerd do (`nginx` is `docker.io/library/nginx:latest`).
 //! * [`media`] — media types, [`Descriptor`]s, and manifest/index parsing
 //!   enough to list what a manifest points at ([`media::children`]).

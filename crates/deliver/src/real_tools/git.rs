@@ -3,11 +3,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use tender_deliver::GitDelivery;
-use tender_deliver::files::one_file_per_object;
-use tender_deliver::git::{commit_message, deliver_git};
+use crate::GitDelivery;
+use crate::files::one_file_per_object;
+use crate::git::{commit_message, deliver_git};
 
-use crate::{SET_V1, context};
+use super::{SET_V1, context};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

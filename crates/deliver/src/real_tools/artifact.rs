@@ -4,17 +4,17 @@
 use std::io::Read;
 use std::path::Path;
 
-use tender_deliver::OciMode;
-use tender_deliver::artifact::{
+use crate::OciMode;
+use crate::artifact::{
     ArtifactMeta, artifact_tags, build_artifact, publish_to_registry, publish_to_store,
 };
-use tender_deliver::files::single_file;
+use crate::files::single_file;
 use tender_format::Digest;
 use tender_oci::media::{FLUX_CONFIG, FLUX_CONTENT, OCI_EMPTY, OCI_LAYER_TAR_GZIP, OCI_MANIFEST};
 use tender_oci::{ClientOptions, LayoutStore, Reference, RegistryClient, RegistrySettings};
 use tender_test_support::{Registry, skopeo, skopeo_copy};
 
-use crate::{SET_V1, context};
+use super::{SET_V1, context};
 
 fn client(registry: &Registry) -> RegistryClient {
     RegistryClient::new(
@@ -156,7 +156,7 @@ fn argo_artifact_round_trips_with_argos_default_media_types() {
         serde_json::from_slice(&inspect_raw(&format!("{base}:seq-7"))).unwrap();
     assert_eq!(
         manifest["artifactType"],
-        tender_deliver::artifact::ARGO_ARTIFACT_TYPE
+        crate::artifact::ARGO_ARTIFACT_TYPE
     );
     assert_eq!(manifest["config"]["mediaType"], OCI_EMPTY);
     let layers = manifest["layers"].as_array().unwrap();

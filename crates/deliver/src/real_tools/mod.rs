@@ -1,4 +1,4 @@
-//! Delivery against real tools: a real registry and skopeo (OCI
+//! The backends against real tools: a real registry and skopeo (OCI
 //! artifacts), real git (commits), real kubectl (against a minimal fake
 //! API server: there is no kube-apiserver here).
 
@@ -6,7 +6,7 @@ mod artifact;
 mod git;
 mod kubectl;
 
-use tender_deliver::{DeliveryContext, Signer};
+use crate::{DeliveryContext, Signer};
 use tender_format::Digest;
 
 /// The manifest set of a release, canonical form.

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::KubectlDelivery;
+use crate::kubectl::{KubectlCommand, apply_command, client_dry_run_command, run_command};
 use serde_json::json;
-use tender_deliver::KubectlDelivery;
-use tender_deliver::kubectl::{KubectlCommand, apply_command, client_dry_run_command, run_command};
 
 /// One request the fake server saw.
 #[derive(Debug, Clone)]
@@ -240,7 +240,7 @@ fn require_kubectl() {
 }
 
 /// Runs a built command with kubectl's caches in `home`.
-fn run_isolated(cmd: &KubectlCommand, home: &Path) -> Result<String, tender_deliver::DeliverError> {
+fn run_isolated(cmd: &KubectlCommand, home: &Path) -> Result<String, crate::DeliverError> {
     let mut command = cmd.command();
     command
         .env("HOME", home)
