@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::Arc;
 use tender_format::FromIo;
 
 use serde::Serialize;
@@ -358,7 +356,7 @@ pub fn export(
     // the network, and the store and the client are shared safely between
     // threads.
     let images: Vec<String> = plan.images().into_iter().collect();
-    let results = on_threads(&images, STAGING_WORKERS, |image| {
+    let results = tender_format::parallel::map_waiting(&images, STAGING_WORKERS, |image| {
         let reference = parse_reference(image, &plan)?;
         let staged = sources
             .stage(&reference, &staging)
@@ -732,34 +730,6 @@ fn bundle_jobs<'a>(
 /// Images staged at once. Staging is round trips for small manifests, so
 /// this many keep a registry busy without crowding a small hub.
 const STAGING_WORKERS: usize = 8;
-
-/// `f` over every item, `workers` threads at a time, results in the order
-/// of `items`. For work that waits on the network, so, unlike
-/// [`tender_format::parallel::map`], not capped at the number of cores.
-fn on_threads<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(item);
-                    *results[i].lock().expect("no panics while locked") = Some(result);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| {
-            r.into_inner()
-                .expect("no panics while locked")
-                .expect("every item was taken")
-        })
-        .collect()
-}
 
 fn parent(path: &Path) -> &Path {
     match path.parent() {

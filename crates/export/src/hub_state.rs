@@ -2,13 +2,14 @@
 //! log of every export. Sites refuse a sequence that is not above the last
 //! they imported, so the hub must never hand out one twice.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
 use tender_format::atomic;
+use tender_format::lock_file::LockFile;
 
 use crate::error::ExportError;
 
@@ -31,7 +32,7 @@ pub struct ExportRecord {
 /// exports cannot take the same sequence number.
 pub struct HubState {
     dir: PathBuf,
-    _lock: File,
+    _lock: LockFile,
 }
 
 impl HubState {
@@ -51,13 +52,7 @@ impl HubState {
     pub fn open(dir: &Path) -> Result<Self, ExportError> {
         let io = |e| ExportError::io_at("opening hub state", dir, e);
         atomic::create_dir_all(&dir.join("sequences")).map_err(io)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))
-            .map_err(io)?;
-        lock.lock().map_err(io)?;
+        let lock = LockFile::acquire(&dir.join("lock")).map_err(io)?;
         Ok(HubState {
             dir: dir.to_path_buf(),
             _lock: lock,

@@ -16,12 +16,13 @@
 //! same receipt again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
+use tender_format::lock_file::LockFile;
 use tender_format::manifest::is_token;
 use tender_format::{Digest, atomic};
 use tender_trust::PublicKey;
@@ -114,18 +115,11 @@ fn key_path(dir: &Path, site: &str) -> PathBuf {
     dir.join("sites").join(format!("{site}.pub"))
 }
 
-fn lock(dir: &Path) -> Result<File, ReceiptError> {
+fn lock(dir: &Path) -> Result<LockFile, ReceiptError> {
     let path = dir.join("receipts.lock");
     let io = |e| ReceiptError::io_at("locking hub receipts", &path, e);
     atomic::create_dir_all(dir).map_err(io)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
-    Ok(file)
+    LockFile::acquire(&path).map_err(io)
 }
 
 /// `status.json`.
