@@ -288,7 +288,11 @@ pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, Recei
     });
     for (i, signed) in genuine {
         let r = signed.unverified();
-        let (state, message, stored) = record(dir, &mut status, &signed)?;
+        let Recorded {
+            status: state,
+            message,
+            stored,
+        } = record(dir, &mut status, &signed)?;
         outcomes[i] = IngestOutcome {
             file: files[i].clone(),
             status: state,
@@ -376,23 +380,25 @@ pub fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
     Ok(true)
 }
 
-/// Records one verified receipt: the file, its inventory, then the status.
+/// What [`record`] did with one verified receipt.
+struct Recorded {
+    status: IngestStatus,
+    message: String,
+    /// Relative to the hub state directory (recorded or duplicate).
+    stored: Option<PathBuf>,
+}
+
+/// Records one verified receipt: decides whether it is new, then stores
+/// the file, its inventory, and last the status (the commit point).
 fn record(
     dir: &Path,
     status: &mut StatusFile,
     signed: &SignedReceipt,
-) -> Result<(IngestStatus, String, Option<PathBuf>), ReceiptError> {
+) -> Result<Recorded, ReceiptError> {
     let r = signed.unverified();
-    let relative = PathBuf::from("receipts").join(&r.site).join(format!(
-        "{}-{:020}-{:020}.json",
-        r.compact_time(),
-        r.audit_index,
-        r.sequence
-    ));
-    let path = dir.join(&relative);
+    let relative = receipt_file(r);
     let bytes = signed.to_bytes();
     let last = status.sites.get(&r.site);
-    let newer = last.is_none_or(|l| is_after(r, l));
     let what = format!(
         "{} {} sequence {} at {}",
         r.site,
@@ -400,82 +406,144 @@ fn record(
         r.sequence,
         r.time
     );
-    match fs::read(&path) {
-        Ok(existing) if existing != bytes => {
-            return Ok((
-                IngestStatus::Refused,
-                format!(
-                    "{what}: a different receipt for the same time, audit entry and sequence is already recorded as {}",
-                    relative.display()
-                ),
-                None,
-            ));
-        }
-        Ok(_) if !newer => {
-            return Ok((
-                IngestStatus::Duplicate,
-                format!(
-                    "{what}: already recorded as {}, nothing changed",
-                    relative.display()
-                ),
-                Some(relative),
-            ));
-        }
-        // Stored before a crash, but the status never caught up: go on.
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(l) = last.filter(|_| !newer) {
-                let why = if l.last_audit_index == 0 {
-                    "older than the receipt already recorded".to_string()
-                } else {
-                    format!(
-                        "audit entry {} is not after entry {} already recorded: a replayed or \
-                         reordered receipt (a site whose state was rebuilt starts a new audit \
-                         trail: tender hub add-site {} --key KEY --new-audit-trail)",
-                        r.audit_index, l.last_audit_index, r.site
-                    )
-                };
-                return Ok((
-                    IngestStatus::Refused,
-                    format!(
-                        "{what}: {why} for {} ({} sequence {} at {})",
-                        r.site,
-                        l.last_action.as_str(),
-                        l.last_sequence,
-                        l.last_time
-                    ),
-                    None,
-                ));
-            }
-        }
-        Err(e) => return Err(ReceiptError::io_at("reading recorded receipt", &path, e)),
+    if let Some(done) = admit(dir, &relative, &bytes, r, last, &what)? {
+        return Ok(done);
     }
-
-    let site_dir = dir.join("receipts").join(&r.site);
-    atomic::create_dir_all(&site_dir)
-        .map_err(|e| ReceiptError::io_at("recording receipt", &site_dir, e))?;
-    atomic::write(&path, &bytes).map_err(|e| ReceiptError::io_at("recording receipt", &path, e))?;
-
+    store_receipt(dir, &relative, &bytes)?;
     if let Some(blobs) = &r.inventory {
-        let inventories = dir.join("inventories");
-        atomic::create_dir_all(&inventories)
-            .map_err(|e| ReceiptError::io_at("recording inventory", &inventories, e))?;
-        let inv = SiteInventory {
-            format: INVENTORY_FORMAT.into(),
-            site: r.site.clone(),
-            time: r.time.clone(),
-            sequence: r.sequence,
-            inventory_digest: r.inventory_digest,
-            blobs: blobs.clone(),
-            current: true,
-        };
-        let path = inventory_path(dir, &r.site);
-        let mut text = serde_json::to_vec_pretty(&inv).expect("inventories serialize");
-        text.push(b'\n');
-        atomic::write(&path, &text)
-            .map_err(|e| ReceiptError::io_at("recording inventory", &path, e))?;
+        store_inventory(dir, r, blobs)?;
     }
+    let record = site_record(r, last, &relative);
+    status.sites.insert(r.site.clone(), record);
+    status.write(dir)?;
+    Ok(Recorded {
+        status: IngestStatus::Recorded,
+        message: format!("{what}: stored as {}", relative.display()),
+        stored: Some(relative),
+    })
+}
 
+/// Where a receipt is kept, relative to the hub state directory: its time,
+/// audit entry and sequence name it, so a re-sent receipt lands on itself.
+fn receipt_file(r: &crate::receipt::Receipt) -> PathBuf {
+    PathBuf::from("receipts").join(&r.site).join(format!(
+        "{}-{:020}-{:020}.json",
+        r.compact_time(),
+        r.audit_index,
+        r.sequence
+    ))
+}
+
+/// Whether a receipt is to be recorded (`None`) or has its answer already:
+/// refused (a different receipt under its name, or not after what the
+/// site last reported) or a duplicate. A receipt stored before a crash,
+/// whose status never caught up, is recorded again.
+fn admit(
+    dir: &Path,
+    relative: &Path,
+    bytes: &[u8],
+    r: &crate::receipt::Receipt,
+    last: Option<&SiteRecord>,
+    what: &str,
+) -> Result<Option<Recorded>, ReceiptError> {
+    let path = dir.join(relative);
+    let newer = last.is_none_or(|l| is_after(r, l));
+    let refused = |message| {
+        Ok(Some(Recorded {
+            status: IngestStatus::Refused,
+            message,
+            stored: None,
+        }))
+    };
+    match fs::read(&path) {
+        Ok(existing) if existing != bytes => refused(format!(
+            "{what}: a different receipt for the same time, audit entry and sequence is already recorded as {}",
+            relative.display()
+        )),
+        Ok(_) if !newer => Ok(Some(Recorded {
+            status: IngestStatus::Duplicate,
+            message: format!(
+                "{what}: already recorded as {}, nothing changed",
+                relative.display()
+            ),
+            stored: Some(relative.to_path_buf()),
+        })),
+        // Stored before a crash, but the status never caught up: go on.
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match last.filter(|_| !newer) {
+            Some(l) => refused(format!(
+                "{what}: {} for {} ({} sequence {} at {})",
+                not_after(r, l),
+                r.site,
+                l.last_action.as_str(),
+                l.last_sequence,
+                l.last_time
+            )),
+            None => Ok(None),
+        },
+        Err(e) => Err(ReceiptError::io_at("reading recorded receipt", &path, e)),
+    }
+}
+
+/// Why a receipt that is not after the site's last one is refused.
+fn not_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> String {
+    if l.last_audit_index == 0 {
+        "older than the receipt already recorded".to_string()
+    } else {
+        format!(
+            "audit entry {} is not after entry {} already recorded: a replayed or \
+             reordered receipt (a site whose state was rebuilt starts a new audit \
+             trail: tender hub add-site {} --key KEY --new-audit-trail)",
+            r.audit_index, l.last_audit_index, r.site
+        )
+    }
+}
+
+/// Writes the receipt's bytes under `receipts/<site>/`.
+fn store_receipt(dir: &Path, relative: &Path, bytes: &[u8]) -> Result<(), ReceiptError> {
+    let path = dir.join(relative);
+    let site_dir = parent(&path);
+    atomic::create_dir_all(site_dir)
+        .map_err(|e| ReceiptError::io_at("recording receipt", site_dir, e))?;
+    atomic::write(&path, bytes).map_err(|e| ReceiptError::io_at("recording receipt", &path, e))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .expect("a receipt file is inside receipts/<site>")
+}
+
+/// Replaces the site's inventory with the one this receipt carries.
+fn store_inventory(
+    dir: &Path,
+    r: &crate::receipt::Receipt,
+    blobs: &[Digest],
+) -> Result<(), ReceiptError> {
+    let inventories = dir.join("inventories");
+    atomic::create_dir_all(&inventories)
+        .map_err(|e| ReceiptError::io_at("recording inventory", &inventories, e))?;
+    let inv = SiteInventory {
+        format: INVENTORY_FORMAT.into(),
+        site: r.site.clone(),
+        time: r.time.clone(),
+        sequence: r.sequence,
+        inventory_digest: r.inventory_digest,
+        blobs: blobs.to_vec(),
+        current: true,
+    };
+    let path = inventory_path(dir, &r.site);
+    let mut text = serde_json::to_vec_pretty(&inv).expect("inventories serialize");
+    text.push(b'\n');
+    atomic::write(&path, &text).map_err(|e| ReceiptError::io_at("recording inventory", &path, e))
+}
+
+/// The site's status after this receipt: its latest action, and each
+/// cluster it lists updated (clusters it does not list keep their record).
+fn site_record(
+    r: &crate::receipt::Receipt,
+    last: Option<&SiteRecord>,
+    relative: &Path,
+) -> SiteRecord {
     let mut clusters = last.map(|l| l.clusters.clone()).unwrap_or_default();
     for release in &r.releases {
         clusters.insert(
@@ -489,29 +557,20 @@ fn record(
             },
         );
     }
-    status.sites.insert(
-        r.site.clone(),
-        SiteRecord {
-            last_time: r.time.clone(),
-            last_audit_index: r.audit_index,
-            last_sequence: r.sequence,
-            last_action: r.action,
-            last_result: r.result.clone(),
-            last_bundle_id: r.bundle_id.clone(),
-            last_channel: r.channel.clone(),
-            receipt_file: relative.to_string_lossy().into_owned(),
-            ingested_at: tender_trust::keys::now_rfc3339(),
-            audit_last_hash: r.audit_last_hash,
-            inventory_digest: r.inventory_digest,
-            clusters,
-        },
-    );
-    status.write(dir)?;
-    Ok((
-        IngestStatus::Recorded,
-        format!("{what}: stored as {}", relative.display()),
-        Some(relative),
-    ))
+    SiteRecord {
+        last_time: r.time.clone(),
+        last_audit_index: r.audit_index,
+        last_sequence: r.sequence,
+        last_action: r.action,
+        last_result: r.result.clone(),
+        last_bundle_id: r.bundle_id.clone(),
+        last_channel: r.channel.clone(),
+        receipt_file: relative.to_string_lossy().into_owned(),
+        ingested_at: tender_trust::keys::now_rfc3339(),
+        audit_last_hash: r.audit_last_hash,
+        inventory_digest: r.inventory_digest,
+        clusters,
+    }
 }
 
 /// The blobs a site said it holds, as its last receipt with a list gave
