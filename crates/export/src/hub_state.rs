@@ -36,19 +36,6 @@ pub struct HubState {
 }
 
 impl HubState {
-    /// `$TENDER_HUB_STATE`, else `$XDG_STATE_HOME/tender/hub`, else
-    /// `~/.local/state/tender/hub`.
-    pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("TENDER_HUB_STATE") {
-            return dir.into();
-        }
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))
-            .unwrap_or_else(|| PathBuf::from("."));
-        base.join("tender/hub")
-    }
-
     pub fn open(dir: &Path) -> Result<Self, ExportError> {
         let io = |e| ExportError::io_at("opening hub state", dir, e);
         atomic::create_dir_all(&dir.join("sequences")).map_err(io)?;

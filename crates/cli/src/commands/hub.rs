@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tender_export::hub_state::HubState;
 use tender_receipt::{AddSite, HubStatus, IngestStatus};
 use tender_trust::{PublicKey, TrustError};
 
@@ -21,7 +20,7 @@ pub fn run(command: HubCommand) -> anyhow::Result<()> {
 }
 
 fn state_dir(arg: Option<PathBuf>) -> PathBuf {
-    arg.unwrap_or_else(HubState::default_dir)
+    crate::environment::hub_state_dir(arg)
 }
 
 fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
