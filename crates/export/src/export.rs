@@ -26,8 +26,7 @@ use crate::bases;
 use crate::delta::{self, Base, BlobChoice};
 use crate::error::ExportError;
 use crate::fleet::Fleet;
-use crate::hub_state::{ExportRecord, HubState};
-use crate::hub_store::HubStore;
+use crate::hub::{ExportRecord, Hub};
 use crate::plan::{Plan, Warning, plan};
 use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
@@ -293,7 +292,7 @@ pub fn export(
         None => return Err(ExportError::NoKey),
     };
     // Lock the hub state before any work, so the sequence is ours.
-    let state = HubState::open(&options.state_dir)?;
+    let state = Hub::open(&options.state_dir)?;
     let channel = options
         .channel
         .clone()
@@ -432,7 +431,7 @@ pub fn export(
         Some((Some(digest), reason)) => image_error(owners[&digest], &plan, reason),
         _ => error,
     };
-    let hub = HubStore::open(state.dir())?;
+    let hub = state.store()?;
     let settled = hub.settled();
     if settled.rehashed > 0 {
         observer.log(&format!(
@@ -542,7 +541,7 @@ pub fn export(
         };
         let manifest_bytes = sealed.manifest.to_canonical_bytes()?;
         hub.record(staging_dir.path(), &manifest_bytes, sealed.manifest_digest)?;
-        state.record(&ExportRecord {
+        state.record_export(&ExportRecord {
             bundle_id: sealed.manifest.bundle_id.clone(),
             manifest_digest: sealed.manifest_digest.to_string(),
             channel: channel.clone(),
@@ -636,7 +635,7 @@ fn check_gates(
                 .map(|c| (c.cluster.clone(), c.manifests)),
         );
     }
-    let history = tender_receipt::history(state_dir)?;
+    let history = crate::hub::history(state_dir)?;
     let now = time::OffsetDateTime::now_utc();
     let checks: Vec<GateCheck> = gates
         .iter()

@@ -1,11 +1,11 @@
-//! The hub's record of receipts, in the hub state directory (the one
-//! `tender export` keeps its sequences in):
+//! The hub's record of receipts, in the hub directory. Writers run under
+//! the hub's lock (through [`super::Hub`]); readers read the files, each
+//! replaced atomically, without it.
 //!
 //! ```text
 //! <hub state>/
 //!   sequences/<channel>      last sequence exported (written by export)
 //!   sites/<site>.pub         each site's receipt key (tender hub add-site)
-//!   receipts.lock            held while receipts are ingested
 //!   receipts/<site>/<YYYYMMDDTHHMMSSZ>-<sequence>.json   every receipt recorded
 //!   inventories/<site>.json  the last blob inventory a site sent (delta bases)
 //!   status.json              per site and cluster: what runs where (the commit point)
@@ -22,13 +22,12 @@ use std::path::{Path, PathBuf};
 use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
-use tender_format::lock_file::LockFile;
 use tender_format::manifest::is_token;
 use tender_format::{Digest, atomic};
 use tender_trust::PublicKey;
 
-use crate::error::ReceiptError;
-use crate::receipt::{Action, SignedReceipt, inventory_digest, parse_time};
+use tender_receipt::ReceiptError;
+use tender_receipt::{Action, SignedReceipt, inventory_digest, parse_time};
 
 /// `format` of `status.json`.
 pub const STATUS_FORMAT: &str = "tender-hub-status/v1";
@@ -49,14 +48,13 @@ pub enum AddSite {
 /// Registers a site's receipt key as `sites/<site>.pub`. Refuses to replace
 /// a different key, and refuses a key another site already has (one site
 /// could then speak for the other).
-pub fn add_site(dir: &Path, site: &str, key: &PublicKey) -> Result<AddSite, ReceiptError> {
+pub(crate) fn add_site(dir: &Path, site: &str, key: &PublicKey) -> Result<AddSite, ReceiptError> {
     if !is_token(site) {
         return Err(ReceiptError::Invalid(format!(
             "site name {:?} must be letters, digits, '.', '_' or '-'",
             site
         )));
     }
-    let _lock = lock(dir)?;
     let keys = site_keys(dir)?;
     if let Some(registered) = keys.get(site) {
         if registered.id() == key.id() {
@@ -113,13 +111,6 @@ pub fn site_keys(dir: &Path) -> Result<BTreeMap<String, PublicKey>, ReceiptError
 
 fn key_path(dir: &Path, site: &str) -> PathBuf {
     dir.join("sites").join(format!("{site}.pub"))
-}
-
-fn lock(dir: &Path) -> Result<LockFile, ReceiptError> {
-    let path = dir.join("receipts.lock");
-    let io = |e| ReceiptError::io_at("locking hub receipts", &path, e);
-    atomic::create_dir_all(dir).map_err(io)?;
-    LockFile::acquire(&path).map_err(io)
 }
 
 /// `status.json`.
@@ -257,8 +248,7 @@ impl IngestOutcome {
 /// records the genuine ones. Receipts are applied oldest first whatever
 /// the order of `files`; the outcomes come back in the order of `files`.
 /// An `Err` is a problem with the hub state, not with a receipt.
-pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, ReceiptError> {
-    let _lock = lock(dir)?;
+pub(crate) fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, ReceiptError> {
     let keys = site_keys(dir)?;
     let mut status = StatusFile::read(dir)?;
     let mut outcomes = Vec::with_capacity(files.len());
@@ -358,7 +348,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// the recorded entry is a replay or arrived out of order, whatever its
 /// time says. Time decides only where the hub has no index (a status file
 /// from before receipts carried one, or after `--new-audit-trail`).
-fn is_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> bool {
+fn is_after(r: &tender_receipt::Receipt, l: &SiteRecord) -> bool {
     if l.last_audit_index == 0 {
         r.order_key() > (l.last_time.as_str(), 0, l.last_sequence)
     } else {
@@ -369,8 +359,7 @@ fn is_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> bool {
 /// Starts a new audit trail for a site whose state was rebuilt (its audit
 /// index starts again at 1): the next receipt is judged by its time, and
 /// from then on by its index again. Returns whether the site had a record.
-pub fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
-    let _lock = lock(dir)?;
+pub(crate) fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
     let mut status = StatusFile::read(dir)?;
     let Some(record) = status.sites.get_mut(site) else {
         return Ok(false);
@@ -425,7 +414,7 @@ fn record(
 
 /// Where a receipt is kept, relative to the hub state directory: its time,
 /// audit entry and sequence name it, so a re-sent receipt lands on itself.
-fn receipt_file(r: &crate::receipt::Receipt) -> PathBuf {
+fn receipt_file(r: &tender_receipt::Receipt) -> PathBuf {
     PathBuf::from("receipts").join(&r.site).join(format!(
         "{}-{:020}-{:020}.json",
         r.compact_time(),
@@ -442,7 +431,7 @@ fn admit(
     dir: &Path,
     relative: &Path,
     bytes: &[u8],
-    r: &crate::receipt::Receipt,
+    r: &tender_receipt::Receipt,
     last: Option<&SiteRecord>,
     what: &str,
 ) -> Result<Option<Recorded>, ReceiptError> {
@@ -486,7 +475,7 @@ fn admit(
 }
 
 /// Why a receipt that is not after the site's last one is refused.
-fn not_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> String {
+fn not_after(r: &tender_receipt::Receipt, l: &SiteRecord) -> String {
     if l.last_audit_index == 0 {
         "older than the receipt already recorded".to_string()
     } else {
@@ -516,7 +505,7 @@ fn parent(path: &Path) -> &Path {
 /// Replaces the site's inventory with the one this receipt carries.
 fn store_inventory(
     dir: &Path,
-    r: &crate::receipt::Receipt,
+    r: &tender_receipt::Receipt,
     blobs: &[Digest],
 ) -> Result<(), ReceiptError> {
     let inventories = dir.join("inventories");
@@ -540,7 +529,7 @@ fn store_inventory(
 /// The site's status after this receipt: its latest action, and each
 /// cluster it lists updated (clusters it does not list keep their record).
 fn site_record(
-    r: &crate::receipt::Receipt,
+    r: &tender_receipt::Receipt,
     last: Option<&SiteRecord>,
     relative: &Path,
 ) -> SiteRecord {
@@ -832,7 +821,7 @@ fn latest_sequence(dir: &Path, channel: &str) -> Result<Option<u64>, ReceiptErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receipt::tests::sample;
+    use crate::hub::tests::sample;
     use tender_trust::PrivateKey;
 
     #[test]
