@@ -13,7 +13,7 @@ use tender_format::Digest;
 
 use crate::delta::Base;
 use crate::error::ExportError;
-use crate::hub_store::{HubStore, StoredBundle};
+use crate::hub::store::{HubStore, StoredBundle};
 
 /// Resolves `--base` values into bases; sites named by several values are
 /// merged into one group per base bundle.
@@ -93,18 +93,17 @@ pub fn resolve(
 /// What the hub's receipts say each site runs, read once for all sites,
 /// with the hub's recorded bundles by id.
 struct Receipts {
-    status: tender_receipt::HubStatus,
+    status: crate::hub::HubStatus,
     bundles: BTreeMap<String, StoredBundle>,
 }
 
 impl Receipts {
     fn read(hub: &HubStore, hub_dir: &Path, value: &str) -> Result<Self, ExportError> {
         // Staleness does not matter here; a century keeps the arithmetic sane.
-        let status =
-            tender_receipt::hub::status(hub_dir, 36_500).map_err(|e| ExportError::Base {
-                base: value.to_string(),
-                reason: tender_format::error::chain_message(&e),
-            })?;
+        let status = crate::hub::status(hub_dir, 36_500).map_err(|e| ExportError::Base {
+            base: value.to_string(),
+            reason: tender_format::error::chain_message(&e),
+        })?;
         let bundles = hub
             .bundles()?
             .into_iter()
@@ -130,11 +129,10 @@ impl Receipts {
             return Ok(None);
         };
         let mut held = bundle.release_blobs();
-        let inventory =
-            tender_receipt::hub::inventory(hub_dir, site).map_err(|e| ExportError::Base {
-                base: value.to_string(),
-                reason: tender_format::error::chain_message(&e),
-            })?;
+        let inventory = crate::hub::inventory(hub_dir, site).map_err(|e| ExportError::Base {
+            base: value.to_string(),
+            reason: tender_format::error::chain_message(&e),
+        })?;
         if let Some(inventory) = inventory {
             let listed: BTreeSet<Digest> = inventory.blobs.into_iter().collect();
             held.retain(|d, _| listed.contains(d));

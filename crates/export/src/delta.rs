@@ -16,7 +16,7 @@ use tender_oci::media::ImageIndex;
 use tender_oci::{Descriptor, LayoutStore, Manifest, Reference};
 
 use crate::error::ExportError;
-use crate::hub_store::{HubStore, StoredBundle};
+use crate::hub::store::{HubStore, StoredBundle};
 
 /// Blobs smaller than this travel whole: a patch saves nothing worth its
 /// header and the site's work.

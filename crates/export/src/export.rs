@@ -10,9 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread;
+use std::sync::Arc;
 use tender_format::FromIo;
 
 use serde::Serialize;
@@ -28,8 +26,7 @@ use crate::bases;
 use crate::delta::{self, Base, BlobChoice};
 use crate::error::ExportError;
 use crate::fleet::Fleet;
-use crate::hub_state::{ExportRecord, HubState};
-use crate::hub_store::HubStore;
+use crate::hub::{ExportRecord, Hub};
 use crate::plan::{Plan, Warning, plan};
 use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
@@ -295,7 +292,7 @@ pub fn export(
         None => return Err(ExportError::NoKey),
     };
     // Lock the hub state before any work, so the sequence is ours.
-    let state = HubState::open(&options.state_dir)?;
+    let state = Hub::open(&options.state_dir)?;
     let channel = options
         .channel
         .clone()
@@ -358,7 +355,7 @@ pub fn export(
     // the network, and the store and the client are shared safely between
     // threads.
     let images: Vec<String> = plan.images().into_iter().collect();
-    let results = on_threads(&images, STAGING_WORKERS, |image| {
+    let results = tender_format::parallel::map_waiting(&images, STAGING_WORKERS, |image| {
         let reference = parse_reference(image, &plan)?;
         let staged = sources
             .stage(&reference, &staging)
@@ -434,7 +431,7 @@ pub fn export(
         Some((Some(digest), reason)) => image_error(owners[&digest], &plan, reason),
         _ => error,
     };
-    let hub = HubStore::open(state.dir())?;
+    let hub = state.store()?;
     let settled = hub.settled();
     if settled.rehashed > 0 {
         observer.log(&format!(
@@ -544,7 +541,7 @@ pub fn export(
         };
         let manifest_bytes = sealed.manifest.to_canonical_bytes()?;
         hub.record(staging_dir.path(), &manifest_bytes, sealed.manifest_digest)?;
-        state.record(&ExportRecord {
+        state.record_export(&ExportRecord {
             bundle_id: sealed.manifest.bundle_id.clone(),
             manifest_digest: sealed.manifest_digest.to_string(),
             channel: channel.clone(),
@@ -638,7 +635,7 @@ fn check_gates(
                 .map(|c| (c.cluster.clone(), c.manifests)),
         );
     }
-    let history = tender_receipt::history(state_dir)?;
+    let history = crate::hub::history(state_dir)?;
     let now = time::OffsetDateTime::now_utc();
     let checks: Vec<GateCheck> = gates
         .iter()
@@ -732,34 +729,6 @@ fn bundle_jobs<'a>(
 /// Images staged at once. Staging is round trips for small manifests, so
 /// this many keep a registry busy without crowding a small hub.
 const STAGING_WORKERS: usize = 8;
-
-/// `f` over every item, `workers` threads at a time, results in the order
-/// of `items`. For work that waits on the network, so, unlike
-/// [`tender_format::parallel::map`], not capped at the number of cores.
-fn on_threads<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-    thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(item);
-                    *results[i].lock().expect("no panics while locked") = Some(result);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| {
-            r.into_inner()
-                .expect("no panics while locked")
-                .expect("every item was taken")
-        })
-        .collect()
-}
 
 fn parent(path: &Path) -> &Path {
     match path.parent() {

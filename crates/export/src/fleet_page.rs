@@ -247,7 +247,7 @@ fn adoption(h: &mut String, report: &FleetReport) {
         Err(_) => return,
     };
     let at = |t: &str| -> i64 {
-        now.unix_timestamp() - tender_receipt::history::seconds_since(t, now).unwrap_or(0)
+        now.unix_timestamp() - crate::hub::history::seconds_since(t, now).unwrap_or(0)
     };
     let t0 = at(first);
     let t1 = now.unix_timestamp().max(t0 + 1);

@@ -11,13 +11,13 @@ use std::io::{self, BufRead};
 use std::path::Path;
 use tender_format::FromIo;
 
+use crate::hub::{ClusterState, History};
 use serde::Serialize;
 use tender_format::{BundleManifest, Digest};
-use tender_receipt::{ClusterState, History};
 
 use crate::error::ExportError;
 use crate::fleet::Fleet;
-use crate::hub_state::ExportRecord;
+use crate::hub::ExportRecord;
 use crate::waves::{self, GateCheck};
 
 /// Where a cluster stands, for the page.
@@ -132,8 +132,8 @@ pub fn build(
         .map(str::to_string)
         .or_else(|| fleet.spec.channel.clone())
         .unwrap_or_else(|| "stable".to_string());
-    let status = tender_receipt::status_at(dir, stale_after_days, now)?;
-    let history = tender_receipt::history(dir)?;
+    let status = crate::hub::status_at(dir, stale_after_days, now)?;
+    let history = crate::hub::history(dir)?;
 
     let mut site_names: Vec<String> = Vec::new();
     for c in &fleet.spec.clusters {
@@ -141,7 +141,7 @@ pub fn build(
             site_names.push(c.site.clone());
         }
     }
-    let site_status: BTreeMap<&str, &tender_receipt::SiteStatus> =
+    let site_status: BTreeMap<&str, &crate::hub::SiteStatus> =
         status.sites.iter().map(|s| (s.site.as_str(), s)).collect();
     let sites: Vec<SiteColumn> = site_names
         .iter()
@@ -154,7 +154,7 @@ pub fn build(
             }
         })
         .collect();
-    let cluster_status: BTreeMap<&str, &tender_receipt::ClusterStatus> = status
+    let cluster_status: BTreeMap<&str, &crate::hub::ClusterStatus> = status
         .sites
         .iter()
         .flat_map(|s| s.clusters.iter().map(|c| (c.cluster.as_str(), c)))
@@ -240,7 +240,7 @@ pub fn build(
 /// judged against the channel's last export, as `tender hub status` does.
 fn cell(
     c: &crate::fleet::Cluster,
-    status: &BTreeMap<&str, &tender_receipt::ClusterStatus>,
+    status: &BTreeMap<&str, &crate::hub::ClusterStatus>,
     exports: &BTreeMap<String, LastExport>,
     channel: &str,
     history: &History,
@@ -272,7 +272,7 @@ fn cell(
         bundle_id: s.map(|s| s.bundle_id.clone()),
         age_seconds: since
             .as_deref()
-            .and_then(|t| tender_receipt::history::seconds_since(t, now).ok()),
+            .and_then(|t| crate::hub::history::seconds_since(t, now).ok()),
         since,
         rolled_back: run.is_some_and(|r| r.rolled_back),
     }

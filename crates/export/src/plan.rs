@@ -333,7 +333,11 @@ mod tests {
     }
 
     fn tools() -> Tools {
-        Tools::detect(Some(repo().join("scripts/helm")))
+        Tools {
+            helm: repo().join("scripts/helm"),
+            kustomize: None,
+            kubectl: "kubectl".into(),
+        }
     }
 
     #[test]

@@ -25,39 +25,14 @@ use crate::fleet::{Cluster, Fleet, HelmSource, Source, SourceKind};
 use crate::manifest_set;
 use crate::substitute::{SubstituteError, substitute, substitute_documents};
 
-/// Which binaries to run.
+/// Which binaries to run (the CLI finds them from flags, the environment
+/// and PATH).
 #[derive(Debug, Clone)]
 pub struct Tools {
-    /// `helm` (from `--helm`, `$TENDER_HELM`, or PATH).
     pub helm: PathBuf,
-    /// `kustomize` if on PATH (or `$TENDER_KUSTOMIZE`); otherwise `kubectl kustomize`.
+    /// `kustomize`, or `None` for `kubectl kustomize`.
     pub kustomize: Option<PathBuf>,
     pub kubectl: PathBuf,
-}
-
-impl Tools {
-    /// Tools from flags and environment, falling back to PATH lookups.
-    pub fn detect(helm: Option<PathBuf>) -> Self {
-        let helm = helm
-            .or_else(|| std::env::var_os("TENDER_HELM").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("helm"));
-        let kustomize = std::env::var_os("TENDER_KUSTOMIZE")
-            .map(PathBuf::from)
-            .or_else(|| which("kustomize"));
-        Tools {
-            helm,
-            kustomize,
-            kubectl: PathBuf::from("kubectl"),
-        }
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 /// One source rendered for one cluster, after substitution where the

@@ -12,10 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::hub::History;
 use serde::Serialize;
 use tender_format::Digest;
 use tender_format::manifest::GateOverride;
-use tender_receipt::History;
 
 use crate::error::ExportError;
 use crate::fleet::{Fleet, format_duration};
@@ -173,7 +173,7 @@ fn cluster_reason(
             short(expected)
         ));
     }
-    let age = tender_receipt::history::seconds_since(&run.manifests_since, now).unwrap_or(i64::MIN);
+    let age = crate::hub::history::seconds_since(&run.manifests_since, now).unwrap_or(i64::MIN);
     let soaked = u64::try_from(age).unwrap_or(0);
     if age < 0 || soaked < gate.soak_seconds {
         let rollback = if run.rolled_back {

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod error;
 pub mod io_error;
 pub mod layout;
+pub mod lock_file;
 pub mod manifest;
 pub mod parallel;
 pub mod policy_update;

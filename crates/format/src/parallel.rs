@@ -1,6 +1,7 @@
 //! One small work queue for the whole project: run a function over a slice
 //! on every core (capped), keeping results in input order. Hashing blobs,
-//! rendering clusters and re-checking staged files all use it.
+//! rendering clusters and re-checking staged files all use it; staging
+//! images, which waits on the network, uses [`map_waiting`].
 
 use std::sync::Mutex;
 use std::thread;
@@ -15,6 +16,17 @@ pub fn map<T: Sync, R: Send>(
     map_within_budget(items, max_workers, u64::MAX, |_| 0, f)
 }
 
+/// Like [`map`], but `workers` threads whatever the number of cores: for
+/// work that mostly waits on the network (round trips to a registry), where
+/// more threads than cores keep the far side busy.
+pub fn map_waiting<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    run(items, workers, u64::MAX, |_| 0, f)
+}
+
 /// Like [`map`], but items also weigh something (memory, say) and the
 /// items in flight together stay within `budget`: a worker waits before
 /// taking an item that would exceed it. An item heavier than the whole
@@ -26,16 +38,26 @@ pub fn map_within_budget<T: Sync, R: Send>(
     weight: impl Fn(&T) -> u64,
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
+    let cores = thread::available_parallelism().map_or(2, |n| n.get());
+    run(items, max_workers.min(cores), budget, weight, f)
+}
+
+/// The queue itself: `workers` threads (at least one, at most one per
+/// item) take items in order while their weight fits the budget.
+fn run<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    budget: u64,
+    weight: impl Fn(&T) -> u64,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     use std::sync::Condvar;
     let weights: Vec<u64> = items.iter().map(weight).collect();
     // (next item, weight in flight)
     let state = Mutex::new((0usize, 0u64));
     let freed = Condvar::new();
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let workers = thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(max_workers.max(1))
-        .min(items.len().max(1));
+    let workers = workers.max(1).min(items.len().max(1));
     thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
@@ -98,6 +120,24 @@ mod tests {
         assert_eq!(peak.load(Ordering::SeqCst), 120);
         let out = super::map_within_budget(&items, 4, 1000, |w| *w, |w| *w);
         assert_eq!(out, items);
+    }
+
+    #[test]
+    fn waiting_work_gets_its_workers_whatever_the_cores() {
+        use std::sync::{Barrier, Mutex};
+        // Eight items that each wait for all eight to have started: this
+        // only finishes if eight run at once, on any number of cores.
+        let barrier = Barrier::new(8);
+        let threads = Mutex::new(std::collections::HashSet::new());
+        let items: Vec<u32> = (0..8).collect();
+        let out = super::map_waiting(&items, 8, |x| {
+            threads.lock().unwrap().insert(std::thread::current().id());
+            barrier.wait();
+            x + 1
+        });
+        assert_eq!(out, (1..9).collect::<Vec<_>>());
+        assert_eq!(threads.into_inner().unwrap().len(), 8);
+        assert!(super::map_waiting(&[] as &[u32], 8, |x| *x).is_empty());
     }
 
     #[test]

@@ -43,14 +43,7 @@ pub(crate) fn registry_client(
     Ok(Some(RegistryClient::new(client)?))
 }
 
-/// Test hook: `TENDER_FAILPOINT=<name>` aborts the process at that point,
-/// as `kill -9` would, so tests can prove an import resumes from every
-/// phase. Names: `staged`, `mid-load`, `loaded`, `recorded`.
-pub(crate) fn failpoint(name: &str) {
-    if std::env::var("TENDER_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
-}
+pub(crate) use crate::failpoint::failpoint;
 
 /// What became of an import that succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod check;
 pub mod delta;
 pub mod error;
+mod failpoint;
 pub mod import;
 pub mod inventory;
 pub mod lifecycle;

@@ -16,11 +16,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use tender_format::FromIo;
 
 use serde::{Deserialize, Serialize};
+use tender_format::lock_file::LockFile;
 use tender_format::manifest::ImageRef;
 use tender_format::policy_update::{PolicyUpdate, unix_seconds};
 use tender_format::{Digest, atomic};
@@ -119,7 +120,7 @@ impl TrustState {
 /// The state directory, locked for the life of this value.
 pub struct SiteState {
     dir: PathBuf,
-    _lock: File,
+    _lock: LockFile,
 }
 
 impl SiteState {
@@ -128,18 +129,14 @@ impl SiteState {
         for sub in ["releases", "manifests/sha256", "staging"] {
             atomic::create_dir_all(&dir.join(sub)).map_err(io)?;
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))
-            .map_err(io)?;
-        lock.try_lock().map_err(|_| {
-            ImportError::Busy(format!(
-                "{} is locked by another tender process",
-                dir.display()
-            ))
-        })?;
+        let lock = LockFile::try_acquire(&dir.join("lock"))
+            .map_err(io)?
+            .ok_or_else(|| {
+                ImportError::Busy(format!(
+                    "{} is locked by another tender process",
+                    dir.display()
+                ))
+            })?;
         Ok(SiteState {
             dir: dir.to_path_buf(),
             _lock: lock,

@@ -41,16 +41,15 @@ impl fmt::Debug for Credential {
     }
 }
 
-/// Where a [`crate::RegistryClient`] looks credentials up.
+/// Where a [`crate::RegistryClient`] looks credentials up. The caller
+/// finds the user's docker config (the CLI from `$DOCKER_CONFIG` or
+/// `$HOME`): a library reads no environment.
 #[derive(Debug, Clone, Default)]
 pub enum CredentialSource {
-    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`; no file
-    /// means anonymous.
-    #[default]
-    DockerConfig,
-    /// This docker-style `config.json`.
+    /// This docker-style `config.json`; no file means anonymous.
     DockerConfigFile(PathBuf),
     /// Always anonymous.
+    #[default]
     Anonymous,
 }
 
@@ -58,25 +57,12 @@ pub enum CredentialSource {
 /// (e.g. from command-line flags).
 pub type CredentialOverrides = BTreeMap<String, Credential>;
 
-/// The default docker config path: `$DOCKER_CONFIG/config.json`, else
-/// `$HOME/.docker/config.json`.
-pub fn default_docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-        return Some(PathBuf::from(dir).join("config.json"));
-    }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json"))
-}
-
 impl CredentialSource {
     /// The credential for `registry` (a reference's registry,
     /// e.g. `docker.io`, `harbor.site.local:8443`).
     pub fn lookup(&self, registry: &str) -> Result<Credential, OciError> {
         match self {
             CredentialSource::Anonymous => Ok(Credential::Anonymous),
-            CredentialSource::DockerConfig => match default_docker_config_path() {
-                Some(path) => lookup_in_docker_config(&path, registry),
-                None => Ok(Credential::Anonymous),
-            },
             CredentialSource::DockerConfigFile(path) => lookup_in_docker_config(path, registry),
         }
     }

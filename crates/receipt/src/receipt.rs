@@ -237,7 +237,7 @@ impl Receipt {
 }
 
 /// Parses a receipt time; exactly `YYYY-MM-DDTHH:MM:SSZ`.
-pub(crate) fn parse_time(text: &str) -> Result<time::OffsetDateTime, ReceiptError> {
+pub fn parse_time(text: &str) -> Result<time::OffsetDateTime, ReceiptError> {
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::PrimitiveDateTime::parse(text, &format)

@@ -4,11 +4,9 @@ use std::sync::Arc;
 
 use tender_export::BundleOutput;
 use tender_export::export::{ExportOptions, ExportSummary, dry_run, export};
-use tender_export::hub_state::HubState;
 use tender_export::plan::plan;
-use tender_export::render::Tools;
 use tender_format::Carried;
-use tender_oci::{ClientOptions, Platform};
+use tender_oci::Platform;
 
 use crate::args::ExportArgs;
 use crate::exit::UsageError;
@@ -44,10 +42,10 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         },
         key: args.key.clone(),
         creator: args.creator.clone().unwrap_or_else(super::whoami),
-        state_dir: args.state_dir.clone().unwrap_or_else(HubState::default_dir),
-        tools: Tools::detect(args.helm.clone()),
+        state_dir: crate::environment::hub_state_dir(args.state_dir.clone()),
+        tools: crate::environment::tools(args.helm.clone()),
         platforms,
-        client: ClientOptions::default(),
+        client: crate::environment::client_options(),
         plain_http: args.registry.plain_http,
         insecure_skip_tls_verify: args.registry.insecure_skip_tls_verify,
         bases: args.bases.clone(),

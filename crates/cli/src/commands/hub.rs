@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use tender_export::hub_state::HubState;
-use tender_receipt::{AddSite, HubStatus, IngestStatus};
+use tender_export::hub::{AddSite, Hub, HubStatus, IngestStatus};
 use tender_trust::{PublicKey, TrustError};
 
 use crate::args::{HubAddSiteArgs, HubCommand, HubIngestArgs, HubReportArgs, HubStatusArgs};
@@ -21,7 +20,7 @@ pub fn run(command: HubCommand) -> anyhow::Result<()> {
 }
 
 fn state_dir(arg: Option<PathBuf>) -> PathBuf {
-    arg.unwrap_or_else(HubState::default_dir)
+    crate::environment::hub_state_dir(arg)
 }
 
 fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
@@ -34,11 +33,10 @@ fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
     }
     let dir = state_dir(args.state_dir);
     let key = PublicKey::read(&args.key)?;
-    let outcome = super::naming(
-        &dir,
-        tender_receipt::add_site(&dir, &args.name, &key),
-        || format!("hub state {}", dir.display()),
-    )?;
+    let hub = Hub::open(&dir)?;
+    let outcome = super::naming(&dir, hub.add_site(&args.name, &key), || {
+        format!("hub state {}", dir.display())
+    })?;
     match outcome {
         AddSite::Added => println!("registered site {} with key {}", args.name, key.id()),
         AddSite::AlreadyRegistered => println!(
@@ -48,11 +46,9 @@ fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
         ),
     }
     if args.new_audit_trail {
-        let had = super::naming(
-            &dir,
-            tender_receipt::new_audit_trail(&dir, &args.name),
-            || format!("hub state {}", dir.display()),
-        )?;
+        let had = super::naming(&dir, hub.new_audit_trail(&args.name), || {
+            format!("hub state {}", dir.display())
+        })?;
         if had {
             println!(
                 "site {}: a new audit trail; its next receipt is judged by its time, then by its audit index",
@@ -65,7 +61,8 @@ fn add_site(args: HubAddSiteArgs) -> anyhow::Result<()> {
 
 fn ingest(args: HubIngestArgs) -> anyhow::Result<()> {
     let dir = state_dir(args.state_dir);
-    let outcomes = super::naming(&dir, tender_receipt::ingest(&dir, &args.receipts), || {
+    let hub = Hub::open(&dir)?;
+    let outcomes = super::naming(&dir, hub.ingest(&args.receipts), || {
         format!("hub state {}", dir.display())
     })?;
     if args.json {
@@ -110,7 +107,7 @@ fn status(args: HubStatusArgs) -> anyhow::Result<()> {
     let dir = state_dir(args.state_dir);
     let status = super::naming(
         &dir,
-        tender_receipt::status(&dir, args.stale_after_days),
+        tender_export::hub::status(&dir, args.stale_after_days),
         || format!("hub state {}", dir.display()),
     )?;
     if args.json {

@@ -18,7 +18,7 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
     let total = reader.manifest().payload_bytes();
     let client = ClientOptions {
         observer: Arc::new(CliObserver::new(show_progress)),
-        ..ClientOptions::default()
+        ..crate::environment::client_options()
     };
     let options = ImportOptions {
         site,

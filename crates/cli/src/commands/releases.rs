@@ -51,7 +51,7 @@ pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
         &args.cluster,
         args.to,
         &operator,
-        &tender_oci::ClientOptions::default(),
+        &crate::environment::client_options(),
     )?;
     if let Some(path) = receipt {
         eprintln!("receipt for the hub: {}", path.display());

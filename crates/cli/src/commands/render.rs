@@ -9,13 +9,16 @@ use std::io::Write;
 use anyhow::Context;
 use tender_export::fleet::Fleet;
 use tender_export::plan::plan;
-use tender_export::render::Tools;
 
 use crate::args::RenderArgs;
 
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     let fleet = Fleet::load(&args.fleet)?;
-    let plan = plan(&fleet, &args.clusters, &Tools::detect(args.helm.clone()))?;
+    let plan = plan(
+        &fleet,
+        &args.clusters,
+        &crate::environment::tools(args.helm.clone()),
+    )?;
     for w in &plan.warnings {
         eprintln!("warning: {}", w.message());
     }

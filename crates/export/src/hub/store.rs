@@ -103,7 +103,7 @@ const UNSYNCED_FILE: &str = "unsynced.json";
 impl HubStore {
     /// Opens the store (the caller holds the hub state lock) and settles
     /// the blobs the last export linked.
-    pub fn open(state_dir: &Path) -> Result<Self, ExportError> {
+    pub(crate) fn open(state_dir: &Path) -> Result<Self, ExportError> {
         let bundles = state_dir.join("bundles");
         atomic::create_dir_all(&bundles)
             .map_err(|e| ExportError::io_at("creating", &bundles, e))?;

@@ -1,11 +1,11 @@
-//! The hub's record of receipts, in the hub state directory (the one
-//! `tender export` keeps its sequences in):
+//! The hub's record of receipts, in the hub directory. Writers run under
+//! the hub's lock (through [`super::Hub`]); readers read the files, each
+//! replaced atomically, without it.
 //!
 //! ```text
 //! <hub state>/
 //!   sequences/<channel>      last sequence exported (written by export)
 //!   sites/<site>.pub         each site's receipt key (tender hub add-site)
-//!   receipts.lock            held while receipts are ingested
 //!   receipts/<site>/<YYYYMMDDTHHMMSSZ>-<sequence>.json   every receipt recorded
 //!   inventories/<site>.json  the last blob inventory a site sent (delta bases)
 //!   status.json              per site and cluster: what runs where (the commit point)
@@ -16,7 +16,7 @@
 //! same receipt again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use tender_format::FromIo;
@@ -26,8 +26,8 @@ use tender_format::manifest::is_token;
 use tender_format::{Digest, atomic};
 use tender_trust::PublicKey;
 
-use crate::error::ReceiptError;
-use crate::receipt::{Action, SignedReceipt, inventory_digest, parse_time};
+use tender_receipt::ReceiptError;
+use tender_receipt::{Action, SignedReceipt, inventory_digest, parse_time};
 
 /// `format` of `status.json`.
 pub const STATUS_FORMAT: &str = "tender-hub-status/v1";
@@ -48,14 +48,13 @@ pub enum AddSite {
 /// Registers a site's receipt key as `sites/<site>.pub`. Refuses to replace
 /// a different key, and refuses a key another site already has (one site
 /// could then speak for the other).
-pub fn add_site(dir: &Path, site: &str, key: &PublicKey) -> Result<AddSite, ReceiptError> {
+pub(crate) fn add_site(dir: &Path, site: &str, key: &PublicKey) -> Result<AddSite, ReceiptError> {
     if !is_token(site) {
         return Err(ReceiptError::Invalid(format!(
             "site name {:?} must be letters, digits, '.', '_' or '-'",
             site
         )));
     }
-    let _lock = lock(dir)?;
     let keys = site_keys(dir)?;
     if let Some(registered) = keys.get(site) {
         if registered.id() == key.id() {
@@ -112,20 +111,6 @@ pub fn site_keys(dir: &Path) -> Result<BTreeMap<String, PublicKey>, ReceiptError
 
 fn key_path(dir: &Path, site: &str) -> PathBuf {
     dir.join("sites").join(format!("{site}.pub"))
-}
-
-fn lock(dir: &Path) -> Result<File, ReceiptError> {
-    let path = dir.join("receipts.lock");
-    let io = |e| ReceiptError::io_at("locking hub receipts", &path, e);
-    atomic::create_dir_all(dir).map_err(io)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
-    Ok(file)
 }
 
 /// `status.json`.
@@ -263,8 +248,7 @@ impl IngestOutcome {
 /// records the genuine ones. Receipts are applied oldest first whatever
 /// the order of `files`; the outcomes come back in the order of `files`.
 /// An `Err` is a problem with the hub state, not with a receipt.
-pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, ReceiptError> {
-    let _lock = lock(dir)?;
+pub(crate) fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, ReceiptError> {
     let keys = site_keys(dir)?;
     let mut status = StatusFile::read(dir)?;
     let mut outcomes = Vec::with_capacity(files.len());
@@ -299,7 +283,11 @@ pub fn ingest(dir: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, Recei
     let mut changed = false;
     for (i, signed) in genuine {
         let r = signed.unverified();
-        let (state, message, stored) = match record(dir, &mut status, &signed) {
+        let Recorded {
+            status: state,
+            message,
+            stored,
+        } = match record(dir, &mut status, &signed) {
             Ok(recorded) => recorded,
             Err(e) => {
                 // Keep what was recorded before the failure; the failure is
@@ -379,7 +367,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// the recorded entry is a replay or arrived out of order, whatever its
 /// time says. Time decides only where the hub has no index (a status file
 /// from before receipts carried one, or after `--new-audit-trail`).
-fn is_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> bool {
+fn is_after(r: &tender_receipt::Receipt, l: &SiteRecord) -> bool {
     if l.last_audit_index == 0 {
         r.order_key() > (l.last_time.as_str(), 0, l.last_sequence)
     } else {
@@ -390,8 +378,7 @@ fn is_after(r: &crate::receipt::Receipt, l: &SiteRecord) -> bool {
 /// Starts a new audit trail for a site whose state was rebuilt (its audit
 /// index starts again at 1): the next receipt is judged by its time, and
 /// from then on by its index again. Returns whether the site had a record.
-pub fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
-    let _lock = lock(dir)?;
+pub(crate) fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
     let mut status = StatusFile::read(dir)?;
     let Some(record) = status.sites.get_mut(site) else {
         return Ok(false);
@@ -401,24 +388,26 @@ pub fn new_audit_trail(dir: &Path, site: &str) -> Result<bool, ReceiptError> {
     Ok(true)
 }
 
-/// Records one verified receipt: the file and its inventory, then its
-/// record in `status` (which the caller writes out).
+/// What [`record`] did with one verified receipt.
+struct Recorded {
+    status: IngestStatus,
+    message: String,
+    /// Relative to the hub state directory (recorded or duplicate).
+    stored: Option<PathBuf>,
+}
+
+/// Records one verified receipt: decides whether it is new, then stores
+/// the file and its inventory, and last its record in `status`, which the
+/// caller writes out once per run (the commit point).
 fn record(
     dir: &Path,
     status: &mut StatusFile,
     signed: &SignedReceipt,
-) -> Result<(IngestStatus, String, Option<PathBuf>), ReceiptError> {
+) -> Result<Recorded, ReceiptError> {
     let r = signed.unverified();
-    let relative = PathBuf::from("receipts").join(&r.site).join(format!(
-        "{}-{:020}-{:020}.json",
-        r.compact_time(),
-        r.audit_index,
-        r.sequence
-    ));
-    let path = dir.join(&relative);
+    let relative = receipt_file(r);
     let bytes = signed.to_bytes();
     let last = status.sites.get(&r.site);
-    let newer = last.is_none_or(|l| is_after(r, l));
     let what = format!(
         "{} {} sequence {} at {}",
         r.site,
@@ -426,82 +415,143 @@ fn record(
         r.sequence,
         r.time
     );
-    match fs::read(&path) {
-        Ok(existing) if existing != bytes => {
-            return Ok((
-                IngestStatus::Refused,
-                format!(
-                    "{what}: a different receipt for the same time, audit entry and sequence is already recorded as {}",
-                    relative.display()
-                ),
-                None,
-            ));
-        }
-        Ok(_) if !newer => {
-            return Ok((
-                IngestStatus::Duplicate,
-                format!(
-                    "{what}: already recorded as {}, nothing changed",
-                    relative.display()
-                ),
-                Some(relative),
-            ));
-        }
-        // Stored before a crash, but the status never caught up: go on.
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(l) = last.filter(|_| !newer) {
-                let why = if l.last_audit_index == 0 {
-                    "older than the receipt already recorded".to_string()
-                } else {
-                    format!(
-                        "audit entry {} is not after entry {} already recorded: a replayed or \
-                         reordered receipt (a site whose state was rebuilt starts a new audit \
-                         trail: tender hub add-site {} --key KEY --new-audit-trail)",
-                        r.audit_index, l.last_audit_index, r.site
-                    )
-                };
-                return Ok((
-                    IngestStatus::Refused,
-                    format!(
-                        "{what}: {why} for {} ({} sequence {} at {})",
-                        r.site,
-                        l.last_action.as_str(),
-                        l.last_sequence,
-                        l.last_time
-                    ),
-                    None,
-                ));
-            }
-        }
-        Err(e) => return Err(ReceiptError::io_at("reading recorded receipt", &path, e)),
+    if let Some(done) = admit(dir, &relative, &bytes, r, last, &what)? {
+        return Ok(done);
     }
-
-    let site_dir = dir.join("receipts").join(&r.site);
-    atomic::create_dir_all(&site_dir)
-        .map_err(|e| ReceiptError::io_at("recording receipt", &site_dir, e))?;
-    atomic::write(&path, &bytes).map_err(|e| ReceiptError::io_at("recording receipt", &path, e))?;
-
+    store_receipt(dir, &relative, &bytes)?;
     if let Some(blobs) = &r.inventory {
-        let inventories = dir.join("inventories");
-        atomic::create_dir_all(&inventories)
-            .map_err(|e| ReceiptError::io_at("recording inventory", &inventories, e))?;
-        let inv = SiteInventory {
-            format: INVENTORY_FORMAT.into(),
-            site: r.site.clone(),
-            time: r.time.clone(),
-            sequence: r.sequence,
-            inventory_digest: r.inventory_digest,
-            blobs: blobs.clone(),
-            current: true,
-        };
-        let path = inventory_path(dir, &r.site);
-        let mut text = serde_json::to_vec_pretty(&inv).expect("inventories serialize");
-        text.push(b'\n');
-        atomic::write(&path, &text)
-            .map_err(|e| ReceiptError::io_at("recording inventory", &path, e))?;
+        store_inventory(dir, r, blobs)?;
     }
+    let record = site_record(r, last, &relative);
+    status.sites.insert(r.site.clone(), record);
+    Ok(Recorded {
+        status: IngestStatus::Recorded,
+        message: format!("{what}: stored as {}", relative.display()),
+        stored: Some(relative),
+    })
+}
 
+/// Where a receipt is kept, relative to the hub state directory: its time,
+/// audit entry and sequence name it, so a re-sent receipt lands on itself.
+fn receipt_file(r: &tender_receipt::Receipt) -> PathBuf {
+    PathBuf::from("receipts").join(&r.site).join(format!(
+        "{}-{:020}-{:020}.json",
+        r.compact_time(),
+        r.audit_index,
+        r.sequence
+    ))
+}
+
+/// Whether a receipt is to be recorded (`None`) or has its answer already:
+/// refused (a different receipt under its name, or not after what the
+/// site last reported) or a duplicate. A receipt stored before a crash,
+/// whose status never caught up, is recorded again.
+fn admit(
+    dir: &Path,
+    relative: &Path,
+    bytes: &[u8],
+    r: &tender_receipt::Receipt,
+    last: Option<&SiteRecord>,
+    what: &str,
+) -> Result<Option<Recorded>, ReceiptError> {
+    let path = dir.join(relative);
+    let newer = last.is_none_or(|l| is_after(r, l));
+    let refused = |message| {
+        Ok(Some(Recorded {
+            status: IngestStatus::Refused,
+            message,
+            stored: None,
+        }))
+    };
+    match fs::read(&path) {
+        Ok(existing) if existing != bytes => refused(format!(
+            "{what}: a different receipt for the same time, audit entry and sequence is already recorded as {}",
+            relative.display()
+        )),
+        Ok(_) if !newer => Ok(Some(Recorded {
+            status: IngestStatus::Duplicate,
+            message: format!(
+                "{what}: already recorded as {}, nothing changed",
+                relative.display()
+            ),
+            stored: Some(relative.to_path_buf()),
+        })),
+        // Stored before a crash, but the status never caught up: go on.
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match last.filter(|_| !newer) {
+            Some(l) => refused(format!(
+                "{what}: {} for {} ({} sequence {} at {})",
+                not_after(r, l),
+                r.site,
+                l.last_action.as_str(),
+                l.last_sequence,
+                l.last_time
+            )),
+            None => Ok(None),
+        },
+        Err(e) => Err(ReceiptError::io_at("reading recorded receipt", &path, e)),
+    }
+}
+
+/// Why a receipt that is not after the site's last one is refused.
+fn not_after(r: &tender_receipt::Receipt, l: &SiteRecord) -> String {
+    if l.last_audit_index == 0 {
+        "older than the receipt already recorded".to_string()
+    } else {
+        format!(
+            "audit entry {} is not after entry {} already recorded: a replayed or \
+             reordered receipt (a site whose state was rebuilt starts a new audit \
+             trail: tender hub add-site {} --key KEY --new-audit-trail)",
+            r.audit_index, l.last_audit_index, r.site
+        )
+    }
+}
+
+/// Writes the receipt's bytes under `receipts/<site>/`.
+fn store_receipt(dir: &Path, relative: &Path, bytes: &[u8]) -> Result<(), ReceiptError> {
+    let path = dir.join(relative);
+    let site_dir = parent(&path);
+    atomic::create_dir_all(site_dir)
+        .map_err(|e| ReceiptError::io_at("recording receipt", site_dir, e))?;
+    atomic::write(&path, bytes).map_err(|e| ReceiptError::io_at("recording receipt", &path, e))
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .expect("a receipt file is inside receipts/<site>")
+}
+
+/// Replaces the site's inventory with the one this receipt carries.
+fn store_inventory(
+    dir: &Path,
+    r: &tender_receipt::Receipt,
+    blobs: &[Digest],
+) -> Result<(), ReceiptError> {
+    let inventories = dir.join("inventories");
+    atomic::create_dir_all(&inventories)
+        .map_err(|e| ReceiptError::io_at("recording inventory", &inventories, e))?;
+    let inv = SiteInventory {
+        format: INVENTORY_FORMAT.into(),
+        site: r.site.clone(),
+        time: r.time.clone(),
+        sequence: r.sequence,
+        inventory_digest: r.inventory_digest,
+        blobs: blobs.to_vec(),
+        current: true,
+    };
+    let path = inventory_path(dir, &r.site);
+    let mut text = serde_json::to_vec_pretty(&inv).expect("inventories serialize");
+    text.push(b'\n');
+    atomic::write(&path, &text).map_err(|e| ReceiptError::io_at("recording inventory", &path, e))
+}
+
+/// The site's status after this receipt: its latest action, and each
+/// cluster it lists updated (clusters it does not list keep their record).
+fn site_record(
+    r: &tender_receipt::Receipt,
+    last: Option<&SiteRecord>,
+    relative: &Path,
+) -> SiteRecord {
     let mut clusters = last.map(|l| l.clusters.clone()).unwrap_or_default();
     for release in &r.releases {
         clusters.insert(
@@ -515,28 +565,20 @@ fn record(
             },
         );
     }
-    status.sites.insert(
-        r.site.clone(),
-        SiteRecord {
-            last_time: r.time.clone(),
-            last_audit_index: r.audit_index,
-            last_sequence: r.sequence,
-            last_action: r.action,
-            last_result: r.result.clone(),
-            last_bundle_id: r.bundle_id.clone(),
-            last_channel: r.channel.clone(),
-            receipt_file: relative.to_string_lossy().into_owned(),
-            ingested_at: tender_trust::keys::now_rfc3339(),
-            audit_last_hash: r.audit_last_hash,
-            inventory_digest: r.inventory_digest,
-            clusters,
-        },
-    );
-    Ok((
-        IngestStatus::Recorded,
-        format!("{what}: stored as {}", relative.display()),
-        Some(relative),
-    ))
+    SiteRecord {
+        last_time: r.time.clone(),
+        last_audit_index: r.audit_index,
+        last_sequence: r.sequence,
+        last_action: r.action,
+        last_result: r.result.clone(),
+        last_bundle_id: r.bundle_id.clone(),
+        last_channel: r.channel.clone(),
+        receipt_file: relative.to_string_lossy().into_owned(),
+        ingested_at: tender_trust::keys::now_rfc3339(),
+        audit_last_hash: r.audit_last_hash,
+        inventory_digest: r.inventory_digest,
+        clusters,
+    }
 }
 
 /// The blobs a site said it holds, as its last receipt with a list gave
@@ -798,7 +840,7 @@ fn latest_sequence(dir: &Path, channel: &str) -> Result<Option<u64>, ReceiptErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::receipt::tests::sample;
+    use crate::hub::tests::sample;
     use tender_trust::PrivateKey;
 
     #[test]

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use tender_format::Digest;
 use tender_format::manifest::is_token;
 
-use crate::error::ReceiptError;
-use crate::receipt::{Action, ReleaseEntry, parse_time};
+use tender_receipt::ReceiptError;
+use tender_receipt::{Action, ReleaseEntry, parse_time};
 
 /// A stretch of time during which a cluster ran one release: it starts
 /// with the first receipt that lists the cluster with that release, which
@@ -238,8 +238,8 @@ pub fn seconds_since(since: &str, now: time::OffsetDateTime) -> Result<i64, Rece
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{IngestStatus, add_site, ingest};
-    use crate::receipt::tests::sample;
+    use crate::hub::receipts::{IngestStatus, add_site, ingest};
+    use crate::hub::tests::sample;
     use tender_trust::PrivateKey;
 
     /// Ingests receipts of plant-001 (audit index = position + 1), each

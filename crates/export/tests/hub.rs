@@ -5,12 +5,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use tender_format::Verdict;
 
-use tender_format::Digest;
-use tender_receipt::{
-    Action, ClusterState, FORMAT, IngestStatus, Receipt, ReceiptError, ReleaseEntry, SignedReceipt,
-    add_site, ingest, inventory, status_at,
+use tender_export::hub::{
+    AddSite, ClusterState, Hub as HubDir, IngestOutcome, IngestStatus, inventory, status_at,
 };
-use tender_trust::PrivateKey;
+use tender_format::Digest;
+use tender_receipt::{Action, FORMAT, Receipt, ReceiptError, ReleaseEntry, SignedReceipt};
+use tender_trust::{PrivateKey, PublicKey};
+
+/// Each writer opens the hub (and its lock), as each `tender hub` command does.
+fn add_site(hub: &Path, site: &str, key: &PublicKey) -> Result<AddSite, ReceiptError> {
+    HubDir::open(hub).unwrap().add_site(site, key)
+}
+
+fn ingest(hub: &Path, files: &[PathBuf]) -> Result<Vec<IngestOutcome>, ReceiptError> {
+    HubDir::open(hub).unwrap().ingest(files)
+}
 use time::macros::datetime;
 
 fn receipt(site: &str, time: &str, sequence: u64) -> Receipt {
@@ -414,7 +423,12 @@ fn replayed_or_reordered_receipts_are_refused_by_audit_index() {
     // A rebuilt site starts again at entry 1, once the hub is told.
     let rebuilt = r("2026-11-29T00:00:00Z", 7, 1);
     assert_eq!(hub.ingest_one(&rebuilt).0, IngestStatus::Refused);
-    assert!(tender_receipt::new_audit_trail(hub.path(), "plant-001").unwrap());
+    assert!(
+        HubDir::open(hub.path())
+            .unwrap()
+            .new_audit_trail("plant-001")
+            .unwrap()
+    );
     assert_eq!(hub.ingest_one(&rebuilt).0, IngestStatus::Recorded);
     assert_eq!(
         hub.ingest_one(&r("2026-11-30T00:00:00Z", 7, 1)).0,
