@@ -27,15 +27,15 @@ use tender_trust::PrivateKey;
 use crate::bases;
 use crate::delta::{self, Base, BlobChoice};
 use crate::error::ExportError;
-use crate::fleet::Fleet;
 use crate::hub_state::{ExportRecord, HubState};
 use crate::hub_store::HubStore;
-use crate::plan::{Plan, Warning, plan};
-use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
 use crate::site_paths::{self, PlannedImage};
 use crate::sources::{Downloads, ImageSources, Mirror};
 use crate::waves::{self, GateCheck, GateOutcome};
+use tender_render::fleet::Fleet;
+use tender_render::plan::{Plan, Warning, plan};
+use tender_render::render::Tools;
 
 /// Progress and log hooks for the CLI; the library never prints.
 pub trait ExportObserver: Observer {
@@ -630,7 +630,7 @@ fn check_gates(
         .into_iter()
         .collect();
     if !others.is_empty() {
-        let gating = crate::plan::plan(fleet, &others, &options.tools)?;
+        let gating = tender_render::plan::plan(fleet, &others, &options.tools)?;
         expected.extend(
             gating
                 .clusters

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use tender_export::BundleOutput;
 use tender_export::export::{ExportOptions, ExportSummary, dry_run, export};
 use tender_export::hub_state::HubState;
-use tender_export::plan::plan;
-use tender_export::render::Tools;
 use tender_format::Carried;
 use tender_oci::{ClientOptions, Platform};
+use tender_render::plan::plan;
 
 use crate::args::ExportArgs;
 use crate::exit::UsageError;
@@ -45,7 +44,7 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         key: args.key.clone(),
         creator: args.creator.clone().unwrap_or_else(super::whoami),
         state_dir: args.state_dir.clone().unwrap_or_else(HubState::default_dir),
-        tools: Tools::detect(args.helm.clone()),
+        tools: super::render::tools(args.helm.clone()),
         platforms,
         client: ClientOptions::default(),
         plain_http: args.registry.plain_http,
@@ -215,7 +214,7 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
 
 /// The clusters of the named waves, in spec order.
 fn wave_clusters(fleet: &std::path::Path, waves: &[String]) -> anyhow::Result<Vec<String>> {
-    let fleet = tender_export::fleet::Fleet::load(fleet)?;
+    let fleet = tender_render::fleet::Fleet::load(fleet)?;
     let mut out = Vec::new();
     for name in waves {
         let Some(i) = fleet.spec.waves.iter().position(|w| &w.name == name) else {

@@ -5,17 +5,18 @@
 
 use std::fs;
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context;
-use tender_export::fleet::Fleet;
-use tender_export::plan::plan;
-use tender_export::render::Tools;
+use tender_render::fleet::Fleet;
+use tender_render::plan::plan;
+use tender_render::render::Tools;
 
 use crate::args::RenderArgs;
 
 pub fn run(args: RenderArgs) -> anyhow::Result<()> {
     let fleet = Fleet::load(&args.fleet)?;
-    let plan = plan(&fleet, &args.clusters, &Tools::detect(args.helm.clone()))?;
+    let plan = plan(&fleet, &args.clusters, &tools(args.helm.clone()))?;
     for w in &plan.warnings {
         eprintln!("warning: {}", w.message());
     }
@@ -46,4 +47,30 @@ pub fn run(args: RenderArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The binaries rendering runs: `--helm`, else `$TENDER_HELM`, else `helm`
+/// on PATH; `$TENDER_KUSTOMIZE`, else `kustomize` on PATH, else `kubectl
+/// kustomize`. The CLI alone reads the environment; tender_render is told.
+pub fn tools(helm: Option<PathBuf>) -> Tools {
+    let helm = helm
+        .or_else(|| std::env::var_os("TENDER_HELM").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("helm"));
+    let kustomize = std::env::var_os("TENDER_KUSTOMIZE")
+        .map(PathBuf::from)
+        .or_else(|| on_path("kustomize"));
+    Tools {
+        helm,
+        kustomize,
+        kubectl: PathBuf::from("kubectl"),
+    }
+}
+
+/// `name` in a directory of PATH, if there is one.
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
 }

@@ -20,44 +20,22 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tender_format::Digest;
 
-use crate::error::ExportError;
+use crate::error::RenderError;
 use crate::fleet::{Cluster, Fleet, HelmSource, Source, SourceKind};
 use crate::manifest_set;
 use crate::substitute::{SubstituteError, substitute, substitute_documents};
 
-/// Which binaries to run.
+/// Which binaries to run. The caller finds them (the CLI reads `--helm`,
+/// `$TENDER_HELM`, `$TENDER_KUSTOMIZE` and PATH); this crate reads no
+/// environment, so a library user or a test says exactly what runs.
 #[derive(Debug, Clone)]
 pub struct Tools {
-    /// `helm` (from `--helm`, `$TENDER_HELM`, or PATH).
+    /// `helm`.
     pub helm: PathBuf,
-    /// `kustomize` if on PATH (or `$TENDER_KUSTOMIZE`); otherwise `kubectl kustomize`.
+    /// A standalone `kustomize`; `None` runs `kubectl kustomize`.
     pub kustomize: Option<PathBuf>,
+    /// `kubectl`, for `kubectl kustomize`.
     pub kubectl: PathBuf,
-}
-
-impl Tools {
-    /// Tools from flags and environment, falling back to PATH lookups.
-    pub fn detect(helm: Option<PathBuf>) -> Self {
-        let helm = helm
-            .or_else(|| std::env::var_os("TENDER_HELM").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("helm"));
-        let kustomize = std::env::var_os("TENDER_KUSTOMIZE")
-            .map(PathBuf::from)
-            .or_else(|| which("kustomize"));
-        Tools {
-            helm,
-            kustomize,
-            kubectl: PathBuf::from("kubectl"),
-        }
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
 }
 
 /// One source rendered for one cluster, after substitution where the
@@ -121,9 +99,9 @@ impl Renderer {
         fleet: &Fleet,
         cluster: &Cluster,
         source: &Source,
-    ) -> Result<Rendered, ExportError> {
+    ) -> Result<Rendered, RenderError> {
         let vars = cluster.variables();
-        let fail = |reason: String| ExportError::Render {
+        let fail = |reason: String| RenderError::Render {
             source_name: source.name.clone(),
             cluster: cluster.name.clone(),
             reason,
