@@ -303,16 +303,7 @@ pub fn export(
         .unwrap_or_else(|| "stable".to_string());
     let sequence = state.next_sequence(&channel, options.sequence)?;
 
-    observer.phase("render", 0);
-    let plan = plan(&fleet, &options.clusters, &options.tools)?;
-    warn_all(&plan, observer.as_ref());
-    observer.log(&format!(
-        "rendered {} cluster(s): {} object(s), {} distinct manifest set(s), {} image(s)",
-        plan.clusters.len(),
-        plan.clusters.iter().map(|c| c.objects).sum::<usize>(),
-        plan.manifest_sets().len(),
-        plan.images().len()
-    ));
+    let plan = render(&fleet, options, observer.as_ref())?;
     // Before anything is pulled: the wave gates, and images that would
     // meet at a site.
     let gates = check_gates(
@@ -397,23 +388,7 @@ pub fn export(
         debug_assert_eq!(stored, digest);
     }
 
-    let releases = plan
-        .clusters
-        .iter()
-        .map(|c| Release {
-            cluster: c.cluster.clone(),
-            site: c.site.clone(),
-            manifests: c.manifests,
-            images: c
-                .images
-                .iter()
-                .map(|i| ImageRef {
-                    reference: i.clone(),
-                    digest: pinned[i],
-                })
-                .collect(),
-        })
-        .collect();
+    let releases = releases(&plan, &pinned);
     let seal_options = SealOptions {
         channel: channel.clone(),
         sequence,
@@ -453,31 +428,10 @@ pub fn export(
     let several = jobs.len() > 1;
     let mut written = Vec::new();
     for (n, job) in jobs.iter().enumerate() {
-        let output = match (&options.output, several) {
-            (BundleOutput::Stdout, true) => {
-                return Err(ExportError::Base {
-                    base: options.bases.join(", "),
-                    reason: "this export makes several bundles; -o must name a directory".into(),
-                });
-            }
-            (BundleOutput::File { path, split_above }, true) => {
-                atomic::create_dir_all(path)
-                    .map_err(|e| ExportError::io_at("creating", path, e))?;
-                BundleOutput::File {
-                    path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
-                    split_above: *split_above,
-                }
-            }
-            (BundleOutput::Volumes { path, size }, true) => {
-                atomic::create_dir_all(path)
-                    .map_err(|e| ExportError::io_at("creating", path, e))?;
-                BundleOutput::Volumes {
-                    path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
-                    size: *size,
-                }
-            }
-            (other, false) => other.clone(),
-        };
+        let output = job_output(
+            options,
+            several.then(|| format!("{channel}-{sequence}-{}.tender", n + 1)),
+        )?;
         let mut job_options = seal_options.clone();
         job_options.releases.retain(|r| job.sites.contains(&r.site));
         job_options.targets = Targets {
@@ -528,18 +482,7 @@ pub fn export(
                     &output,
                     &mut |n| observer.advance(n),
                 )?;
-                let count = |how: Carried| plan.choices.iter().filter(|c| c.how == how).count();
-                let stats = DeltaStats {
-                    base_bundle_id: plan.base_bundle_id.clone(),
-                    base_manifest_digest: plan.base_manifest_digest,
-                    referenced: count(Carried::Referenced),
-                    patched: count(Carried::Patched),
-                    whole: count(Carried::Whole),
-                    release_bytes: plan.choices.iter().map(|c| c.size).sum(),
-                    bytes_saved: plan.bytes_saved(),
-                    blobs: plan.choices.clone(),
-                };
-                (sealed, Some(stats))
+                (sealed, Some(delta_stats(&plan)))
             }
         };
         let manifest_bytes = sealed.manifest.to_canonical_bytes()?;
@@ -592,6 +535,93 @@ pub fn export(
         warnings: plan.warnings.clone(),
         gates,
     })
+}
+
+/// The render phase: every targeted cluster's manifest set and images,
+/// with the render's warnings and a one-line count logged.
+fn render(
+    fleet: &Fleet,
+    options: &ExportOptions,
+    observer: &dyn ExportObserver,
+) -> Result<Plan, ExportError> {
+    observer.phase("render", 0);
+    let plan = plan(fleet, &options.clusters, &options.tools)?;
+    warn_all(&plan, observer);
+    observer.log(&format!(
+        "rendered {} cluster(s): {} object(s), {} distinct manifest set(s), {} image(s)",
+        plan.clusters.len(),
+        plan.clusters.iter().map(|c| c.objects).sum::<usize>(),
+        plan.manifest_sets().len(),
+        plan.images().len()
+    ));
+    Ok(plan)
+}
+
+/// Each cluster's release: its manifest set and its images pinned to the
+/// digests just pulled.
+fn releases(plan: &Plan, pinned: &BTreeMap<String, Digest>) -> Vec<Release> {
+    plan.clusters
+        .iter()
+        .map(|c| Release {
+            cluster: c.cluster.clone(),
+            site: c.site.clone(),
+            manifests: c.manifests,
+            images: c
+                .images
+                .iter()
+                .map(|i| ImageRef {
+                    reference: i.clone(),
+                    digest: pinned[i],
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Where one bundle job writes: `-o` itself for a lone bundle, or `name`
+/// inside the `-o` directory when the export makes several (stdout cannot
+/// take several).
+fn job_output(options: &ExportOptions, name: Option<String>) -> Result<BundleOutput, ExportError> {
+    let Some(name) = name else {
+        return Ok(options.output.clone());
+    };
+    Ok(match &options.output {
+        BundleOutput::Stdout => {
+            return Err(ExportError::Base {
+                base: options.bases.join(", "),
+                reason: "this export makes several bundles; -o must name a directory".into(),
+            });
+        }
+        BundleOutput::File { path, split_above } => {
+            atomic::create_dir_all(path).map_err(|e| ExportError::io_at("creating", path, e))?;
+            BundleOutput::File {
+                path: path.join(name),
+                split_above: *split_above,
+            }
+        }
+        BundleOutput::Volumes { path, size } => {
+            atomic::create_dir_all(path).map_err(|e| ExportError::io_at("creating", path, e))?;
+            BundleOutput::Volumes {
+                path: path.join(name),
+                size: *size,
+            }
+        }
+    })
+}
+
+/// What a delta bundle carried, blob by blob, for the summary.
+fn delta_stats(plan: &delta::DeltaPlan) -> DeltaStats {
+    let count = |how: Carried| plan.choices.iter().filter(|c| c.how == how).count();
+    DeltaStats {
+        base_bundle_id: plan.base_bundle_id.clone(),
+        base_manifest_digest: plan.base_manifest_digest,
+        referenced: count(Carried::Referenced),
+        patched: count(Carried::Patched),
+        whole: count(Carried::Whole),
+        release_bytes: plan.choices.iter().map(|c| c.size).sum(),
+        bytes_saved: plan.bytes_saved(),
+        blobs: plan.choices.clone(),
+    }
 }
 
 /// Checks the gates of the waves this export targets against the receipts
