@@ -20,7 +20,8 @@ use tender_format::error::chain_message;
 use tender_format::manifest::{ImageRef, Release, Targets};
 use tender_format::{BundleKind, Carried, Digest, atomic};
 use tender_oci::{
-    ClientOptions, LayoutStore, Observer, Platform, Reference, RegistryClient, RegistrySettings,
+    ClientOptions, Descriptor, LayoutStore, Observer, Platform, Reference, RegistryClient,
+    RegistrySettings,
 };
 use tender_trust::PrivateKey;
 
@@ -342,41 +343,13 @@ pub fn export(
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
 
     observer.phase("pull", 0);
-    let mut pinned: BTreeMap<String, Digest> = BTreeMap::new();
-    let mut fetched_bytes = 0;
-    let mut signatures = 0;
-    // Manifests first, several images at once: each is mostly waiting on
-    // the network, and the store and the client are shared safely between
-    // threads.
-    let images: Vec<String> = plan.images().into_iter().collect();
-    let results = on_threads(&images, STAGING_WORKERS, |image| {
-        let reference = parse_reference(image, &plan)?;
-        let staged = sources
-            .stage(&reference, &staging)
-            .map_err(|e| image_error(image, &plan, chain_message(&e)))?;
-        observer.log(&format!(
-            "{image} → {} ({} blob(s), {} signature artifact(s))",
-            staged.descriptor.digest,
-            staged.pending.len() + staged.blobs_copied,
-            staged.signatures.len()
-        ));
-        Ok::<_, ExportError>(staged)
-    });
-    // The blobs still to download, and the image to name when one fails
-    // (the first that uses it).
-    let mut missing = Vec::new();
-    let mut owners: BTreeMap<Digest, &String> = BTreeMap::new();
-    for (image, staged) in images.iter().zip(every_image(results)?) {
-        fetched_bytes += staged.bytes_copied;
-        signatures += staged.signatures.len();
-        pinned.insert(image.clone(), staged.descriptor.digest);
-        for (repository, descriptor) in staged.pending {
-            owners.entry(descriptor.digest).or_insert(image);
-            if !staging.has_blob(&descriptor.digest) {
-                missing.push((repository, descriptor));
-            }
-        }
-    }
+    let Manifests {
+        pinned,
+        mut fetched_bytes,
+        signatures,
+        missing,
+        owners,
+    } = stage_manifests(&plan, &sources, &staging, observer.as_ref())?;
     site_paths::check_tags(&planned, &pinned)?;
     // Then the other blobs, each once (images share layers), in the order
     // the bundle lists them, on a thread of their own: the bundle is
@@ -406,7 +379,7 @@ pub fn export(
     observer.phase("write", 0);
     // A download that fails fails the writing too: report it, the cause.
     let blame = |error: ExportError| match downloads.arrivals().failure() {
-        Some((Some(digest), reason)) => image_error(owners[&digest], &plan, reason),
+        Some((Some(digest), reason)) => image_error(&owners[&digest], &plan, reason),
         _ => error,
     };
     let hub = HubStore::open(state.dir())?;
@@ -510,7 +483,11 @@ pub fn export(
     }
     // Every blob has landed: each was waited for.
     let pulled = downloads.finish().map_err(|failed| {
-        image_error(owners[&failed.digest], &plan, chain_message(&*failed.error))
+        image_error(
+            &owners[&failed.digest],
+            &plan,
+            chain_message(&*failed.error),
+        )
     })?;
     fetched_bytes += pulled.bytes_fetched;
     let first = written.first().cloned().expect("at least one bundle job");
@@ -535,6 +512,66 @@ pub fn export(
         warnings: plan.warnings.clone(),
         gates,
     })
+}
+
+/// Every image's manifests and signatures, staged; its blobs not yet.
+struct Manifests {
+    /// Each image reference to the digest it was pulled at.
+    pinned: BTreeMap<String, Digest>,
+    /// Bytes copied from mirror layouts.
+    fetched_bytes: u64,
+    /// Signature artifacts staged.
+    signatures: usize,
+    /// The blobs still to download, each with the repository to ask.
+    missing: Vec<(Reference, Descriptor)>,
+    /// The image to name when a blob fails: the first that uses it.
+    owners: BTreeMap<Digest, String>,
+}
+
+/// Stages every image's manifests, several images at once: each is mostly
+/// waiting on the network, and the store and the client are shared safely
+/// between threads.
+fn stage_manifests(
+    plan: &Plan,
+    sources: &ImageSources,
+    staging: &LayoutStore,
+    observer: &dyn ExportObserver,
+) -> Result<Manifests, ExportError> {
+    let images: Vec<String> = plan.images().into_iter().collect();
+    let results = on_threads(&images, STAGING_WORKERS, |image| {
+        let reference = parse_reference(image, plan)?;
+        let staged = sources
+            .stage(&reference, staging)
+            .map_err(|e| image_error(image, plan, chain_message(&e)))?;
+        observer.log(&format!(
+            "{image} → {} ({} blob(s), {} signature artifact(s))",
+            staged.descriptor.digest,
+            staged.pending.len() + staged.blobs_copied,
+            staged.signatures.len()
+        ));
+        Ok::<_, ExportError>(staged)
+    });
+    let mut out = Manifests {
+        pinned: BTreeMap::new(),
+        fetched_bytes: 0,
+        signatures: 0,
+        missing: Vec::new(),
+        owners: BTreeMap::new(),
+    };
+    for (image, staged) in images.iter().zip(every_image(results)?) {
+        out.fetched_bytes += staged.bytes_copied;
+        out.signatures += staged.signatures.len();
+        out.pinned.insert(image.clone(), staged.descriptor.digest);
+        for (repository, descriptor) in staged.pending {
+            out.owners
+                .entry(descriptor.digest)
+                .or_insert_with(|| image.clone());
+            if !staging.has_blob(&descriptor.digest) {
+                out.missing.push((repository, descriptor));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The render phase: every targeted cluster's manifest set and images,
