@@ -319,19 +319,7 @@ pub fn export(
     let planned = planned_images(&parsed);
     site_paths::check_repositories(&planned)?;
 
-    // Staging lives beside the output, so the final rename stays on one
-    // filesystem, and is removed however the export ends.
-    let out_dir = match &options.output {
-        BundleOutput::File { path, .. } | BundleOutput::Volumes { path, .. } => {
-            parent(path).to_path_buf()
-        }
-        BundleOutput::Stdout => std::env::temp_dir(),
-    };
-    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io_at("creating", &out_dir, e))?;
-    let staging_dir = tempfile::Builder::new()
-        .prefix(".tender-staging-")
-        .tempdir_in(&out_dir)
-        .map_err(|e| ExportError::io_at("creating staging in", &out_dir, e))?;
+    let staging_dir = staging_dir(&options.output)?;
     // Scratch: the bundle is the durable copy (fsynced as a whole), and an
     // fsync per staged blob held each download up on the disk, a fifth of
     // the export's time. What keeps staged blobs (the hub store's links)
@@ -512,6 +500,22 @@ pub fn export(
         warnings: plan.warnings.clone(),
         gates,
     })
+}
+
+/// The staging directory. It lives beside the output, so the final rename
+/// stays on one filesystem, and is removed however the export ends.
+fn staging_dir(output: &BundleOutput) -> Result<tempfile::TempDir, ExportError> {
+    let out_dir = match output {
+        BundleOutput::File { path, .. } | BundleOutput::Volumes { path, .. } => {
+            parent(path).to_path_buf()
+        }
+        BundleOutput::Stdout => std::env::temp_dir(),
+    };
+    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io_at("creating", &out_dir, e))?;
+    tempfile::Builder::new()
+        .prefix(".tender-staging-")
+        .tempdir_in(&out_dir)
+        .map_err(|e| ExportError::io_at("creating staging in", &out_dir, e))
 }
 
 /// Every image's manifests and signatures, staged; its blobs not yet.
