@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tender_export::fleet::Fleet;
+use tender_render::fleet::Fleet;
 
 fuzz_target!(
     init: tender_fuzz::seeds::write_if_asked("fleet_spec"),

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use tender_export::manifest_set;
-use tender_export::substitute::substitute;
+use tender_render::manifest_set;
+use tender_render::substitute::substitute;
 use tender_test_support::{
     Fault, FaultyProxy, Registry, helm_shim, repo_root, sha256_digest, skopeo_inspect_digest,
 };

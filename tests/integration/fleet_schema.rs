@@ -1,5 +1,5 @@
 //! `bundle-spec/fleet.schema.json` against the sample fleet and against the
-//! Rust loader (`tender_export::fleet::Fleet::load`): the sample validates,
+//! Rust loader (`tender_render::fleet::Fleet::load`): the sample validates,
 //! a fleet using every field validates and loads, and each broken fleet is
 //! refused by both. Validation runs the venv's Python (`$TENDER_VENV`, else
 //! `<repo>/.venv`, made by `scripts/install-deps.sh`) with jsonschema and
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tender_export::fleet::Fleet;
+use tender_render::fleet::Fleet;
 use tender_test_support::repo_root;
 
 fn schema_path() -> PathBuf {

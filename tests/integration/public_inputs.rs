@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use tender_export::fleet::{Fleet, SourceKind};
+use tender_render::fleet::{Fleet, SourceKind};
 use tender_test_support::{helm_shim, repo_root};
 
 use crate::export::object_id;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tender_export::manifest_set;
+use tender_render::manifest_set;
 use tender_test_support::{helm_shim, repo_root};
 
 use crate::util::{TestCommand, Workspace, assert_exit, stderr, untar};

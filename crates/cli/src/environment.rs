@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tender_export::render::Tools;
 use tender_oci::{ClientOptions, CredentialSource};
+use tender_render::render::Tools;
 
 /// The hub state directory: `--state-dir`, else `$TENDER_HUB_STATE`, else
 /// `$XDG_STATE_HOME/tender/hub`, else `~/.local/state/tender/hub`.

@@ -51,7 +51,7 @@ pub fn document_to_yaml(doc: &Value) -> String {
     text
 }
 
-/// The canonical stream, as `tender_export::manifest_set::to_yaml` writes it.
+/// The canonical stream, as `tender_render::manifest_set::to_yaml` writes it.
 pub fn documents_to_yaml(docs: &[Value]) -> String {
     let mut out = String::new();
     for doc in docs {

@@ -90,15 +90,43 @@ pub fn plan(
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<DeltaPlan, ExportError> {
     let staged = LayoutStore::open(layout)?;
-    let blobs = list_blobs(layout)?;
-    let new_layers = layers(&staged, &staged.index()?);
+    let candidates = patch_sources(layout, hub, base)?;
+    let sorted = sort_blobs(&staged, layout, base, &candidates)?;
+    let outcomes = make_patches(&sorted.to_patch, work_dir, options, log);
+    let mut choices = sorted.choices;
+    let patches = record_patches(sorted.to_patch, outcomes, &mut choices)?;
+    choices.sort_by_key(|c| c.digest);
+    Ok(DeltaPlan {
+        base_bundle_id: base.bundle.manifest.bundle_id.clone(),
+        base_manifest_digest: base.bundle.manifest_digest,
+        referenced: sorted.referenced,
+        patches,
+        choices,
+    })
+}
+
+/// A new layer to patch, the base layer to patch it against, and why that one.
+type PatchJob = (Layer, Layer, Choice);
+
+/// The blobs of the new release, sorted before any patch is made.
+struct Sorted {
+    /// Held by the sites at this size: the bundle only names them.
+    referenced: BTreeMap<Digest, u64>,
+    /// Decided already: referenced, or whole (with the reason).
+    choices: Vec<BlobChoice>,
+    /// Layers worth a patch attempt.
+    to_patch: Vec<PatchJob>,
+}
+
+/// Patch sources: the base's layers that the sites hold and the hub has
+/// the bytes of.
+fn patch_sources(layout: &Path, hub: &HubStore, base: &Base) -> Result<Vec<Layer>, ExportError> {
     let base_index: ImageIndex =
         serde_json::from_slice(&base.bundle.index).map_err(|e| ExportError::BadLayout {
             path: layout.to_path_buf(),
             reason: format!("base bundle's index.json: {e}"),
         })?;
-    // Patch sources: base layers the sites hold and the hub has bytes of.
-    let candidates: Vec<Layer> = layers(hub.blobs(), &base_index)
+    Ok(layers(hub.blobs(), &base_index)
         .into_iter()
         .filter(|(digest, _)| base.held.contains_key(digest) && hub.blobs().has_blob(digest))
         .map(|(digest, (size, places))| Layer {
@@ -107,18 +135,32 @@ pub fn plan(
             path: hub.blobs().blob_path(&digest),
             places,
         })
-        .collect();
+        .collect())
+}
 
-    let mut referenced = BTreeMap::new();
-    let mut choices = Vec::new();
-    let mut to_patch = Vec::new();
+/// Each staged blob: referenced if the sites hold it, whole if it is no
+/// layer, small, or like nothing they hold, else a patch job against the
+/// most similar candidate.
+fn sort_blobs(
+    staged: &LayoutStore,
+    layout: &Path,
+    base: &Base,
+    candidates: &[Layer],
+) -> Result<Sorted, ExportError> {
+    let blobs = list_blobs(layout)?;
+    let new_layers = layers(staged, &staged.index()?);
+    let mut sorted = Sorted {
+        referenced: BTreeMap::new(),
+        choices: Vec::new(),
+        to_patch: Vec::new(),
+    };
     let mut listings = Listings::default();
     for (digest, size) in &blobs {
         if let Some(held) = base.held.get(digest)
             && held == size
         {
-            referenced.insert(*digest, *size);
-            choices.push(BlobChoice {
+            sorted.referenced.insert(*digest, *size);
+            sorted.choices.push(BlobChoice {
                 digest: *digest,
                 size: *size,
                 how: Carried::Referenced,
@@ -137,11 +179,11 @@ pub fn plan(
             note,
         };
         let Some((_, places)) = new_layers.get(digest) else {
-            choices.push(whole(None));
+            sorted.choices.push(whole(None));
             continue;
         };
         if *size < MIN_PATCH_TARGET {
-            choices.push(whole(Some("small layer".into())));
+            sorted.choices.push(whole(Some("small layer".into())));
             continue;
         }
         let target = Layer {
@@ -150,14 +192,28 @@ pub fn plan(
             path: staged.blob_path(digest),
             places: places.clone(),
         };
-        match tender_delta::choose(&target, &candidates, &mut listings) {
-            Some((i, choice)) => to_patch.push((target, candidates[i].clone(), choice)),
-            None => choices.push(whole(Some("no similar layer at the site".into()))),
+        match tender_delta::choose(&target, candidates, &mut listings) {
+            Some((i, choice)) => sorted
+                .to_patch
+                .push((target, candidates[i].clone(), choice)),
+            None => sorted
+                .choices
+                .push(whole(Some("no similar layer at the site".into()))),
         }
     }
+    Ok(sorted)
+}
 
-    let outcomes = tender_format::parallel::map_within_budget(
-        &to_patch,
+/// Makes (and proves) every patch, in parallel within the memory budget,
+/// logging each result.
+fn make_patches(
+    to_patch: &[PatchJob],
+    work_dir: &Path,
+    options: &PatchOptions,
+    log: &(dyn Fn(&str) + Sync),
+) -> Vec<Result<PatchOutcome, tender_delta::DeltaError>> {
+    tender_format::parallel::map_within_budget(
+        to_patch,
         2,
         // Two small layers side by side, two large ones one after the other
         // (one larger than the budget still gets its patch, alone).
@@ -199,7 +255,15 @@ pub fn plan(
             }
             outcome
         },
-    );
+    )
+}
+
+/// Each job's outcome as a choice; the patches that worked, by target.
+fn record_patches(
+    to_patch: Vec<PatchJob>,
+    outcomes: Vec<Result<PatchOutcome, tender_delta::DeltaError>>,
+    choices: &mut Vec<BlobChoice>,
+) -> Result<BTreeMap<Digest, PlannedPatch>, ExportError> {
     let mut patches = BTreeMap::new();
     for ((target, source, choice), outcome) in to_patch.into_iter().zip(outcomes) {
         match outcome? {
@@ -232,14 +296,7 @@ pub fn plan(
             }),
         }
     }
-    choices.sort_by_key(|c| c.digest);
-    Ok(DeltaPlan {
-        base_bundle_id: base.bundle.manifest.bundle_id.clone(),
-        base_manifest_digest: base.bundle.manifest_digest,
-        referenced,
-        patches,
-        choices,
-    })
+    Ok(patches)
 }
 
 fn describe(choice: &Choice) -> String {

@@ -8,19 +8,9 @@ pub enum ExportError {
     Io(#[from] tender_format::IoError),
     #[error("{path} is not a usable OCI image layout: {reason}")]
     BadLayout { path: PathBuf, reason: String },
-    #[error("fleet spec {path}: {reason}")]
-    Fleet { path: PathBuf, reason: String },
-    #[error("rendering source {source_name} for cluster {cluster}: {reason}")]
-    Render {
-        source_name: String,
-        cluster: String,
-        reason: String,
-    },
-    #[error("cluster {cluster}: {error}")]
-    ManifestSet {
-        cluster: String,
-        error: crate::manifest_set::ManifestSetError,
-    },
+    /// The fleet spec, a render, or a manifest set (`tender_render`).
+    #[error(transparent)]
+    Render(#[from] tender_render::RenderError),
     #[error(
         "sequence {requested} is not above {last}, the last exported on channel {channel}; sites would refuse it"
     )]

@@ -18,21 +18,22 @@ use tender_format::error::chain_message;
 use tender_format::manifest::{ImageRef, Release, Targets};
 use tender_format::{BundleKind, Carried, Digest, atomic};
 use tender_oci::{
-    ClientOptions, LayoutStore, Observer, Platform, Reference, RegistryClient, RegistrySettings,
+    ClientOptions, Descriptor, LayoutStore, Observer, Platform, Reference, RegistryClient,
+    RegistrySettings,
 };
 use tender_trust::PrivateKey;
 
 use crate::bases;
 use crate::delta::{self, Base, BlobChoice};
 use crate::error::ExportError;
-use crate::fleet::Fleet;
 use crate::hub::{ExportRecord, Hub};
-use crate::plan::{Plan, Warning, plan};
-use crate::render::Tools;
 use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
 use crate::site_paths::{self, PlannedImage};
 use crate::sources::{Downloads, ImageSources, Mirror};
 use crate::waves::{self, GateCheck, GateOutcome};
+use tender_render::fleet::Fleet;
+use tender_render::plan::{Plan, Warning, plan};
+use tender_render::render::Tools;
 
 /// Progress and log hooks for the CLI; the library never prints.
 pub trait ExportObserver: Observer {
@@ -300,16 +301,7 @@ pub fn export(
         .unwrap_or_else(|| "stable".to_string());
     let sequence = state.next_sequence(&channel, options.sequence)?;
 
-    observer.phase("render", 0);
-    let plan = plan(&fleet, &options.clusters, &options.tools)?;
-    warn_all(&plan, observer.as_ref());
-    observer.log(&format!(
-        "rendered {} cluster(s): {} object(s), {} distinct manifest set(s), {} image(s)",
-        plan.clusters.len(),
-        plan.clusters.iter().map(|c| c.objects).sum::<usize>(),
-        plan.manifest_sets().len(),
-        plan.images().len()
-    ));
+    let plan = render(&fleet, options, observer.as_ref())?;
     // Before anything is pulled: the wave gates, and images that would
     // meet at a site.
     let gates = check_gates(
@@ -324,19 +316,7 @@ pub fn export(
     let planned = planned_images(&parsed);
     site_paths::check_repositories(&planned)?;
 
-    // Staging lives beside the output, so the final rename stays on one
-    // filesystem, and is removed however the export ends.
-    let out_dir = match &options.output {
-        BundleOutput::File { path, .. } | BundleOutput::Volumes { path, .. } => {
-            parent(path).to_path_buf()
-        }
-        BundleOutput::Stdout => std::env::temp_dir(),
-    };
-    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io_at("creating", &out_dir, e))?;
-    let staging_dir = tempfile::Builder::new()
-        .prefix(".tender-staging-")
-        .tempdir_in(&out_dir)
-        .map_err(|e| ExportError::io_at("creating staging in", &out_dir, e))?;
+    let staging_dir = staging_dir(&options.output)?;
     // Scratch: the bundle is the durable copy (fsynced as a whole), and an
     // fsync per staged blob held each download up on the disk, a fifth of
     // the export's time. What keeps staged blobs (the hub store's links)
@@ -348,41 +328,13 @@ pub fn export(
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
 
     observer.phase("pull", 0);
-    let mut pinned: BTreeMap<String, Digest> = BTreeMap::new();
-    let mut fetched_bytes = 0;
-    let mut signatures = 0;
-    // Manifests first, several images at once: each is mostly waiting on
-    // the network, and the store and the client are shared safely between
-    // threads.
-    let images: Vec<String> = plan.images().into_iter().collect();
-    let results = tender_format::parallel::map_waiting(&images, STAGING_WORKERS, |image| {
-        let reference = parse_reference(image, &plan)?;
-        let staged = sources
-            .stage(&reference, &staging)
-            .map_err(|e| image_error(image, &plan, chain_message(&e)))?;
-        observer.log(&format!(
-            "{image} → {} ({} blob(s), {} signature artifact(s))",
-            staged.descriptor.digest,
-            staged.pending.len() + staged.blobs_copied,
-            staged.signatures.len()
-        ));
-        Ok::<_, ExportError>(staged)
-    });
-    // The blobs still to download, and the image to name when one fails
-    // (the first that uses it).
-    let mut missing = Vec::new();
-    let mut owners: BTreeMap<Digest, &String> = BTreeMap::new();
-    for (image, staged) in images.iter().zip(every_image(results)?) {
-        fetched_bytes += staged.bytes_copied;
-        signatures += staged.signatures.len();
-        pinned.insert(image.clone(), staged.descriptor.digest);
-        for (repository, descriptor) in staged.pending {
-            owners.entry(descriptor.digest).or_insert(image);
-            if !staging.has_blob(&descriptor.digest) {
-                missing.push((repository, descriptor));
-            }
-        }
-    }
+    let Manifests {
+        pinned,
+        mut fetched_bytes,
+        signatures,
+        missing,
+        owners,
+    } = stage_manifests(&plan, &sources, &staging, observer.as_ref())?;
     site_paths::check_tags(&planned, &pinned)?;
     // Then the other blobs, each once (images share layers), in the order
     // the bundle lists them, on a thread of their own: the bundle is
@@ -394,23 +346,7 @@ pub fn export(
         debug_assert_eq!(stored, digest);
     }
 
-    let releases = plan
-        .clusters
-        .iter()
-        .map(|c| Release {
-            cluster: c.cluster.clone(),
-            site: c.site.clone(),
-            manifests: c.manifests,
-            images: c
-                .images
-                .iter()
-                .map(|i| ImageRef {
-                    reference: i.clone(),
-                    digest: pinned[i],
-                })
-                .collect(),
-        })
-        .collect();
+    let releases = releases(&plan, &pinned);
     let seal_options = SealOptions {
         channel: channel.clone(),
         sequence,
@@ -428,7 +364,7 @@ pub fn export(
     observer.phase("write", 0);
     // A download that fails fails the writing too: report it, the cause.
     let blame = |error: ExportError| match downloads.arrivals().failure() {
-        Some((Some(digest), reason)) => image_error(owners[&digest], &plan, reason),
+        Some((Some(digest), reason)) => image_error(&owners[&digest], &plan, reason),
         _ => error,
     };
     let hub = state.store()?;
@@ -450,31 +386,10 @@ pub fn export(
     let several = jobs.len() > 1;
     let mut written = Vec::new();
     for (n, job) in jobs.iter().enumerate() {
-        let output = match (&options.output, several) {
-            (BundleOutput::Stdout, true) => {
-                return Err(ExportError::Base {
-                    base: options.bases.join(", "),
-                    reason: "this export makes several bundles; -o must name a directory".into(),
-                });
-            }
-            (BundleOutput::File { path, split_above }, true) => {
-                atomic::create_dir_all(path)
-                    .map_err(|e| ExportError::io_at("creating", path, e))?;
-                BundleOutput::File {
-                    path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
-                    split_above: *split_above,
-                }
-            }
-            (BundleOutput::Volumes { path, size }, true) => {
-                atomic::create_dir_all(path)
-                    .map_err(|e| ExportError::io_at("creating", path, e))?;
-                BundleOutput::Volumes {
-                    path: path.join(format!("{channel}-{sequence}-{}.tender", n + 1)),
-                    size: *size,
-                }
-            }
-            (other, false) => other.clone(),
-        };
+        let output = job_output(
+            options,
+            several.then(|| format!("{channel}-{sequence}-{}.tender", n + 1)),
+        )?;
         let mut job_options = seal_options.clone();
         job_options.releases.retain(|r| job.sites.contains(&r.site));
         job_options.targets = Targets {
@@ -525,18 +440,7 @@ pub fn export(
                     &output,
                     &mut |n| observer.advance(n),
                 )?;
-                let count = |how: Carried| plan.choices.iter().filter(|c| c.how == how).count();
-                let stats = DeltaStats {
-                    base_bundle_id: plan.base_bundle_id.clone(),
-                    base_manifest_digest: plan.base_manifest_digest,
-                    referenced: count(Carried::Referenced),
-                    patched: count(Carried::Patched),
-                    whole: count(Carried::Whole),
-                    release_bytes: plan.choices.iter().map(|c| c.size).sum(),
-                    bytes_saved: plan.bytes_saved(),
-                    blobs: plan.choices.clone(),
-                };
-                (sealed, Some(stats))
+                (sealed, Some(delta_stats(&plan)))
             }
         };
         let manifest_bytes = sealed.manifest.to_canonical_bytes()?;
@@ -564,7 +468,11 @@ pub fn export(
     }
     // Every blob has landed: each was waited for.
     let pulled = downloads.finish().map_err(|failed| {
-        image_error(owners[&failed.digest], &plan, chain_message(&*failed.error))
+        image_error(
+            &owners[&failed.digest],
+            &plan,
+            chain_message(&*failed.error),
+        )
     })?;
     fetched_bytes += pulled.bytes_fetched;
     let first = written.first().cloned().expect("at least one bundle job");
@@ -589,6 +497,169 @@ pub fn export(
         warnings: plan.warnings.clone(),
         gates,
     })
+}
+
+/// The staging directory. It lives beside the output, so the final rename
+/// stays on one filesystem, and is removed however the export ends.
+fn staging_dir(output: &BundleOutput) -> Result<tempfile::TempDir, ExportError> {
+    let out_dir = match output {
+        BundleOutput::File { path, .. } | BundleOutput::Volumes { path, .. } => {
+            parent(path).to_path_buf()
+        }
+        BundleOutput::Stdout => std::env::temp_dir(),
+    };
+    atomic::create_dir_all(&out_dir).map_err(|e| ExportError::io_at("creating", &out_dir, e))?;
+    tempfile::Builder::new()
+        .prefix(".tender-staging-")
+        .tempdir_in(&out_dir)
+        .map_err(|e| ExportError::io_at("creating staging in", &out_dir, e))
+}
+
+/// Every image's manifests and signatures, staged; its blobs not yet.
+struct Manifests {
+    /// Each image reference to the digest it was pulled at.
+    pinned: BTreeMap<String, Digest>,
+    /// Bytes copied from mirror layouts.
+    fetched_bytes: u64,
+    /// Signature artifacts staged.
+    signatures: usize,
+    /// The blobs still to download, each with the repository to ask.
+    missing: Vec<(Reference, Descriptor)>,
+    /// The image to name when a blob fails: the first that uses it.
+    owners: BTreeMap<Digest, String>,
+}
+
+/// Stages every image's manifests, several images at once: each is mostly
+/// waiting on the network, and the store and the client are shared safely
+/// between threads.
+fn stage_manifests(
+    plan: &Plan,
+    sources: &ImageSources,
+    staging: &LayoutStore,
+    observer: &dyn ExportObserver,
+) -> Result<Manifests, ExportError> {
+    let images: Vec<String> = plan.images().into_iter().collect();
+    let results = tender_format::parallel::map_waiting(&images, STAGING_WORKERS, |image| {
+        let reference = parse_reference(image, plan)?;
+        let staged = sources
+            .stage(&reference, staging)
+            .map_err(|e| image_error(image, plan, chain_message(&e)))?;
+        observer.log(&format!(
+            "{image} → {} ({} blob(s), {} signature artifact(s))",
+            staged.descriptor.digest,
+            staged.pending.len() + staged.blobs_copied,
+            staged.signatures.len()
+        ));
+        Ok::<_, ExportError>(staged)
+    });
+    let mut out = Manifests {
+        pinned: BTreeMap::new(),
+        fetched_bytes: 0,
+        signatures: 0,
+        missing: Vec::new(),
+        owners: BTreeMap::new(),
+    };
+    for (image, staged) in images.iter().zip(every_image(results)?) {
+        out.fetched_bytes += staged.bytes_copied;
+        out.signatures += staged.signatures.len();
+        out.pinned.insert(image.clone(), staged.descriptor.digest);
+        for (repository, descriptor) in staged.pending {
+            out.owners
+                .entry(descriptor.digest)
+                .or_insert_with(|| image.clone());
+            if !staging.has_blob(&descriptor.digest) {
+                out.missing.push((repository, descriptor));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The render phase: every targeted cluster's manifest set and images,
+/// with the render's warnings and a one-line count logged.
+fn render(
+    fleet: &Fleet,
+    options: &ExportOptions,
+    observer: &dyn ExportObserver,
+) -> Result<Plan, ExportError> {
+    observer.phase("render", 0);
+    let plan = plan(fleet, &options.clusters, &options.tools)?;
+    warn_all(&plan, observer);
+    observer.log(&format!(
+        "rendered {} cluster(s): {} object(s), {} distinct manifest set(s), {} image(s)",
+        plan.clusters.len(),
+        plan.clusters.iter().map(|c| c.objects).sum::<usize>(),
+        plan.manifest_sets().len(),
+        plan.images().len()
+    ));
+    Ok(plan)
+}
+
+/// Each cluster's release: its manifest set and its images pinned to the
+/// digests just pulled.
+fn releases(plan: &Plan, pinned: &BTreeMap<String, Digest>) -> Vec<Release> {
+    plan.clusters
+        .iter()
+        .map(|c| Release {
+            cluster: c.cluster.clone(),
+            site: c.site.clone(),
+            manifests: c.manifests,
+            images: c
+                .images
+                .iter()
+                .map(|i| ImageRef {
+                    reference: i.clone(),
+                    digest: pinned[i],
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Where one bundle job writes: `-o` itself for a lone bundle, or `name`
+/// inside the `-o` directory when the export makes several (stdout cannot
+/// take several).
+fn job_output(options: &ExportOptions, name: Option<String>) -> Result<BundleOutput, ExportError> {
+    let Some(name) = name else {
+        return Ok(options.output.clone());
+    };
+    Ok(match &options.output {
+        BundleOutput::Stdout => {
+            return Err(ExportError::Base {
+                base: options.bases.join(", "),
+                reason: "this export makes several bundles; -o must name a directory".into(),
+            });
+        }
+        BundleOutput::File { path, split_above } => {
+            atomic::create_dir_all(path).map_err(|e| ExportError::io_at("creating", path, e))?;
+            BundleOutput::File {
+                path: path.join(name),
+                split_above: *split_above,
+            }
+        }
+        BundleOutput::Volumes { path, size } => {
+            atomic::create_dir_all(path).map_err(|e| ExportError::io_at("creating", path, e))?;
+            BundleOutput::Volumes {
+                path: path.join(name),
+                size: *size,
+            }
+        }
+    })
+}
+
+/// What a delta bundle carried, blob by blob, for the summary.
+fn delta_stats(plan: &delta::DeltaPlan) -> DeltaStats {
+    let count = |how: Carried| plan.choices.iter().filter(|c| c.how == how).count();
+    DeltaStats {
+        base_bundle_id: plan.base_bundle_id.clone(),
+        base_manifest_digest: plan.base_manifest_digest,
+        referenced: count(Carried::Referenced),
+        patched: count(Carried::Patched),
+        whole: count(Carried::Whole),
+        release_bytes: plan.choices.iter().map(|c| c.size).sum(),
+        bytes_saved: plan.bytes_saved(),
+        blobs: plan.choices.clone(),
+    }
 }
 
 /// Checks the gates of the waves this export targets against the receipts
@@ -627,7 +698,7 @@ fn check_gates(
         .into_iter()
         .collect();
     if !others.is_empty() {
-        let gating = crate::plan::plan(fleet, &others, &options.tools)?;
+        let gating = tender_render::plan::plan(fleet, &others, &options.tools)?;
         expected.extend(
             gating
                 .clusters

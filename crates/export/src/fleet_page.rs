@@ -10,8 +10,8 @@ use tender_format::atomic;
 
 use crate::error::ExportError;
 
-use crate::fleet::format_duration;
 use crate::fleet_report::{CellState, ClusterCell, FleetReport};
+use tender_render::fleet::format_duration;
 
 /// Writes the page as `DIR/index.html` (atomically: a browser open on it
 /// sees the old page or the new one).

@@ -16,9 +16,9 @@ use serde::Serialize;
 use tender_format::{BundleManifest, Digest};
 
 use crate::error::ExportError;
-use crate::fleet::Fleet;
 use crate::hub::ExportRecord;
 use crate::waves::{self, GateCheck};
+use tender_render::fleet::Fleet;
 
 /// Where a cluster stands, for the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -166,7 +166,7 @@ pub fn build(
         .and_then(|c| c.latest)
         .or_else(|| last_sequence(dir, &channel));
 
-    let (has_waves, groups): (bool, Vec<(String, Vec<&crate::fleet::Cluster>)>) =
+    let (has_waves, groups): (bool, Vec<(String, Vec<&tender_render::fleet::Cluster>)>) =
         if fleet.spec.waves.is_empty() {
             let mut tiers: Vec<String> = Vec::new();
             for c in &fleet.spec.clusters {
@@ -239,7 +239,7 @@ pub fn build(
 /// production wave stale); a cluster never exported to by this hub is
 /// judged against the channel's last export, as `tender hub status` does.
 fn cell(
-    c: &crate::fleet::Cluster,
+    c: &tender_render::fleet::Cluster,
     status: &BTreeMap<&str, &crate::hub::ClusterStatus>,
     exports: &BTreeMap<String, LastExport>,
     channel: &str,

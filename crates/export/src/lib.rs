@@ -5,18 +5,12 @@ pub mod bases;
 pub mod delta;
 pub mod error;
 pub mod export;
-pub mod fleet;
 pub mod fleet_page;
 pub mod fleet_report;
 pub mod hub;
-pub mod images;
-pub mod manifest_set;
-pub mod plan;
-pub mod render;
 pub mod seal;
 pub mod site_paths;
 pub mod sources;
-pub mod substitute;
 pub mod waves;
 
 pub use error::ExportError;

@@ -18,7 +18,7 @@ use tender_format::Digest;
 use tender_format::manifest::GateOverride;
 
 use crate::error::ExportError;
-use crate::fleet::{Fleet, format_duration};
+use tender_render::fleet::{Fleet, format_duration};
 
 /// The gate in front of one wave: which clusters must show the release,
 /// and for how long.

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use tender_export::BundleOutput;
 use tender_export::export::{ExportOptions, ExportSummary, dry_run, export};
-use tender_export::plan::plan;
 use tender_format::Carried;
 use tender_oci::Platform;
+use tender_render::plan::plan;
 
 use crate::args::ExportArgs;
 use crate::exit::UsageError;
@@ -213,7 +213,7 @@ fn print_summary(out: &mut impl Write, s: &ExportSummary) -> std::io::Result<()>
 
 /// The clusters of the named waves, in spec order.
 fn wave_clusters(fleet: &std::path::Path, waves: &[String]) -> anyhow::Result<Vec<String>> {
-    let fleet = tender_export::fleet::Fleet::load(fleet)?;
+    let fleet = tender_render::fleet::Fleet::load(fleet)?;
     let mut out = Vec::new();
     for name in waves {
         let Some(i) = fleet.spec.waves.iter().position(|w| &w.name == name) else {

@@ -118,7 +118,7 @@ fn status(args: HubStatusArgs) -> anyhow::Result<()> {
 
 fn report(args: HubReportArgs) -> anyhow::Result<()> {
     let dir = state_dir(args.state_dir);
-    let fleet = tender_export::fleet::Fleet::load(&args.fleet)?;
+    let fleet = tender_render::fleet::Fleet::load(&args.fleet)?;
     let report = super::naming(
         &dir,
         tender_export::fleet_report::build_now(

@@ -7,8 +7,8 @@ use std::fs;
 use std::io::Write;
 
 use anyhow::Context;
-use tender_export::fleet::Fleet;
-use tender_export::plan::plan;
+use tender_render::fleet::Fleet;
+use tender_render::plan::plan;
 
 use crate::args::RenderArgs;
 

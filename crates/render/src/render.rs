@@ -20,18 +20,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tender_format::Digest;
 
-use crate::error::ExportError;
+use crate::error::RenderError;
 use crate::fleet::{Cluster, Fleet, HelmSource, Source, SourceKind};
 use crate::manifest_set;
 use crate::substitute::{SubstituteError, substitute, substitute_documents};
 
-/// Which binaries to run (the CLI finds them from flags, the environment
-/// and PATH).
+/// Which binaries to run. The caller finds them (the CLI reads `--helm`,
+/// `$TENDER_HELM`, `$TENDER_KUSTOMIZE` and PATH); this crate reads no
+/// environment, so a library user or a test says exactly what runs.
 #[derive(Debug, Clone)]
 pub struct Tools {
+    /// `helm`.
     pub helm: PathBuf,
-    /// `kustomize`, or `None` for `kubectl kustomize`.
+    /// A standalone `kustomize`; `None` runs `kubectl kustomize`.
     pub kustomize: Option<PathBuf>,
+    /// `kubectl`, for `kubectl kustomize`.
     pub kubectl: PathBuf,
 }
 
@@ -96,9 +99,9 @@ impl Renderer {
         fleet: &Fleet,
         cluster: &Cluster,
         source: &Source,
-    ) -> Result<Rendered, ExportError> {
+    ) -> Result<Rendered, RenderError> {
         let vars = cluster.variables();
-        let fail = |reason: String| ExportError::Render {
+        let fail = |reason: String| RenderError::Render {
             source_name: source.name.clone(),
             cluster: cluster.name.clone(),
             reason,

@@ -10,7 +10,7 @@ use tender_format::FromIo;
 use serde::Deserialize;
 use tender_format::manifest::is_token;
 
-use crate::error::ExportError;
+use crate::error::RenderError;
 
 pub const API_VERSION: &str = "tender.dev/v1alpha1";
 pub const KIND: &str = "Fleet";
@@ -338,9 +338,9 @@ fn yaml_error(e: &serde_saphyr::Error, text: &str) -> String {
 }
 
 impl Fleet {
-    pub fn load(path: &Path) -> Result<Self, ExportError> {
-        let text = fs::read_to_string(path).map_err(|e| ExportError::io_at("reading", path, e))?;
-        let bad = |reason: String| ExportError::Fleet {
+    pub fn load(path: &Path) -> Result<Self, RenderError> {
+        let text = fs::read_to_string(path).map_err(|e| RenderError::io_at("reading", path, e))?;
+        let bad = |reason: String| RenderError::Fleet {
             path: path.to_path_buf(),
             reason,
         };

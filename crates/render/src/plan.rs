@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use tender_format::Digest;
 
-use crate::error::ExportError;
+use crate::error::RenderError;
 use crate::fleet::{Cluster, Fleet};
 use crate::images::{ImageUse, discover};
 use crate::manifest_set::{self, Object};
@@ -153,10 +153,10 @@ impl Plan {
 }
 
 /// Renders the selected clusters (all if `only` is empty), two at a time.
-pub fn plan(fleet: &Fleet, only: &[String], tools: &Tools) -> Result<Plan, ExportError> {
+pub fn plan(fleet: &Fleet, only: &[String], tools: &Tools) -> Result<Plan, RenderError> {
     for name in only {
         if fleet.cluster(name).is_none() {
-            return Err(ExportError::Fleet {
+            return Err(RenderError::Fleet {
                 path: fleet.base_dir.join("fleet.yaml"),
                 reason: format!("no cluster named {name}"),
             });
@@ -214,11 +214,11 @@ pub fn render_cluster(
     fleet: &Fleet,
     cluster: &Cluster,
     renderer: &Renderer,
-) -> Result<ClusterPlan, ExportError> {
+) -> Result<ClusterPlan, RenderError> {
     let mut objects: Vec<Object> = Vec::new();
     let mut sources = Vec::new();
     let mut warnings = Vec::new();
-    let set_error = |error| ExportError::ManifestSet {
+    let set_error = |error| RenderError::ManifestSet {
         cluster: cluster.name.clone(),
         error,
     };
@@ -336,7 +336,7 @@ mod tests {
         Tools {
             helm: repo().join("scripts/helm"),
             kustomize: None,
-            kubectl: "kubectl".into(),
+            kubectl: PathBuf::from("kubectl"),
         }
     }
 
