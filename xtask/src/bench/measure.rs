@@ -97,7 +97,7 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// The external tools the rows run (besides tender and /usr/bin/time).
-const TOOLS: &[&str] = &["openssl"];
+const TOOLS: &[&str] = &["openssl", "python3", "skopeo", "zstd"];
 
 /// The external tools every row may use; fail early with the install hint.
 pub fn check_tools() -> Result<()> {

@@ -80,11 +80,15 @@ impl Options {
 /// release binary, and the output being collected.
 pub struct Bench {
     pub opts: Options,
+    /// The repository root (scripts/, target/delta-scenario).
+    pub repo: PathBuf,
     pub host: Host,
     pub tender: PathBuf,
     work: WorkDir,
     pub table: Table,
     json: Vec<String>,
+    /// The export and import rows' images and source registry, made once.
+    export: Option<rows::export::Inputs>,
 }
 
 /// The work directory; removed on drop unless `--keep`.
@@ -174,10 +178,12 @@ pub fn main(args: Vec<String>) -> Result<()> {
             keep: opts.keep,
         },
         opts,
+        repo,
         host,
         tender,
         table: Table::default(),
         json: Vec::new(),
+        export: None,
     };
     for row in rows::ROWS {
         if bench
@@ -206,11 +212,37 @@ fn target_dir(repo: &Path) -> PathBuf {
 
 fn build_release(repo: &Path) -> Result<()> {
     log("cargo build --release");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_run) {
+            cargo.env_remove(key);
+        }
+    }
+    let status = cargo
         .args(["build", "--release", "--quiet", "--bin", "tender"])
         .current_dir(repo)
         .status()
         .context("running cargo build")?;
     ensure!(status.success(), "cargo build --release failed: {status}");
     Ok(())
+}
+
+/// The variables `cargo run` sets for the xtask process about the xtask
+/// package. A nested `cargo build` that inherits them sees e.g.
+/// `CARGO_PKG_VERSION` differ from what tender's dep-info recorded (tender
+/// reads it with `env!`) and rebuilds and relinks tender on every bench run.
+/// Cargo's own configuration (`CARGO_HOME`, `CARGO_TARGET_DIR`,
+/// `CARGO_PROFILE_*`, ...) is kept.
+fn set_by_cargo_run(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }

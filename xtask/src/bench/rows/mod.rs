@@ -4,7 +4,11 @@
 //! A new row (e.g. the fleet `scale` row: export of 10/100/1,000 clusters)
 //! is one module here and one entry in [`ROWS`].
 
+mod delta;
+pub mod export;
+mod import;
 mod verify;
+mod volumes;
 
 use anyhow::Result;
 
@@ -16,10 +20,28 @@ pub struct Row {
 }
 
 /// Every row, in the order a full run runs them.
-pub const ROWS: &[Row] = &[Row {
-    name: "verify",
-    run: verify::run,
-}];
+pub const ROWS: &[Row] = &[
+    Row {
+        name: "verify",
+        run: verify::run,
+    },
+    Row {
+        name: "export",
+        run: export::run,
+    },
+    Row {
+        name: "import",
+        run: import::run,
+    },
+    Row {
+        name: "volumes",
+        run: volumes::run,
+    },
+    Row {
+        name: "delta",
+        run: delta::run,
+    },
+];
 
 pub fn names() -> String {
     ROWS.iter().map(|r| r.name).collect::<Vec<_>>().join(" ")
