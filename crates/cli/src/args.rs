@@ -141,6 +141,12 @@ pub struct ExportArgs {
     /// spare exports large deltas faster with more (e.g. 1GiB).
     #[arg(long, value_name = "SIZE", default_value = "224MiB", value_parser = size_arg)]
     pub delta_parallel_memory: u64,
+    /// Cut a changed layer's diff into frames of this much plain text, each
+    /// against the part of the base layer it came from (within half as much
+    /// again on either side): smaller diffs of large binaries. 0: one frame
+    /// against the whole base layer.
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = size_arg)]
+    pub delta_frame_size: u64,
     /// Render and resolve every image to its digest, print the plan, pull no layers.
     #[arg(long)]
     pub dry_run: bool,

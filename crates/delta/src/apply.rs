@@ -12,10 +12,9 @@ use std::path::Path;
 use tender_format::FromIo;
 
 use tender_format::{Digest, Hasher};
-use zstd::stream::raw::{DParameter, Decoder};
-use zstd::stream::zio;
 
 use crate::compression::plain_bytes;
+use crate::diff_frames::DiffReader;
 use crate::error::DeltaError;
 use crate::patch::{PatchFormatError, PatchHeader, Rebuild};
 use crate::zstd_recipe;
@@ -111,14 +110,15 @@ pub fn apply(
     file.read_exact(&mut corrections)
         .map_err(|e| corrupt(format!("corrections: {e}")))?;
 
-    let mut decoder = Decoder::with_ref_prefix(&reference)
-        .map_err(DeltaError::io_with("starting the diff decoder"))?;
-    decoder
-        .set_parameter(DParameter::WindowLogMax(header.window_log))
-        .map_err(DeltaError::io_with("starting the diff decoder"))?;
     let diff = BufReader::with_capacity(1 << 20, (&mut file).take(header.diff_size));
     let mut plain = LengthChecked {
-        inner: zio::Reader::new(diff, decoder),
+        inner: DiffReader::new(
+            &reference,
+            header.frames.as_deref(),
+            header.window_log,
+            header.target_plain_size,
+            diff,
+        ),
         left: header.target_plain_size,
     };
 

@@ -14,6 +14,7 @@ use tender_format::Digest;
 
 use crate::apply::DEFAULT_WINDOW_LIMIT;
 use crate::compression::{Compression, decoder, plain_bytes, plain_size, plain_size_hint};
+use crate::diff_frames::{self, FrameShape, window_log};
 use crate::error::DeltaError;
 use crate::patch::{BlobRef, PatchHeader, Rebuild};
 use crate::{kzstd_recipe, prove, recipe};
@@ -30,6 +31,10 @@ pub struct PatchOptions {
     /// [`memory_estimate`]): within it two layers are patched at once,
     /// beyond it one after the other.
     pub parallel_memory: u64,
+    /// How a large target is cut into diff frames, each against the part
+    /// of the source it came from (`diff_frames`); `None`: one frame
+    /// against the whole source, whatever the sizes.
+    pub frames: Option<FrameShape>,
 }
 
 /// Default [`PatchOptions::parallel_memory`]: keeps an export near 256 MiB.
@@ -41,6 +46,7 @@ impl Default for PatchOptions {
             level: 19,
             window_limit: DEFAULT_WINDOW_LIMIT,
             parallel_memory: DEFAULT_PARALLEL_MEMORY,
+            frames: Some(FrameShape::DEFAULT),
         }
     }
 }
@@ -131,16 +137,32 @@ fn plain_level_patch(
             source_ref.digest, options.window_limit
         ));
     };
+    let frames = match options.frames {
+        Some(shape) if shape.cuts(reference.len() as u64, target_plain_size) => {
+            Some(diff_frames::plan(
+                diff_frames::tar_files(&reference[..]).as_deref(),
+                target_tar_files(target_path, target_compression)?.as_deref(),
+                reference.len() as u64,
+                target_plain_size,
+                shape,
+            ))
+        }
+        _ => None,
+    };
     let header = PatchHeader {
         target: target_ref,
         target_plain_size,
         source: source_ref,
         source_compression,
         source_plain_size: reference.len() as u64,
-        window_log: window_log(reference.len() as u64 + target_plain_size),
+        window_log: match &frames {
+            Some(frames) => diff_frames::frames_window_log(frames),
+            None => window_log(reference.len() as u64 + target_plain_size),
+        },
         rebuild,
         corrections_size: 0,
         diff_size: 0,
+        frames,
     };
     let plain = decoder(open(target_path)?, target_compression)
         .map_err(DeltaError::io_with("reading a blob"))?;
@@ -154,6 +176,20 @@ fn plain_level_patch(
         options.window_limit,
     )?;
     Ok(Attempt::Done(outcome))
+}
+
+/// The target's tar files, to cut it into frames: one more pass over its
+/// plain text (decompression only; the diff's search costs far more).
+fn target_tar_files(
+    target_path: &Path,
+    compression: Compression,
+) -> Result<Option<Vec<diff_frames::TarFile>>, DeltaError> {
+    let plain = decoder(
+        File::open(target_path).map_err(DeltaError::io_with("opening a blob"))?,
+        compression,
+    )
+    .map_err(DeltaError::io_with("reading a blob"))?;
+    Ok(diff_frames::tar_files(plain))
 }
 
 /// zstd diff level for compressed bytes: they do not compress, so only the
@@ -194,6 +230,7 @@ fn compressed_level_patch(
         rebuild: Rebuild::Identity,
         corrections_size: 0,
         diff_size: 0,
+        frames: None,
     };
     let outcome = prove::write_and_prove(
         header,
@@ -238,11 +275,6 @@ pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
 
 /// The zstd window that lets every byte of the target reach back to the
 /// start of the reference: the smallest power of two covering both.
-fn window_log(span: u64) -> u32 {
-    let bits = 64 - span.max(1).saturating_sub(1).leading_zeros();
-    bits.clamp(20, 31)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -741,6 +773,99 @@ mod tests {
             "{err}"
         );
         assert!(err.is_rejection());
+    }
+
+    /// A layer of this machine's binaries with a file inserted before
+    /// them in version 2, patched in frames of 64 KiB.
+    fn framed_patch() -> (tempfile::TempDir, Patch, std::path::PathBuf, Vec<u8>) {
+        let v1 = binaries_tar(1);
+        let mut builder = tar::Builder::new(Vec::new());
+        let inserted = crate::test_inputs::mixed(150_000, 9);
+        let mut header = tar::Header::new_ustar();
+        header.set_size(inserted.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "aaa-new-file", &inserted[..])
+            .unwrap();
+        let v2_files = binaries_tar(2);
+        let mut archive = tar::Archive::new(&v2_files[..]);
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut header = entry.header().clone();
+            let path = entry.path().unwrap().into_owned();
+            builder.append_data(&mut header, path, &mut entry).unwrap();
+        }
+        let v2 = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = put_blob(dir.path(), "v1", compress(&v1, Compression::Gzip));
+        let target = put_blob(dir.path(), "v2", compress(&v2, Compression::Gzip));
+        let options = PatchOptions {
+            level: 3,
+            frames: Some(FrameShape {
+                target: 64 << 10,
+                slack: 32 << 10,
+            }),
+            ..PatchOptions::default()
+        };
+        let outcome = make_patch(
+            (&source.0, source.1),
+            (&target.0, target.1),
+            dir.path(),
+            &options,
+        )
+        .unwrap();
+        let PatchOutcome::Patched(p) = outcome else {
+            panic!("shipped whole: {outcome:?}");
+        };
+        let expected = std::fs::read(&target.0).unwrap();
+        (dir, *p, source.0, expected)
+    }
+
+    #[test]
+    fn large_layers_are_patched_in_frames_that_rebuild_byte_exact() {
+        let (_dir, p, source, expected) = framed_patch();
+        let frames = p.header.frames.as_ref().expect("cut into frames");
+        assert!(frames.len() > 10, "{} frames", frames.len());
+        assert_eq!(
+            frames.iter().map(|f| f.plain).sum::<u64>(),
+            p.header.target_plain_size
+        );
+        let mut rebuilt = Vec::new();
+        apply(
+            &p.file,
+            p.header.target.digest,
+            &source,
+            &mut rebuilt,
+            ApplyLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(rebuilt, expected);
+    }
+
+    #[test]
+    fn patch_frames_pointing_at_another_part_of_the_source_are_refused() {
+        // A header whose frames name other source bytes than the diff was
+        // made against: each frame decodes against the wrong reference,
+        // and the site refuses the blob rather than write it.
+        let (dir, p, source, _) = framed_patch();
+        let bytes = std::fs::read(&p.file).unwrap();
+        let (mut header, len) = PatchHeader::read(&mut &bytes[..]).unwrap();
+        for frame in header.frames.as_mut().unwrap() {
+            frame.source_offset = 0;
+        }
+        let forged = [&header.encode()[..], &bytes[len..]].concat();
+        let path = dir.path().join("forged");
+        std::fs::write(&path, forged).unwrap();
+        let err = apply(
+            &path,
+            header.target.digest,
+            &source,
+            &mut Vec::new(),
+            ApplyLimits::default(),
+        )
+        .unwrap_err();
+        assert!(err.is_rejection(), "{err}");
     }
 
     #[test]

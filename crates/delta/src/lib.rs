@@ -12,12 +12,13 @@
 //! `klauspost` with `pgzip_recipe`, and `zstd_recipe` (exact
 //! re-compression), `zstd_frames` (what a zstd blob is made of), `patch`
 //! (the container format), `encode` (make a patch), `recipe` (which
-//! rebuild reproduces a blob), `prove` (the diff and its proof), `apply`
+//! rebuild reproduces a blob), `diff_frames` (the diff's zstd frames), `prove` (the diff and its proof), `apply`
 //! (rebuild at the site), `pick` (choose the source).
 
 pub mod apply;
 mod code_lengths;
 pub mod compression;
+pub mod diff_frames;
 pub mod encode;
 pub mod error;
 pub mod go_flate;

@@ -6,7 +6,7 @@
 //! header length              4 bytes, big-endian, at most 1 MiB
 //! header                     canonical JSON (PatchHeader)
 //! corrections                corrections_size bytes (gzip rebuild data)
-//! diff                       diff_size bytes: one zstd frame
+//! diff                       diff_size bytes: zstd frames (one, or `frames`)
 //! ```
 //!
 //! The header comes first so the importer knows the source blob and the
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tender_format::{Digest, canonical};
 
 use crate::compression::Compression;
+use crate::diff_frames::{self, DiffFrame};
 use crate::go_flate;
 use crate::gzip::GzipRecipe;
 use crate::kzstd_recipe::KzstdRecipe;
@@ -79,6 +80,10 @@ pub struct PatchHeader {
     pub rebuild: Rebuild,
     pub corrections_size: u64,
     pub diff_size: u64,
+    /// The diff as one frame per piece of the target, each against a
+    /// slice of the source (absent: one frame against all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<Vec<DiffFrame>>,
 }
 
 impl PatchHeader {
@@ -165,6 +170,15 @@ impl PatchHeader {
                 header.window_log
             )));
         }
+        if let Some(frames) = &header.frames {
+            diff_frames::check(
+                frames,
+                header.source_plain_size,
+                header.target_plain_size,
+                header.window_log,
+            )
+            .map_err(PatchFormatError::Invalid)?;
+        }
         Ok((header, MAGIC.len() + 4 + json.len()))
     }
 }
@@ -209,6 +223,7 @@ mod tests {
             rebuild: Rebuild::Identity,
             corrections_size: 0,
             diff_size: 5,
+            frames: None,
         }
     }
 

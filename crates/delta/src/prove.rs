@@ -10,10 +10,10 @@ use tender_format::Verdict;
 
 use tempfile::NamedTempFile;
 use tender_format::Hasher;
-use zstd::stream::raw::{CParameter, Encoder};
-use zstd::stream::zio;
+use zstd::stream::raw::CParameter;
 
 use crate::apply::{ApplyLimits, apply};
+use crate::diff_frames::{self, FrameEncoding};
 use crate::encode::{Patch, PatchOutcome};
 use crate::error::DeltaError;
 use crate::patch::PatchHeader;
@@ -23,15 +23,23 @@ use crate::patch::PatchHeader;
 /// versions). Long-distance matching finds the long matches into the base
 /// layer either way; these settings decide the cost of the rest.
 ///
-/// - 19, the default: its optimal parser with a narrow search (one
+/// - 16 to 19 cut into frames (`diff_frames`, the default for large
+///   layers): the level's own search with a binary tree of 2^24 entries,
+///   which spans a whole frame (its 8 MiB of source and 4 MiB of target).
+///   A narrow search loses 3 to 12 % there (measured with the zstd CLI on
+///   the ruff binary's frames: search log 3 +3 %, one probe +11 %), so the
+///   optimal parser keeps its full search: 5,288,448 → 4,872,704 bytes on
+///   the zstd row, in 3.5 times the CPU of the narrow one-frame search.
+/// - 19 in one frame: its optimal parser with a narrow search (one
 ///   binary-tree probe, 16 bytes is a good enough match, level 18's tree
 ///   size). 3.5 times faster than plain level 19, a third less memory,
 ///   2 % more bytes.
 /// - 12, the fast choice: its lazy matcher with hash and chain tables of
 ///   2^24, which let it see the whole base layer. About 29 MB/s per core,
 ///   5 % more bytes than the default.
-fn tuned_search(level: i32) -> Vec<CParameter> {
+fn tuned_search(level: i32, framed: bool) -> Vec<CParameter> {
     match level {
+        16..=19 if framed => vec![CParameter::ChainLog(24)],
         19 => vec![
             CParameter::SearchLog(1),
             CParameter::TargetLength(16),
@@ -66,36 +74,24 @@ pub(crate) fn write_and_prove(
     // The diff of the plain texts, into a temporary file.
     let diff_file = NamedTempFile::new_in(work_dir)
         .map_err(DeltaError::io_with("creating a temporary file"))?;
-    let mut encoder = Encoder::with_ref_prefix(level, &reference)
-        .map_err(DeltaError::io_with("starting the diff encoder"))?;
-    for parameter in [
-        CParameter::WindowLog(header.window_log),
-        CParameter::EnableLongDistanceMatching(true),
-        CParameter::ContentSizeFlag(true),
-        CParameter::ChecksumFlag(false),
-    ]
-    .into_iter()
-    .chain(tuned_search(level))
-    {
-        encoder
-            .set_parameter(parameter)
-            .map_err(DeltaError::io_with("starting the diff encoder"))?;
-    }
-    encoder
-        .set_pledged_src_size(Some(header.target_plain_size))
-        .map_err(DeltaError::io_with("starting the diff encoder"))?;
-    let mut diff = zio::Writer::new(
-        BufWriter::with_capacity(1 << 20, diff_file.as_file()),
-        encoder,
-    );
-    io::copy(&mut plain, &mut diff).map_err(DeltaError::io_with("writing the diff"))?;
-    diff.finish()
+    let search = tuned_search(level, header.frames.is_some());
+    let mut out = BufWriter::with_capacity(1 << 20, diff_file.as_file());
+    diff_frames::write_diff(
+        &reference,
+        header.frames.as_deref(),
+        header.window_log,
+        header.target_plain_size,
+        &FrameEncoding {
+            level,
+            search: &search,
+        },
+        &mut plain,
+        &mut out,
+    )
+    .map_err(DeltaError::io_with("writing the diff"))?;
+    out.flush()
         .map_err(DeltaError::io_with("writing the diff"))?;
-    let (mut buffered, _) = diff.into_inner();
-    buffered
-        .flush()
-        .map_err(DeltaError::io_with("writing the diff"))?;
-    drop(buffered);
+    drop(out);
     drop(reference);
     header.corrections_size = corrections.len() as u64;
     header.diff_size = diff_file

@@ -54,6 +54,10 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
             level: args.delta_level,
             window_limit: args.delta_memory_limit,
             parallel_memory: args.delta_parallel_memory,
+            frames: (args.delta_frame_size > 0).then_some(tender_delta::diff_frames::FrameShape {
+                target: args.delta_frame_size,
+                slack: args.delta_frame_size / 2,
+            }),
         },
     };
     let observer = Arc::new(CliObserver::new(show_progress));
