@@ -264,7 +264,16 @@ impl Chain {
                 &hub,
                 3,
                 v3.to_str().unwrap(),
-                &["--base", &v2_digest, "--delta-level", "3"],
+                // Frames of 64 KiB, so that the chain's last link is cut
+                // into frames as large layers are by default.
+                &[
+                    "--base",
+                    &v2_digest,
+                    "--delta-level",
+                    "3",
+                    "--delta-frame-size",
+                    "64KiB",
+                ],
             );
             assert_exit(&o, 0);
             Chain {
@@ -598,7 +607,21 @@ fn changed_layers_travel_as_patches_for_every_compression_and_rebuild_exactly() 
     let o = site.import(&chain.v2);
     assert_exit(&o, 0);
     site.assert_holds(&chain, 2);
-    // A chain: v3 against v2.
+    // A chain: v3 against v2, its patches cut into frames.
+    let v3 = fs::read(&chain.v3).unwrap();
+    let framed = crate::util::tar_spans(&v3)
+        .iter()
+        .filter(|s| s.path.starts_with("blobs/sha256/"))
+        .filter_map(|s| {
+            let entry = &v3[s.data_offset..s.data_offset + s.size];
+            let (header, _) = tender_delta::PatchHeader::read(&mut &entry[..]).ok()?;
+            Some(header.frames.map_or(0, |f| f.len()))
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        !framed.is_empty() && framed.iter().all(|&n| n > 5),
+        "frames per patch: {framed:?}"
+    );
     let o = site.import(&chain.v3);
     assert_exit(&o, 0);
     site.assert_holds(&chain, 3);
