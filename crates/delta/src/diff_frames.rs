@@ -160,7 +160,9 @@ fn anchors(source: &[TarFile], target: &[TarFile]) -> Vec<Anchor> {
     anchors
 }
 
-/// The smallest window log (2^20 at least) that covers `span` bytes.
+/// The zstd window that lets every byte of a frame's target reach back
+/// to the start of its reference: the smallest power of two (2^20 at
+/// least) covering `span`, their sizes together.
 pub fn window_log(span: u64) -> u32 {
     let bits = 64 - span.max(1).saturating_sub(1).leading_zeros();
     bits.clamp(20, 31)

@@ -273,8 +273,6 @@ pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
     2 * plain(source) + plain(target) + FIXED + encoder
 }
 
-/// The zstd window that lets every byte of the target reach back to the
-/// start of the reference: the smallest power of two covering both.
 #[cfg(test)]
 mod tests {
     use super::*;
