@@ -136,7 +136,8 @@ pub struct ExportArgs {
     #[arg(long, value_name = "SIZE", default_value = "1GiB", value_parser = size_arg)]
     pub delta_memory_limit: u64,
     /// Memory the hub lets delta patch jobs hold together: within it two
-    /// layers are patched at once (both cores), beyond it one after the
+    /// layers are patched at once (both cores), or a large layer's frames
+    /// are encoded side by side (80 MiB each), beyond it one after the
     /// other. The default keeps an export near 256 MiB; a hub with memory to
     /// spare exports large deltas faster with more (e.g. 1GiB).
     #[arg(long, value_name = "SIZE", default_value = "224MiB", value_parser = size_arg)]

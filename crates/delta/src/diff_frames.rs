@@ -19,10 +19,12 @@
 //! (not a tar) a piece is compared with the same offset in the source.
 
 use std::io::{self, BufRead, Read, Write};
+use std::sync::{Mutex, mpsc};
 
 use serde::{Deserialize, Serialize};
 use zstd::stream::raw::{CParameter, DParameter, Decoder, Encoder};
 use zstd::stream::zio;
+use zstd::zstd_safe::{self, CCtx, ResetDirective};
 
 /// One frame of a segmented diff.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,10 +217,17 @@ pub fn check(
     Ok(())
 }
 
-/// Encoder settings for one frame: the level plus `search`.
+/// Memory one frame encoder holds: level 19's tables with a 2^24 binary
+/// tree and 2^20 hash heads (68 MiB), its optimal parser's buffers, and a
+/// piece of target in and its frame out.
+pub const FRAME_ENCODER_MEMORY: u64 = 80 << 20;
+
+/// How the diff is encoded: the level plus `search`, and how many frames
+/// are encoded at once (each in its own thread, with its own tables).
 pub struct FrameEncoding<'p> {
     pub level: i32,
     pub search: &'p [CParameter],
+    pub threads: usize,
 }
 
 /// Writes the diff of `plain` (`target_size` bytes) against `reference`:
@@ -233,48 +242,184 @@ pub fn write_diff(
     plain: &mut dyn Read,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let whole = [DiffFrame {
-        plain: target_size,
-        source_offset: 0,
-        source_size: reference.len() as u64,
-    }];
-    let (frames, long_distance) = match frames {
-        Some(frames) => (frames, false),
-        None => (&whole[..], true),
-    };
-    for frame in frames {
-        let prefix = slice(reference, frame);
-        let mut encoder = Encoder::with_ref_prefix(encoding.level, prefix)?;
-        let frame_log = if long_distance {
-            window_log
-        } else {
-            self::window_log(frame.source_size + frame.plain)
-        };
-        for parameter in [
-            CParameter::WindowLog(frame_log),
-            // Within a frame's span the binary tree sees every byte;
-            // beyond it, long matches into the far source need this.
-            CParameter::EnableLongDistanceMatching(long_distance),
-            CParameter::ContentSizeFlag(true),
-            CParameter::ChecksumFlag(false),
-        ]
-        .into_iter()
-        .chain(encoding.search.iter().cloned())
-        {
-            encoder.set_parameter(parameter)?;
+    match frames {
+        Some(frames) => write_frames(reference, frames, encoding, plain, out),
+        None => write_one_frame(reference, window_log, target_size, encoding, plain, out),
+    }
+}
+
+/// One streamed frame against the whole reference, with long-distance
+/// matching to reach what lies beyond the match finder's tables.
+fn write_one_frame(
+    reference: &[u8],
+    window_log: u32,
+    target_size: u64,
+    encoding: &FrameEncoding,
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut encoder = Encoder::with_ref_prefix(encoding.level, reference)?;
+    for parameter in [
+        CParameter::WindowLog(window_log),
+        CParameter::EnableLongDistanceMatching(true),
+        CParameter::ContentSizeFlag(true),
+        CParameter::ChecksumFlag(false),
+    ]
+    .into_iter()
+    .chain(encoding.search.iter().cloned())
+    {
+        encoder.set_parameter(parameter)?;
+    }
+    encoder.set_pledged_src_size(Some(target_size))?;
+    let mut writer = zio::Writer::new(out, encoder);
+    let copied = io::copy(plain, &mut writer)?;
+    if copied != target_size {
+        return Err(ended_early());
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+fn ended_early() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the target's plain text ended early",
+    )
+}
+
+/// Frames encoded `encoding.threads` at a time and written in order. This
+/// thread reads the pieces and writes the frames; a piece waits in a
+/// channel of one, so at most 2 × threads + 2 pieces are held at once.
+fn write_frames(
+    reference: &[u8],
+    frames: &[DiffFrame],
+    encoding: &FrameEncoding,
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let (pieces, pieces_in) = mpsc::sync_channel::<(usize, Vec<u8>)>(1);
+    let pieces_in = Mutex::new(pieces_in);
+    let (done, encoded) = mpsc::channel::<(usize, io::Result<Vec<u8>>)>();
+    std::thread::scope(|scope| {
+        for _ in 0..encoding.threads.max(1) {
+            let (pieces_in, done) = (&pieces_in, done.clone());
+            scope.spawn(move || {
+                let mut cctx = CCtx::create();
+                loop {
+                    // The lock is held only while waiting for a piece.
+                    let next = pieces_in
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    let Ok((i, piece)) = next else { break };
+                    let frame = encode_frame(&mut cctx, reference, &frames[i], &piece, encoding);
+                    if done.send((i, frame)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        encoder.set_pledged_src_size(Some(frame.plain))?;
-        let mut writer = zio::Writer::new(&mut *out, encoder);
-        let copied = io::copy(&mut (&mut *plain).take(frame.plain), &mut writer)?;
-        if copied != frame.plain {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the target's plain text ended early",
+        drop(done);
+        let mut writer = InOrder::new(out);
+        let mut outcome = Ok(());
+        for (i, frame) in frames.iter().enumerate() {
+            let mut piece = vec![0u8; usize::try_from(frame.plain).unwrap_or(usize::MAX)];
+            if let Err(e) = plain.read_exact(&mut piece) {
+                outcome = Err(match e.kind() {
+                    io::ErrorKind::UnexpectedEof => ended_early(),
+                    _ => e,
+                });
+                break;
+            }
+            if pieces.send((i, piece)).is_err() {
+                break;
+            }
+            if let Err(e) = writer.take_ready(&encoded) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        drop(pieces);
+        // The rest, in order, once the workers finish (after an error they
+        // stop at the closed channel and what they made is dropped).
+        for (i, frame) in encoded.iter() {
+            if outcome.is_ok() {
+                outcome = writer.put(i, frame);
+            }
+        }
+        outcome?;
+        if writer.next != frames.len() {
+            return Err(io::Error::other(
+                "a frame encoder stopped without its frame",
             ));
         }
-        writer.finish()?;
+        Ok(())
+    })
+}
+
+/// Encodes one frame: `piece` against its slice of `reference`.
+fn encode_frame<'r>(
+    cctx: &mut CCtx<'r>,
+    reference: &'r [u8],
+    frame: &DiffFrame,
+    piece: &[u8],
+    encoding: &FrameEncoding,
+) -> io::Result<Vec<u8>> {
+    let zstd = |code: usize| io::Error::other(zstd_safe::get_error_name(code));
+    cctx.reset(ResetDirective::SessionOnly).map_err(zstd)?;
+    for parameter in [
+        CParameter::CompressionLevel(encoding.level),
+        CParameter::WindowLog(window_log(frame.source_size + frame.plain)),
+        // Within a frame's span the binary tree sees every byte.
+        CParameter::EnableLongDistanceMatching(false),
+        CParameter::ContentSizeFlag(true),
+        CParameter::ChecksumFlag(false),
+    ]
+    .into_iter()
+    .chain(encoding.search.iter().cloned())
+    {
+        cctx.set_parameter(parameter).map_err(zstd)?;
     }
-    Ok(())
+    cctx.ref_prefix(slice(reference, frame)).map_err(zstd)?;
+    let mut out = Vec::with_capacity(zstd_safe::compress_bound(piece.len()));
+    cctx.compress2(&mut out, piece).map_err(zstd)?;
+    Ok(out)
+}
+
+/// Writes frames in their order as they come back from the encoders.
+struct InOrder<'w> {
+    out: &'w mut dyn Write,
+    next: usize,
+    waiting: std::collections::BTreeMap<usize, Vec<u8>>,
+}
+
+impl<'w> InOrder<'w> {
+    fn new(out: &'w mut dyn Write) -> Self {
+        InOrder {
+            out,
+            next: 0,
+            waiting: Default::default(),
+        }
+    }
+
+    fn put(&mut self, i: usize, frame: io::Result<Vec<u8>>) -> io::Result<()> {
+        self.waiting.insert(i, frame?);
+        while let Some(frame) = self.waiting.remove(&self.next) {
+            self.out.write_all(&frame)?;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    fn take_ready(
+        &mut self,
+        encoded: &mpsc::Receiver<(usize, io::Result<Vec<u8>>)>,
+    ) -> io::Result<()> {
+        while let Ok((i, frame)) = encoded.try_recv() {
+            self.put(i, frame)?;
+        }
+        Ok(())
+    }
 }
 
 fn slice<'r>(reference: &'r [u8], frame: &DiffFrame) -> &'r [u8] {
@@ -443,6 +588,7 @@ mod tests {
     const LEVEL_3: FrameEncoding = FrameEncoding {
         level: 3,
         search: &[],
+        threads: 2,
     };
 
     fn encode(
@@ -543,6 +689,7 @@ mod tests {
         let narrow = FrameEncoding {
             level: 19,
             search: &[CParameter::ChainLog(16), CParameter::HashLog(16)],
+            threads: 2,
         };
         let framed = encode(
             &source,
@@ -660,5 +807,43 @@ mod tests {
         trailing.extend_from_slice(&diff[..100]);
         let err = read(&stated, &trailing).unwrap_err();
         assert!(err.to_string().contains("after its last frame"), "{err}");
+    }
+
+    #[test]
+    fn frames_encoded_side_by_side_are_the_frames_encoded_one_by_one() {
+        let source = mixed(600_000, 6);
+        let mut target = source.clone();
+        target[300_000..300_100].fill(7);
+        let frames = plan(None, None, 600_000, 600_000, SMALL);
+        let with = |threads| {
+            let encoding = FrameEncoding {
+                level: 3,
+                search: &[],
+                threads,
+            };
+            encode(&source, &target, Some(&frames), 20, &encoding)
+        };
+        let one = with(1);
+        assert_eq!(with(2), one);
+        assert_eq!(with(5), one);
+        assert_eq!(round_trip(&source, &target, Some(&frames)), target);
+    }
+
+    #[test]
+    fn a_target_ending_early_is_an_error_not_a_hang() {
+        let source = mixed(600_000, 7);
+        let frames = plan(None, None, 600_000, 600_000, SMALL);
+        let mut diff = Vec::new();
+        let err = write_diff(
+            &source,
+            Some(&frames),
+            20,
+            600_000,
+            &LEVEL_3,
+            &mut &source[..400_000],
+            &mut diff,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
     }
 }

@@ -173,7 +173,7 @@ fn plain_level_patch(
         plain,
         (source_path, work_dir),
         options.level,
-        options.window_limit,
+        options,
     )?;
     Ok(Attempt::Done(outcome))
 }
@@ -239,7 +239,7 @@ fn compressed_level_patch(
         Box::new(open(target_path)?),
         (source_path, work_dir),
         options.level.min(COMPRESSED_LEVEL_DIFF),
-        options.window_limit,
+        options,
     )?;
     Ok(match outcome {
         PatchOutcome::Whole(why) => {
@@ -249,13 +249,17 @@ fn compressed_level_patch(
     })
 }
 
+/// What a patch job holds beside the reference and the diff encoders.
+const MEMORY_FIXED: u64 = 64 << 20;
+
 /// About how much memory making a patch from `source` to `target` holds
-/// at its peak: the source's plain text (the reference), the diff
-/// encoder's tables, which grow with the reference, its input window of
-/// the target's plain text, and a fixed part. From the blobs' own size
+/// at its peak: the source's plain text (the reference), and in one frame
+/// the diff encoder's tables, which grow with the reference, and its input
+/// window of the target's plain text; cut into frames, each frame
+/// encoder's tables and pieces instead; and a fixed part. From the blobs' own size
 /// fields, without decompressing; used to keep parallel patch jobs within
 /// a memory budget.
-pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
+pub fn memory_estimate(source: &Path, target: &Path, options: &PatchOptions) -> u64 {
     // At least the blob's own size: a compressed-level patch holds that,
     // and the hint of a many-frame zstd blob covers only its first frame.
     let plain = |path: &Path| {
@@ -263,14 +267,34 @@ pub fn memory_estimate(source: &Path, target: &Path) -> u64 {
         let size = std::fs::metadata(path).map_or(0, |m| m.len());
         plain_size_hint(path, compression).unwrap_or(0).max(size)
     };
-    const FIXED: u64 = 64 << 20;
     // A zstd target is re-encoded by the klauspost port (up to 134 MiB at
     // SpeedBestCompression).
     let encoder = match Compression::of_file(target) {
         Ok(Compression::Zstd) => kzstd_recipe::memory_hint(target),
         _ => 0,
     };
-    2 * plain(source) + plain(target) + FIXED + encoder
+    let (source, target) = (plain(source), plain(target));
+    match options.frames {
+        // The reference, and each frame encoder's tables and pieces.
+        Some(shape) if shape.cuts(source, target) => {
+            source
+                + frame_threads(source, options) as u64 * diff_frames::FRAME_ENCODER_MEMORY
+                + MEMORY_FIXED
+                + encoder
+        }
+        // The reference, the encoder's tables about as large, the target.
+        _ => 2 * source + target + MEMORY_FIXED + encoder,
+    }
+}
+
+/// How many frames of one patch are encoded at once: as many as there are
+/// cores, within the memory budget beside the reference (at least one).
+/// With the default 224 MiB, two for sources up to 64 MiB of plain text.
+pub(crate) fn frame_threads(source_plain: u64, options: &PatchOptions) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fit =
+        options.parallel_memory.saturating_sub(source_plain) / diff_frames::FRAME_ENCODER_MEMORY;
+    usize::try_from(fit).unwrap_or(usize::MAX).clamp(1, cores)
 }
 
 #[cfg(test)]

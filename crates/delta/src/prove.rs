@@ -14,7 +14,7 @@ use zstd::stream::raw::CParameter;
 
 use crate::apply::{ApplyLimits, apply};
 use crate::diff_frames::{self, FrameEncoding};
-use crate::encode::{Patch, PatchOutcome};
+use crate::encode::{Patch, PatchOptions, PatchOutcome, frame_threads};
 use crate::error::DeltaError;
 use crate::patch::PatchHeader;
 
@@ -39,7 +39,7 @@ use crate::patch::PatchHeader;
 ///   5 % more bytes than the default.
 fn tuned_search(level: i32, framed: bool) -> Vec<CParameter> {
     match level {
-        16..=19 if framed => vec![CParameter::ChainLog(24)],
+        16..=19 if framed => vec![CParameter::ChainLog(24), CParameter::HashLog(20)],
         19 => vec![
             CParameter::SearchLog(1),
             CParameter::TargetLength(16),
@@ -60,8 +60,9 @@ pub(crate) fn write_and_prove(
     mut plain: Box<dyn Read + '_>,
     (source_path, work_dir): (&Path, &Path),
     level: i32,
-    window_limit: u64,
+    options: &PatchOptions,
 ) -> Result<PatchOutcome, DeltaError> {
+    let window_limit = options.window_limit;
     let target_ref = header.target;
     if header.window_bytes() > window_limit {
         return Ok(PatchOutcome::Whole(format!(
@@ -84,6 +85,7 @@ pub(crate) fn write_and_prove(
         &FrameEncoding {
             level,
             search: &search,
+            threads: frame_threads(reference.len() as u64, options),
         },
         &mut plain,
         &mut out,

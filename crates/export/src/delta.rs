@@ -218,7 +218,7 @@ fn make_patches(
         // Two small layers side by side, two large ones one after the other
         // (one larger than the budget still gets its patch, alone).
         options.parallel_memory,
-        |(target, source, _)| tender_delta::memory_estimate(&source.path, &target.path),
+        |(target, source, _)| tender_delta::memory_estimate(&source.path, &target.path, options),
         |(target, source, choice)| {
             let outcome = tender_delta::make_patch(
                 (
