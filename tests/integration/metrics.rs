@@ -10,8 +10,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::fleet_schema::venv_python;
-use crate::util::{Workspace, assert_exit, export_fleet, sample_fleet, tender, write_site_file};
+use crate::util::{
+    Workspace, assert_exit, export_fleet, sample_fleet, tender, venv_python, write_site_file,
+};
 
 const LINE_A: &str = "plant-001-line-a";
 const LINE_B: &str = "plant-001-line-b";

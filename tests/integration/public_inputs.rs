@@ -22,8 +22,7 @@ use tender_render::fleet::{Fleet, SourceKind};
 use tender_test_support::{helm_shim, repo_root};
 
 use crate::export::object_id;
-use crate::fleet_schema::venv_python;
-use crate::util::{assert_exit, stderr, stdout, tender_cmd};
+use crate::util::{assert_exit, stderr, stdout, tender_cmd, venv_python};
 
 /// Cluster-scoped kinds in these charts (docs/fleet-spec.md has tender's
 /// full list).

@@ -17,6 +17,22 @@ pub fn tender_cmd(args: &[&str], cwd: &Path) -> Command {
     cmd.into_command()
 }
 
+/// The venv's Python (`$TENDER_VENV`, else `<repo>/.venv`, made by
+/// `scripts/install-deps.sh`), for the tests that compare with Python
+/// tools (PyYAML, prometheus-client).
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("TENDER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tender_test_support::repo_root().join(".venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "no venv Python at {}; run scripts/install-deps.sh",
+        python.display()
+    );
+    python
+}
+
 /// A work directory with a release key, an approver key and a policy
 /// requiring one release signature.
 pub struct Workspace {

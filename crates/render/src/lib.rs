@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod fleet;
+pub mod fleet_schema;
 pub mod images;
 pub mod manifest_set;
 pub mod plan;
