@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct TestCommand {
     cmd: Command,
@@ -46,8 +46,25 @@ impl TestCommand {
         self
     }
 
-    /// The underlying command, for a caller that owns it (e.g. to pipe
-    /// two commands together).
+    /// Standard input from another process: the stdout of a command
+    /// started with [`TestCommand::spawn_piped`], for `a | b`.
+    pub fn stdin_from(&mut self, source: impl Into<Stdio>) -> &mut TestCommand {
+        self.cmd.stdin(source);
+        self
+    }
+
+    /// Starts the command with stdout and stderr piped, to feed another
+    /// command; `wait_with_output` gives its exit code and stderr.
+    pub fn spawn_piped(&mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tender")
+    }
+
+    /// The underlying command, for a caller that owns it (e.g. to run it
+    /// under another program or with its own pipes).
     pub fn into_command(self) -> Command {
         self.cmd
     }
