@@ -40,6 +40,12 @@ impl TestCommand {
         self
     }
 
+    /// Runs without `key` in the environment, whatever the test's has.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut TestCommand {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Bytes fed to the command's standard input.
     pub fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut TestCommand {
         self.stdin = Some(bytes.into());

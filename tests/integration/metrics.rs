@@ -33,7 +33,8 @@ print(json.dumps(out))
 /// `name{labels}` → value, after checking every family is a documented gauge.
 fn parse(file: &Path) -> BTreeMap<String, f64> {
     let o = Command::new(venv_python())
-        .args(["-c", PARSE, file.to_str().unwrap()])
+        .args(["-c", PARSE])
+        .arg(file)
         .output()
         .unwrap();
     assert!(
@@ -66,18 +67,17 @@ fn parse(file: &Path) -> BTreeMap<String, f64> {
 }
 
 fn import(ws: &Workspace, bundle: &Path) -> std::process::Output {
-    tender(
-        &[
-            "import",
-            bundle.to_str().unwrap(),
+    ws.tender()
+        .arg("import")
+        .arg(bundle)
+        .args([
             "--site",
             "site.yaml",
             "--operator",
             "tester",
             "--no-progress",
-        ],
-        ws.path(),
-    )
+        ])
+        .output()
 }
 
 /// Blobs and bytes in the embedded store, counted here.

@@ -109,7 +109,7 @@ fn pack_volumes(ws: &Workspace, layout: &Path, dir: &Path, base: &str, size: &st
 fn verify(ws: &Workspace, target: &Path) -> std::process::Output {
     ws.tender()
         .arg("verify")
-        .arg(&target)
+        .arg(target)
         .args(["--trust", "policy.yaml", "--no-progress"])
         .output()
 }
@@ -117,7 +117,7 @@ fn verify(ws: &Workspace, target: &Path) -> std::process::Output {
 fn list_missing(ws: &Workspace, target: &Path) -> std::process::Output {
     ws.tender()
         .arg("verify")
-        .arg(&target)
+        .arg(target)
         .args(["--list-missing", "--no-progress"])
         .output()
 }
@@ -284,7 +284,7 @@ fn round_trip_at_several_volume_sizes() {
         let o = ws
             .tender()
             .arg("join")
-            .arg(&split.volume(1))
+            .arg(split.volume(1))
             .arg("-o")
             .arg(&rejoined)
             .output();
@@ -318,7 +318,7 @@ fn import_from_a_volume_directory() {
     let import = |target: &Path| {
         ws.tender()
             .arg("import")
-            .arg(&target)
+            .arg(target)
             .arg("--site")
             .arg(&site)
             .args(["--operator", "tester", "--json", "--no-progress"])
@@ -568,7 +568,7 @@ fn a_damaged_volume_set_imports_nothing() {
     let import = |target: &Path| {
         ws.tender()
             .arg("import")
-            .arg(&target)
+            .arg(target)
             .arg("--site")
             .arg(&site)
             .args(["--operator", "tester", "--no-progress"])
