@@ -19,8 +19,8 @@
 #                    tests/integration/fleet_page.rs, as an offline PC's
 #                    browser would)
 #   Python venv      $TENDER_VENV (default <repo>/.venv) with helm-python-sdk,
-#                    the engine behind the scripts/helm shim, and jsonschema +
-#                    PyYAML, which check bundle-spec/fleet.schema.json, and
+#                    the engine behind the scripts/helm shim, PyYAML, which
+#                    reads rendered output as another YAML parser would, and
 #                    prometheus-client, whose exposition-format parser reads
 #                    the metrics textfile a site writes
 #   Rust components  rustfmt and clippy, for the lint steps of scripts/test.sh
@@ -29,7 +29,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${TENDER_VENV:-$repo/.venv}"
 helm_sdk_version="0.2.2"
-jsonschema_version="4.26.0"
 pyyaml_version="6.0.3"
 prometheus_client_version="0.26.0"
 export DEBIAN_FRONTEND=noninteractive
@@ -88,7 +87,7 @@ fi
 # --- Python venv with the Helm engine --------------------------------------------
 venv_ok() {
     [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c \
-        "import helm_python, jsonschema, yaml, prometheus_client, sys; from importlib.metadata import version as v; sys.exit(helm_python.__version__ != '$helm_sdk_version' or v('jsonschema') != '$jsonschema_version' or v('PyYAML') != '$pyyaml_version' or v('prometheus-client') != '$prometheus_client_version')" \
+        "import helm_python, yaml, prometheus_client, sys; from importlib.metadata import version as v; sys.exit(helm_python.__version__ != '$helm_sdk_version' or v('PyYAML') != '$pyyaml_version' or v('prometheus-client') != '$prometheus_client_version')" \
         >/dev/null 2>&1
 }
 if ! venv_ok; then
@@ -101,11 +100,11 @@ if ! venv_ok; then
         log "creating venv at $venv"
         "$python" -m venv "$venv"
     fi
-    log "pip install helm-python-sdk==$helm_sdk_version jsonschema==$jsonschema_version PyYAML==$pyyaml_version prometheus-client==$prometheus_client_version"
+    log "pip install helm-python-sdk==$helm_sdk_version PyYAML==$pyyaml_version prometheus-client==$prometheus_client_version"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "helm-python-sdk==$helm_sdk_version" "jsonschema==$jsonschema_version" "PyYAML==$pyyaml_version" \
+        "helm-python-sdk==$helm_sdk_version" "PyYAML==$pyyaml_version" \
         "prometheus-client==$prometheus_client_version"
-    venv_ok || { log "helm-python-sdk, jsonschema, PyYAML or prometheus-client does not import from $venv"; exit 1; }
+    venv_ok || { log "helm-python-sdk, PyYAML or prometheus-client does not import from $venv"; exit 1; }
 fi
 
 # --- Rust components -------------------------------------------------------------

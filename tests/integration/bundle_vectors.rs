@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tender_test_support::{repo_root, vectors};
 
-use crate::util::{TestCommand, assert_exit, stderr, stdout, tender, tree};
+use crate::util::{TestCommand, assert_exit, stderr, stdout, tree};
 
 fn vectors_dir() -> PathBuf {
     repo_root().join("bundle-spec/vectors")
@@ -135,19 +135,11 @@ fn every_vector_gets_its_expected_outcome_from_volumes() {
 fn rejections_are_also_reported_when_reading_stdin() {
     let dir = vectors_dir().join("bit-flipped-blob");
     let cwd = tempfile::tempdir().unwrap();
-    let o = crate::util::tender_cmd(
-        &[
-            "verify",
-            "-",
-            "--trust",
-            dir.join("policy.yaml").to_str().unwrap(),
-        ],
-        cwd.path(),
-    )
-    .stdin(fs::File::open(dir.join("bundle.tender")).unwrap())
-    .output()
-    .unwrap();
-    assert_exit(&o, 3);
+    let o = TestCommand::new(cwd.path())
+        .args(["verify", "-", "--trust"])
+        .arg(dir.join("policy.yaml"))
+        .stdin_from(fs::File::open(dir.join("bundle.tender")).unwrap())
+        .expect_exit(3);
     assert!(stderr(&o).contains("content digest is"), "{}", stderr(&o));
     let ok = vectors_dir().join("valid-minimal");
     let o = TestCommand::new(cwd.path())
@@ -192,15 +184,14 @@ fn every_vector_gets_its_expected_outcome_from_import() {
         let site = vector_site(ws.path(), &dir.join("policy.yaml"));
         let bundle = dir.join("bundle.tender");
         let import = |extra: &[&str]| {
-            let mut args = vec![
-                "import",
-                bundle.to_str().unwrap(),
-                "--site",
-                site.to_str().unwrap(),
-                "--no-progress",
-            ];
-            args.extend_from_slice(extra);
-            tender(&args, ws.path())
+            TestCommand::new(ws.path())
+                .arg("import")
+                .arg(&bundle)
+                .arg("--site")
+                .arg(&site)
+                .arg("--no-progress")
+                .args(extra)
+                .output()
         };
         // --check reaches the same verdict and stores nothing, not even a
         // policy update the bundle carries.
@@ -261,27 +252,33 @@ fn scenario_vectors_get_their_outcome_at_every_step() {
         let ws = tempfile::tempdir().unwrap();
         let site = vector_site(ws.path(), &dir.join("policy.yaml"));
         let hub = ws.path().join("hub");
-        let (site, hub) = (site.to_str().unwrap(), hub.to_str().unwrap());
         for (i, step) in scenario.steps.iter().enumerate() {
             let file = dir.join(step.file);
-            let file = file.to_str().unwrap();
-            let args: Vec<&str> = match step.kind {
-                StepKind::Import => vec!["import", file, "--site", site, "--no-progress"],
-                StepKind::PolicyApply => vec!["policy", "apply", file, "--site", site],
-                StepKind::HubAddSite => {
-                    vec![
-                        "hub",
-                        "add-site",
-                        "plant-001",
-                        "--key",
-                        file,
-                        "--state-dir",
-                        hub,
-                    ]
-                }
-                StepKind::HubIngest => vec!["hub", "ingest", file, "--state-dir", hub],
+            let mut cmd = TestCommand::new(ws.path());
+            match step.kind {
+                StepKind::Import => cmd
+                    .arg("import")
+                    .arg(&file)
+                    .arg("--site")
+                    .arg(&site)
+                    .arg("--no-progress"),
+                StepKind::PolicyApply => cmd
+                    .args(["policy", "apply"])
+                    .arg(&file)
+                    .arg("--site")
+                    .arg(&site),
+                StepKind::HubAddSite => cmd
+                    .args(["hub", "add-site", "plant-001", "--key"])
+                    .arg(&file)
+                    .arg("--state-dir")
+                    .arg(&hub),
+                StepKind::HubIngest => cmd
+                    .args(["hub", "ingest"])
+                    .arg(&file)
+                    .arg("--state-dir")
+                    .arg(&hub),
             };
-            let o = tender(&args, ws.path());
+            let o = cmd.output();
             let what = format!(
                 "{} step {} ({} {})",
                 scenario.name,

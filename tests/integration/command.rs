@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 pub struct TestCommand {
     cmd: Command,
@@ -40,14 +40,37 @@ impl TestCommand {
         self
     }
 
+    /// Runs without `key` in the environment, whatever the test's has.
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut TestCommand {
+        self.cmd.env_remove(key);
+        self
+    }
+
     /// Bytes fed to the command's standard input.
     pub fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut TestCommand {
         self.stdin = Some(bytes.into());
         self
     }
 
-    /// The underlying command, for a caller that owns it (e.g. to pipe
-    /// two commands together).
+    /// Standard input from another process: the stdout of a command
+    /// started with [`TestCommand::spawn_piped`], for `a | b`.
+    pub fn stdin_from(&mut self, source: impl Into<Stdio>) -> &mut TestCommand {
+        self.cmd.stdin(source);
+        self
+    }
+
+    /// Starts the command with stdout and stderr piped, to feed another
+    /// command; `wait_with_output` gives its exit code and stderr.
+    pub fn spawn_piped(&mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tender")
+    }
+
+    /// The underlying command, for a caller that owns it (e.g. to run it
+    /// under another program or with its own pipes).
     pub fn into_command(self) -> Command {
         self.cmd
     }

@@ -17,8 +17,8 @@ use tender_test_support::{Registry, repo_root, sha256_digest, skopeo, skopeo_cop
 use tender_trust::PublicKey;
 
 use crate::util::{
-    Workspace, assert_exit, copy_tree, export_fleet, inspect_json, sample_fleet, stderr, stdout,
-    tender, tender_cmd, tree, write_site_file,
+    TestCommand, Workspace, assert_exit, copy_tree, export_fleet, inspect_json, sample_fleet,
+    stderr, stdout, tender, tree, write_site_file,
 };
 
 const SITE: &str = "plant-001";
@@ -154,39 +154,34 @@ impl Site {
         Site::new(SITE, &[LINE_A, LINE_B], extra)
     }
 
-    fn site_arg(&self) -> &str {
-        self.file.to_str().unwrap()
+    /// `tender ARGS --site FILE` in the site's workspace.
+    fn at_site(&self, args: &[&str]) -> TestCommand {
+        let mut cmd = self.ws.tender();
+        cmd.args(args).arg("--site").arg(&self.file);
+        cmd
     }
 
     fn state(&self) -> PathBuf {
         self.ws.join("state")
     }
 
-    fn import_cmd(&self, bundle: &Path, json: bool) -> Command {
-        let mut args = vec![
-            "import",
-            bundle.to_str().unwrap(),
-            "--site",
-            self.site_arg(),
-            "--operator",
-            "tester",
-            "--no-progress",
-        ];
+    fn import_cmd(&self, bundle: &Path, json: bool) -> TestCommand {
+        let mut cmd = self.ws.tender();
+        cmd.arg("import")
+            .arg(bundle)
+            .arg("--site")
+            .arg(&self.file)
+            .args(["--operator", "tester", "--no-progress"]);
         if json {
-            args.push("--json");
+            cmd.arg("--json");
         }
-        let mut cmd = tender_cmd(&args, self.ws.path());
         cmd.env_remove("TENDER_FAILPOINT");
         cmd
     }
 
     /// Imports, asserting success; returns the human report.
     fn import_ok(&self, bundle: &Path) -> String {
-        let o = self
-            .import_cmd(bundle, false)
-            .output()
-            .expect("run tender import");
-        assert_exit(&o, 0);
+        let o = self.import_cmd(bundle, false).ok();
         assert!(
             stdout(&o).starts_with("IMPORTED "),
             "{}\n{}",
@@ -198,21 +193,13 @@ impl Site {
 
     /// Imports with `--json`, asserting success; returns the report.
     fn import_json(&self, bundle: &Path) -> Value {
-        let o = self
-            .import_cmd(bundle, true)
-            .output()
-            .expect("run tender import");
-        assert_exit(&o, 0);
+        let o = self.import_cmd(bundle, true).ok();
         serde_json::from_slice(&o.stdout).expect("import --json prints JSON")
     }
 
     /// `tender releases --json`.
     fn releases(&self) -> Value {
-        let o = tender(
-            &["releases", "--site", self.site_arg(), "--json"],
-            self.ws.path(),
-        );
-        assert_exit(&o, 0);
+        let o = self.at_site(&["releases", "--json"]).ok();
         serde_json::from_slice(&o.stdout).expect("releases --json prints JSON")
     }
 
@@ -248,11 +235,7 @@ impl Site {
 
     #[track_caller]
     fn assert_audit_intact(&self, entries: usize) {
-        let o = tender(
-            &["audit", "verify", "--site", self.site_arg()],
-            self.ws.path(),
-        );
-        assert_exit(&o, 0);
+        let o = self.at_site(&["audit", "verify"]).ok();
         assert!(
             stdout(&o).contains(&format!("audit chain intact: {entries} entries")),
             "{}",
@@ -648,8 +631,7 @@ delivery:
     assert_images_pinned(&files, "site.local:5000", &record);
 
     // Importing the same bundle again delivers nothing new.
-    let o = site.import_cmd(bundle, false).output().unwrap();
-    assert_exit(&o, 0);
+    let o = site.import_cmd(bundle, false).ok();
     assert!(stdout(&o).starts_with("ALREADY IMPORTED"), "{}", stdout(&o));
     assert_eq!(git(&["rev-parse", "line-a"]), head);
 }
@@ -699,22 +681,10 @@ delivery:
     assert_eq!(site.store_digest(&name("seq-2")), artifact2);
     assert_eq!(site.store_digest(&name("seq-1")), artifact1);
 
-    let mut cmd = tender_cmd(
-        &[
-            "rollback",
-            "--site",
-            site.site_arg(),
-            "--cluster",
-            LINE_A,
-            "--to",
-            "1",
-            "--operator",
-            "tester",
-        ],
-        site.ws.path(),
-    );
-    cmd.stdin(Stdio::null());
-    let (o, took) = output_within(cmd, Duration::from_secs(30));
+    let mut cmd = site.at_site(&["rollback"]);
+    cmd.args(["--cluster", LINE_A, "--to", "1", "--operator", "tester"])
+        .stdin_from(Stdio::null());
+    let (o, took) = output_within(cmd.into_command(), Duration::from_secs(30));
     assert_exit(&o, 0);
     assert!(took < Duration::from_secs(5), "rollback took {took:?}");
     assert!(
@@ -762,7 +732,9 @@ delivery:
     let path = site.ws.path().join(path.trim());
     assert!(
         path.starts_with(site.state().join("receipts"))
-            && path.to_str().unwrap().ends_with("-rollback-1.receipt.json"),
+            && path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("-rollback-1.receipt.json")),
         "{}",
         path.display()
     );
@@ -819,7 +791,11 @@ fn receipts_from_an_import_reach_the_hub() {
     fs::create_dir_all(d.join("hub/sequences")).unwrap();
     fs::write(d.join("hub/sequences/stable"), "1\n").unwrap();
 
-    let o = hub(&["ingest", receipt.to_str().unwrap()]);
+    let o = TestCommand::new(d)
+        .args(["hub", "ingest"])
+        .arg(&receipt)
+        .args(["--state-dir", "hub"])
+        .output();
     assert_exit(&o, 0);
     assert!(stdout(&o).starts_with("recorded"), "{}", stdout(&o));
     let json = status();
@@ -917,12 +893,7 @@ fn removed_objects_are_reported_never_deleted() {
         std::env::var("PATH").unwrap_or_default()
     );
     let import = |bundle: &Path| {
-        let o = site
-            .import_cmd(bundle, false)
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        assert_exit(&o, 0);
+        let o = site.import_cmd(bundle, false).env("PATH", &path).ok();
         stdout(&o)
     };
 

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use tender_test_support::{Compressor, sha256_digest};
 
 use crate::util::{
-    Workspace, assert_exit, export_fleet_cmd, inspect_json, shared_fixture, stderr, stdout,
-    tender_cmd, write_site_file,
+    TestCommand, Workspace, assert_exit, inspect_json, shared_fixture, stderr, stdout,
+    write_site_file,
 };
 
 const HOST: &str = "registry.delta.example";
@@ -226,11 +226,13 @@ fn hub_with_images(versions: u32) -> Workspace {
     hub
 }
 
-fn export(hub: &Workspace, version: u32, out: &str, extra: &[&str]) -> Output {
+/// `tender export -o OUT` of the test fleet at `version`; add any other
+/// arguments.
+fn export(hub: &Workspace, version: u32, out: &Path) -> TestCommand {
     let fleet = write_fleet(hub, version);
-    export_fleet_cmd(hub, &fleet, out, extra)
-        .output()
-        .expect("run tender export")
+    let mut cmd = hub.export(fleet);
+    cmd.arg("-o").arg(out);
+    cmd
 }
 
 impl Chain {
@@ -239,43 +241,25 @@ impl Chain {
         shared_fixture(&SLOT, || {
             let hub = hub_with_images(3);
             let v1 = hub.join("v1.tender");
-            assert_exit(&export(&hub, 1, v1.to_str().unwrap(), &[]), 0);
+            export(&hub, 1, &v1).ok();
             let v2 = hub.join("v2.tender");
-            let o = export(
-                &hub,
-                2,
-                v2.to_str().unwrap(),
-                &[
-                    "--base",
-                    v1.to_str().unwrap(),
-                    "--delta-level",
-                    "3",
-                    "--json",
-                ],
-            );
-            assert_exit(&o, 0);
+            let o = export(&hub, 2, &v2)
+                .arg("--base")
+                .arg(&v1)
+                .args(["--delta-level", "3", "--json"])
+                .ok();
             let v2_report: Value = serde_json::from_slice(&o.stdout).expect("export --json");
             let v2_digest = inspect_json(&v2)["manifest_digest"]
                 .as_str()
                 .unwrap()
                 .to_string();
             let v3 = hub.join("v3.tender");
-            let o = export(
-                &hub,
-                3,
-                v3.to_str().unwrap(),
-                // Frames of 64 KiB, so that the chain's last link is cut
-                // into frames as large layers are by default.
-                &[
-                    "--base",
-                    &v2_digest,
-                    "--delta-level",
-                    "3",
-                    "--delta-frame-size",
-                    "64KiB",
-                ],
-            );
-            assert_exit(&o, 0);
+            // Frames of 64 KiB, so that the chain's last link is cut into
+            // frames as large layers are by default.
+            export(&hub, 3, &v3)
+                .args(["--base", &v2_digest, "--delta-level", "3"])
+                .args(["--delta-frame-size", "64KiB"])
+                .ok();
             Chain {
                 hub,
                 v1,
@@ -389,23 +373,16 @@ fn layers_written_by_skopeo_reach_the_site_byte_exact() {
     let repos: Vec<String> = formats.iter().map(|f| repo(f)).collect();
     let v1 = hub.join("v1.tender");
     let fleet = write_fleet_of(&hub, 1, &repos);
-    assert_exit(
-        &export_fleet_cmd(&hub, &fleet, v1.to_str().unwrap(), &[])
-            .output()
-            .unwrap(),
-        0,
-    );
+    hub.export(&fleet).arg("-o").arg(&v1).ok();
     let v2 = hub.join("v2.tender");
     let fleet = write_fleet_of(&hub, 2, &repos);
-    let o = export_fleet_cmd(
-        &hub,
-        &fleet,
-        v2.to_str().unwrap(),
-        &["--base", v1.to_str().unwrap(), "--delta-level", "3"],
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 0);
+    hub.export(&fleet)
+        .arg("-o")
+        .arg(&v2)
+        .arg("--base")
+        .arg(&v1)
+        .args(["--delta-level", "3"])
+        .ok();
 
     let rows = blob_rows(&v2);
     let layer = |format: &str, i: usize| {
@@ -509,18 +486,13 @@ fn registry_site(hub: &Path) -> (tender_test_support::Registry, Workspace, PathB
 
 /// `tender import BUNDLE --site FILE` in a site's workspace.
 fn import_at(ws: &Workspace, file: &Path, bundle: &Path) -> Output {
-    tender_cmd(
-        &[
-            "import",
-            bundle.to_str().unwrap(),
-            "--site",
-            file.to_str().unwrap(),
-            "--no-progress",
-        ],
-        ws.path(),
-    )
-    .output()
-    .expect("run tender import")
+    ws.tender()
+        .arg("import")
+        .arg(bundle)
+        .arg("--site")
+        .arg(file)
+        .arg("--no-progress")
+        .output()
 }
 
 fn blob_file(layout: &Path, digest: &str) -> PathBuf {
@@ -692,10 +664,7 @@ fn a_delta_against_a_base_the_site_never_imported_is_refused() {
 #[test]
 fn inspect_shows_how_each_blob_travels() {
     let chain = Chain::shared();
-    let o = tender_cmd(&["inspect", chain.v2.to_str().unwrap()], chain.hub.path())
-        .output()
-        .unwrap();
-    assert_exit(&o, 0);
+    let o = chain.hub.tender().arg("inspect").arg(&chain.v2).ok();
     let text = stdout(&o);
     let patched = format!("{} patched", 2 * Compressor::ALL_GZIP.len());
     assert!(text.contains("delta") && text.contains(&patched), "{text}");
@@ -745,16 +714,16 @@ fn sites_on_the_same_base_share_one_delta_and_unknown_sites_get_a_full_bundle() 
             Compressor::GnuGzip6,
         );
     }
-    let export = |version: u32, out: &str, extra: &[&str]| -> Output {
+    let export = |version: u32, out: &Path| -> TestCommand {
         let fleet = write_sites_fleet(&hub, version, &sites);
-        export_fleet_cmd(&hub, &fleet, out, extra)
-            .output()
-            .expect("run tender export")
+        let mut cmd = hub.export(fleet);
+        cmd.arg("-o").arg(out);
+        cmd
     };
     let v1 = hub.join("v1.tender");
     let v2 = hub.join("v2.tender");
-    assert_exit(&export(1, v1.to_str().unwrap(), &[]), 0);
-    assert_exit(&export(2, v2.to_str().unwrap(), &[]), 0);
+    export(1, &v1).ok();
+    export(2, &v2).ok();
 
     // plant-001 and -002 run v2, plant-003 v1; plant-004 never reported.
     let site_ws: Vec<(Workspace, PathBuf)> = sites[..3]
@@ -762,10 +731,7 @@ fn sites_on_the_same_base_share_one_delta_and_unknown_sites_get_a_full_bundle() 
         .map(|name| {
             let ws = Workspace::new();
             fs::copy(hub.join("hub.pub"), ws.join("hub.pub")).unwrap();
-            assert_exit(
-                &tender_cmd(&["keygen", "site"], ws.path()).output().unwrap(),
-                0,
-            );
+            ws.tender().args(["keygen", "site"]).ok();
             let file = write_site_file(
                 &ws,
                 "site.yaml",
@@ -781,29 +747,24 @@ fn sites_on_the_same_base_share_one_delta_and_unknown_sites_get_a_full_bundle() 
         for bundle in versions {
             assert_exit(&import_at(ws, file, bundle), 0);
         }
-        let hub_cmd = |args: &[&str]| {
-            tender_cmd(args, hub.path())
-                .env("TENDER_HUB_STATE", hub.join("hub-state"))
-                .output()
-                .unwrap()
+        let hub_cmd = || {
+            let mut cmd = hub.tender();
+            cmd.env("TENDER_HUB_STATE", hub.join("hub-state"));
+            cmd
         };
-        let key = ws.join("site.pub");
-        assert_exit(
-            &hub_cmd(&["hub", "add-site", sites[i], "--key", key.to_str().unwrap()]),
-            0,
-        );
-        let receipts: Vec<String> = fs::read_dir(ws.join("state/receipts"))
+        hub_cmd()
+            .args(["hub", "add-site", sites[i], "--key"])
+            .arg(ws.join("site.pub"))
+            .ok();
+        let receipts: Vec<PathBuf> = fs::read_dir(ws.join("state/receipts"))
             .unwrap()
-            .map(|e| e.unwrap().path().display().to_string())
+            .map(|e| e.unwrap().path())
             .collect();
-        let mut args = vec!["hub", "ingest"];
-        args.extend(receipts.iter().map(String::as_str));
-        assert_exit(&hub_cmd(&args), 0);
+        hub_cmd().args(["hub", "ingest"]).args(&receipts).ok();
     }
 
     let out = hub.join("v3");
-    let o = export(3, out.to_str().unwrap(), &["--base", "sites", "--json"]);
-    assert_exit(&o, 0);
+    let o = export(3, &out).args(["--base", "sites", "--json"]).ok();
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     let bundles = report["bundles"].as_array().unwrap();
     let by_sites: BTreeMap<String, &Value> = bundles
@@ -1036,11 +997,7 @@ fn a_registry_site_takes_deltas_whose_manifest_set_is_unchanged() {
             ],
             None => Vec::new(),
         };
-        let base: Vec<&str> = base.iter().map(String::as_str).collect();
-        let o = export_fleet_cmd(&hub, &fleet, out.to_str().unwrap(), &base)
-            .output()
-            .expect("run tender export");
-        assert_exit(&o, 0);
+        hub.export(&fleet).arg("-o").arg(&out).args(&base).ok();
         bundles.push(out);
     }
     // The deltas do reference the unchanged manifest set.
@@ -1105,21 +1062,13 @@ fn a_registry_site_takes_deltas_whose_manifest_set_is_unchanged() {
 fn layers_over_the_memory_limit_travel_whole_with_the_reason() {
     let hub = hub_with_images(2);
     let v1 = hub.join("v1.tender");
-    assert_exit(&export(&hub, 1, v1.to_str().unwrap(), &[]), 0);
+    export(&hub, 1, &v1).ok();
     let v2 = hub.join("v2.tender");
-    let o = export(
-        &hub,
-        2,
-        v2.to_str().unwrap(),
-        &[
-            "--base",
-            v1.to_str().unwrap(),
-            "--delta-memory-limit",
-            "256K",
-            "--json",
-        ],
-    );
-    assert_exit(&o, 0);
+    let o = export(&hub, 2, &v2)
+        .arg("--base")
+        .arg(&v1)
+        .args(["--delta-memory-limit", "256K", "--json"])
+        .ok();
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     let delta = &report["bundles"][0]["delta"];
     assert_eq!(delta["patched"], 0, "{delta}");
@@ -1152,9 +1101,7 @@ fn layers_over_the_memory_limit_travel_whole_with_the_reason() {
             .all(|r| r["reason"].is_null() || r["how"] == "whole"),
         "{rows:?}"
     );
-    let o = tender_cmd(&["inspect", v2.to_str().unwrap()], hub.path())
-        .output()
-        .unwrap();
+    let o = hub.tender().arg("inspect").arg(&v2).ok();
     let text = stdout(&o);
     assert!(
         text.lines()
@@ -1162,11 +1109,7 @@ fn layers_over_the_memory_limit_travel_whole_with_the_reason() {
         "{text}"
     );
     // A bad size is a usage error.
-    let o = export(
-        &hub,
-        2,
-        v2.to_str().unwrap(),
-        &["--delta-memory-limit", "lots"],
-    );
-    assert_exit(&o, 2);
+    export(&hub, 2, &v2)
+        .args(["--delta-memory-limit", "lots"])
+        .expect_exit(2);
 }

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use tender_render::manifest_set;
@@ -19,7 +19,7 @@ use tender_test_support::{
 
 use crate::util::{
     SAMPLE_REGISTRY, TestCommand, Workspace, assert_exit, copy_tree, push_sample_images, stderr,
-    stdout, tender_cmd, untar,
+    stdout, untar,
 };
 
 const GATEWAY: &str = "registry.plant.example/plant/opcua-gateway:1.4.2";
@@ -58,11 +58,6 @@ impl Hub {
             // No credentials from the machine running the tests.
             .env("DOCKER_CONFIG", self.join("docker-config"));
         cmd
-    }
-
-    /// Runs tender in the workspace with the hub's environment.
-    fn tender(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output()
     }
 
     /// `tender export FLEET -o OUT --key hub.key --no-progress --json EXTRA...`
@@ -757,10 +752,13 @@ fn a_missing_image_is_named_with_the_objects_that_use_it() {
 fn export_usage_errors_exit_2() {
     let hub = Hub::new();
     let fleet = repo_root().join("testdata/fleet/fleet.yaml");
-    let f = fleet.to_str().unwrap();
     // No key (and no --dry-run or --list-images).
-    let o = hub.tender(&["export", f, "-o", "out/b.tender", "--no-progress"]);
-    assert_exit(&o, 2);
+    let o = hub
+        .cmd()
+        .arg("export")
+        .arg(&fleet)
+        .args(["-o", "out/b.tender", "--no-progress"])
+        .expect_exit(2);
     assert!(stderr(&o).contains("--key"), "{}", stderr(&o));
     // A platform that is not os/arch.
     let o = hub.export(&fleet, "out/b.tender", &["--platform", "linux"]);
@@ -1027,9 +1025,16 @@ fn dry_run_prints_the_plan_and_pulls_no_layers() {
 fn list_images_json_lists_exactly_the_sample_images() {
     let hub = Hub::new();
     let fleet = repo_root().join("testdata/fleet/fleet.yaml");
-    let f = fleet.to_str().unwrap();
-    let o = hub.tender(&["export", f, "--list-images", "--json", "--no-progress"]);
-    assert_exit(&o, 0);
+    let list_images = |args: &[&str]| {
+        hub.cmd()
+            .arg("export")
+            .arg(&fleet)
+            .arg("--list-images")
+            .args(args)
+            .arg("--no-progress")
+            .ok()
+    };
+    let o = list_images(&["--json"]);
     let list: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(json_strings(&list["images"]), [DIAG, HISTORIAN, GATEWAY]);
     let clusters = list["clusters"].as_array().unwrap();
@@ -1063,8 +1068,7 @@ fn list_images_json_lists_exactly_the_sample_images() {
         "plant-002 has no plc-backup CronJob"
     );
 
-    let o = hub.tender(&["export", f, "--list-images", "--no-progress"]);
-    assert_exit(&o, 0);
+    let o = list_images(&[]);
     assert_eq!(stdout(&o), format!("{DIAG}\n{HISTORIAN}\n{GATEWAY}\n"));
     // Listing touches neither the network nor the hub state.
     assert!(!hub.join("hub-state").exists());
@@ -1076,23 +1080,13 @@ fn list_images_json_lists_exactly_the_sample_images() {
 fn json_to_a_closed_pipe_is_not_an_error() {
     let hub = Hub::new();
     let fleet = repo_root().join("testdata/fleet/fleet.yaml");
-    let mut child = tender_cmd(
-        &[
-            "export",
-            fleet.to_str().unwrap(),
-            "--list-images",
-            "--json",
-            "--no-progress",
-            "--cluster",
-            "plant-002-assembly",
-        ],
-        hub.path(),
-    )
-    .env("TENDER_HELM", helm_shim())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = TestCommand::new(hub.path())
+        .arg("export")
+        .arg(&fleet)
+        .args(["--list-images", "--json", "--no-progress"])
+        .args(["--cluster", "plant-002-assembly"])
+        .env("TENDER_HELM", helm_shim())
+        .spawn_piped();
     // Gone long before tender has rendered anything to print.
     drop(child.stdout.take());
     let o = child.wait_with_output().unwrap();

@@ -23,9 +23,7 @@ use tender_receipt::{Action, FORMAT, Receipt, ReleaseEntry};
 use tender_test_support::repo_root;
 use tender_trust::PrivateKey;
 
-use crate::util::{
-    Workspace, assert_exit, copy_tree, export_fleet_cmd, inspect_json, stderr, tender,
-};
+use crate::util::{TestCommand, Workspace, copy_tree, inspect_json, stderr};
 
 const LINE_A: &str = "plant-001-line-a";
 const LINE_B: &str = "plant-001-line-b";
@@ -42,10 +40,7 @@ struct Exported {
 
 fn export(ws: &Workspace, fleet: &Path, name: &str, extra: &[&str]) -> Exported {
     let out = ws.join(name);
-    let o = export_fleet_cmd(ws, fleet, out.to_str().unwrap(), extra)
-        .output()
-        .unwrap();
-    assert_exit(&o, 0);
+    ws.export(fleet).arg("-o").arg(&out).args(extra).ok();
     let json = inspect_json(&out);
     let m = &json["manifest"];
     Exported {
@@ -115,12 +110,14 @@ fn receipt(
     path
 }
 
-fn hub(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["hub"];
-    all.extend_from_slice(args);
-    let state = ws.join("hub-state");
-    all.extend_from_slice(&["--state-dir", state.to_str().unwrap()]);
-    tender(&all, ws.path())
+/// `tender hub SUBCOMMAND --state-dir hub-state` in the workspace; add the
+/// subcommand's arguments.
+fn hub(ws: &Workspace, subcommand: &str) -> TestCommand {
+    let mut cmd = ws.tender();
+    cmd.args(["hub", subcommand])
+        .arg("--state-dir")
+        .arg(ws.join("hub-state"));
+    cmd
 }
 
 /// The sample fleet with waves, in `ws/name/fleet.yaml`, `from` → `to`.
@@ -218,13 +215,10 @@ fn the_fleet_page_shows_waves_sites_highlights_gates_and_adoption_in_a_browser()
     for key in [&p1, &p2] {
         let pem = ws.join(&format!("{}.pub", key.name()));
         fs::write(&pem, key.public().to_pem()).unwrap();
-        assert_exit(
-            &hub(
-                &ws,
-                &["add-site", key.name(), "--key", pem.to_str().unwrap()],
-            ),
-            0,
-        );
+        hub(&ws, "add-site")
+            .args([key.name(), "--key"])
+            .arg(&pem)
+            .ok();
     }
     let receipts = [
         receipt(
@@ -274,25 +268,16 @@ fn the_fleet_page_shows_waves_sites_highlights_gates_and_adoption_in_a_browser()
             vec![release(&seq1, LINE_A), release(&seq2, LINE_B)],
         ),
     ];
-    let mut args = vec!["ingest"];
-    args.extend(receipts.iter().map(|r| r.to_str().unwrap()));
-    assert_exit(&hub(&ws, &args), 0);
+    hub(&ws, "ingest").args(&receipts).ok();
 
     let page_dir = ws.join("page");
-    let o = hub(
-        &ws,
-        &[
-            "report",
-            "-o",
-            page_dir.to_str().unwrap(),
-            "--fleet",
-            sample.to_str().unwrap(),
-            "--stale-after-days",
-            "2",
-            "--json",
-        ],
-    );
-    assert_exit(&o, 0);
+    let o = hub(&ws, "report")
+        .arg("-o")
+        .arg(&page_dir)
+        .arg("--fleet")
+        .arg(&sample)
+        .args(["--stale-after-days", "2", "--json"])
+        .ok();
     assert!(
         stderr(&o).contains("index.html (3 cluster(s), 5 receipt(s))"),
         "{}",
@@ -415,21 +400,12 @@ fn text_from_files_cannot_inject_markup_into_the_page() {
         "name: \"acme <script>alert(1)</script><img src=x onerror=alert(2)>\"",
     );
     let page_dir = ws.join("page");
-    let state = ws.join("hub-state");
-    let o = tender(
-        &[
-            "hub",
-            "report",
-            "-o",
-            page_dir.to_str().unwrap(),
-            "--fleet",
-            file.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        ws.path(),
-    );
-    assert_exit(&o, 0);
+    hub(&ws, "report")
+        .arg("-o")
+        .arg(&page_dir)
+        .arg("--fleet")
+        .arg(&file)
+        .ok();
     let html = fs::read_to_string(page_dir.join("index.html")).unwrap();
     assert!(
         !html.contains("<script") && !html.contains("<img"),
@@ -447,20 +423,12 @@ fn text_from_files_cannot_inject_markup_into_the_page() {
 
     // A fleet without waves: a row per tier, no gates.
     let plain = repo_root().join("testdata/fleet/fleet.yaml");
-    let o = tender(
-        &[
-            "hub",
-            "report",
-            "-o",
-            page_dir.to_str().unwrap(),
-            "--fleet",
-            plain.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        ws.path(),
-    );
-    assert_exit(&o, 0);
+    hub(&ws, "report")
+        .arg("-o")
+        .arg(&page_dir)
+        .arg("--fleet")
+        .arg(&plain)
+        .ok();
     let html = fs::read_to_string(page_dir.join("index.html")).unwrap();
     assert!(html.contains("Releases by tier and site"));
     assert!(

@@ -16,8 +16,8 @@ use tender_test_support::{
 };
 
 use crate::util::{
-    Workspace, assert_exit, export_fleet, inspect_json, sample_fleet, stderr, stdout, tar_spans,
-    tender_cmd, tree, write_site_file,
+    TestCommand, Workspace, assert_exit, export_fleet, inspect_json, sample_fleet, stderr, stdout,
+    tar_spans, tree, write_site_file,
 };
 
 const SITE: &str = "plant-001";
@@ -104,37 +104,34 @@ impl Site {
         }
     }
 
-    fn import_cmd(&self, bundle: &Path, json: bool) -> Command {
-        let mut args = vec![
-            "import",
-            bundle.to_str().unwrap(),
-            "--site",
-            self.file.to_str().unwrap(),
-            "--operator",
-            "tester",
-            "--no-progress",
-        ];
+    /// `tender ARGS --site FILE` in the site's workspace.
+    fn at_site(&self, args: &[&str]) -> TestCommand {
+        let mut cmd = self.ws.tender();
+        cmd.args(args).arg("--site").arg(&self.file);
+        cmd
+    }
+
+    fn import_cmd(&self, bundle: &Path, json: bool) -> TestCommand {
+        let mut cmd = self.ws.tender();
+        cmd.arg("import")
+            .arg(bundle)
+            .arg("--site")
+            .arg(&self.file)
+            .args(["--operator", "tester", "--no-progress"]);
         if json {
-            args.push("--json");
+            cmd.arg("--json");
         }
-        let mut cmd = tender_cmd(&args, self.ws.path());
         cmd.env_remove(FAILPOINT);
         cmd
     }
 
     fn import(&self, bundle: &Path) -> Output {
-        self.import_cmd(bundle, false)
-            .output()
-            .expect("run tender import")
+        self.import_cmd(bundle, false).output()
     }
 
     /// Imports with `--json`, asserting success; returns the report.
     fn import_ok(&self, bundle: &Path) -> Value {
-        let o = self
-            .import_cmd(bundle, true)
-            .output()
-            .expect("run tender import");
-        assert_exit(&o, 0);
+        let o = self.import_cmd(bundle, true).ok();
         serde_json::from_slice(&o.stdout).expect("import --json prints JSON")
     }
 
@@ -143,8 +140,7 @@ impl Site {
         let o = self
             .import_cmd(bundle, false)
             .env(FAILPOINT, failpoint)
-            .output()
-            .expect("run tender import");
+            .output();
         assert_eq!(
             (o.status.code(), o.status.signal()),
             (None, Some(SIGABRT)),
@@ -155,12 +151,7 @@ impl Site {
     }
 
     fn audit_verify(&self) -> Output {
-        tender_cmd(
-            &["audit", "verify", "--site", self.file.to_str().unwrap()],
-            self.ws.path(),
-        )
-        .output()
-        .expect("run tender audit verify")
+        self.at_site(&["audit", "verify"]).output()
     }
 
     #[track_caller]
@@ -543,13 +534,7 @@ fn gc_at_a_registry_site_keeps_the_inventory_true() {
     assert!(!theirs.is_empty());
     assert!(theirs.iter().all(|r| kept("blobs", r).is_file()));
 
-    let o = tender_cmd(
-        &["gc", "--site", site.file.to_str().unwrap(), "--keep", "1"],
-        site.ws.path(),
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 0);
+    site.at_site(&["gc", "--keep", "1"]).ok();
     let inventory = fs::read_to_string(site.state.join("inventory.json")).unwrap();
     for r in &theirs {
         assert!(!kept("blobs", r).exists(), "{r}");
@@ -658,12 +643,7 @@ fn a_damaged_copy_of_an_imported_bundle_is_caught_by_check_and_nothing_changes()
     let site = Site::embedded();
     let bundle = site.bundles.seq1.clone();
     site.import_ok(&bundle);
-    let check = |bundle: &Path| {
-        site.import_cmd(bundle, false)
-            .arg("--check")
-            .output()
-            .expect("run tender import --check")
-    };
+    let check = |bundle: &Path| site.import_cmd(bundle, false).arg("--check").output();
     let unchanged = || {
         (
             site.site_json(),
@@ -714,9 +694,7 @@ fn a_damaged_copy_of_an_imported_bundle_is_caught_by_check_and_nothing_changes()
     let o = site
         .import_cmd(&site.bundles.seq2, true)
         .arg("--check")
-        .output()
-        .unwrap();
-    assert_exit(&o, 0);
+        .ok();
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["status"], "would import");
     assert!(report["entries"].as_u64().unwrap() > 2);
@@ -759,19 +737,15 @@ fn a_bundle_for_another_site_is_refused() {
     let bundle = site.bundles.seq1.clone();
     let other = write_site_file(&site.ws, "other.yaml", "plant-999", &["plant-999-line"], "");
 
-    let o = tender_cmd(
-        &[
-            "import",
-            bundle.to_str().unwrap(),
-            "--site",
-            other.to_str().unwrap(),
-            "--no-progress",
-        ],
-        site.ws.path(),
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 3);
+    let o = site
+        .ws
+        .tender()
+        .arg("import")
+        .arg(&bundle)
+        .arg("--site")
+        .arg(&other)
+        .arg("--no-progress")
+        .expect_exit(3);
     assert!(
         stderr(&o).contains("bundle is for site(s) plant-001, plant-002, this is plant-999"),
         "{}",
@@ -885,10 +859,7 @@ fn kill_and_resume(failpoint: &str) {
     }
     if let Some(name) = damaged {
         let stored = fs::read(site.store().join("blobs/sha256").join(&name)).unwrap();
-        assert_eq!(
-            sha256_digest(&stored),
-            format!("sha256:{}", name.to_str().unwrap())
-        );
+        assert_eq!(sha256_digest(&stored), format!("sha256:{}", name.display()));
     }
     assert_store_holds(&site.store(), &expected_images(&first, &sample_layout()));
     assert_eq!(site.site_state()["channels"]["stable"]["sequence"], 1);
@@ -1119,19 +1090,7 @@ fn an_edited_audit_line_is_detected_and_never_extended() {
         stdout(&o)
     );
     assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
-    let o = tender_cmd(
-        &[
-            "audit",
-            "verify",
-            "--site",
-            site.file.to_str().unwrap(),
-            "--json",
-        ],
-        site.ws.path(),
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 3);
+    let o = site.at_site(&["audit", "verify", "--json"]).expect_exit(3);
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["broken_at"], 2);
     assert_eq!(report["entries"], 1);

@@ -154,16 +154,14 @@ fn no_error_chain_repeats_a_cause() {
     // The same damaged bundles at a site: import rejects them too.
     let site = write_site_file(&ws, "site.yaml", "plant-001", &["c"], "");
     for damaged in ["uncanonical.tender", "truncated.tender"] {
-        let o = tender(
-            &[
-                "import",
-                damaged,
-                "--site",
-                site.to_str().unwrap(),
-                "--no-progress",
-            ],
-            ws.path(),
-        );
+        let o = ws
+            .tender()
+            .arg("import")
+            .arg(damaged)
+            .arg("--site")
+            .arg(&site)
+            .arg("--no-progress")
+            .output();
         fails(&o, 3);
     }
     // A site file with a field it does not know.
@@ -447,10 +445,11 @@ fn every_image_that_cannot_be_pulled_is_reported_and_none_is_retried() {
         if dry_run {
             args.push("--dry-run");
         }
-        let o = crate::util::tender_cmd(&args, ws.path())
+        let o = ws
+            .tender()
+            .args(&args)
             .env("TENDER_HUB_STATE", ws.join("hub-state"))
-            .output()
-            .unwrap();
+            .output();
         let line = fails(&o, 1);
         assert!(
             line.starts_with("tender: error: 5 images could not be pulled: "),

@@ -10,8 +10,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::fleet_schema::venv_python;
-use crate::util::{Workspace, assert_exit, export_fleet, sample_fleet, tender, write_site_file};
+use crate::util::{
+    Workspace, assert_exit, export_fleet, sample_fleet, tender, venv_python, write_site_file,
+};
 
 const LINE_A: &str = "plant-001-line-a";
 const LINE_B: &str = "plant-001-line-b";
@@ -32,7 +33,8 @@ print(json.dumps(out))
 /// `name{labels}` → value, after checking every family is a documented gauge.
 fn parse(file: &Path) -> BTreeMap<String, f64> {
     let o = Command::new(venv_python())
-        .args(["-c", PARSE, file.to_str().unwrap()])
+        .args(["-c", PARSE])
+        .arg(file)
         .output()
         .unwrap();
     assert!(
@@ -65,18 +67,17 @@ fn parse(file: &Path) -> BTreeMap<String, f64> {
 }
 
 fn import(ws: &Workspace, bundle: &Path) -> std::process::Output {
-    tender(
-        &[
-            "import",
-            bundle.to_str().unwrap(),
+    ws.tender()
+        .arg("import")
+        .arg(bundle)
+        .args([
             "--site",
             "site.yaml",
             "--operator",
             "tester",
             "--no-progress",
-        ],
-        ws.path(),
-    )
+        ])
+        .output()
 }
 
 /// Blobs and bytes in the embedded store, counted here.

@@ -22,8 +22,7 @@ use tender_render::fleet::{Fleet, SourceKind};
 use tender_test_support::{helm_shim, repo_root};
 
 use crate::export::object_id;
-use crate::fleet_schema::venv_python;
-use crate::util::{assert_exit, stderr, stdout, tender_cmd};
+use crate::util::{TestCommand, stderr, stdout, venv_python};
 
 /// Cluster-scoped kinds in these charts (docs/fleet-spec.md has tender's
 /// full list).
@@ -167,19 +166,13 @@ fn rendered_directly(fleet: &Fleet, cluster: &str) -> String {
 }
 
 fn render_with_tender(dir: &Path) -> String {
-    let o = tender_cmd(
-        &[
-            "render",
-            public_fleet().to_str().unwrap(),
-            "-o",
-            dir.to_str().unwrap(),
-        ],
-        dir,
-    )
-    .env("TENDER_HELM", helm_shim())
-    .output()
-    .unwrap();
-    assert_exit(&o, 0);
+    let o = TestCommand::new(dir)
+        .arg("render")
+        .arg(public_fleet())
+        .arg("-o")
+        .arg(dir)
+        .env("TENDER_HELM", helm_shim())
+        .ok();
     stderr(&o)
 }
 
@@ -314,14 +307,12 @@ fn every_container_image_of_the_public_charts_is_found() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let fleet_file = public_fleet();
-    let o = tender_cmd(
-        &["export", fleet_file.to_str().unwrap(), "--list-images"],
-        tmp.path(),
-    )
-    .env("TENDER_HELM", helm_shim())
-    .output()
-    .unwrap();
-    assert_exit(&o, 0);
+    let o = TestCommand::new(tmp.path())
+        .arg("export")
+        .arg(&fleet_file)
+        .arg("--list-images")
+        .env("TENDER_HELM", helm_shim())
+        .ok();
     let listed: BTreeSet<String> = stdout(&o).lines().map(str::to_string).collect();
     assert_eq!(listed, direct);
     assert!(

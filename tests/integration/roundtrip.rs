@@ -6,25 +6,19 @@ use std::process::Command;
 
 use tender_test_support::{skopeo, skopeo_inspect_digest};
 
-use crate::util::{Workspace, assert_exit, stdout, tender};
+use crate::util::{Workspace, assert_exit, stdout};
 
 #[test]
 fn pack_verify_extract_with_tar_and_read_with_skopeo() {
     let ws = Workspace::new();
     let bundle = ws.pack_sample("sample.tender");
-    let b = bundle.to_str().unwrap();
 
-    let o = tender(
-        &[
-            "verify",
-            b,
-            "--trust",
-            "policy.yaml",
-            "--json",
-            "--no-progress",
-        ],
-        ws.path(),
-    );
+    let o = ws
+        .tender()
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "policy.yaml", "--json", "--no-progress"])
+        .output();
     assert_exit(&o, 0);
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["sequence"], 1);
@@ -37,7 +31,10 @@ fn pack_verify_extract_with_tar_and_read_with_skopeo() {
     let out = ws.join("extracted");
     fs::create_dir(&out).unwrap();
     let status = Command::new("tar")
-        .args(["-xf", b, "-C", out.to_str().unwrap()])
+        .arg("-xf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(&out)
         .status()
         .unwrap();
     assert!(status.success());
@@ -69,21 +66,27 @@ fn pack_verify_extract_with_tar_and_read_with_skopeo() {
 fn approval_is_added_in_place_without_touching_blobs() {
     let ws = Workspace::new();
     let bundle = ws.pack_sample("sample.tender");
-    let b = bundle.to_str().unwrap();
     fs::write(
         ws.join("gate.yaml"),
         "version: 2\nkeys:\n  - name: hub\n    public_key_file: hub.pub\n    roles: [release]\n  - name: qa\n    public_key_file: qa.pub\n    roles: [approver]\nthresholds:\n  release: 1\n  approver: 1\n",
     )
     .unwrap();
-    let o = tender(&["verify", b, "--trust", "gate.yaml"], ws.path());
+    let o = ws
+        .tender()
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "gate.yaml"])
+        .output();
     assert_exit(&o, 3);
     assert!(crate::util::stderr(&o).contains("role approver needs 1"));
 
     let before = fs::read(&bundle).unwrap();
-    let o = tender(
-        &["sign", b, "--key", "qa.key", "--role", "approver"],
-        ws.path(),
-    );
+    let o = ws
+        .tender()
+        .arg("sign")
+        .arg(&bundle)
+        .args(["--key", "qa.key", "--role", "approver"])
+        .output();
     assert_exit(&o, 0);
     let after = fs::read(&bundle).unwrap();
     assert_eq!(before.len(), after.len());
@@ -99,17 +102,21 @@ fn approval_is_added_in_place_without_touching_blobs() {
         "bytes past the slot changed"
     );
 
-    let o = tender(
-        &["verify", b, "--trust", "gate.yaml", "--no-progress"],
-        ws.path(),
-    );
+    let o = ws
+        .tender()
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "gate.yaml", "--no-progress"])
+        .output();
     assert_exit(&o, 0);
     assert!(stdout(&o).contains("as approver by qa: valid"));
     // Signing twice with the same key and role is a no-op.
-    let o = tender(
-        &["sign", b, "--key", "qa.key", "--role", "approver"],
-        ws.path(),
-    );
+    let o = ws
+        .tender()
+        .arg("sign")
+        .arg(&bundle)
+        .args(["--key", "qa.key", "--role", "approver"])
+        .output();
     assert_exit(&o, 0);
     assert_eq!(fs::read(&bundle).unwrap(), after);
 }
@@ -122,7 +129,10 @@ fn openssl_verifies_a_signature_from_the_extracted_files() {
     fs::create_dir(&out).unwrap();
     assert!(
         Command::new("tar")
-            .args(["-xf", bundle.to_str().unwrap(), "-C", out.to_str().unwrap()])
+            .arg("-xf")
+            .arg(&bundle)
+            .arg("-C")
+            .arg(&out)
             .status()
             .unwrap()
             .success()

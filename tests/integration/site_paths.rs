@@ -180,24 +180,22 @@ impl Serve {
         assert!(openssl.status.success(), "{}", stderr(&openssl));
         let log = ws.join("serve.log");
         let listen = format!("127.0.0.1:{port}");
-        let child = tender_cmd(
-            &[
-                "serve",
-                "--store",
-                store.to_str().unwrap(),
-                "--listen",
-                &listen,
-                "--tls-cert",
-                cert.to_str().unwrap(),
-                "--tls-key",
-                key.to_str().unwrap(),
-            ],
-            ws.path(),
-        )
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start tender serve");
+        let mut serve = ws.tender();
+        serve
+            .arg("serve")
+            .arg("--store")
+            .arg(store)
+            .args(["--listen", &listen])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key);
+        let child = serve
+            .into_command()
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start tender serve");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(&listen).is_err() {
             assert!(Instant::now() < deadline, "tender serve did not listen");
@@ -431,28 +429,29 @@ impl Containerd {
         }
     }
 
+    /// `ctr --address SOCKET`: add the arguments.
+    fn ctr_command(&self) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address").arg(&self.socket);
+        cmd
+    }
+
     fn ctr(&self, args: &[&str]) -> std::process::Output {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run ctr")
+        self.ctr_command().args(args).output().expect("run ctr")
     }
 
     /// Fetches `image` by tag with `hosts_dir` as containerd's
     /// `config_path` (TLS not verified: tender serve's certificate is
     /// self-signed); returns the digest containerd recorded.
     fn fetch(&self, hosts_dir: &Path, image: &str) -> String {
-        let o = self.ctr(&[
-            "content",
-            "fetch",
-            "--skip-verify",
-            "--all-platforms",
-            "--hosts-dir",
-            hosts_dir.to_str().unwrap(),
-            image,
-        ]);
+        let o = self
+            .ctr_command()
+            .args(["content", "fetch", "--skip-verify", "--all-platforms"])
+            .arg("--hosts-dir")
+            .arg(hosts_dir)
+            .arg(image)
+            .output()
+            .expect("run ctr");
         assert!(
             o.status.success(),
             "ctr content fetch {image}: {}{}",
@@ -490,10 +489,7 @@ fn export_refuses_images_that_would_meet_at_a_site() {
     let pinned_other = format!("{}@{}", up.image_a(), up.b_digest);
     let images = [up.image_a(), pinned_other.clone()];
     let fleet = write_fleet(&ws, "tags", &images, &[up.a.host()]);
-    let o = export_fleet_cmd(&ws, &fleet, "x.tender", &[])
-        .output()
-        .unwrap();
-    assert_exit(&o, 1);
+    let o = ws.export(&fleet).args(["-o", "x.tender"]).expect_exit(1);
     let err = stderr(&o);
     for image in &images {
         assert!(err.contains(image.as_str()), "{image} not in {err}");
@@ -516,10 +512,10 @@ fn export_refuses_images_that_would_meet_at_a_site() {
             .clone()
             .map(|i| i[..i.find('/').unwrap()].to_string()),
     );
-    let o = export_fleet_cmd(&ws, &fleet, "y.tender", &["--dry-run"])
-        .output()
-        .unwrap();
-    assert_exit(&o, 1);
+    let o = ws
+        .export(&fleet)
+        .args(["-o", "y.tender", "--dry-run"])
+        .expect_exit(1);
     let err = stderr(&o);
     for image in &images {
         assert!(err.contains(image.as_str()), "{image} not in {err}");

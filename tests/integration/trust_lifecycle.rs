@@ -12,9 +12,7 @@ use serde_json::Value;
 use tender_test_support::vectors::signed_bundle;
 use tender_trust::PrivateKey;
 
-use crate::util::{
-    Workspace, assert_exit, export_fleet_cmd, sample_fleet, stderr, stdout, tender, write_site_file,
-};
+use crate::util::{Workspace, assert_exit, sample_fleet, stderr, stdout, tender, write_site_file};
 
 const CLUSTERS: [&str; 2] = ["plant-001-line-a", "plant-001-line-b"];
 
@@ -60,6 +58,11 @@ fn run(ws: &Workspace, args: &[&str]) -> std::process::Output {
     tender(args, ws.path())
 }
 
+/// `tender ARGS --site SITE` in the workspace.
+fn at_site(ws: &Workspace, site: &Path, args: &[&str]) -> std::process::Output {
+    ws.tender().args(args).arg("--site").arg(site).output()
+}
+
 /// Add a key, rotate the hub key, revoke a leaked key: the walkthrough of
 /// docs/trust-policy.md, at the hub and at the site, with two of two root
 /// holders (root-a, root-b) and the refusals an operator can meet.
@@ -78,7 +81,6 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         "",
     );
     let site = write_site_file(&ws, "site.yaml", "plant-001", &CLUSTERS, "");
-    let site = site.to_str().unwrap();
 
     // Policy 2 adds hub2 (rotation, step one) and a third root key.
     policy(
@@ -125,7 +127,7 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         stderr(&o)
     );
     // One root of two: verify and apply refuse, and change nothing.
-    let o = run(&ws, &["policy", "verify", "policy-2.json", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "verify", "policy-2.json"]);
     assert_exit(&o, 3);
     assert!(
         stderr(&o).contains(
@@ -134,7 +136,7 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         "{}",
         stderr(&o)
     );
-    let o = run(&ws, &["policy", "apply", "policy-2.json", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "apply", "policy-2.json"]);
     assert_exit(&o, 3);
     assert!(site_json(&ws).is_none(), "a refused update stores nothing");
     assert_eq!(
@@ -158,7 +160,7 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         0,
     );
     assert_exit(
-        &run(&ws, &["policy", "verify", "policy-2.json", "--site", site]),
+        &at_site(&ws, &site, &["policy", "verify", "policy-2.json"]),
         3,
     );
     assert_exit(
@@ -168,37 +170,27 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         ),
         0,
     );
-    let o = run(
-        &ws,
-        &[
-            "policy",
-            "verify",
-            "policy-2.json",
-            "--site",
-            site,
-            "--json",
-        ],
-    );
+    let o = at_site(&ws, &site, &["policy", "verify", "policy-2.json", "--json"]);
     assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["policy_version"], 2);
     assert!(site_json(&ws).is_none(), "verify stores nothing");
 
-    let o = run(&ws, &["policy", "apply", "policy-2.json", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "apply", "policy-2.json"]);
     assert_exit(&o, 0);
     assert!(
         stdout(&o).contains("APPLIED policy 1 -> 2"),
         "{}",
         stdout(&o)
     );
-    let o = run(&ws, &["policy", "show", "--site", site, "--json"]);
+    let o = at_site(&ws, &site, &["policy", "show", "--json"]);
     assert_exit(&o, 0);
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown["policy_version"], 2);
     assert_eq!(shown["keys"].as_array().unwrap().len(), 5);
     // Applying the same file again changes nothing; an older one is a rollback.
     assert_exit(
-        &run(&ws, &["policy", "apply", "policy-2.json", "--site", site]),
+        &at_site(&ws, &site, &["policy", "apply", "policy-2.json"]),
         0,
     );
 
@@ -228,7 +220,7 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
     }
     // root-a and root-b are two of policy 2's roots, but policy 3 has only
     // root-b of them: the new root holders must agree too.
-    let o = run(&ws, &["policy", "apply", "policy-3.json", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "apply", "policy-3.json"]);
     assert_exit(&o, 3);
     assert!(
         stderr(&o).contains("root role of policy 3 needs 2"),
@@ -247,16 +239,16 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         0,
     );
     assert_exit(
-        &run(&ws, &["policy", "apply", "policy-3.json", "--site", site]),
+        &at_site(&ws, &site, &["policy", "apply", "policy-3.json"]),
         0,
     );
-    let o = run(&ws, &["policy", "apply", "policy-2.json", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "apply", "policy-2.json"]);
     assert_exit(&o, 3);
     assert!(stderr(&o).contains("rollback"), "{}", stderr(&o));
     // A file that is no update: refused, audited, nothing changed.
     let before = fs::read(ws.join("state/site.json")).unwrap();
     fs::write(ws.join("junk.json"), "{\"format\":\"tender-policy/v1\"}").unwrap();
-    let o = run(&ws, &["policy", "apply", "junk.json", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "apply", "junk.json"]);
     assert_exit(&o, 3);
     assert!(
         stderr(&o).contains("junk.json: policy update is not canonical JSON"),
@@ -265,7 +257,7 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
     );
     assert_eq!(before, fs::read(ws.join("state/site.json")).unwrap());
 
-    let o = run(&ws, &["policy", "show", "--site", site]);
+    let o = at_site(&ws, &site, &["policy", "show"]);
     assert_exit(&o, 0);
     assert!(stdout(&o).starts_with("POLICY 3"), "{}", stdout(&o));
     assert!(
@@ -285,7 +277,7 @@ fn root_holders_rotate_and_revoke_keys_with_signed_updates() {
         ],
         "{results:?}"
     );
-    let o = run(&ws, &["audit", "verify", "--site", site]);
+    let o = at_site(&ws, &site, &["audit", "verify"]);
     assert_exit(&o, 0);
 }
 
@@ -314,24 +306,18 @@ fn a_channel_locked_by_a_runaway_sequence_recovers_from_one_stick() {
         "",
     );
     let site = write_site_file(&site_ws, "site.yaml", "plant-001", &CLUSTERS, "");
-    let site = site.to_str().unwrap();
     let import = |bundle: &Path| {
-        run(
-            &site_ws,
-            &[
-                "import",
-                bundle.to_str().unwrap(),
-                "--site",
-                site,
-                "--no-progress",
-            ],
-        )
+        site_ws
+            .tender()
+            .arg("import")
+            .arg(bundle)
+            .arg("--site")
+            .arg(&site)
+            .arg("--no-progress")
+            .output()
     };
     let export = |ws: &Workspace, out: &str, extra: &[&str]| {
-        let o = export_fleet_cmd(ws, &sample_fleet(), out, extra)
-            .output()
-            .unwrap();
-        assert_exit(&o, 0);
+        ws.export(sample_fleet()).args(["-o", out]).args(extra).ok();
         ws.join(out)
     };
 
@@ -386,15 +372,10 @@ fn a_channel_locked_by_a_runaway_sequence_recovers_from_one_stick() {
     );
     assert_exit(&o, 0);
     // Half signed, it would make every site refuse the stick: export says so.
-    let o = export_fleet_cmd(
-        &hub,
-        &sample_fleet(),
-        "x.tender",
-        &["--policy-update", "policy-2.json"],
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 1);
+    let o = hub
+        .export(sample_fleet())
+        .args(["-o", "x.tender", "--policy-update", "policy-2.json"])
+        .expect_exit(1);
     assert!(
         stderr(&o).contains("not carrying the policy updates")
             && stderr(&o).contains("root role of policy 2 needs 2"),
@@ -424,18 +405,14 @@ fn a_channel_locked_by_a_runaway_sequence_recovers_from_one_stick() {
     );
     // --check judges the carried update and its reset without storing it.
     let before = fs::read(site_ws.join("state/site.json")).unwrap();
-    let o = run(
-        &site_ws,
-        &[
-            "import",
-            recovery.to_str().unwrap(),
-            "--site",
-            site,
-            "--check",
-            "--no-progress",
-        ],
-    );
-    assert_exit(&o, 0);
+    let o = site_ws
+        .tender()
+        .arg("import")
+        .arg(&recovery)
+        .arg("--site")
+        .arg(&site)
+        .args(["--check", "--no-progress"])
+        .ok();
     assert!(stdout(&o).contains("would import"), "{}", stdout(&o));
     assert_eq!(before, fs::read(site_ws.join("state/site.json")).unwrap());
     let o = import(&recovery);
@@ -457,7 +434,7 @@ fn a_channel_locked_by_a_runaway_sequence_recovers_from_one_stick() {
             .any(|l| l == "policy-update: accepted: policy 1 -> 2"),
         "{audit:?}"
     );
-    assert_exit(&run(&site_ws, &["audit", "verify", "--site", site]), 0);
+    assert_exit(&at_site(&site_ws, &site, &["audit", "verify"]), 0);
 }
 
 fn time_text(seconds: i64) -> String {
@@ -490,16 +467,13 @@ fn stale_bundles_and_expired_approvals_are_refused() {
         path
     };
     let import = |site: &Path, bundle: &Path| {
-        run(
-            &ws,
-            &[
-                "import",
-                bundle.to_str().unwrap(),
-                "--site",
-                site.to_str().unwrap(),
-                "--no-progress",
-            ],
-        )
+        ws.tender()
+            .arg("import")
+            .arg(bundle)
+            .arg("--site")
+            .arg(site)
+            .arg("--no-progress")
+            .output()
     };
 
     // Without a trusted clock: only the high-water mark.
@@ -507,20 +481,11 @@ fn stale_bundles_and_expired_approvals_are_refused() {
     fs::write(ws.join("policy.yaml"), policy).unwrap();
     let site = vector_site(&ws, "");
     let approve = |bundle: &Path| {
-        assert_exit(
-            &run(
-                &ws,
-                &[
-                    "sign",
-                    bundle.to_str().unwrap(),
-                    "--key",
-                    "qa.key",
-                    "--role",
-                    "approver",
-                ],
-            ),
-            0,
-        );
+        ws.tender()
+            .arg("sign")
+            .arg(bundle)
+            .args(["--key", "qa.key", "--role", "approver"])
+            .ok();
     };
     let old = write("old.tender", 1, now - 100 * day);
     approve(&old);

@@ -10,11 +10,20 @@ pub fn tender(args: &[&str], cwd: &Path) -> Output {
     TestCommand::new(cwd).args(args).output()
 }
 
-/// The `Command` behind [`tender`], to spawn or pipe by hand.
-pub fn tender_cmd(args: &[&str], cwd: &Path) -> Command {
-    let mut cmd = TestCommand::new(cwd);
-    cmd.args(args);
-    cmd.into_command()
+/// The venv's Python (`$TENDER_VENV`, else `<repo>/.venv`, made by
+/// `scripts/install-deps.sh`), for the tests that compare with Python
+/// tools (PyYAML, prometheus-client).
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("TENDER_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tender_test_support::repo_root().join(".venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "no venv Python at {}; run scripts/install-deps.sh",
+        python.display()
+    );
+    python
 }
 
 /// A work directory with a release key, an approver key and a policy
@@ -308,15 +317,6 @@ pub fn pack_layout(ws: &Workspace, layout: &Path, out: &Path, extra: &[&str]) ->
         .arg("--no-progress")
         .args(extra)
         .output()
-}
-
-/// The command `export_fleet` runs, with `-o OUT` as given (`-` for
-/// standard output) and `extra` arguments (e.g. `--volume-size 16K`), to
-/// run or pipe.
-pub fn export_fleet_cmd(ws: &Workspace, fleet: &Path, out: &str, extra: &[&str]) -> Command {
-    let mut cmd = ws.export(fleet);
-    cmd.args(["-o", out]).args(extra);
-    cmd.into_command()
 }
 
 /// A fixture made once and shared by the tests alive at the time; it is

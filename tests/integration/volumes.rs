@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 use tender_export::{BundleOutput, SealOptions, seal_layout};
@@ -16,8 +16,8 @@ use tender_format::volumes::{FAT32_MAX_FILE, is_on_fat32};
 use tender_trust::PrivateKey;
 
 use crate::util::{
-    Workspace, assert_exit, export_fleet_cmd, pack_layout, sample_fleet, stderr, stdout, tar_spans,
-    tender, tender_cmd, write_blob_layout, write_site_file,
+    Workspace, assert_exit, pack_layout, sample_fleet, stderr, stdout, tar_spans,
+    write_blob_layout, write_site_file,
 };
 
 const SITE: &str = "plant-001";
@@ -106,33 +106,20 @@ fn pack_volumes(ws: &Workspace, layout: &Path, dir: &Path, base: &str, size: &st
     Set::new(dir, base)
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn verify(ws: &Workspace, target: &Path) -> std::process::Output {
-    tender(
-        &[
-            "verify",
-            path_str(target),
-            "--trust",
-            "policy.yaml",
-            "--no-progress",
-        ],
-        ws.path(),
-    )
+    ws.tender()
+        .arg("verify")
+        .arg(target)
+        .args(["--trust", "policy.yaml", "--no-progress"])
+        .output()
 }
 
 fn list_missing(ws: &Workspace, target: &Path) -> std::process::Output {
-    tender(
-        &[
-            "verify",
-            path_str(target),
-            "--list-missing",
-            "--no-progress",
-        ],
-        ws.path(),
-    )
+    ws.tender()
+        .arg("verify")
+        .arg(target)
+        .args(["--list-missing", "--no-progress"])
+        .output()
 }
 
 /// Flips one bit of `path` at byte `at`.
@@ -221,17 +208,12 @@ fn round_trip_at_several_volume_sizes() {
             assert_exit(&o, 0);
             assert!(stdout(&o).starts_with("VERIFIED "), "{}", stdout(&o));
         }
-        let o = tender(
-            &[
-                "verify",
-                path_str(&set.dir),
-                "--trust",
-                "policy.yaml",
-                "--json",
-                "--no-progress",
-            ],
-            ws.path(),
-        );
+        let o = ws
+            .tender()
+            .arg("verify")
+            .arg(&set.dir)
+            .args(["--trust", "policy.yaml", "--json", "--no-progress"])
+            .output();
         assert_exit(&o, 0);
         let report: Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(report["entries"], names.len() - 2, "{label}");
@@ -258,10 +240,13 @@ fn round_trip_at_several_volume_sizes() {
 
         // join gives back exactly the stream the volumes hold ...
         let joined = ws.join(&format!("joined-{label}.tender"));
-        let o = tender(
-            &["join", path_str(&set.dir), "-o", path_str(&joined)],
-            ws.path(),
-        );
+        let o = ws
+            .tender()
+            .arg("join")
+            .arg(&set.dir)
+            .arg("-o")
+            .arg(&joined)
+            .output();
         assert_exit(&o, 0);
         assert_eq!(fs::read(&joined).unwrap(), stream, "{label}");
         assert_exit(&verify(&ws, &joined), 0);
@@ -269,17 +254,15 @@ fn round_trip_at_several_volume_sizes() {
         // ... and split then join gives back the single file, byte for byte.
         // (into a directory split creates)
         let split_dir = ws.join(&format!("split-{label}"));
-        let o = tender(
-            &[
-                "split",
-                path_str(&single),
-                "--volume-size",
-                label,
-                "-o",
-                path_str(&split_dir),
-            ],
-            ws.path(),
-        );
+        let o = ws
+            .tender()
+            .arg("split")
+            .arg(&single)
+            .arg("--volume-size")
+            .arg(label)
+            .arg("-o")
+            .arg(&split_dir)
+            .output();
         assert_exit(&o, 0);
         assert!(
             stdout(&o).starts_with(&format!("{count} volume(s)")),
@@ -298,15 +281,13 @@ fn round_trip_at_several_volume_sizes() {
             );
         }
         let rejoined = ws.join(&format!("rejoined-{label}.tender"));
-        let o = tender(
-            &[
-                "join",
-                path_str(&split.volume(1)),
-                "-o",
-                path_str(&rejoined),
-            ],
-            ws.path(),
-        );
+        let o = ws
+            .tender()
+            .arg("join")
+            .arg(split.volume(1))
+            .arg("-o")
+            .arg(&rejoined)
+            .output();
         assert_exit(&o, 0);
         assert!(
             fs::read(&rejoined).unwrap() == single_bytes,
@@ -321,15 +302,11 @@ fn import_from_a_volume_directory() {
     let ws = Workspace::new();
     let stick = ws.join("stick");
     fs::create_dir(&stick).unwrap();
-    let o = export_fleet_cmd(
-        &ws,
-        &sample_fleet(),
-        path_str(&stick.join("fleet.tender")),
-        &["--volume-size", "16K"],
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 0);
+    ws.export(sample_fleet())
+        .arg("-o")
+        .arg(stick.join("fleet.tender"))
+        .args(["--volume-size", "16K"])
+        .ok();
     let set = Set::new(&stick, "fleet.tender");
     assert!(set.count() > 4, "{} volumes", set.count());
     assert!(
@@ -339,19 +316,13 @@ fn import_from_a_volume_directory() {
 
     let site = write_site_file(&ws, "site.yaml", SITE, &CLUSTERS, "");
     let import = |target: &Path| {
-        tender(
-            &[
-                "import",
-                path_str(target),
-                "--site",
-                path_str(&site),
-                "--operator",
-                "tester",
-                "--json",
-                "--no-progress",
-            ],
-            ws.path(),
-        )
+        ws.tender()
+            .arg("import")
+            .arg(target)
+            .arg("--site")
+            .arg(&site)
+            .args(["--operator", "tester", "--json", "--no-progress"])
+            .output()
     };
     let o = import(&stick);
     assert_exit(&o, 0);
@@ -573,15 +544,11 @@ fn a_damaged_volume_set_imports_nothing() {
     let ws = Workspace::new();
     let stick = ws.join("stick");
     fs::create_dir(&stick).unwrap();
-    let o = export_fleet_cmd(
-        &ws,
-        &sample_fleet(),
-        path_str(&stick.join("fleet.tender")),
-        &["--volume-size", "16K"],
-    )
-    .output()
-    .unwrap();
-    assert_exit(&o, 0);
+    ws.export(sample_fleet())
+        .arg("-o")
+        .arg(stick.join("fleet.tender"))
+        .args(["--volume-size", "16K"])
+        .ok();
     let clean = Set::new(&stick, "fleet.tender");
     let layout = ws.join("layout");
     write_blob_layout(&layout, &BLOBS, 3);
@@ -599,18 +566,13 @@ fn a_damaged_volume_set_imports_nothing() {
     let site = write_site_file(&ws, "site.yaml", SITE, &CLUSTERS, "");
     let site_json = ws.join("state/site.json");
     let import = |target: &Path| {
-        tender(
-            &[
-                "import",
-                path_str(target),
-                "--site",
-                path_str(&site),
-                "--operator",
-                "tester",
-                "--no-progress",
-            ],
-            ws.path(),
-        )
+        ws.tender()
+            .arg("import")
+            .arg(target)
+            .arg("--site")
+            .arg(&site)
+            .args(["--operator", "tester", "--no-progress"])
+            .output()
     };
     let cases = [
         Damage::Missing(count - 1),
@@ -791,40 +753,25 @@ fn pack_pipes_into_verify_and_export_into_import() {
     let layout = ws.join("layout");
     write_blob_layout(&layout, &BLOBS, 5);
 
-    let mut pack = tender_cmd(
-        &[
-            "pack",
-            path_str(&layout),
-            "-o",
-            "-",
-            "--key",
-            "hub.key",
-            "--sequence",
-            "1",
-            "--site",
-            SITE,
-            "--no-progress",
-        ],
-        ws.path(),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let o = tender_cmd(
-        &[
+    let mut pack = ws
+        .tender()
+        .arg("pack")
+        .arg(&layout)
+        .args(["-o", "-", "--key", "hub.key", "--sequence", "1"])
+        .args(["--site", SITE, "--no-progress"])
+        .spawn_piped();
+    let o = ws
+        .tender()
+        .args([
             "verify",
             "-",
             "--trust",
             "policy.yaml",
             "--json",
             "--no-progress",
-        ],
-        ws.path(),
-    )
-    .stdin(pack.stdout.take().unwrap())
-    .output()
-    .unwrap();
+        ])
+        .stdin_from(pack.stdout.take().unwrap())
+        .output();
     let packed = pack.wait_with_output().unwrap();
     assert_exit(&packed, 0);
     assert_exit(&o, 0);
@@ -841,27 +788,14 @@ fn pack_pipes_into_verify_and_export_into_import() {
 
     // export | import -, the satellite-link way.
     let site = write_site_file(&ws, "site.yaml", SITE, &CLUSTERS, "");
-    let mut export = export_fleet_cmd(&ws, &sample_fleet(), "-", &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let o = tender_cmd(
-        &[
-            "import",
-            "-",
-            "--site",
-            path_str(&site),
-            "--operator",
-            "tester",
-            "--json",
-            "--no-progress",
-        ],
-        ws.path(),
-    )
-    .stdin(export.stdout.take().unwrap())
-    .output()
-    .unwrap();
+    let mut export = ws.export(sample_fleet()).args(["-o", "-"]).spawn_piped();
+    let o = ws
+        .tender()
+        .args(["import", "-", "--site"])
+        .arg(&site)
+        .args(["--operator", "tester", "--json", "--no-progress"])
+        .stdin_from(export.stdout.take().unwrap())
+        .output();
     assert_exit(&export.wait_with_output().unwrap(), 0);
     assert_exit(&o, 0);
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -888,13 +822,15 @@ fn verify_memory_stays_bounded_with_volumes_smaller_than_blobs() {
         "GNU time (/usr/bin/time) is needed to read peak RSS: scripts/install-deps.sh installs it"
     );
     for args in [
-        vec!["verify", path_str(&set.dir), "--trust", "policy.yaml"],
-        vec!["verify", path_str(&set.dir), "--list-missing"],
+        ["--trust", "policy.yaml"].as_slice(),
+        ["--list-missing"].as_slice(),
     ] {
         let o = Command::new(time)
             .arg("-v")
             .arg(env!("CARGO_BIN_EXE_tender"))
-            .args(&args)
+            .arg("verify")
+            .arg(&set.dir)
+            .args(args)
             .arg("--no-progress")
             .current_dir(ws.path())
             .output()

@@ -12,8 +12,7 @@ use serde_json::Value;
 use tender_test_support::repo_root;
 
 use crate::util::{
-    Workspace, assert_exit, copy_tree, export_fleet_cmd, inspect_json, stderr, stdout, tender,
-    write_site_file,
+    Workspace, assert_exit, copy_tree, inspect_json, stderr, stdout, tender, write_site_file,
 };
 
 const CANARY: &str = "plant-001-line-a";
@@ -30,18 +29,23 @@ fn waves_fleet(ws: &Workspace, name: &str, soak: &str) -> PathBuf {
     file
 }
 
+/// `tender export FLEET -o OUT` in the workspace, OUT relative to it.
 fn export(ws: &Workspace, fleet: &Path, out: &str, extra: &[&str]) -> std::process::Output {
-    export_fleet_cmd(ws, fleet, ws.join(out).to_str().unwrap(), extra)
+    ws.export(fleet)
+        .arg("-o")
+        .arg(ws.join(out))
+        .args(extra)
         .output()
-        .expect("run tender export")
 }
 
+/// `tender hub ARGS --state-dir hub-state` in the workspace.
 fn hub(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["hub"];
-    all.extend_from_slice(args);
-    let state = ws.join("hub-state");
-    all.extend_from_slice(&["--state-dir", state.to_str().unwrap()]);
-    tender(&all, ws.path())
+    ws.tender()
+        .arg("hub")
+        .args(args)
+        .arg("--state-dir")
+        .arg(ws.join("hub-state"))
+        .output()
 }
 
 fn export_log(ws: &Workspace) -> Vec<Value> {
@@ -91,19 +95,14 @@ fn production_waits_for_the_canary_receipt_and_its_soak_unless_overridden() {
         &[CANARY],
         "siteKey: site.key\n",
     );
-    let o = tender(
-        &[
-            "import",
-            ws.join("canary.tender").to_str().unwrap(),
-            "--site",
-            site.to_str().unwrap(),
-            "--operator",
-            "tester",
-            "--no-progress",
-            "--json",
-        ],
-        ws.path(),
-    );
+    let o = ws
+        .tender()
+        .arg("import")
+        .arg(ws.join("canary.tender"))
+        .arg("--site")
+        .arg(&site)
+        .args(["--operator", "tester", "--no-progress", "--json"])
+        .output();
     assert_exit(&o, 0);
     let report: Value = serde_json::from_slice(&o.stdout).unwrap();
     let receipt = report["receipt"].as_str().expect("a receipt").to_string();
@@ -187,8 +186,7 @@ fn production_waits_for_the_canary_receipt_and_its_soak_unless_overridden() {
         manifest["gate_override"],
         serde_json::json!({ "reason": reason, "pending": [CANARY] })
     );
-    let o = tender(&["inspect", bundle.to_str().unwrap()], ws.path());
-    assert_exit(&o, 0);
+    let o = ws.tender().arg("inspect").arg(&bundle).ok();
     assert!(
         stdout(&o).contains(&format!(
             "OVERRIDE  wave gate overridden: {reason} (pending: {CANARY})"
@@ -197,17 +195,11 @@ fn production_waits_for_the_canary_receipt_and_its_soak_unless_overridden() {
         stdout(&o)
     );
     // `tender verify` accepts the bundle: the field is part of format v1.
-    let o = tender(
-        &[
-            "verify",
-            bundle.to_str().unwrap(),
-            "--trust",
-            "policy.yaml",
-            "--no-progress",
-        ],
-        ws.path(),
-    );
-    assert_exit(&o, 0);
+    ws.tender()
+        .arg("verify")
+        .arg(&bundle)
+        .args(["--trust", "policy.yaml", "--no-progress"])
+        .ok();
     let log = export_log(&ws);
     assert_eq!(log.len(), 3, "{log:?}");
     assert!(log[1].get("gate_override").is_none());

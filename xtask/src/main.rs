@@ -5,15 +5,18 @@
 //! would mix with libtest's; and it keeps bench inputs out of the test build.
 
 mod bench;
+mod schema;
 
 use anyhow::{Result, bail};
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--only ROW] [--keep] [--json FILE]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--only ROW] [--keep] [--json FILE] | cargo xtask schema";
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("bench") => bench::main(args.collect()),
+        Some("schema") => schema::main(args.collect()),
         Some("-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())

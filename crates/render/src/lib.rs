@@ -1,5 +1,5 @@
 //! What a fleet spec renders to, cluster by cluster: the spec itself
-//! (`fleet`), each source rendered by the real `helm template` and
+//! (`fleet`, with its JSON Schema generated in `fleet_schema`), each source rendered by the real `helm template` and
 //! `kustomize build` (`render`), variables substituted (`substitute`), the
 //! canonical manifest set (`manifest_set`), the images it uses (`images`),
 //! and the whole per-cluster plan (`plan`). Export seals what this crate
@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod fleet;
+pub mod fleet_schema;
 pub mod images;
 pub mod manifest_set;
 pub mod plan;
