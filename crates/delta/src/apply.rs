@@ -63,11 +63,62 @@ pub fn apply(
 ) -> Result<(Digest, u64), DeltaError> {
     let corrupt = |reason: String| DeltaError::Corrupt { target, reason };
     let mut file = File::open(patch).map_err(DeltaError::io_with("opening patch"))?;
+    let header = read_checked_header(&mut file, target, limits)?;
+    let reference = source_plain(&header, target, source)?;
+
+    let mut corrections = vec![0u8; usize::try_from(header.corrections_size).unwrap_or(usize::MAX)];
+    file.read_exact(&mut corrections)
+        .map_err(|e| corrupt(format!("corrections: {e}")))?;
+
+    let diff = BufReader::with_capacity(1 << 20, (&mut file).take(header.diff_size));
+    let mut plain = LengthChecked {
+        inner: DiffReader::new(
+            &reference,
+            header.frames.as_deref(),
+            header.window_log,
+            header.target_plain_size,
+            diff,
+        ),
+        left: header.target_plain_size,
+    };
+    let mut hashing = HashingWriter {
+        inner: out,
+        hasher: Hasher::new(),
+        write_error: None,
+    };
+    if let Err(reason) = rebuild(&header, &corrections, limits, &mut plain, &mut hashing) {
+        if let Some(e) = hashing.take_write_error() {
+            return Err(DeltaError::io("writing the rebuilt blob", e));
+        }
+        return Err(corrupt(reason));
+    }
+    if plain.left != 0 {
+        return Err(corrupt(format!(
+            "the diff holds {} bytes less plain text than the header says",
+            plain.left
+        )));
+    }
+    let (got, size) = hashing.hasher.finish();
+    if got != target || size != header.target.size {
+        return Err(DeltaError::Mismatch { target, got, size });
+    }
+    Ok((got, size))
+}
+
+/// Reads the patch's header and checks, before any other byte is read,
+/// that it rebuilds `target`, accounts for the whole entry, fits the
+/// memory limit and names a rebuild this tender can replay.
+fn read_checked_header(
+    file: &mut File,
+    target: Digest,
+    limits: ApplyLimits,
+) -> Result<PatchHeader, DeltaError> {
+    let corrupt = |reason: String| DeltaError::Corrupt { target, reason };
     let entry_size = file
         .metadata()
         .map_err(DeltaError::io_with("reading patch"))?
         .len();
-    let (header, header_len) = PatchHeader::read(&mut file).map_err(|e| match e {
+    let (header, header_len) = PatchHeader::read(file).map_err(|e| match e {
         PatchFormatError::Invalid(reason) => corrupt(reason),
         PatchFormatError::Io(e) => DeltaError::io("reading patch", e),
     })?;
@@ -99,82 +150,38 @@ pub fn apply(
             zstd_recipe::libzstd_version()
         )));
     }
-
     if let Rebuild::Kzstd(recipe) = &header.rebuild {
         recipe.check().map_err(corrupt)?;
     }
+    Ok(header)
+}
 
-    let reference = source_plain(&header, target, source)?;
-
-    let mut corrections = vec![0u8; usize::try_from(header.corrections_size).unwrap_or(usize::MAX)];
-    file.read_exact(&mut corrections)
-        .map_err(|e| corrupt(format!("corrections: {e}")))?;
-
-    let diff = BufReader::with_capacity(1 << 20, (&mut file).take(header.diff_size));
-    let mut plain = LengthChecked {
-        inner: DiffReader::new(
-            &reference,
-            header.frames.as_deref(),
-            header.window_log,
-            header.target_plain_size,
-            diff,
-        ),
-        left: header.target_plain_size,
-    };
-
-    let mut hashing = HashingWriter {
-        inner: out,
-        hasher: Hasher::new(),
-        write_error: None,
-    };
-    let rebuilt = match &header.rebuild {
-        Rebuild::Identity => io::copy(&mut plain, &mut hashing)
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Rebuild::Gzip(recipe) => gzip::rebuild(
-            recipe,
-            &corrections,
-            limits.window,
-            &mut plain,
-            &mut hashing,
-        )
-        .map_err(|e| e.to_string()),
-        Rebuild::GoGzip { level } => {
-            go_flate::go_gzip(*level, &mut plain, &mut hashing).map_err(|e| e.to_string())
+/// Turns the plain text back into the target's exact bytes, as the
+/// header's rebuild says.
+fn rebuild(
+    header: &PatchHeader,
+    corrections: &[u8],
+    limits: ApplyLimits,
+    mut plain: &mut dyn Read,
+    mut out: &mut dyn Write,
+) -> Result<(), String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    match &header.rebuild {
+        Rebuild::Identity => io::copy(plain, out).map(|_| ()).map_err(|e| text(&e)),
+        Rebuild::Gzip(recipe) => {
+            gzip::rebuild(recipe, corrections, limits.window, &mut plain, &mut out)
+                .map_err(|e| text(&e))
         }
-        Rebuild::Pgzip(recipe) => {
-            pgzip_recipe::rebuild(recipe, &mut plain, &mut hashing).map_err(|e| e.to_string())
-        }
+        Rebuild::GoGzip { level } => go_flate::go_gzip(*level, plain, out).map_err(|e| text(&e)),
+        Rebuild::Pgzip(recipe) => pgzip_recipe::rebuild(recipe, plain, out).map_err(|e| text(&e)),
         Rebuild::Zstd(recipe) => {
-            zstd_recipe::rebuild(recipe, header.target_plain_size, &mut plain, &mut hashing)
-                .map_err(|e| e.to_string())
+            zstd_recipe::rebuild(recipe, header.target_plain_size, plain, out).map_err(|e| text(&e))
         }
-        Rebuild::Kzstd(recipe) => kzstd_recipe::rebuild(
-            recipe,
-            &corrections,
-            header.target_plain_size,
-            &mut plain,
-            &mut hashing,
-        )
-        .map_err(|e| e.to_string()),
-    };
-    if let Err(reason) = rebuilt {
-        if let Some(e) = hashing.take_write_error() {
-            return Err(DeltaError::io("writing the rebuilt blob", e));
+        Rebuild::Kzstd(recipe) => {
+            kzstd_recipe::rebuild(recipe, corrections, header.target_plain_size, plain, out)
+                .map_err(|e| text(&e))
         }
-        return Err(corrupt(reason));
     }
-    if plain.left != 0 {
-        return Err(corrupt(format!(
-            "the diff holds {} bytes less plain text than the header says",
-            plain.left
-        )));
-    }
-    let (got, size) = hashing.hasher.finish();
-    if got != target || size != header.target.size {
-        return Err(DeltaError::Mismatch { target, got, size });
-    }
-    Ok((got, size))
 }
 
 /// The source blob's plain text, after checking it is the blob the patch
