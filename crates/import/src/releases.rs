@@ -95,13 +95,7 @@ pub fn rollback(
         check_present(site, &state, &record)?;
         let mut current = state.read()?;
         audit.begin(&event)?;
-        let options = crate::import::ImportOptions {
-            site: site.clone(),
-            operator: operator.to_string(),
-            client: client.clone(),
-            delta_limits: tender_delta::ApplyLimits::default(),
-        };
-        let registry = crate::import::registry_client(site, &options)?;
+        let registry = site.registry_client(client)?;
         // The original signers are in the audit trail of the import; the
         // republication names the rollback itself. The artifact's created
         // time is the bundle's, as at import, so the channel tag points at
