@@ -78,32 +78,53 @@ pub fn keys() -> Keys {
 
 /// Every vector, valid ones first.
 pub fn all() -> Vec<Vector> {
-    use Policy::*;
-    let accept = Expected {
+    let mut all = valid();
+    all.extend(tar_attacks());
+    all.extend(signature_attacks());
+    all.extend(policy_updates());
+    all
+}
+
+/// A verifier's verdict on a good bundle.
+fn accept() -> Expected {
+    Expected {
         exit_code: 0,
         reason_contains: "",
-    };
-    let reject = |reason: &'static str| Expected {
+    }
+}
+
+/// A rejection (exit 3) whose reason contains `reason`.
+fn reject(reason: &'static str) -> Expected {
+    Expected {
         exit_code: 3,
         reason_contains: reason,
-    };
-    let v = |name, policy, expected, describe| Vector {
+    }
+}
+
+/// One row of the tables below.
+fn v(name: &'static str, policy: Policy, expected: Expected, describe: &'static str) -> Vector {
+    Vector {
         name,
         policy,
         expected,
         describe,
-    };
+    }
+}
+
+/// The bundles a verifier must accept.
+fn valid() -> Vec<Vector> {
+    use Policy::*;
     vec![
         v(
             "valid-minimal",
             ReleaseOnly,
-            accept.clone(),
+            accept(),
             "one image, one release signature",
         ),
         v(
             "valid-approved",
             ReleaseAndApprover,
-            accept,
+            accept(),
             "release signature plus an approval added later",
         ),
         v(
@@ -115,6 +136,14 @@ pub fn all() -> Vec<Vector> {
             },
             "exported past a rollout-wave gate: the manifest's optional gate_override (reason, pending clusters) is signed with the rest and accepted",
         ),
+    ]
+}
+
+/// Hostile or damaged tar streams: entries that climb out, links, special
+/// modes, duplicates, smuggled or missing entries, flipped bits, a cut.
+fn tar_attacks() -> Vec<Vector> {
+    use Policy::*;
+    vec![
         v(
             "tar-slip-dotdot",
             ReleaseOnly,
@@ -181,6 +210,14 @@ pub fn all() -> Vec<Vector> {
             reject("truncated"),
             "the stream cut inside a blob",
         ),
+    ]
+}
+
+/// Signatures that must not count: an unknown key, one key twice, a
+/// wrong role, a manifest swapped under its signature.
+fn signature_attacks() -> Vec<Vector> {
+    use Policy::*;
+    vec![
         v(
             "unknown-key",
             ReleaseOnly,
@@ -205,6 +242,14 @@ pub fn all() -> Vec<Vector> {
             reject("does not match the manifest"),
             "a different manifest (sequence raised) under the old signature",
         ),
+    ]
+}
+
+/// Carried policy updates (bundle-spec §7.3): one a site accepts, and
+/// rotations, skips, revocations and rollbacks it must refuse.
+fn policy_updates() -> Vec<Vector> {
+    use Policy::*;
+    vec![
         v(
             "valid-policy-update",
             ReleaseWithRoot,
@@ -441,7 +486,6 @@ pub fn bundle(name: &str) -> Vec<u8> {
     if let Some(bytes) = crate::trust_vectors::bundle(name) {
         return bytes;
     }
-    let k = keys();
     let mut c = contents(1);
     if name == "valid-gate-override" {
         c.manifest.gate_override = Some(tender_format::manifest::GateOverride {
@@ -450,9 +494,42 @@ pub fn bundle(name: &str) -> Vec<u8> {
         });
     }
     let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
+    let slot = signatures(name, &manifest_bytes);
+    let shown_manifest = if name == "manifest-swapped-after-signing" {
+        let mut m = c.manifest.clone();
+        m.sequence = 99;
+        m.to_canonical_bytes().expect("valid manifest")
+    } else {
+        manifest_bytes.clone()
+    };
+    let slot_bytes = slot
+        .encode(c.manifest.signature_slot_size)
+        .expect("slot fits");
+    let mut members = vec![
+        member(MANIFEST_FILE, shown_manifest),
+        member(SIGNATURES_FILE, slot_bytes),
+    ];
+    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
+    tamper(name, &mut members, &c.files);
+    let mut bytes = serialize(&members);
+    if name == "truncated-bundle" {
+        // Cut in the middle of the last blob's data.
+        let cut = bytes.len()
+            - 2 * BLOCK
+            - ustar::padding(c.files.last().expect("blobs").1.len() as u64)
+            - 10;
+        bytes.truncate(cut);
+    }
+    bytes
+}
+
+/// The signature slot of vector `name`: hub's release signature, or the
+/// signatures the vector is about.
+fn signatures(name: &str, manifest_bytes: &[u8]) -> SignatureSlot {
+    let k = keys();
     let mut slot = SignatureSlot::default();
     let sign =
-        |key: &PrivateKey, role: &str| key.sign_at(role, &manifest_bytes, key.name(), CREATED);
+        |key: &PrivateKey, role: &str| key.sign_at(role, manifest_bytes, key.name(), CREATED);
     match name {
         "unknown-key" => slot.signatures.push(sign(&k.intruder, "release")),
         "same-key-twice-for-threshold" => {
@@ -471,24 +548,15 @@ pub fn bundle(name: &str) -> Vec<u8> {
         }
         _ => slot.signatures.push(sign(&k.hub, "release")),
     }
-    let shown_manifest = if name == "manifest-swapped-after-signing" {
-        let mut m = c.manifest.clone();
-        m.sequence = 99;
-        m.to_canonical_bytes().expect("valid manifest")
-    } else {
-        manifest_bytes.clone()
-    };
-    let slot_bytes = slot
-        .encode(c.manifest.signature_slot_size)
-        .expect("slot fits");
-    let mut members = vec![
-        member(MANIFEST_FILE, shown_manifest),
-        member(SIGNATURES_FILE, slot_bytes),
-    ];
-    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
+    slot
+}
+
+/// Vector `name`'s tampering with the tar members, if it is a tar attack:
+/// `files` are the bundle's layout files, as the members carry them.
+fn tamper(name: &str, members: &mut Vec<Member>, files: &[(String, Vec<u8>)]) {
     // Index of the first blob member (after manifest, slot, oci-layout, index.json).
     let first_blob = 4;
-    let blob_name = c.files[2].0.clone();
+    let blob_name = files[2].0.clone();
     match name {
         "tar-slip-dotdot" => members.insert(
             2,
@@ -515,7 +583,7 @@ pub fn bundle(name: &str) -> Vec<u8> {
             members[first_blob] = raw_member(&blob_name, b'1', OCI_INDEX_FILE, Vec::new())
         }
         "duplicate-entry" => {
-            let again = member(&blob_name, c.files[2].1.clone());
+            let again = member(&blob_name, files[2].1.clone());
             members.insert(first_blob + 1, again);
         }
         "unlisted-entry" => {
@@ -529,7 +597,7 @@ pub fn bundle(name: &str) -> Vec<u8> {
             members.remove(first_blob + 1);
         }
         "pax-size-mismatch" => {
-            let size = c.files[2].1.len() + 512;
+            let size = files[2].1.len() + 512;
             let record = pax_record("size", &size.to_string());
             members.insert(
                 first_blob,
@@ -545,16 +613,6 @@ pub fn bundle(name: &str) -> Vec<u8> {
         }
         _ => {}
     }
-    let mut bytes = serialize(&members);
-    if name == "truncated-bundle" {
-        // Cut in the middle of the last blob's data.
-        let cut = bytes.len()
-            - 2 * BLOCK
-            - ustar::padding(c.files.last().expect("blobs").1.len() as u64)
-            - 10;
-        bytes.truncate(cut);
-    }
-    bytes
 }
 
 fn policy_yaml(policy: Policy) -> String {
