@@ -347,13 +347,9 @@ pub fn export(
     );
     observer.phase("write", 0);
     let hub = open_store(&state, observer.as_ref())?;
-    let bases = bases::resolve(
-        &options.bases,
-        &hub,
-        state.dir(),
-        &seal_options.targets.sites,
-    )?;
-    let jobs = bundle_jobs(&bases, &options.bases, &seal_options.targets.sites)?;
+    let sites = &seal_options.targets.sites;
+    let bases = bases::resolve(&options.bases, &hub, state.dir(), sites)?;
+    let jobs = bundle_jobs(&bases, &options.bases, sites)?;
     let writing = Writing {
         options,
         observer: observer.as_ref(),
@@ -375,28 +371,50 @@ pub fn export(
             chain_message(&*failed.error),
         )
     })?;
+    Ok(summary(
+        &plan,
+        &manifests,
+        &seal_options,
+        pulled.bytes_fetched,
+        staging_dir.path(),
+        written,
+        gates,
+    ))
+}
+
+/// What the export did, the first bundle written standing for all (every
+/// one is in `bundles`).
+fn summary(
+    plan: &Plan,
+    manifests: &Manifests,
+    seal_options: &SealOptions,
+    pulled_bytes: u64,
+    staging_dir: &Path,
+    written: Vec<WrittenBundle>,
+    gates: GateOutcome,
+) -> ExportSummary {
     let first = written.first().cloned().expect("at least one bundle job");
-    Ok(ExportSummary {
+    ExportSummary {
         volumes: first.volumes,
         bundle: first.path.clone(),
         bundle_id: first.bundle_id.clone(),
         manifest_digest: first.manifest_digest.clone(),
-        channel,
-        sequence,
+        channel: seal_options.channel.clone(),
+        sequence: seal_options.sequence,
         clusters: plan.clusters.len(),
         manifest_sets: plan.manifest_sets().len(),
         objects: plan.clusters.iter().map(|c| c.objects).sum(),
         images: manifests.pinned.len(),
         signatures: manifests.signatures,
-        blobs: fs::read_dir(staging_dir.path().join("blobs/sha256"))
+        blobs: fs::read_dir(staging_dir.join("blobs/sha256"))
             .map(|d| d.count())
             .unwrap_or(0),
         bytes: first.bytes,
-        fetched_bytes: manifests.fetched_bytes + pulled.bytes_fetched,
+        fetched_bytes: manifests.fetched_bytes + pulled_bytes,
         bundles: written,
         warnings: plan.warnings.clone(),
         gates,
-    })
+    }
 }
 
 /// The pull phase: every image's manifests staged and its tags checked,

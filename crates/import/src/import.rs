@@ -15,6 +15,7 @@ use tender_format::{BundleManifest, BundleReader, Digest};
 use tender_oci::{ClientOptions, LayoutStore, RegistryClient};
 use tender_trust::TrustPolicy;
 use tender_trust::keys::now_rfc3339;
+use tender_trust::update::Chain;
 
 use crate::admission::{Admission, admit, audit_event, require_trust, site_clusters};
 use crate::audit::{AuditAction, AuditEvent, AuditLog, Signer};
@@ -164,23 +165,16 @@ fn run<R: Read>(
     // 0. The policy updates the stick carries, in order, before the
     // bundle's own signatures are judged (bundle-spec §7.3).
     let mut current = state.read()?;
-    let chain = crate::lifecycle::offer(
+    let (chain, applied) = offer_carried_updates(
+        options,
+        policy,
         state,
         audit,
         &mut current,
-        policy,
-        &manifest.policy_updates,
-        &crate::lifecycle::Carrier {
-            operator: &options.operator,
-            bundle: Some((&manifest.bundle_id, digest)),
-        },
+        &manifest,
+        &digest,
     )?;
     let policy = &chain.policy;
-    let applied: Vec<u64> = chain
-        .applied
-        .iter()
-        .map(|(u, _)| u.policy_version())
-        .collect();
 
     // 1. Signatures and thresholds, before anything else.
     let age = crate::lifecycle::bundle_age(site, &current, &manifest);
@@ -234,18 +228,8 @@ fn run<R: Read>(
 
     // 6. Publish to each cluster, record the history, then the one atomic
     // commit.
-    let now = now_rfc3339();
-    let publications = importing.publish(&mut current, &releases, &load, &event.signers, &now)?;
-    importing.record_channel(&mut current, now);
-    let references: Vec<String> = releases
-        .iter()
-        .flat_map(|r| r.images.iter().map(|i| i.reference.clone()))
-        .collect();
-    crate::publish::write_mirror_configs(site, state, &references)?;
-    current.trust.raise(&manifest.created);
-    failpoint("recorded");
-    state.commit(&current)?;
-    failpoint("committed");
+    let publications =
+        importing.publish_and_commit(&mut current, &releases, &load, &event.signers)?;
     let _ = fs::remove_dir_all(&staging_dir);
     let bytes_read = summary.map_or(0, |s| s.stream_bytes);
     let mut done = report_for(
@@ -261,6 +245,37 @@ fn run<R: Read>(
     done.published = publications;
     done.policy_updates = applied;
     Ok(done)
+}
+
+/// Step 0: the policy updates the bundle carries, offered to the site in
+/// order (each applied one audited and recorded in `current`); returns
+/// the chain of policies the bundle is judged by and the versions applied.
+fn offer_carried_updates(
+    options: &ImportOptions,
+    policy: &TrustPolicy,
+    state: &SiteState,
+    audit: &AuditLog,
+    current: &mut SiteStateFile,
+    manifest: &BundleManifest,
+    digest: &Digest,
+) -> Result<(Chain, Vec<u64>), ImportError> {
+    let chain = crate::lifecycle::offer(
+        state,
+        audit,
+        current,
+        policy,
+        &manifest.policy_updates,
+        &crate::lifecycle::Carrier {
+            operator: &options.operator,
+            bundle: Some((&manifest.bundle_id, *digest)),
+        },
+    )?;
+    let applied = chain
+        .applied
+        .iter()
+        .map(|(u, _)| u.policy_version())
+        .collect();
+    Ok((chain, applied))
 }
 
 /// An admitted bundle on its way into the site: what the phases from
@@ -346,6 +361,32 @@ impl Importing<'_> {
         };
         crate::inventory::add(self.state.dir(), &blobs)?;
         Ok(load)
+    }
+
+    /// Step 6: every cluster's release published and recorded, the
+    /// channel's new release, the mirror configs, the high-water mark,
+    /// then the one atomic commit of `site.json`. Returns what publishing
+    /// did, per cluster.
+    fn publish_and_commit(
+        &self,
+        current: &mut SiteStateFile,
+        releases: &[&Release],
+        load: &LoadReport,
+        signers: &[Signer],
+    ) -> Result<Vec<Published>, ImportError> {
+        let now = now_rfc3339();
+        let publications = self.publish(current, releases, load, signers, &now)?;
+        self.record_channel(current, now);
+        let references: Vec<String> = releases
+            .iter()
+            .flat_map(|r| r.images.iter().map(|i| i.reference.clone()))
+            .collect();
+        crate::publish::write_mirror_configs(self.site, self.state, &references)?;
+        current.trust.raise(&self.manifest.created);
+        failpoint("recorded");
+        self.state.commit(current)?;
+        failpoint("committed");
+        Ok(publications)
     }
 
     /// Step 6, per cluster: the release published to the cluster (against
