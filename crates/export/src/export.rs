@@ -26,8 +26,8 @@ use tender_trust::PrivateKey;
 use crate::bases;
 use crate::delta::{self, Base, BlobChoice};
 use crate::error::ExportError;
-use crate::hub::{ExportRecord, Hub};
-use crate::seal::{BundleOutput, SealOptions, seal_arriving, seal_delta};
+use crate::hub::{ExportRecord, Hub, HubStore};
+use crate::seal::{BundleOutput, SealOptions, SealedBundle, seal_arriving, seal_delta};
 use crate::site_paths::{self, PlannedImage};
 use crate::sources::{Downloads, ImageSources, Mirror};
 use crate::waves::{self, GateCheck, GateOutcome};
@@ -282,7 +282,8 @@ pub fn dry_run(
     Ok((plan, pinned))
 }
 
-/// The whole export.
+/// The whole export: render and check, stage every image's manifests,
+/// then write each bundle job while the other blobs download.
 pub fn export(
     options: &ExportOptions,
     observer: Arc<dyn ExportObserver>,
@@ -327,46 +328,149 @@ pub fn export(
     let client = Arc::new(RegistryClient::new(client_options)?);
     let sources = ImageSources::new(&client, mirrors(&fleet), options.platforms.clone());
 
-    observer.phase("pull", 0);
-    let Manifests {
-        pinned,
-        mut fetched_bytes,
-        signatures,
-        missing,
-        owners,
-    } = stage_manifests(&plan, &sources, &staging, observer.as_ref())?;
-    site_paths::check_tags(&planned, &pinned)?;
-    // Then the other blobs, each once (images share layers), in the order
-    // the bundle lists them, on a thread of their own: the bundle is
-    // written as they land, and the disk takes it as the downloads go.
-    let downloads = Downloads::start(Arc::clone(&client), staging.clone(), &missing);
+    let (manifests, downloads) = pull(
+        &plan,
+        &planned,
+        &sources,
+        &client,
+        &staging,
+        observer.as_ref(),
+    )?;
 
+    let seal_options = seal_options(
+        &plan,
+        &manifests.pinned,
+        options,
+        &channel,
+        sequence,
+        &gates,
+    );
+    observer.phase("write", 0);
+    let hub = open_store(&state, observer.as_ref())?;
+    let sites = &seal_options.targets.sites;
+    let bases = bases::resolve(&options.bases, &hub, state.dir(), sites)?;
+    let jobs = bundle_jobs(&bases, &options.bases, sites)?;
+    let writing = Writing {
+        options,
+        observer: observer.as_ref(),
+        plan: &plan,
+        staging_dir: staging_dir.path(),
+        downloads: &downloads,
+        owners: &manifests.owners,
+        state: &state,
+        hub: &hub,
+        key: &key,
+        seal_options: &seal_options,
+    };
+    let written = writing.write_jobs(&jobs)?;
+    // Every blob has landed: each was waited for.
+    let pulled = downloads.finish().map_err(|failed| {
+        image_error(
+            &manifests.owners[&failed.digest],
+            &plan,
+            chain_message(&*failed.error),
+        )
+    })?;
+    Ok(summary(
+        &plan,
+        &manifests,
+        &seal_options,
+        pulled.bytes_fetched,
+        staging_dir.path(),
+        written,
+        gates,
+    ))
+}
+
+/// What the export did, the first bundle written standing for all (every
+/// one is in `bundles`).
+fn summary(
+    plan: &Plan,
+    manifests: &Manifests,
+    seal_options: &SealOptions,
+    pulled_bytes: u64,
+    staging_dir: &Path,
+    written: Vec<WrittenBundle>,
+    gates: GateOutcome,
+) -> ExportSummary {
+    let first = written.first().cloned().expect("at least one bundle job");
+    ExportSummary {
+        volumes: first.volumes,
+        bundle: first.path.clone(),
+        bundle_id: first.bundle_id.clone(),
+        manifest_digest: first.manifest_digest.clone(),
+        channel: seal_options.channel.clone(),
+        sequence: seal_options.sequence,
+        clusters: plan.clusters.len(),
+        manifest_sets: plan.manifest_sets().len(),
+        objects: plan.clusters.iter().map(|c| c.objects).sum(),
+        images: manifests.pinned.len(),
+        signatures: manifests.signatures,
+        blobs: fs::read_dir(staging_dir.join("blobs/sha256"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        bytes: first.bytes,
+        fetched_bytes: manifests.fetched_bytes + pulled_bytes,
+        bundles: written,
+        warnings: plan.warnings.clone(),
+        gates,
+    }
+}
+
+/// The pull phase: every image's manifests staged and its tags checked,
+/// then the other blobs, each once (images share layers), downloading in
+/// the order the bundle lists them on a thread of their own: the bundle is
+/// written as they land, and the disk takes it as the downloads go. The
+/// manifest sets are staged meanwhile.
+fn pull(
+    plan: &Plan,
+    planned: &[PlannedImage<'_>],
+    sources: &ImageSources,
+    client: &Arc<RegistryClient>,
+    staging: &LayoutStore,
+    observer: &dyn ExportObserver,
+) -> Result<(Manifests, Downloads), ExportError> {
+    observer.phase("pull", 0);
+    let manifests = stage_manifests(plan, sources, staging, observer)?;
+    site_paths::check_tags(planned, &manifests.pinned)?;
+    let downloads = Downloads::start(Arc::clone(client), staging.clone(), &manifests.missing);
     for (digest, yaml) in plan.manifest_sets() {
         let stored = staging.put_blob_bytes(yaml.as_bytes())?;
         debug_assert_eq!(stored, digest);
     }
+    Ok((manifests, downloads))
+}
 
-    let releases = releases(&plan, &pinned);
-    let seal_options = SealOptions {
-        channel: channel.clone(),
+/// What every bundle of this export is sealed with: its channel and
+/// sequence, every targeted site and cluster and their releases (each job
+/// keeps its own sites' share), the policy updates and any gate override.
+fn seal_options(
+    plan: &Plan,
+    pinned: &BTreeMap<String, Digest>,
+    options: &ExportOptions,
+    channel: &str,
+    sequence: u64,
+    gates: &GateOutcome,
+) -> SealOptions {
+    SealOptions {
+        channel: channel.to_string(),
         sequence,
         creator: options.creator.clone(),
         targets: Targets {
             sites: plan.sites().into_iter().collect(),
             clusters: plan.clusters.iter().map(|c| c.cluster.clone()).collect(),
         },
-        releases,
+        releases: releases(plan, pinned),
         bundle_id: None,
         created: None,
         policy_updates: options.policy_updates.clone(),
         gate_override: gates.gate_override.clone(),
-    };
-    observer.phase("write", 0);
-    // A download that fails fails the writing too: report it, the cause.
-    let blame = |error: ExportError| match downloads.arrivals().failure() {
-        Some((Some(digest), reason)) => image_error(&owners[&digest], &plan, reason),
-        _ => error,
-    };
+    }
+}
+
+/// The hub's content store, where bundles are recorded and delta bases
+/// read from, after saying what settling it after a reboot did.
+fn open_store(state: &Hub, observer: &dyn ExportObserver) -> Result<HubStore, ExportError> {
     let hub = state.store()?;
     let settled = hub.settled();
     if settled.rehashed > 0 {
@@ -376,21 +480,48 @@ pub fn export(
             settled.rehashed, settled.removed
         ));
     }
-    let bases = bases::resolve(
-        &options.bases,
-        &hub,
-        state.dir(),
-        &seal_options.targets.sites,
-    )?;
-    let jobs = bundle_jobs(&bases, &options.bases, &seal_options.targets.sites)?;
-    let several = jobs.len() > 1;
-    let mut written = Vec::new();
-    for (n, job) in jobs.iter().enumerate() {
-        let output = job_output(
-            options,
-            several.then(|| format!("{channel}-{sequence}-{}.tender", n + 1)),
-        )?;
-        let mut job_options = seal_options.clone();
+    Ok(hub)
+}
+
+/// What writing each bundle job shares: the staged release and the
+/// downloads still landing in it, the hub, the key and the seal options
+/// the job narrows to its sites.
+struct Writing<'a> {
+    options: &'a ExportOptions,
+    observer: &'a dyn ExportObserver,
+    plan: &'a Plan,
+    staging_dir: &'a Path,
+    downloads: &'a Downloads,
+    /// The image to name when a blob fails.
+    owners: &'a BTreeMap<Digest, String>,
+    state: &'a Hub,
+    hub: &'a HubStore,
+    key: &'a PrivateKey,
+    seal_options: &'a SealOptions,
+}
+
+impl Writing<'_> {
+    /// Every job's bundle: at `-o` for a lone one, else each named after
+    /// the channel, the sequence and its number inside the `-o` directory.
+    fn write_jobs(&self, jobs: &[BundleJob]) -> Result<Vec<WrittenBundle>, ExportError> {
+        let (channel, sequence) = (&self.seal_options.channel, self.seal_options.sequence);
+        let several = jobs.len() > 1;
+        let mut written = Vec::new();
+        for (n, job) in jobs.iter().enumerate() {
+            let output = job_output(
+                self.options,
+                several.then(|| format!("{channel}-{sequence}-{}.tender", n + 1)),
+            )?;
+            written.push(self.write(job, &output)?);
+        }
+        Ok(written)
+    }
+
+    /// One bundle for `job`'s sites, full or a delta, written to `output`
+    /// and recorded in the hub (its blobs in the store, the export in the
+    /// sequence log).
+    fn write(&self, job: &BundleJob, output: &BundleOutput) -> Result<WrittenBundle, ExportError> {
+        let mut job_options = self.seal_options.clone();
         job_options.releases.retain(|r| job.sites.contains(&r.site));
         job_options.targets = Targets {
             sites: job.sites.clone(),
@@ -401,61 +532,26 @@ pub fn export(
                 .collect(),
         };
         let (sealed, delta) = match job.base {
-            None => {
-                let sealed = seal_arriving(
-                    staging_dir.path(),
-                    downloads.arrivals(),
-                    &job_options,
-                    &key,
-                    &output,
-                    &mut |n| observer.advance(n),
-                )
-                .map_err(blame)?;
-                (sealed, None)
-            }
+            None => (self.seal_full(&job_options, output)?, None),
             Some(base) => {
-                observer.log(&format!(
-                    "delta for site(s) {} against bundle {}",
-                    job.sites.join(", "),
-                    base.bundle.manifest.bundle_id
-                ));
-                downloads.arrivals().wait_all().map_err(|e| {
-                    blame(ExportError::io_at(
-                        "downloading into",
-                        staging_dir.path(),
-                        e,
-                    ))
-                })?;
-                let work = staging_dir.path().join("patches");
-                atomic::create_dir_all(&work)
-                    .map_err(|e| ExportError::io_at("creating", &work, e))?;
-                let log = |line: &str| observer.log(line);
-                let plan =
-                    delta::plan(staging_dir.path(), &hub, base, &work, &options.patch, &log)?;
-                let sealed = seal_delta(
-                    staging_dir.path(),
-                    &job_options,
-                    &plan,
-                    &key,
-                    &output,
-                    &mut |n| observer.advance(n),
-                )?;
-                (sealed, Some(delta_stats(&plan)))
+                let (sealed, stats) = self.seal_delta(job, base, &job_options, output)?;
+                (sealed, Some(stats))
             }
         };
         let manifest_bytes = sealed.manifest.to_canonical_bytes()?;
-        hub.record(staging_dir.path(), &manifest_bytes, sealed.manifest_digest)?;
-        state.record_export(&ExportRecord {
+        self.hub
+            .record(self.staging_dir, &manifest_bytes, sealed.manifest_digest)?;
+        self.state.record_export(&ExportRecord {
             bundle_id: sealed.manifest.bundle_id.clone(),
             manifest_digest: sealed.manifest_digest.to_string(),
-            channel: channel.clone(),
-            sequence,
+            channel: job_options.channel.clone(),
+            sequence: job_options.sequence,
             created: sealed.manifest.created.clone(),
             path: sealed.path.display().to_string(),
             clusters: job_options.targets.clusters.clone(),
-            gate_override: gates.gate_override.clone(),
+            gate_override: job_options.gate_override.clone(),
         })?;
-        written.push(WrittenBundle {
+        Ok(WrittenBundle {
             path: sealed.path.clone(),
             volumes: sealed.volumes.as_ref().map(|v| v.volumes.len()),
             kind: sealed.manifest.kind,
@@ -464,39 +560,74 @@ pub fn export(
             sites: job.sites.clone(),
             bytes: sealed.bytes,
             delta,
-        });
+        })
     }
-    // Every blob has landed: each was waited for.
-    let pulled = downloads.finish().map_err(|failed| {
-        image_error(
-            &owners[&failed.digest],
-            &plan,
-            chain_message(&*failed.error),
+
+    /// A full bundle, written as the blobs arrive.
+    fn seal_full(
+        &self,
+        job_options: &SealOptions,
+        output: &BundleOutput,
+    ) -> Result<SealedBundle, ExportError> {
+        seal_arriving(
+            self.staging_dir,
+            self.downloads.arrivals(),
+            job_options,
+            self.key,
+            output,
+            &mut |n| self.observer.advance(n),
         )
-    })?;
-    fetched_bytes += pulled.bytes_fetched;
-    let first = written.first().cloned().expect("at least one bundle job");
-    Ok(ExportSummary {
-        volumes: first.volumes,
-        bundle: first.path.clone(),
-        bundle_id: first.bundle_id.clone(),
-        manifest_digest: first.manifest_digest.clone(),
-        channel,
-        sequence,
-        clusters: plan.clusters.len(),
-        manifest_sets: plan.manifest_sets().len(),
-        objects: plan.clusters.iter().map(|c| c.objects).sum(),
-        images: pinned.len(),
-        signatures,
-        blobs: fs::read_dir(staging_dir.path().join("blobs/sha256"))
-            .map(|d| d.count())
-            .unwrap_or(0),
-        bytes: first.bytes,
-        fetched_bytes,
-        bundles: written,
-        warnings: plan.warnings.clone(),
-        gates,
-    })
+        .map_err(|e| self.blame(e))
+    }
+
+    /// A delta bundle against `base`: every blob must have landed before
+    /// the patches against the base's blobs are planned and made.
+    fn seal_delta(
+        &self,
+        job: &BundleJob,
+        base: &Base,
+        job_options: &SealOptions,
+        output: &BundleOutput,
+    ) -> Result<(SealedBundle, DeltaStats), ExportError> {
+        self.observer.log(&format!(
+            "delta for site(s) {} against bundle {}",
+            job.sites.join(", "),
+            base.bundle.manifest.bundle_id
+        ));
+        self.downloads
+            .arrivals()
+            .wait_all()
+            .map_err(|e| self.blame(ExportError::io_at("downloading into", self.staging_dir, e)))?;
+        let work = self.staging_dir.join("patches");
+        atomic::create_dir_all(&work).map_err(|e| ExportError::io_at("creating", &work, e))?;
+        let log = |line: &str| self.observer.log(line);
+        let plan = delta::plan(
+            self.staging_dir,
+            self.hub,
+            base,
+            &work,
+            &self.options.patch,
+            &log,
+        )?;
+        let sealed = seal_delta(
+            self.staging_dir,
+            job_options,
+            &plan,
+            self.key,
+            output,
+            &mut |n| self.observer.advance(n),
+        )?;
+        Ok((sealed, delta_stats(&plan)))
+    }
+
+    /// A download that fails fails the writing too: the download's failure,
+    /// naming its image, is the one reported, as the cause.
+    fn blame(&self, error: ExportError) -> ExportError {
+        match self.downloads.arrivals().failure() {
+            Some((Some(digest), reason)) => image_error(&self.owners[&digest], self.plan, reason),
+            _ => error,
+        }
+    }
 }
 
 /// The staging directory. It lives beside the output, so the final rename

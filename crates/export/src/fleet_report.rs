@@ -11,14 +11,14 @@ use std::io::{self, BufRead};
 use std::path::Path;
 use tender_format::FromIo;
 
-use crate::hub::{ClusterState, History};
+use crate::hub::{ClusterState, History, HubStatus};
 use serde::Serialize;
 use tender_format::{BundleManifest, Digest};
 
 use crate::error::ExportError;
 use crate::hub::ExportRecord;
 use crate::waves::{self, GateCheck};
-use tender_render::fleet::Fleet;
+use tender_render::fleet::{Cluster, Fleet};
 
 /// Where a cluster stands, for the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,6 +135,58 @@ pub fn build(
     let status = crate::hub::status_at(dir, stale_after_days, now)?;
     let history = crate::hub::history(dir)?;
 
+    let (site_names, sites) = site_columns(fleet, &status);
+    let cluster_status: BTreeMap<&str, &crate::hub::ClusterStatus> = status
+        .sites
+        .iter()
+        .flat_map(|s| s.clusters.iter().map(|c| (c.cluster.as_str(), c)))
+        .collect();
+    let exports = last_exports(dir, &channel)?;
+    let latest = cluster_status
+        .values()
+        .find(|c| c.channel == channel)
+        .and_then(|c| c.latest)
+        .or_else(|| last_sequence(dir, &channel));
+
+    let (has_waves, groups) = wave_groups(fleet);
+    let rows = groups
+        .into_iter()
+        .map(|(wave, members)| WaveRow {
+            wave,
+            cells: site_names
+                .iter()
+                .map(|site| {
+                    members
+                        .iter()
+                        .filter(|c| &c.site == site)
+                        .map(|c| cell(c, &cluster_status, &exports, &channel, &history, now))
+                        .collect()
+                })
+                .collect(),
+        })
+        .collect();
+
+    let gates = gate_checks(fleet, dir, &exports, &channel, &history, now);
+
+    Ok(FleetReport {
+        fleet: fleet.spec.name.clone(),
+        adoption: history.adoption(&channel),
+        channel,
+        now: status.now.clone(),
+        latest,
+        stale_after_days,
+        has_waves,
+        sites,
+        rows,
+        gates,
+        clusters: fleet.spec.clusters.len(),
+        receipts: history.receipts,
+    })
+}
+
+/// The report's columns: each site of the fleet in spec order, with when
+/// its last receipt arrived and whether it is overdue.
+fn site_columns(fleet: &Fleet, status: &HubStatus) -> (Vec<String>, Vec<SiteColumn>) {
     let mut site_names: Vec<String> = Vec::new();
     for c in &fleet.spec.clusters {
         if !site_names.contains(&c.site) {
@@ -154,84 +206,57 @@ pub fn build(
             }
         })
         .collect();
-    let cluster_status: BTreeMap<&str, &crate::hub::ClusterStatus> = status
-        .sites
-        .iter()
-        .flat_map(|s| s.clusters.iter().map(|c| (c.cluster.as_str(), c)))
-        .collect();
-    let exports = last_exports(dir, &channel)?;
-    let latest = cluster_status
-        .values()
-        .find(|c| c.channel == channel)
-        .and_then(|c| c.latest)
-        .or_else(|| last_sequence(dir, &channel));
+    (site_names, sites)
+}
 
-    let (has_waves, groups): (bool, Vec<(String, Vec<&tender_render::fleet::Cluster>)>) =
-        if fleet.spec.waves.is_empty() {
-            let mut tiers: Vec<String> = Vec::new();
-            for c in &fleet.spec.clusters {
-                if !tiers.contains(&c.tier) {
-                    tiers.push(c.tier.clone());
-                }
+/// The report's rows: the rollout waves in spec order, or (a fleet without
+/// waves) its tiers, each with its clusters; and which of the two it is.
+fn wave_groups(fleet: &Fleet) -> (bool, Vec<(String, Vec<&Cluster>)>) {
+    if fleet.spec.waves.is_empty() {
+        let mut tiers: Vec<String> = Vec::new();
+        for c in &fleet.spec.clusters {
+            if !tiers.contains(&c.tier) {
+                tiers.push(c.tier.clone());
             }
-            let groups = tiers
-                .into_iter()
-                .map(|t| {
-                    let members = fleet.spec.clusters.iter().filter(|c| c.tier == t).collect();
-                    (t, members)
-                })
-                .collect();
-            (false, groups)
-        } else {
-            let groups = fleet
-                .spec
-                .waves
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (w.name.clone(), fleet.wave_clusters(i)))
-                .collect();
-            (true, groups)
-        };
-    let rows = groups
-        .into_iter()
-        .map(|(wave, members)| WaveRow {
-            wave,
-            cells: site_names
-                .iter()
-                .map(|site| {
-                    members
-                        .iter()
-                        .filter(|c| &c.site == site)
-                        .map(|c| cell(c, &cluster_status, &exports, &channel, &history, now))
-                        .collect()
-                })
-                .collect(),
-        })
-        .collect();
+        }
+        let groups = tiers
+            .into_iter()
+            .map(|t| {
+                let members = fleet.spec.clusters.iter().filter(|c| c.tier == t).collect();
+                (t, members)
+            })
+            .collect();
+        (false, groups)
+    } else {
+        let groups = fleet
+            .spec
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.name.clone(), fleet.wave_clusters(i)))
+            .collect();
+        (true, groups)
+    }
+}
 
+/// Every wave gate of the fleet, checked against what the hub last
+/// exported to the gating clusters and what their receipts say.
+fn gate_checks(
+    fleet: &Fleet,
+    dir: &Path,
+    exports: &BTreeMap<String, LastExport>,
+    channel: &str,
+    history: &History,
+    now: time::OffsetDateTime,
+) -> Vec<GateCheck> {
     let all: Vec<String> = fleet.spec.clusters.iter().map(|c| c.name.clone()).collect();
     let gates = waves::gates_for(fleet, &all);
     let gating: BTreeSet<&String> = gates.iter().flat_map(|g| g.clusters.iter()).collect();
-    let expected = last_exported_manifests(dir, &exports, &gating);
-    let gates = gates
+    let expected = last_exported_manifests(dir, exports, &gating);
+    gates
         .iter()
-        .map(|g| waves::check(g, &expected, &channel, &history, now))
-        .collect();
-
-    Ok(FleetReport {
-        fleet: fleet.spec.name.clone(),
-        adoption: history.adoption(&channel),
-        channel,
-        now: status.now.clone(),
-        latest,
-        stale_after_days,
-        has_waves,
-        sites,
-        rows,
-        gates,
-        clusters: fleet.spec.clusters.len(),
-        receipts: history.receipts,
-    })
+        .map(|g| waves::check(g, &expected, channel, history, now))
+        .collect()
 }
 
 /// A cluster's cell. With waves, a cluster is current when it runs the

@@ -246,25 +246,7 @@ fn seal_manifest(
     let manifest_digest = Digest::of(&manifest_bytes);
     let mut slot = SignatureSlot::default();
     slot.add(key.sign("release", &manifest_bytes, &options.creator));
-    let mut open = |entry: &Entry| -> io::Result<EntrySource> {
-        match (blobs, blob_of(entry)) {
-            (Blobs::Patched(plan), Some(digest)) if entry.encoding == Encoding::Patch => {
-                if let Some(p) = plan.patches.get(&digest) {
-                    return Ok(EntrySource::Read(Box::new(File::open(&p.patch.file)?)));
-                }
-            }
-            (Blobs::Arriving(arrivals), Some(digest)) if arrivals.was_queued(&digest) => {
-                // Hashed against its digest as it landed, by this export,
-                // in its own staging directory: not hashed a second time.
-                arrivals.wait(&digest)?;
-                return Ok(EntrySource::Checked(File::open(layout.join(&entry.path))?));
-            }
-            _ => {}
-        }
-        Ok(EntrySource::Read(Box::new(File::open(
-            layout.join(&entry.path),
-        )?)))
-    };
+    let mut open = |entry: &Entry| open_entry(blobs, layout, entry);
     let total = bundle_size(manifest_bytes.len() as u64, &manifest);
     let out = match out {
         BundleOutput::File {
@@ -278,23 +260,7 @@ fn seal_manifest(
     };
     let (path, bytes, volumes) = match &out {
         BundleOutput::File { path, .. } => {
-            let bytes = atomic::write_with(path, |w| {
-                // Written at the pace of the downloads: let the disk take
-                // it as it comes, so the closing fsync has little left.
-                let flusher = match blobs {
-                    Blobs::Arriving(_) => Some(Flusher::start(w.get_ref().try_clone()?)),
-                    _ => None,
-                };
-                let mut progress = |done: u64| {
-                    if let Some(flusher) = &flusher {
-                        flusher.written(done);
-                    }
-                    progress(done)
-                };
-                write_bundle(w, &manifest_bytes, &slot, &mut open, &mut progress)
-                    .map_err(io::Error::other)
-            })
-            .map_err(|e| ExportError::io_at("writing bundle", path, e))?;
+            let bytes = write_file(path, blobs, &manifest_bytes, &slot, &mut open, progress)?;
             (path.clone(), bytes, None)
         }
         BundleOutput::Volumes { path, size } => {
@@ -343,6 +309,56 @@ fn seal_manifest(
         bytes,
         volumes,
     })
+}
+
+/// Where entry `entry` of the layout is read from: a patched blob from
+/// its patch file, an arriving blob once it has landed (already hashed),
+/// anything else from the layout.
+fn open_entry(blobs: Blobs, layout: &Path, entry: &Entry) -> io::Result<EntrySource> {
+    match (blobs, blob_of(entry)) {
+        (Blobs::Patched(plan), Some(digest)) if entry.encoding == Encoding::Patch => {
+            if let Some(p) = plan.patches.get(&digest) {
+                return Ok(EntrySource::Read(Box::new(File::open(&p.patch.file)?)));
+            }
+        }
+        (Blobs::Arriving(arrivals), Some(digest)) if arrivals.was_queued(&digest) => {
+            // Hashed against its digest as it landed, by this export,
+            // in its own staging directory: not hashed a second time.
+            arrivals.wait(&digest)?;
+            return Ok(EntrySource::Checked(File::open(layout.join(&entry.path))?));
+        }
+        _ => {}
+    }
+    Ok(EntrySource::Read(Box::new(File::open(
+        layout.join(&entry.path),
+    )?)))
+}
+
+/// The bundle written to one file, atomically; returns its size.
+fn write_file(
+    path: &Path,
+    blobs: Blobs,
+    manifest_bytes: &[u8],
+    slot: &SignatureSlot,
+    open: &mut dyn FnMut(&Entry) -> io::Result<EntrySource>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, ExportError> {
+    atomic::write_with(path, |w| {
+        // Written at the pace of the downloads: let the disk take
+        // it as it comes, so the closing fsync has little left.
+        let flusher = match blobs {
+            Blobs::Arriving(_) => Some(Flusher::start(w.get_ref().try_clone()?)),
+            _ => None,
+        };
+        let mut progress = |done: u64| {
+            if let Some(flusher) = &flusher {
+                flusher.written(done);
+            }
+            progress(done)
+        };
+        write_bundle(w, manifest_bytes, slot, open, &mut progress).map_err(io::Error::other)
+    })
+    .map_err(|e| ExportError::io_at("writing bundle", path, e))
 }
 
 /// Syncs a file being written, on a thread of its own, each time another

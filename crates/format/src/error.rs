@@ -20,6 +20,7 @@ use crate::FromIo;
 use crate::digest::Digest;
 use crate::manifest::ManifestError;
 use crate::signatures::SlotError;
+use crate::volume_check::VolumeCheck;
 
 /// Why a bundle is refused. Every variant is the bundle's fault.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +70,9 @@ pub enum Rejection {
     #[error("{what} is {size} bytes, more than the {limit} allowed")]
     TooLarge { what: String, size: u64, limit: u64 },
     #[error("{0}")]
-    Volume(crate::volumes::VolumeCheck),
+    Volume(VolumeCheck),
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Volumes(Vec<crate::volumes::VolumeCheck>),
+    Volumes(Vec<VolumeCheck>),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
@@ -150,7 +151,7 @@ pub(crate) fn read_error(what: &str, e: io::Error) -> Error {
     // A damaged volume is named by number, whatever entry it was inside.
     if let Some(check) = e
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<crate::volumes::VolumeCheck>())
+        .and_then(|inner| inner.downcast_ref::<VolumeCheck>())
     {
         return Rejection::Volume(check.clone()).into();
     }

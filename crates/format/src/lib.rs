@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod canonical;
 pub mod digest;
 pub mod error;
+mod fields;
 pub mod io_error;
 pub mod layout;
 pub mod lock_file;
@@ -20,6 +21,7 @@ pub mod read_at;
 pub mod reader;
 pub mod signatures;
 pub mod ustar;
+mod volume_check;
 pub mod volumes;
 pub mod writer;
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{self, CanonicalError};
-use crate::manifest::{is_token, is_utc_seconds};
+use crate::fields::{is_token, is_utc_seconds};
 use crate::signatures::Signature;
 
 /// `format` of a policy update document.

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::{self, CanonicalError};
-use crate::manifest::is_token;
+use crate::fields::is_token;
 
 /// Domain separation for signatures: a tender signature can never be
 /// replayed as a signature over some other kind of document, and the role is

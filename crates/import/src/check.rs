@@ -16,11 +16,10 @@ use serde::Serialize;
 use tender_format::BundleReader;
 use tender_format::reader::discard;
 
+use crate::admission::{Admission, admit, audit_event, require_trust, site_clusters};
 use crate::error::ImportError;
-use crate::import::{
-    Admission, ImportOptions, admit, audit_event, open_site, registry_client, require_trust,
-    site_clusters,
-};
+use crate::import::ImportOptions;
+use crate::lifecycle::open_site;
 
 /// What `tender import --check` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +72,7 @@ pub fn check<R: Read>(
                 crate::lifecycle::check_fresh(site, policy, &current, &manifest)?;
                 // A delta must find its base here, as the import would.
                 if let Some(base) = &manifest.base {
-                    let client = registry_client(site, options)?;
+                    let client = site.registry_client(&options.client)?;
                     crate::delta::check_base(
                         &manifest,
                         base,

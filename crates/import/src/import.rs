@@ -4,46 +4,29 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+use std::path::PathBuf;
 use std::time::Instant;
-use tender_format::Verdict;
 
 use serde::Serialize;
+use tender_format::Verdict;
 use tender_format::manifest::Release;
-use tender_format::{BundleReader, Digest};
-use tender_oci::{ClientOptions, LayoutStore, RegistryClient, RegistrySettings};
+use tender_format::reader::ReadSummary;
+use tender_format::{BundleManifest, BundleReader, Digest};
+use tender_oci::{ClientOptions, LayoutStore, RegistryClient};
 use tender_trust::TrustPolicy;
 use tender_trust::keys::now_rfc3339;
-use tender_trust::policy::SignatureStatus;
 use tender_trust::update::Chain;
 
+use crate::admission::{Admission, admit, audit_event, require_trust, site_clusters};
 use crate::audit::{AuditAction, AuditEvent, AuditLog, Signer};
 use crate::error::ImportError;
+use crate::failpoint::failpoint;
+use crate::lifecycle::open_site;
 use crate::load::{LoadReport, load_embedded, load_registry};
 use crate::publish::{Published, publish};
 use crate::site::{ImageTarget, Site};
 use crate::stage::stage;
-use crate::state::{ChannelState, ReleaseRecord, SiteState};
-
-/// A registry client for the site registry, when images go to one.
-pub(crate) fn registry_client(
-    site: &Site,
-    options: &ImportOptions,
-) -> Result<Option<RegistryClient>, ImportError> {
-    let ImageTarget::Registry(target) = &site.target else {
-        return Ok(None);
-    };
-    let mut client = options.client.clone();
-    client.registries.insert(
-        target.url.clone(),
-        RegistrySettings {
-            plain_http: target.plain_http,
-            insecure_skip_tls_verify: target.insecure_skip_tls_verify,
-        },
-    );
-    Ok(Some(RegistryClient::new(client)?))
-}
-
-pub(crate) use crate::failpoint::failpoint;
+use crate::state::{ChannelState, ReleaseRecord, SiteState, SiteStateFile};
 
 /// What became of an import that succeeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -106,77 +89,6 @@ pub struct ImportOptions {
     pub delta_limits: tender_delta::ApplyLimits,
 }
 
-/// The site's trust policy (the accepted update or the site file's), its
-/// locked state and its audit log, once the audit chain is known intact
-/// (an action that could not be audited must not happen at all) and any
-/// action a killed run left pending is audited.
-pub(crate) fn open_site(site: &Site) -> Result<(TrustPolicy, SiteState, AuditLog), ImportError> {
-    // Read once before locking, so a broken policy file is reported
-    // before anything else, as it always was.
-    TrustPolicy::load(&site.trust_policy)?;
-    let state = SiteState::open(&site.state_dir)?;
-    let audit = AuditLog::new(state.dir());
-    if let Some(reason) = audit.verify()?.reason {
-        return Err(ImportError::Audit(format!(
-            "refusing to import onto a broken audit chain ({}: {reason})",
-            audit.path().display()
-        )));
-    }
-    let current = state.read()?;
-    crate::audit::settle(&audit, &current)?;
-    let policy = crate::lifecycle::effective_policy(site, &current)?;
-    Ok((policy, state, audit))
-}
-
-/// The audit line of `action` on the bundle `reader` opened, before its
-/// outcome is known (signers as the bundle claims them).
-pub(crate) fn audit_event<R: Read>(
-    reader: &BundleReader<R>,
-    action: AuditAction,
-    operator: &str,
-) -> AuditEvent {
-    let manifest = reader.manifest();
-    AuditEvent {
-        action,
-        operator: operator.to_string(),
-        bundle_id: Some(manifest.bundle_id.clone()),
-        manifest_digest: Some(reader.manifest_digest().to_string()),
-        channel: Some(manifest.channel.clone()),
-        sequence: Some(manifest.sequence),
-        signers: reader
-            .signatures()
-            .signatures
-            .iter()
-            .map(|s| Signer {
-                key_id: s.key_id.clone(),
-                role: s.role.clone(),
-                signer: s.signer.clone(),
-            })
-            .collect(),
-        ..AuditEvent::default()
-    }
-}
-
-/// Checks signatures and thresholds against the site's policy (`age`: the
-/// bundle's age against the site's reference time, for role expiry), and
-/// keeps in the audit line only the signers that counted.
-pub(crate) fn require_trust<R: Read>(
-    chain: &Chain,
-    reader: &BundleReader<R>,
-    event: &mut AuditEvent,
-    age: Option<i64>,
-) -> Result<(), ImportError> {
-    let trust = chain.require_at(reader.manifest_bytes(), reader.signatures(), age)?;
-    event.signers.retain(|s| {
-        trust.signatures.iter().any(|c| {
-            c.key_id == s.key_id
-                && c.role == s.role
-                && matches!(c.status, SignatureStatus::Valid { .. })
-        })
-    });
-    Ok(())
-}
-
 /// Imports one bundle. Every outcome, refusals included, is audited.
 pub fn import<R: Read>(
     reader: BundleReader<R>,
@@ -234,6 +146,8 @@ pub fn import<R: Read>(
     }
 }
 
+/// Steps 0 to 6 of one import, in the order bundle-spec §11 checks them;
+/// [`import`] audits whatever this returns.
 fn run<R: Read>(
     reader: BundleReader<R>,
     options: &ImportOptions,
@@ -251,23 +165,16 @@ fn run<R: Read>(
     // 0. The policy updates the stick carries, in order, before the
     // bundle's own signatures are judged (bundle-spec §7.3).
     let mut current = state.read()?;
-    let chain = crate::lifecycle::offer(
+    let (chain, applied) = offer_carried_updates(
+        options,
+        policy,
         state,
         audit,
         &mut current,
-        policy,
-        &manifest.policy_updates,
-        &crate::lifecycle::Carrier {
-            operator: &options.operator,
-            bundle: Some((&manifest.bundle_id, digest)),
-        },
+        &manifest,
+        &digest,
     )?;
     let policy = &chain.policy;
-    let applied: Vec<u64> = chain
-        .applied
-        .iter()
-        .map(|(u, _)| u.policy_version())
-        .collect();
 
     // 1. Signatures and thresholds, before anything else.
     let age = crate::lifecycle::bundle_age(site, &current, &manifest);
@@ -295,88 +202,244 @@ fn run<R: Read>(
         Admission::New(releases) => releases,
     };
     crate::lifecycle::check_fresh(site, policy, &current, &manifest)?;
-    let report = |outcome: ImportOutcome, load: LoadReport, bytes_read: u64| {
-        report_for(
-            site, &manifest, &digest, &releases, outcome, load, bytes_read, started,
-        )
-    };
 
-    // A delta needs its base here, intact, before anything is written.
-    let client = registry_client(site, options)?;
-    let base_blobs = match &manifest.base {
-        Some(base) => Some(crate::delta::check_base(
-            &manifest,
-            base,
-            site,
-            state,
-            &current,
-            client.as_ref(),
-        )?),
-        None => None,
+    let client = site.registry_client(&options.client)?;
+    let importing = Importing {
+        site,
+        state,
+        manifest: &manifest,
+        digest: &digest,
+        client: client.as_ref(),
     };
 
     // 4. Copy off the stick, verifying every byte.
-    let staging_dir = state.staging_dir(&digest);
-    let summary = match stage(reader, &staging_dir, progress) {
-        Ok(summary) => summary,
-        Err(e) => {
-            // A bad bundle leaves nothing behind; a machine problem (disk
-            // full, stick pulled) keeps what was verified, for the rerun.
-            if e.is_rejection() {
-                let _ = fs::remove_dir_all(&staging_dir);
-            }
-            return Err(e);
-        }
-    };
-    if let (Some(base), Some(blobs)) = (&manifest.base, &base_blobs) {
-        crate::delta::materialize(base, blobs, &staging_dir, options.delta_limits)?;
-    }
+    let (staging_dir, summary) =
+        importing.stage(reader, &current, options.delta_limits, progress)?;
     let staging = LayoutStore::open(&staging_dir)?;
     failpoint("staged");
     // Verified: from here on the site changes, so the action is noted
     // first (see crate::audit).
     audit.begin(event)?;
 
-    // 5. This site's manifest sets into the state, images into the site
-    // (a registry site keeps any other blob in the state: load_registry).
-    let mut manifest_sets = BTreeMap::new();
-    for set in releases.iter().map(|r| r.manifests) {
-        let new = crate::inventory::keep_staged(&staging, &set, &state.manifests_path(&set))?;
-        manifest_sets.insert(set, new);
-    }
-    // Every blob of the release: carried, rebuilt from patches, or (for a
-    // delta) referenced from the base.
-    let blobs: Vec<Digest> = manifest.release_blobs().collect();
-    let load = match (&site.target, &client) {
-        (ImageTarget::Registry(target), Some(client)) => load_registry(
-            &staging,
-            target,
-            client,
-            &blobs,
-            &manifest_sets,
-            state.dir(),
-        )?,
-        _ => load_embedded(&staging, &blobs, &site.store_dir())?,
-    };
-    crate::inventory::add(state.dir(), &blobs)?;
+    // 5. This site's manifest sets into the state, images into the site.
+    let load = importing.load(&staging, &releases)?;
     event.images = load.images.iter().map(|(_, to)| to.clone()).collect();
     failpoint("loaded");
 
     // 6. Publish to each cluster, record the history, then the one atomic
     // commit.
-    let now = now_rfc3339();
-    let locations: BTreeMap<String, String> = load.images.iter().cloned().collect();
-    let mut publications = Vec::new();
-    for r in &releases {
-        let record = ReleaseRecord {
-            cluster: r.cluster.clone(),
-            channel: manifest.channel.clone(),
-            sequence: manifest.sequence,
-            bundle_id: manifest.bundle_id.clone(),
-            manifest_digest: digest.to_string(),
-            manifests: r.manifests,
-            images: r.images.clone(),
-            locations: r
+    let publications =
+        importing.publish_and_commit(&mut current, &releases, &load, &event.signers)?;
+    let _ = fs::remove_dir_all(&staging_dir);
+    let bytes_read = summary.map_or(0, |s| s.stream_bytes);
+    let mut done = report_for(
+        site,
+        &manifest,
+        &digest,
+        &releases,
+        ImportOutcome::Imported,
+        load,
+        bytes_read,
+        started,
+    );
+    done.published = publications;
+    done.policy_updates = applied;
+    Ok(done)
+}
+
+/// Step 0: the policy updates the bundle carries, offered to the site in
+/// order (each applied one audited and recorded in `current`); returns
+/// the chain of policies the bundle is judged by and the versions applied.
+fn offer_carried_updates(
+    options: &ImportOptions,
+    policy: &TrustPolicy,
+    state: &SiteState,
+    audit: &AuditLog,
+    current: &mut SiteStateFile,
+    manifest: &BundleManifest,
+    digest: &Digest,
+) -> Result<(Chain, Vec<u64>), ImportError> {
+    let chain = crate::lifecycle::offer(
+        state,
+        audit,
+        current,
+        policy,
+        &manifest.policy_updates,
+        &crate::lifecycle::Carrier {
+            operator: &options.operator,
+            bundle: Some((&manifest.bundle_id, *digest)),
+        },
+    )?;
+    let applied = chain
+        .applied
+        .iter()
+        .map(|(u, _)| u.policy_version())
+        .collect();
+    Ok((chain, applied))
+}
+
+/// An admitted bundle on its way into the site: what the phases from
+/// staging to the commit share.
+struct Importing<'a> {
+    site: &'a Site,
+    state: &'a SiteState,
+    manifest: &'a BundleManifest,
+    digest: &'a Digest,
+    /// The site registry's client, when images go to one.
+    client: Option<&'a RegistryClient>,
+}
+
+impl Importing<'_> {
+    /// Step 4: the bundle copied off the stick into its staging directory,
+    /// every byte verified, and a delta's patched and referenced blobs
+    /// rebuilt there from its base, which is checked first: intact and
+    /// here, before anything is written. Returns the staging directory
+    /// and what was read (none when a complete staging was reused).
+    fn stage<R: Read>(
+        &self,
+        reader: BundleReader<R>,
+        current: &SiteStateFile,
+        delta_limits: tender_delta::ApplyLimits,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(PathBuf, Option<ReadSummary>), ImportError> {
+        let base_blobs = match &self.manifest.base {
+            Some(base) => Some(crate::delta::check_base(
+                self.manifest,
+                base,
+                self.site,
+                self.state,
+                current,
+                self.client,
+            )?),
+            None => None,
+        };
+        let staging_dir = self.state.staging_dir(self.digest);
+        let summary = match stage(reader, &staging_dir, progress) {
+            Ok(summary) => summary,
+            Err(e) => {
+                // A bad bundle leaves nothing behind; a machine problem (disk
+                // full, stick pulled) keeps what was verified, for the rerun.
+                if e.is_rejection() {
+                    let _ = fs::remove_dir_all(&staging_dir);
+                }
+                return Err(e);
+            }
+        };
+        if let (Some(base), Some(blobs)) = (&self.manifest.base, &base_blobs) {
+            crate::delta::materialize(base, blobs, &staging_dir, delta_limits)?;
+        }
+        Ok((staging_dir, summary))
+    }
+
+    /// Step 5: this site's manifest sets kept in the state and every blob
+    /// of the release (carried, rebuilt from patches, or for a delta
+    /// referenced from the base) loaded into the site's store or registry
+    /// (a registry site keeps any other blob in the state: `load_registry`),
+    /// then added to the site's inventory.
+    fn load(
+        &self,
+        staging: &LayoutStore,
+        releases: &[&Release],
+    ) -> Result<LoadReport, ImportError> {
+        let mut manifest_sets = BTreeMap::new();
+        for set in releases.iter().map(|r| r.manifests) {
+            let new =
+                crate::inventory::keep_staged(staging, &set, &self.state.manifests_path(&set))?;
+            manifest_sets.insert(set, new);
+        }
+        let blobs: Vec<Digest> = self.manifest.release_blobs().collect();
+        let load = match (&self.site.target, self.client) {
+            (ImageTarget::Registry(target), Some(client)) => load_registry(
+                staging,
+                target,
+                client,
+                &blobs,
+                &manifest_sets,
+                self.state.dir(),
+            )?,
+            _ => load_embedded(staging, &blobs, &self.site.store_dir())?,
+        };
+        crate::inventory::add(self.state.dir(), &blobs)?;
+        Ok(load)
+    }
+
+    /// Step 6: every cluster's release published and recorded, the
+    /// channel's new release, the mirror configs, the high-water mark,
+    /// then the one atomic commit of `site.json`. Returns what publishing
+    /// did, per cluster.
+    fn publish_and_commit(
+        &self,
+        current: &mut SiteStateFile,
+        releases: &[&Release],
+        load: &LoadReport,
+        signers: &[Signer],
+    ) -> Result<Vec<Published>, ImportError> {
+        let now = now_rfc3339();
+        let publications = self.publish(current, releases, load, signers, &now)?;
+        self.record_channel(current, now);
+        let references: Vec<String> = releases
+            .iter()
+            .flat_map(|r| r.images.iter().map(|i| i.reference.clone()))
+            .collect();
+        crate::publish::write_mirror_configs(self.site, self.state, &references)?;
+        current.trust.raise(&self.manifest.created);
+        failpoint("recorded");
+        self.state.commit(current)?;
+        failpoint("committed");
+        Ok(publications)
+    }
+
+    /// Step 6, per cluster: the release published to the cluster (against
+    /// the one it replaces) and recorded in the history and in `current`.
+    fn publish(
+        &self,
+        current: &mut SiteStateFile,
+        releases: &[&Release],
+        load: &LoadReport,
+        signers: &[Signer],
+        now: &str,
+    ) -> Result<Vec<Published>, ImportError> {
+        let locations: BTreeMap<String, String> = load.images.iter().cloned().collect();
+        let mut publications = Vec::new();
+        for r in releases {
+            let mut record = self.release_record(r, &locations, now);
+            let previous = current.current.get(&r.cluster);
+            let published = publish(
+                self.site,
+                self.state,
+                &record,
+                previous,
+                signers,
+                &self.manifest.created,
+                self.client,
+            )?;
+            record.delivered = published.delivered;
+            record.published = published.published.clone();
+            publications.push(published);
+            self.state.record_release(&record)?;
+            current.current.insert(r.cluster.clone(), record);
+        }
+        Ok(publications)
+    }
+
+    /// One cluster's release as the site records it, before publishing:
+    /// each image pinned where loading put it (`locations`, by canonical
+    /// source reference).
+    fn release_record(
+        &self,
+        release: &Release,
+        locations: &BTreeMap<String, String>,
+        now: &str,
+    ) -> ReleaseRecord {
+        ReleaseRecord {
+            cluster: release.cluster.clone(),
+            channel: self.manifest.channel.clone(),
+            sequence: self.manifest.sequence,
+            bundle_id: self.manifest.bundle_id.clone(),
+            manifest_digest: self.digest.to_string(),
+            manifests: release.manifests,
+            images: release.images.clone(),
+            locations: release
                 .images
                 .iter()
                 .filter_map(|i| {
@@ -384,118 +447,30 @@ fn run<R: Read>(
                     Some((i.reference.clone(), locations.get(&canonical)?.clone()))
                 })
                 .collect(),
-            imported_at: now.clone(),
-            created: Some(manifest.created.clone()),
+            imported_at: now.to_string(),
+            created: Some(self.manifest.created.clone()),
             delivered: None,
             published: Vec::new(),
-        };
-        let mut record = record;
-        let previous = current.current.get(&r.cluster);
-        let published = publish(
-            site,
-            state,
-            &record,
-            previous,
-            &event.signers,
-            &manifest.created,
-            client.as_ref(),
-        )?;
-        record.delivered = published.delivered;
-        record.published = published.published.clone();
-        publications.push(published);
-        state.record_release(&record)?;
-        current.current.insert(r.cluster.clone(), record);
-    }
-    current.channels.insert(
-        manifest.channel.clone(),
-        ChannelState {
-            sequence: manifest.sequence,
-            bundle_id: manifest.bundle_id.clone(),
-            manifest_digest: digest.to_string(),
-            imported_at: now,
-            // A reset's floor outlives the next import: the bundle that
-            // locked the channel stays refused (bundle-spec §7.3).
-            reset: current
-                .channels
-                .get(&manifest.channel)
-                .and_then(|c| c.reset.clone()),
-        },
-    );
-    let references: Vec<String> = releases
-        .iter()
-        .flat_map(|r| r.images.iter().map(|i| i.reference.clone()))
-        .collect();
-    crate::publish::write_mirror_configs(site, state, &references)?;
-    current.trust.raise(&manifest.created);
-    failpoint("recorded");
-    state.commit(&current)?;
-    failpoint("committed");
-    let _ = fs::remove_dir_all(&staging_dir);
-    let bytes_read = summary.map_or(0, |s| s.stream_bytes);
-    let mut done = report(ImportOutcome::Imported, load, bytes_read);
-    done.published = publications;
-    done.policy_updates = applied;
-    Ok(done)
-}
-
-/// The clusters of this site the bundle has releases for.
-pub(crate) fn site_clusters(manifest: &tender_format::BundleManifest, site: &Site) -> Vec<String> {
-    manifest
-        .releases
-        .iter()
-        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
-        .map(|r| r.cluster.clone())
-        .collect()
-}
-
-/// Whether a bundle may be imported here, checked before its entries are
-/// read (bundle spec §11).
-pub(crate) enum Admission<'a> {
-    /// It is the channel's current release (these are its releases for
-    /// this site's clusters): nothing to do.
-    Current(Vec<&'a Release>),
-    /// It may be imported: its releases for this site's clusters.
-    New(Vec<&'a Release>),
-}
-
-/// Checks that the bundle targets this site and some of its clusters, and
-/// is newer than what its channel has (rollback and replay protection).
-pub(crate) fn admit<'a>(
-    manifest: &'a tender_format::BundleManifest,
-    digest: &Digest,
-    site: &Site,
-    current: &crate::state::SiteStateFile,
-) -> Result<Admission<'a>, ImportError> {
-    if !manifest.targets.sites.contains(&site.name) {
-        return Err(ImportError::Refused(format!(
-            "bundle is for site(s) {}, this is {}",
-            manifest.targets.sites.join(", "),
-            site.name
-        )));
-    }
-    let releases: Vec<&Release> = manifest
-        .releases
-        .iter()
-        .filter(|r| r.site == site.name && site.clusters.contains(&r.cluster))
-        .collect();
-    if let Some(last) = current.channels.get(&manifest.channel) {
-        if last.manifest_digest == digest.to_string() {
-            return Ok(Admission::Current(releases));
-        }
-        if manifest.sequence <= last.sequence {
-            return Err(ImportError::Refused(format!(
-                "sequence {} on channel {} is not newer than {} (imported {}): an old or replayed bundle",
-                manifest.sequence, manifest.channel, last.sequence, last.imported_at
-            )));
         }
     }
-    if releases.is_empty() {
-        return Err(ImportError::Refused(format!(
-            "bundle has no release for this site's clusters ({})",
-            site.clusters.join(", ")
-        )));
+
+    /// Step 6, the channel: this bundle becomes its current release.
+    fn record_channel(&self, current: &mut SiteStateFile, now: String) {
+        let channel = &self.manifest.channel;
+        // A reset's floor outlives the next import: the bundle that
+        // locked the channel stays refused (bundle-spec §7.3).
+        let reset = current.channels.get(channel).and_then(|c| c.reset.clone());
+        current.channels.insert(
+            channel.clone(),
+            ChannelState {
+                sequence: self.manifest.sequence,
+                bundle_id: self.manifest.bundle_id.clone(),
+                manifest_digest: self.digest.to_string(),
+                imported_at: now,
+                reset,
+            },
+        );
     }
-    Ok(Admission::New(releases))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -3,6 +3,7 @@
 //! has matched its signed digest; nothing becomes visible before the
 //! import commits.
 
+mod admission;
 pub mod audit;
 pub mod check;
 pub mod delta;

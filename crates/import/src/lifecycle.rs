@@ -51,6 +51,28 @@ pub fn effective_policy(site: &Site, state: &SiteStateFile) -> Result<TrustPolic
     }
 }
 
+/// The site's trust policy (the accepted update or the site file's), its
+/// locked state and its audit log, once the audit chain is known intact
+/// (an action that could not be audited must not happen at all) and any
+/// action a killed run left pending is audited.
+pub(crate) fn open_site(site: &Site) -> Result<(TrustPolicy, SiteState, AuditLog), ImportError> {
+    // Read once before locking, so a broken policy file is reported
+    // before anything else, as it always was.
+    TrustPolicy::load(&site.trust_policy)?;
+    let state = SiteState::open(&site.state_dir)?;
+    let audit = AuditLog::new(state.dir());
+    if let Some(reason) = audit.verify()?.reason {
+        return Err(ImportError::Audit(format!(
+            "refusing to import onto a broken audit chain ({}: {reason})",
+            audit.path().display()
+        )));
+    }
+    let current = state.read()?;
+    crate::audit::settle(&audit, &current)?;
+    let policy = effective_policy(site, &current)?;
+    Ok((policy, state, audit))
+}
+
 /// The time freshness is judged against, in Unix seconds: the high-water
 /// mark, or the trusted clock when the site has one and it is later.
 pub fn reference_time(site: &Site, state: &SiteStateFile) -> Option<i64> {
@@ -327,7 +349,7 @@ pub fn read_update(path: &Path) -> Result<PolicyUpdate, ImportError> {
 /// rollback, unless the newest offered is the very update in force
 /// (applying the same file twice is not an attack).
 pub fn apply(site: &Site, files: &[PathBuf], operator: &str) -> Result<UpdatesReport, ImportError> {
-    let (policy, state, audit) = crate::import::open_site(site)?;
+    let (policy, state, audit) = open_site(site)?;
     let carrier = Carrier {
         operator,
         bundle: None,

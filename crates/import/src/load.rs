@@ -94,7 +94,7 @@ pub fn load_embedded(
             fs::rename(&tmp, &to).map_err(|e| ImportError::io_at("storing blob", &to, e))?;
         }
         report.blobs_new += 1;
-        crate::import::failpoint("mid-load");
+        crate::failpoint::failpoint("mid-load");
     }
     let blobs_dir = dir.join("blobs/sha256");
     atomic::sync_dir(&blobs_dir).map_err(|e| ImportError::io_at("syncing", &blobs_dir, e))?;

@@ -18,10 +18,10 @@ use tender_format::FromIo;
 
 use serde::Deserialize;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, ChainReport};
 use crate::error::ImportError;
 use crate::site::{ImageTarget, Site};
-use crate::state::read_state;
+use crate::state::{SiteStateFile, read_state};
 
 /// What an audit line says of an import or rollback.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,16 +82,33 @@ pub fn render(site: &Site) -> Result<String, ImportError> {
     let (last_import, last_rollback) = last_actions(audit.path())?;
     let s = label(&site.name);
     let mut out = String::new();
+    render_releases(&mut out, &s, &state);
+    if let Some(last) = &last_import {
+        render_last_import(&mut out, &s, last);
+    }
+    if let Some(last) = &last_rollback {
+        render_last_rollback(&mut out, &s, last);
+    }
+    render_audit_chain(&mut out, &s, &chain);
+    if site.target == ImageTarget::Embedded {
+        let (blobs, bytes) = store_size(&site.store_dir())?;
+        render_store(&mut out, &s, blobs, bytes);
+    }
+    Ok(out)
+}
 
+/// The site, what each of its clusters runs and each channel's sequence
+/// (`s`: the site's name as a label value).
+fn render_releases(out: &mut String, s: &str, state: &SiteStateFile) {
     family(
-        &mut out,
+        out,
         "tender_site_info",
         "The site this file describes (always 1).",
     );
     let _ = writeln!(out, "tender_site_info{{site=\"{s}\"}} 1");
 
     family(
-        &mut out,
+        out,
         "tender_cluster_release_sequence",
         "Sequence of the release each cluster of the site runs now, with its channel and bundle id.",
     );
@@ -106,7 +123,7 @@ pub fn render(site: &Site) -> Result<String, ImportError> {
         );
     }
     family(
-        &mut out,
+        out,
         "tender_channel_sequence",
         "Highest sequence the site has imported on each channel (a bundle must be above it).",
     );
@@ -118,64 +135,71 @@ pub fn render(site: &Site) -> Result<String, ImportError> {
             c.sequence
         );
     }
+}
 
-    if let Some(last) = &last_import {
-        family(
-            &mut out,
-            "tender_last_import_timestamp_seconds",
-            "When the last import was attempted (Unix time, the audit line's).",
-        );
-        let _ = writeln!(
-            out,
-            "tender_last_import_timestamp_seconds{{site=\"{s}\"}} {}",
-            last.seconds
-        );
-        family(
-            &mut out,
-            "tender_last_import_outcome",
-            "How the last import ended: 1 for its outcome, 0 for the others.",
-        );
-        for o in IMPORT_OUTCOMES {
-            let _ = writeln!(
-                out,
-                "tender_last_import_outcome{{site=\"{s}\",outcome=\"{o}\"}} {}",
-                u8::from(last.outcome == o)
-            );
-        }
-        if let Some(seq) = last.sequence {
-            family(
-                &mut out,
-                "tender_last_import_sequence",
-                "Sequence of the bundle the last import was about.",
-            );
-            let _ = writeln!(out, "tender_last_import_sequence{{site=\"{s}\"}} {seq}");
-        }
-    }
-    if let Some(last) = &last_rollback {
-        family(
-            &mut out,
-            "tender_last_rollback_timestamp_seconds",
-            "When the last rollback was attempted (Unix time).",
-        );
-        let _ = writeln!(
-            out,
-            "tender_last_rollback_timestamp_seconds{{site=\"{s}\"}} {}",
-            last.seconds
-        );
-        family(
-            &mut out,
-            "tender_last_rollback_success",
-            "1 if the last rollback succeeded, 0 if it was refused or failed.",
-        );
-        let _ = writeln!(
-            out,
-            "tender_last_rollback_success{{site=\"{s}\"}} {}",
-            u8::from(last.outcome == "rolled_back")
-        );
-    }
-
+/// When the last import was attempted, how it ended and which bundle it
+/// was about.
+fn render_last_import(out: &mut String, s: &str, last: &LastAction) {
     family(
-        &mut out,
+        out,
+        "tender_last_import_timestamp_seconds",
+        "When the last import was attempted (Unix time, the audit line's).",
+    );
+    let _ = writeln!(
+        out,
+        "tender_last_import_timestamp_seconds{{site=\"{s}\"}} {}",
+        last.seconds
+    );
+    family(
+        out,
+        "tender_last_import_outcome",
+        "How the last import ended: 1 for its outcome, 0 for the others.",
+    );
+    for o in IMPORT_OUTCOMES {
+        let _ = writeln!(
+            out,
+            "tender_last_import_outcome{{site=\"{s}\",outcome=\"{o}\"}} {}",
+            u8::from(last.outcome == o)
+        );
+    }
+    if let Some(seq) = last.sequence {
+        family(
+            out,
+            "tender_last_import_sequence",
+            "Sequence of the bundle the last import was about.",
+        );
+        let _ = writeln!(out, "tender_last_import_sequence{{site=\"{s}\"}} {seq}");
+    }
+}
+
+/// When the last rollback was attempted and whether it succeeded.
+fn render_last_rollback(out: &mut String, s: &str, last: &LastAction) {
+    family(
+        out,
+        "tender_last_rollback_timestamp_seconds",
+        "When the last rollback was attempted (Unix time).",
+    );
+    let _ = writeln!(
+        out,
+        "tender_last_rollback_timestamp_seconds{{site=\"{s}\"}} {}",
+        last.seconds
+    );
+    family(
+        out,
+        "tender_last_rollback_success",
+        "1 if the last rollback succeeded, 0 if it was refused or failed.",
+    );
+    let _ = writeln!(
+        out,
+        "tender_last_rollback_success{{site=\"{s}\"}} {}",
+        u8::from(last.outcome == "rolled_back")
+    );
+}
+
+/// Whether the audit chain verifies, and how many of its lines do.
+fn render_audit_chain(out: &mut String, s: &str, chain: &ChainReport) {
+    family(
+        out,
         "tender_audit_chain_ok",
         "1 if every line of the audit log hashes and links correctly (tender audit verify), 0 if not.",
     );
@@ -185,7 +209,7 @@ pub fn render(site: &Site) -> Result<String, ImportError> {
         u8::from(chain.broken_at.is_none())
     );
     family(
-        &mut out,
+        out,
         "tender_audit_entries",
         "Audit log lines that verify (up to the first broken one).",
     );
@@ -194,23 +218,22 @@ pub fn render(site: &Site) -> Result<String, ImportError> {
         "tender_audit_entries{{site=\"{s}\"}} {}",
         chain.entries
     );
+}
 
-    if site.target == ImageTarget::Embedded {
-        let (blobs, bytes) = store_size(&site.store_dir())?;
-        family(
-            &mut out,
-            "tender_store_blobs",
-            "Blobs in the embedded image store.",
-        );
-        let _ = writeln!(out, "tender_store_blobs{{site=\"{s}\"}} {blobs}");
-        family(
-            &mut out,
-            "tender_store_bytes",
-            "Bytes of the blobs in the embedded image store.",
-        );
-        let _ = writeln!(out, "tender_store_bytes{{site=\"{s}\"}} {bytes}");
-    }
-    Ok(out)
+/// The embedded store's blobs and bytes.
+fn render_store(out: &mut String, s: &str, blobs: u64, bytes: u64) {
+    family(
+        out,
+        "tender_store_blobs",
+        "Blobs in the embedded image store.",
+    );
+    let _ = writeln!(out, "tender_store_blobs{{site=\"{s}\"}} {blobs}");
+    family(
+        out,
+        "tender_store_bytes",
+        "Bytes of the blobs in the embedded image store.",
+    );
+    let _ = writeln!(out, "tender_store_bytes{{site=\"{s}\"}} {bytes}");
 }
 
 /// `# HELP` and `# TYPE` lines; every tender metric is a gauge.

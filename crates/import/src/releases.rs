@@ -95,13 +95,7 @@ pub fn rollback(
         check_present(site, &state, &record)?;
         let mut current = state.read()?;
         audit.begin(&event)?;
-        let options = crate::import::ImportOptions {
-            site: site.clone(),
-            operator: operator.to_string(),
-            client: client.clone(),
-            delta_limits: tender_delta::ApplyLimits::default(),
-        };
-        let registry = crate::import::registry_client(site, &options)?;
+        let registry = site.registry_client(client)?;
         // The original signers are in the audit trail of the import; the
         // republication names the rollback itself. The artifact's created
         // time is the bundle's, as at import, so the channel tag points at
@@ -212,47 +206,87 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
         .collect();
 
     if site.target == ImageTarget::Embedded && site.store_dir().join("index.json").exists() {
-        let store = LayoutStore::open(site.store_dir())?;
-        let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
-        for (name, descriptor) in store.list_tags()? {
-            // Signature artifacts are tagged after the image they sign.
-            let signs_kept = images
-                .iter()
-                .any(|d| name.contains(&format!("sha256-{}", d.hex())));
-            if images.contains(&descriptor.digest) || signs_kept {
-                for d in store.walk_image(&descriptor)? {
-                    keep_blobs.insert(d.digest);
-                }
-            } else {
-                store.remove_tag(&name)?;
-                report.removed_tags.push(name);
+        collect_store(site, &images, &sets, &mut report)?;
+    }
+    let forgotten = collect_state(&state, &sets, &mut report)?;
+    if site.target != ImageTarget::Embedded {
+        crate::inventory::forget(state.dir(), &forgotten)?;
+    }
+    AuditLog::new(state.dir()).append(AuditEvent {
+        action: AuditAction::Gc,
+        result: "ok".into(),
+        operator: operator.to_string(),
+        detail: Some(format!(
+            "kept {} release(s); removed {} tag(s), {} blob(s) ({} bytes), {} manifest set(s)",
+            report.kept_releases,
+            report.removed_tags.len(),
+            report.removed_blobs,
+            report.removed_bytes,
+            report.removed_manifest_sets
+        )),
+        ..AuditEvent::default()
+    })?;
+    Ok(report)
+}
+
+/// The embedded store: tags of images no retained release names (and
+/// signatures of none of them) removed, then every blob that no kept image
+/// or manifest set reaches.
+fn collect_store(
+    site: &Site,
+    images: &BTreeSet<Digest>,
+    sets: &BTreeSet<Digest>,
+    report: &mut GcReport,
+) -> Result<(), ImportError> {
+    let store = LayoutStore::open(site.store_dir())?;
+    let mut keep_blobs: BTreeSet<Digest> = BTreeSet::new();
+    for (name, descriptor) in store.list_tags()? {
+        // Signature artifacts are tagged after the image they sign.
+        let signs_kept = images
+            .iter()
+            .any(|d| name.contains(&format!("sha256-{}", d.hex())));
+        if images.contains(&descriptor.digest) || signs_kept {
+            for d in store.walk_image(&descriptor)? {
+                keep_blobs.insert(d.digest);
             }
-        }
-        keep_blobs.extend(sets.iter().copied());
-        let blobs = site.store_dir().join("blobs/sha256");
-        for file in fs::read_dir(&blobs).map_err(|e| ImportError::io_at("listing", &blobs, e))? {
-            let file = file.map_err(|e| ImportError::io_at("listing", &blobs, e))?;
-            let name = file.file_name().to_string_lossy().into_owned();
-            let Ok(digest) = Digest::from_hex(&name) else {
-                continue;
-            };
-            if !keep_blobs.contains(&digest) {
-                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(file.path())
-                    .map_err(|e| ImportError::io_at("removing", file.path(), e))?;
-                report.removed_blobs += 1;
-                report.removed_bytes += size;
-            }
+        } else {
+            store.remove_tag(&name)?;
+            report.removed_tags.push(name);
         }
     }
-    // Blobs kept in the state: manifest sets no retained release names,
-    // and (registry site) every carried blob no image reaches, which no
-    // release names. What is removed leaves the recorded inventory too, so
-    // the hub never references it in a delta.
+    keep_blobs.extend(sets.iter().copied());
+    let blobs = site.store_dir().join("blobs/sha256");
+    for file in fs::read_dir(&blobs).map_err(|e| ImportError::io_at("listing", &blobs, e))? {
+        let file = file.map_err(|e| ImportError::io_at("listing", &blobs, e))?;
+        let name = file.file_name().to_string_lossy().into_owned();
+        let Ok(digest) = Digest::from_hex(&name) else {
+            continue;
+        };
+        if !keep_blobs.contains(&digest) {
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(file.path())
+                .map_err(|e| ImportError::io_at("removing", file.path(), e))?;
+            report.removed_blobs += 1;
+            report.removed_bytes += size;
+        }
+    }
+    Ok(())
+}
+
+/// The blobs kept in the state removed where no retained release needs
+/// them: manifest sets no retained release names, and (registry site)
+/// every carried blob no image reaches, which no release names. Returns
+/// what was removed, for the caller to take out of the recorded inventory
+/// too, so the hub never references it in a delta.
+fn collect_state(
+    state: &SiteState,
+    sets: &BTreeSet<Digest>,
+    report: &mut GcReport,
+) -> Result<BTreeSet<Digest>, ImportError> {
     let mut forgotten = BTreeSet::new();
     let none = BTreeSet::new();
     for (dir, keep, are_sets) in [
-        ("manifests/sha256", &sets, true),
+        ("manifests/sha256", sets, true),
         ("blobs/sha256", &none, false),
     ] {
         let dir = state.dir().join(dir);
@@ -279,22 +313,5 @@ pub fn gc(site: &Site, keep: usize, operator: &str) -> Result<GcReport, ImportEr
             }
         }
     }
-    if site.target != ImageTarget::Embedded {
-        crate::inventory::forget(state.dir(), &forgotten)?;
-    }
-    AuditLog::new(state.dir()).append(AuditEvent {
-        action: AuditAction::Gc,
-        result: "ok".into(),
-        operator: operator.to_string(),
-        detail: Some(format!(
-            "kept {} release(s); removed {} tag(s), {} blob(s) ({} bytes), {} manifest set(s)",
-            report.kept_releases,
-            report.removed_tags.len(),
-            report.removed_blobs,
-            report.removed_bytes,
-            report.removed_manifest_sets
-        )),
-        ..AuditEvent::default()
-    })?;
-    Ok(report)
+    Ok(forgotten)
 }

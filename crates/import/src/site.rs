@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use tender_deliver::DeliveryConfig;
 use tender_format::manifest::is_token;
+use tender_oci::{ClientOptions, RegistryClient, RegistrySettings};
 
 use crate::error::ImportError;
 
@@ -203,5 +204,26 @@ impl Site {
     /// The embedded store's directory.
     pub fn store_dir(&self) -> PathBuf {
         self.state_dir.join("store")
+    }
+
+    /// A client for the site registry, when images go to one: `client`'s
+    /// settings (credentials, retries, observer) with the site file's
+    /// `plainHttp` and `insecureSkipTlsVerify` for the registry on top.
+    pub fn registry_client(
+        &self,
+        client: &ClientOptions,
+    ) -> Result<Option<RegistryClient>, ImportError> {
+        let ImageTarget::Registry(target) = &self.target else {
+            return Ok(None);
+        };
+        let mut client = client.clone();
+        client.registries.insert(
+            target.url.clone(),
+            RegistrySettings {
+                plain_http: target.plain_http,
+                insecure_skip_tls_verify: target.insecure_skip_tls_verify,
+            },
+        );
+        Ok(Some(RegistryClient::new(client)?))
     }
 }

@@ -417,6 +417,8 @@ fn link_next(response: &mut Response<Body>, target: &str) {
     set(response, header::LINK, &format!("<{target}>; rel=\"next\""));
 }
 
+/// A manifest by digest or tag: its bytes (`GET`) or headers only
+/// (`HEAD`), or 304 when the client's `If-None-Match` already names it.
 async fn manifest(
     state: &State,
     repo: &Repo,
@@ -425,91 +427,15 @@ async fn manifest(
     request: &Request<Incoming>,
     head: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let unknown = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "MANIFEST_UNKNOWN",
-            format!("manifest {reference} is not in repository {name}"),
-        )
-    };
-    let (digest, content) = if reference.contains(':') {
-        let digest = parse_digest(reference)?;
-        (digest, repo.manifest(&digest).ok_or_else(unknown)?.clone())
-    } else {
-        if !routes::valid_tag(reference) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "TAG_INVALID",
-                "invalid tag",
-            ));
-        }
-        if !repo.shared_by.is_empty() {
-            return Err(shared_path(repo, name));
-        }
-        let descriptor = repo.tags.get(reference).ok_or_else(unknown)?;
-        (
-            descriptor.digest,
-            Content {
-                media_type: descriptor.media_type.clone(),
-                size: descriptor.size,
-            },
-        )
-    };
+    let unknown = || manifest_unknown(name, reference);
+    let (digest, content) = resolve_manifest(repo, name, reference)?;
     let etag = format!("\"{digest}\"");
-    let store = state.store.clone();
     let mut response = if not_modified(request, &etag) {
         status_response(StatusCode::NOT_MODIFIED, Body::empty())
     } else if head {
-        let size = blocking(move || store.blob_size(&digest)).await?;
-        match size {
-            Some(size) if size == content.size => {}
-            Some(size) => {
-                state.warn(format!(
-                    "manifest {digest} in the store is {size} bytes, its descriptor says {}",
-                    content.size
-                ));
-                return Err(ApiError::internal(digest));
-            }
-            None => {
-                state.warn(format!("manifest {digest} is missing from the store"));
-                return Err(unknown());
-            }
-        }
-        let mut response = status_response(StatusCode::OK, Body::empty());
-        set(
-            &mut response,
-            header::CONTENT_LENGTH,
-            &content.size.to_string(),
-        );
-        response
+        manifest_head(state, digest, &content, unknown).await?
     } else {
-        let bytes = match blocking(move || store.read_blob(&digest, MAX_MANIFEST_SIZE)).await? {
-            Ok(bytes) => bytes,
-            Err(OciError::MissingBlob { .. }) => {
-                state.warn(format!("manifest {digest} is missing from the store"));
-                return Err(unknown());
-            }
-            Err(e) => {
-                state.warn(e.to_string());
-                return Err(ApiError::internal(digest));
-            }
-        };
-        if bytes.len() as u64 != content.size {
-            state.warn(format!(
-                "manifest {digest} in the store is {} bytes, its descriptor says {}",
-                bytes.len(),
-                content.size
-            ));
-            return Err(ApiError::internal(digest));
-        }
-        let mut response = status_response(StatusCode::OK, Body::empty());
-        set(
-            &mut response,
-            header::CONTENT_LENGTH,
-            &bytes.len().to_string(),
-        );
-        *response.body_mut() = Body::bytes(bytes);
-        response
+        manifest_get(state, digest, &content, unknown).await?
     };
     set(&mut response, header::CONTENT_TYPE, &content.media_type);
     set(
@@ -518,6 +444,117 @@ async fn manifest(
         &digest.to_string(),
     );
     set(&mut response, header::ETAG, &etag);
+    Ok(response)
+}
+
+/// `MANIFEST_UNKNOWN` for `reference` in repository `name`.
+fn manifest_unknown(name: &str, reference: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+        format!("manifest {reference} is not in repository {name}"),
+    )
+}
+
+/// The manifest `reference` names in `repo`: a digest, or a tag (refused
+/// in a repository several source paths share, where a tag is ambiguous).
+fn resolve_manifest(
+    repo: &Repo,
+    name: &str,
+    reference: &str,
+) -> Result<(Digest, Content), ApiError> {
+    let unknown = || manifest_unknown(name, reference);
+    if reference.contains(':') {
+        let digest = parse_digest(reference)?;
+        return Ok((digest, repo.manifest(&digest).ok_or_else(unknown)?.clone()));
+    }
+    if !routes::valid_tag(reference) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "TAG_INVALID",
+            "invalid tag",
+        ));
+    }
+    if !repo.shared_by.is_empty() {
+        return Err(shared_path(repo, name));
+    }
+    let descriptor = repo.tags.get(reference).ok_or_else(unknown)?;
+    Ok((
+        descriptor.digest,
+        Content {
+            media_type: descriptor.media_type.clone(),
+            size: descriptor.size,
+        },
+    ))
+}
+
+/// `HEAD`: the length, once the store is known to hold the manifest at
+/// the size its descriptor says.
+async fn manifest_head(
+    state: &State,
+    digest: Digest,
+    content: &Content,
+    unknown: impl Fn() -> ApiError,
+) -> Result<Response<Body>, ApiError> {
+    let store = state.store.clone();
+    let size = blocking(move || store.blob_size(&digest)).await?;
+    match size {
+        Some(size) if size == content.size => {}
+        Some(size) => {
+            state.warn(format!(
+                "manifest {digest} in the store is {size} bytes, its descriptor says {}",
+                content.size
+            ));
+            return Err(ApiError::internal(digest));
+        }
+        None => {
+            state.warn(format!("manifest {digest} is missing from the store"));
+            return Err(unknown());
+        }
+    }
+    let mut response = status_response(StatusCode::OK, Body::empty());
+    set(
+        &mut response,
+        header::CONTENT_LENGTH,
+        &content.size.to_string(),
+    );
+    Ok(response)
+}
+
+/// `GET`: the manifest's bytes, checked against its descriptor's size.
+async fn manifest_get(
+    state: &State,
+    digest: Digest,
+    content: &Content,
+    unknown: impl Fn() -> ApiError,
+) -> Result<Response<Body>, ApiError> {
+    let store = state.store.clone();
+    let bytes = match blocking(move || store.read_blob(&digest, MAX_MANIFEST_SIZE)).await? {
+        Ok(bytes) => bytes,
+        Err(OciError::MissingBlob { .. }) => {
+            state.warn(format!("manifest {digest} is missing from the store"));
+            return Err(unknown());
+        }
+        Err(e) => {
+            state.warn(e.to_string());
+            return Err(ApiError::internal(digest));
+        }
+    };
+    if bytes.len() as u64 != content.size {
+        state.warn(format!(
+            "manifest {digest} in the store is {} bytes, its descriptor says {}",
+            bytes.len(),
+            content.size
+        ));
+        return Err(ApiError::internal(digest));
+    }
+    let mut response = status_response(StatusCode::OK, Body::empty());
+    set(
+        &mut response,
+        header::CONTENT_LENGTH,
+        &bytes.len().to_string(),
+    );
+    *response.body_mut() = Body::bytes(bytes);
     Ok(response)
 }
 

@@ -13,6 +13,7 @@ mod proxy;
 mod registry;
 mod tools;
 pub mod trust_vectors;
+mod vector_parts;
 pub mod vectors;
 
 pub use compress::{

@@ -14,7 +14,7 @@ use tender_format::policy_update::{
 use tender_receipt::{Action, FORMAT, Receipt, ReleaseEntry};
 use tender_trust::PrivateKey;
 
-use crate::vectors::{CREATED, Expected, Keys, keys, signed_bundle};
+use crate::vector_parts::{CREATED, Expected, Keys, Policy, keys, signed_bundle};
 
 /// When the vectors' policy updates were signed.
 pub const UPDATE_CREATED: &str = "2026-11-02T00:00:00Z";
@@ -169,7 +169,7 @@ pub struct Step {
 /// against one fresh site; the last is the attack's outcome.
 pub struct Scenario {
     pub name: &'static str,
-    pub policy: crate::vectors::Policy,
+    pub policy: Policy,
     pub describe: &'static str,
     pub steps: Vec<Step>,
 }
@@ -193,7 +193,7 @@ pub fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "fast-forward-sequence",
-            policy: crate::vectors::Policy::ReleaseWithRoot,
+            policy: Policy::ReleaseWithRoot,
             describe: "a runaway hub signs sequence 2^63 and locks the channel; a root-signed policy update resets the channel's floor, the next export imports, and the runaway bundle stays refused",
             steps: vec![
                 step(Import, "1-sequence-2-63.tender", ok()),
@@ -209,7 +209,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "stale-bundle-past-max-age",
-            policy: crate::vectors::Policy::ReleaseMaxAge,
+            policy: Policy::ReleaseMaxAge,
             describe: "a bundle created 44 days before the newest one the site accepted, on a channel whose max_age is 30d: held back, then replayed to freeze the site on old content",
             steps: vec![
                 step(Import, "1-created-2026-12-15.tender", ok()),
@@ -222,7 +222,7 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "receipt-replayed",
-            policy: crate::vectors::Policy::ReleaseOnly,
+            policy: Policy::ReleaseOnly,
             describe: "an older receipt of the site, held back and handed to the hub after a newer one, to make the hub believe the site runs an older release",
             steps: vec![
                 step(HubAddSite, "../keys/site.pub", ok()),

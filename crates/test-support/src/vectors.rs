@@ -9,28 +9,15 @@ use std::io;
 use std::path::Path;
 
 use serde_json::json;
-use tender_format::layout::{MANIFEST_FILE, OCI_INDEX_FILE, OCI_LAYOUT_FILE, SIGNATURES_FILE};
-use tender_format::manifest::{
-    BundleKind, BundleManifest, DEFAULT_SIGNATURE_SLOT_SIZE, Encoding, Entry, FORMAT_V1, ImageRef,
-    Release, Targets,
-};
-use tender_format::policy_update::PolicyUpdate;
+use tender_format::layout::{MANIFEST_FILE, OCI_INDEX_FILE, SIGNATURES_FILE};
 use tender_format::ustar::{self, BLOCK};
 use tender_format::{Digest, SignatureSlot, layout::EntryPath};
 use tender_trust::PrivateKey;
 
-/// The fixed creation time of every vector.
-pub const CREATED: &str = "2026-11-01T00:00:00Z";
-/// The image the vector bundles carry.
-pub const IMAGE_REF: &str = "registry.plant.example/vectors/hello:1.0";
-
-/// What a verifier must report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub exit_code: i32,
-    /// A fragment of the one-line reason (empty for accepted bundles).
-    pub reason_contains: &'static str,
-}
+pub use crate::vector_parts::{CREATED, Expected, IMAGE_REF, Keys, Policy, keys, signed_bundle};
+use crate::vector_parts::{
+    Member, contents, member, pax_record, raw_member, reseal_checksum, serialize,
+};
 
 /// One vector: a name, a policy and the expected outcome.
 pub struct Vector {
@@ -40,70 +27,55 @@ pub struct Vector {
     pub describe: &'static str,
 }
 
-/// Which trust policy a vector is checked against.
-#[derive(Clone, Copy)]
-pub enum Policy {
-    /// hub may sign as release (1 needed).
-    ReleaseOnly,
-    /// hub as release, qa as approver, one of each needed.
-    ReleaseAndApprover,
-    /// hub and hub2 as release, two distinct keys needed.
-    TwoReleaseKeys,
-    /// hub as release, root as root (policy 1 accepts updates).
-    ReleaseWithRoot,
-    /// hub and hub2 as release (1 needed), root as root.
-    TwoReleaseKeysWithRoot,
-    /// Policy 3: hub as release, root as root.
-    AtPolicyThree,
-    /// hub as release; channel stable has a max_age of 30d.
-    ReleaseMaxAge,
+/// Every vector, valid ones first.
+pub fn all() -> Vec<Vector> {
+    let mut all = valid();
+    all.extend(tar_attacks());
+    all.extend(signature_attacks());
+    all.extend(policy_updates());
+    all
 }
 
-/// The test keys, from fixed seeds. Only public halves are committed.
-pub struct Keys {
-    pub hub: PrivateKey,
-    pub hub2: PrivateKey,
-    pub qa: PrivateKey,
-    pub intruder: PrivateKey,
-}
-
-pub fn keys() -> Keys {
-    Keys {
-        hub: PrivateKey::from_seed("hub", [1; 32]),
-        hub2: PrivateKey::from_seed("hub2", [2; 32]),
-        qa: PrivateKey::from_seed("qa", [3; 32]),
-        intruder: PrivateKey::from_seed("intruder", [4; 32]),
+/// A verifier's verdict on a good bundle.
+fn accept() -> Expected {
+    Expected {
+        exit_code: 0,
+        reason_contains: "",
     }
 }
 
-/// Every vector, valid ones first.
-pub fn all() -> Vec<Vector> {
-    use Policy::*;
-    let accept = Expected {
-        exit_code: 0,
-        reason_contains: "",
-    };
-    let reject = |reason: &'static str| Expected {
+/// A rejection (exit 3) whose reason contains `reason`.
+fn reject(reason: &'static str) -> Expected {
+    Expected {
         exit_code: 3,
         reason_contains: reason,
-    };
-    let v = |name, policy, expected, describe| Vector {
+    }
+}
+
+/// One row of the tables below.
+fn v(name: &'static str, policy: Policy, expected: Expected, describe: &'static str) -> Vector {
+    Vector {
         name,
         policy,
         expected,
         describe,
-    };
+    }
+}
+
+/// The bundles a verifier must accept.
+fn valid() -> Vec<Vector> {
+    use Policy::*;
     vec![
         v(
             "valid-minimal",
             ReleaseOnly,
-            accept.clone(),
+            accept(),
             "one image, one release signature",
         ),
         v(
             "valid-approved",
             ReleaseAndApprover,
-            accept,
+            accept(),
             "release signature plus an approval added later",
         ),
         v(
@@ -115,6 +87,14 @@ pub fn all() -> Vec<Vector> {
             },
             "exported past a rollout-wave gate: the manifest's optional gate_override (reason, pending clusters) is signed with the rest and accepted",
         ),
+    ]
+}
+
+/// Hostile or damaged tar streams: entries that climb out, links, special
+/// modes, duplicates, smuggled or missing entries, flipped bits, a cut.
+fn tar_attacks() -> Vec<Vector> {
+    use Policy::*;
+    vec![
         v(
             "tar-slip-dotdot",
             ReleaseOnly,
@@ -181,6 +161,14 @@ pub fn all() -> Vec<Vector> {
             reject("truncated"),
             "the stream cut inside a blob",
         ),
+    ]
+}
+
+/// Signatures that must not count: an unknown key, one key twice, a
+/// wrong role, a manifest swapped under its signature.
+fn signature_attacks() -> Vec<Vector> {
+    use Policy::*;
+    vec![
         v(
             "unknown-key",
             ReleaseOnly,
@@ -205,6 +193,14 @@ pub fn all() -> Vec<Vector> {
             reject("does not match the manifest"),
             "a different manifest (sequence raised) under the old signature",
         ),
+    ]
+}
+
+/// Carried policy updates (bundle-spec §7.3): one a site accepts, and
+/// rotations, skips, revocations and rollbacks it must refuse.
+fn policy_updates() -> Vec<Vector> {
+    use Policy::*;
+    vec![
         v(
             "valid-policy-update",
             ReleaseWithRoot,
@@ -241,207 +237,11 @@ pub fn all() -> Vec<Vector> {
     ]
 }
 
-/// The unsigned contents: a one-layer image and one cluster's manifest set.
-struct Contents {
-    files: Vec<(String, Vec<u8>)>,
-    manifest: BundleManifest,
-}
-
-fn contents(sequence: u64) -> Contents {
-    contents_at(sequence, CREATED, Vec::new())
-}
-
-/// [`contents`] with a creation time and carried policy updates.
-fn contents_at(sequence: u64, created: &str, policy_updates: Vec<PolicyUpdate>) -> Contents {
-    let layer = {
-        let mut b = tar::Builder::new(Vec::new());
-        let data = b"hello from the hub\n";
-        let mut h = tar::Header::new_ustar();
-        h.set_path("hello.txt").expect("valid name");
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append(&h, &data[..]).expect("in memory");
-        b.into_inner().expect("in memory")
-    };
-    let layer_d = Digest::of(&layer);
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [layer_d.to_string()]},
-    }))
-    .expect("json");
-    let config_d = Digest::of(&config);
-    let image = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d.to_string(), "size": layer.len()}],
-    }))
-    .expect("json");
-    let image_d = Digest::of(&image);
-    let index = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": image_d.to_string(),
-            "size": image.len(),
-            "annotations": {"org.opencontainers.image.ref.name": IMAGE_REF},
-        }],
-    }))
-    .expect("json");
-    let manifests =
-        b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n  namespace: line-a\n"
-            .to_vec();
-    let manifests_d = Digest::of(&manifests);
-
-    let mut blobs = vec![layer, config, image, manifests];
-    blobs.sort_by_key(|b| Digest::of(b));
-    let mut files = vec![
-        (
-            OCI_LAYOUT_FILE.to_string(),
-            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-        ),
-        (OCI_INDEX_FILE.to_string(), index),
-    ];
-    files.extend(
-        blobs
-            .into_iter()
-            .map(|b| (EntryPath::blob(&Digest::of(&b)), b)),
-    );
-    let entries = files
-        .iter()
-        .map(|(path, data)| Entry {
-            path: path.clone(),
-            size: data.len() as u64,
-            digest: Digest::of(data),
-            encoding: Encoding::Identity,
-        })
-        .collect();
-    let manifest = BundleManifest {
-        format: FORMAT_V1.into(),
-        bundle_id: format!("vector-{sequence}"),
-        kind: BundleKind::Full,
-        channel: "stable".into(),
-        sequence,
-        created: created.into(),
-        creator: "vectors@hub".into(),
-        targets: Targets {
-            sites: vec!["plant-001".into()],
-            clusters: vec!["line-a".into()],
-        },
-        releases: vec![Release {
-            cluster: "line-a".into(),
-            site: "plant-001".into(),
-            manifests: manifests_d,
-            images: vec![ImageRef {
-                reference: IMAGE_REF.into(),
-                digest: image_d,
-            }],
-        }],
-        base: None,
-        signature_slot_size: DEFAULT_SIGNATURE_SLOT_SIZE,
-        entries,
-        policy_updates,
-        gate_override: None,
-    };
-    Contents { files, manifest }
-}
-
-/// A tar member as it will be written, hostile or not.
-struct Member {
-    header: [u8; BLOCK],
-    data: Vec<u8>,
-}
-
-fn member(path: &str, data: Vec<u8>) -> Member {
-    Member {
-        header: ustar::encode_header(path, data.len() as u64, 0).expect("valid entry"),
-        data,
-    }
-}
-
-/// A header with any name and type: the library refuses to make these.
-fn raw_member(name: &str, typeflag: u8, link: &str, data: Vec<u8>) -> Member {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::new(typeflag));
-    let mut header = [0u8; BLOCK];
-    header.copy_from_slice(h.as_bytes());
-    header[..name.len()].copy_from_slice(name.as_bytes());
-    header[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    reseal_checksum(&mut header);
-    Member { header, data }
-}
-
-/// Recomputes a header's checksum after a field was changed by hand, so
-/// the attack is in the field, not in a broken checksum.
-fn reseal_checksum(header: &mut [u8; BLOCK]) {
-    let sum: u32 = header[..148]
-        .iter()
-        .chain([b' '; 8].iter())
-        .chain(header[156..].iter())
-        .map(|&b| u32::from(b))
-        .sum();
-    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-}
-
-/// One PAX record, `"<len> <key>=<value>\n"`, where len counts itself.
-fn pax_record(key: &str, value: &str) -> String {
-    let body = format!(" {key}={value}\n");
-    let mut len = body.len() + 1;
-    while len != body.len() + len.to_string().len() {
-        len = body.len() + len.to_string().len();
-    }
-    format!("{len}{body}")
-}
-
-fn serialize(members: &[Member]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for m in members {
-        out.extend_from_slice(&m.header);
-        out.extend_from_slice(&m.data);
-        out.resize(out.len() + ustar::padding(m.data.len() as u64), 0);
-    }
-    out.resize(out.len() + 2 * BLOCK, 0);
-    out
-}
-
-/// A well-formed bundle of the standard contents at `sequence`, created
-/// at `created`, carrying `policy_updates`, signed as release by `signers`.
-pub fn signed_bundle(
-    sequence: u64,
-    created: &str,
-    policy_updates: Vec<PolicyUpdate>,
-    signers: &[&PrivateKey],
-) -> Vec<u8> {
-    let c = contents_at(sequence, created, policy_updates);
-    let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
-    let mut slot = SignatureSlot::default();
-    for key in signers {
-        slot.signatures
-            .push(key.sign_at("release", &manifest_bytes, key.name(), created));
-    }
-    let slot_bytes = slot
-        .encode(c.manifest.signature_slot_size)
-        .expect("slot fits");
-    let mut members = vec![
-        member(MANIFEST_FILE, manifest_bytes),
-        member(SIGNATURES_FILE, slot_bytes),
-    ];
-    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
-    serialize(&members)
-}
-
 /// Builds one vector's bundle bytes.
 pub fn bundle(name: &str) -> Vec<u8> {
     if let Some(bytes) = crate::trust_vectors::bundle(name) {
         return bytes;
     }
-    let k = keys();
     let mut c = contents(1);
     if name == "valid-gate-override" {
         c.manifest.gate_override = Some(tender_format::manifest::GateOverride {
@@ -450,9 +250,42 @@ pub fn bundle(name: &str) -> Vec<u8> {
         });
     }
     let manifest_bytes = c.manifest.to_canonical_bytes().expect("valid manifest");
+    let slot = signatures(name, &manifest_bytes);
+    let shown_manifest = if name == "manifest-swapped-after-signing" {
+        let mut m = c.manifest.clone();
+        m.sequence = 99;
+        m.to_canonical_bytes().expect("valid manifest")
+    } else {
+        manifest_bytes.clone()
+    };
+    let slot_bytes = slot
+        .encode(c.manifest.signature_slot_size)
+        .expect("slot fits");
+    let mut members = vec![
+        member(MANIFEST_FILE, shown_manifest),
+        member(SIGNATURES_FILE, slot_bytes),
+    ];
+    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
+    tamper(name, &mut members, &c.files);
+    let mut bytes = serialize(&members);
+    if name == "truncated-bundle" {
+        // Cut in the middle of the last blob's data.
+        let cut = bytes.len()
+            - 2 * BLOCK
+            - ustar::padding(c.files.last().expect("blobs").1.len() as u64)
+            - 10;
+        bytes.truncate(cut);
+    }
+    bytes
+}
+
+/// The signature slot of vector `name`: hub's release signature, or the
+/// signatures the vector is about.
+fn signatures(name: &str, manifest_bytes: &[u8]) -> SignatureSlot {
+    let k = keys();
     let mut slot = SignatureSlot::default();
     let sign =
-        |key: &PrivateKey, role: &str| key.sign_at(role, &manifest_bytes, key.name(), CREATED);
+        |key: &PrivateKey, role: &str| key.sign_at(role, manifest_bytes, key.name(), CREATED);
     match name {
         "unknown-key" => slot.signatures.push(sign(&k.intruder, "release")),
         "same-key-twice-for-threshold" => {
@@ -471,24 +304,15 @@ pub fn bundle(name: &str) -> Vec<u8> {
         }
         _ => slot.signatures.push(sign(&k.hub, "release")),
     }
-    let shown_manifest = if name == "manifest-swapped-after-signing" {
-        let mut m = c.manifest.clone();
-        m.sequence = 99;
-        m.to_canonical_bytes().expect("valid manifest")
-    } else {
-        manifest_bytes.clone()
-    };
-    let slot_bytes = slot
-        .encode(c.manifest.signature_slot_size)
-        .expect("slot fits");
-    let mut members = vec![
-        member(MANIFEST_FILE, shown_manifest),
-        member(SIGNATURES_FILE, slot_bytes),
-    ];
-    members.extend(c.files.iter().map(|(p, d)| member(p, d.clone())));
+    slot
+}
+
+/// Vector `name`'s tampering with the tar members, if it is a tar attack:
+/// `files` are the bundle's layout files, as the members carry them.
+fn tamper(name: &str, members: &mut Vec<Member>, files: &[(String, Vec<u8>)]) {
     // Index of the first blob member (after manifest, slot, oci-layout, index.json).
     let first_blob = 4;
-    let blob_name = c.files[2].0.clone();
+    let blob_name = files[2].0.clone();
     match name {
         "tar-slip-dotdot" => members.insert(
             2,
@@ -515,7 +339,7 @@ pub fn bundle(name: &str) -> Vec<u8> {
             members[first_blob] = raw_member(&blob_name, b'1', OCI_INDEX_FILE, Vec::new())
         }
         "duplicate-entry" => {
-            let again = member(&blob_name, c.files[2].1.clone());
+            let again = member(&blob_name, files[2].1.clone());
             members.insert(first_blob + 1, again);
         }
         "unlisted-entry" => {
@@ -529,7 +353,7 @@ pub fn bundle(name: &str) -> Vec<u8> {
             members.remove(first_blob + 1);
         }
         "pax-size-mismatch" => {
-            let size = c.files[2].1.len() + 512;
+            let size = files[2].1.len() + 512;
             let record = pax_record("size", &size.to_string());
             members.insert(
                 first_blob,
@@ -545,16 +369,6 @@ pub fn bundle(name: &str) -> Vec<u8> {
         }
         _ => {}
     }
-    let mut bytes = serialize(&members);
-    if name == "truncated-bundle" {
-        // Cut in the middle of the last blob's data.
-        let cut = bytes.len()
-            - 2 * BLOCK
-            - ustar::padding(c.files.last().expect("blobs").1.len() as u64)
-            - 10;
-        bytes.truncate(cut);
-    }
-    bytes
 }
 
 fn policy_yaml(policy: Policy) -> String {

@@ -1,5 +1,6 @@
 //! Errors of the trust crate. See `tender_format::error` for the rules.
 
+use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +15,7 @@ pub enum TrustError {
     },
     /// A key that must be private is readable or writable by others.
     #[error("{0}; refusing to use it")]
-    KeyTooOpen(crate::keys::TooOpen),
+    KeyTooOpen(TooOpen),
     #[error("{path} already exists; refusing to overwrite a key")]
     KeyExists { path: PathBuf },
     #[error("trust policy {path}: {reason}")]
@@ -25,6 +26,30 @@ pub enum TrustError {
     /// the CLI exits 3.
     #[error("{0}")]
     Untrusted(String),
+}
+
+/// A private key file that users other than its owner may read or write,
+/// as ssh words it. `tender keygen` writes keys 0600; a looser mode means
+/// the key was copied or edited carelessly, and anyone on the machine who
+/// can read it can sign as it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooOpen {
+    pub path: PathBuf,
+    /// The file's permission bits (`0o644`).
+    pub mode: u32,
+}
+
+impl fmt::Display for TooOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "permissions {:04o} for {} are too open: a private key must be readable by its \
+             owner only (chmod 600 {})",
+            self.mode,
+            self.path.display(),
+            self.path.display()
+        )
+    }
 }
 
 /// Signatures that do not satisfy the policy are the bundle's fault.

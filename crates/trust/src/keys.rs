@@ -14,6 +14,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
 use tender_format::signatures::{Signature, signing_input};
 
+pub use crate::error::TooOpen;
 use crate::error::TrustError;
 
 /// `ed25519:` and the first 16 bytes of sha256 of the raw 32-byte public
@@ -204,30 +205,6 @@ impl PrivateKey {
         write_new(&key_path, pem.as_bytes(), 0o600)?;
         write_new(&pub_path, self.public().to_pem().as_bytes(), 0o644)?;
         Ok((key_path, pub_path))
-    }
-}
-
-/// A private key file that users other than its owner may read or write,
-/// as ssh words it. `tender keygen` writes keys 0600; a looser mode means
-/// the key was copied or edited carelessly, and anyone on the machine who
-/// can read it can sign as it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooOpen {
-    pub path: PathBuf,
-    /// The file's permission bits (`0o644`).
-    pub mode: u32,
-}
-
-impl fmt::Display for TooOpen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "permissions {:04o} for {} are too open: a private key must be readable by its \
-             owner only (chmod 600 {})",
-            self.mode,
-            self.path.display(),
-            self.path.display()
-        )
     }
 }
 

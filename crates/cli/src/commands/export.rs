@@ -13,7 +13,23 @@ use crate::exit::UsageError;
 use crate::human;
 use crate::observer::CliObserver;
 
+/// `tender export`: the plan's images (`--list-images`), a dry run, or
+/// the bundle(s) written.
 pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
+    let options = export_options(&args)?;
+    let observer = Arc::new(CliObserver::new(show_progress));
+    if args.list_images {
+        return list_images(&args, &options);
+    }
+    if args.dry_run {
+        return print_dry_run(&args, &options, &observer);
+    }
+    write_bundles(&args, &options, &observer)
+}
+
+/// The export the flags ask for; usage errors (a bad platform, wave or
+/// override reason) before anything is rendered.
+fn export_options(args: &ExportArgs) -> anyhow::Result<ExportOptions> {
     let platforms = parse_platforms(&args.platforms)?;
     let clusters = if args.waves.is_empty() {
         args.clusters.clone()
@@ -28,7 +44,7 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
         o.validate()
             .map_err(|e| UsageError(format!("--override-gate: {e}")))?;
     }
-    let options = ExportOptions {
+    Ok(ExportOptions {
         fleet: args.fleet.clone(),
         clusters,
         override_gate: args.override_gate.clone(),
@@ -59,74 +75,90 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
                 slack: args.delta_frame_size / 2,
             }),
         },
-    };
-    let observer = Arc::new(CliObserver::new(show_progress));
-    let mut out = std::io::stdout().lock();
+    })
+}
 
-    if args.list_images {
-        let (fleet, _) = tender_export::export::prepare(&options)?;
-        let plan = plan(&fleet, &options.clusters, &options.tools)?;
-        for w in &plan.warnings {
-            eprintln!("warning: {}", w.message());
-        }
-        if args.json {
-            let rows: Vec<_> = plan
-                .clusters
-                .iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "cluster": c.cluster,
-                        "images": c.images,
-                        "uses": c.image_uses.iter().map(|u| serde_json::json!({
-                            "image": u.image, "object": u.object, "container": u.container,
-                        })).collect::<Vec<_>>(),
-                    })
+/// `--list-images`: every image the fleet renders to, with what uses it
+/// under `--json`; nothing is pulled.
+fn list_images(args: &ExportArgs, options: &ExportOptions) -> anyhow::Result<()> {
+    let (fleet, _) = tender_export::export::prepare(options)?;
+    let plan = plan(&fleet, &options.clusters, &options.tools)?;
+    for w in &plan.warnings {
+        eprintln!("warning: {}", w.message());
+    }
+    if args.json {
+        let rows: Vec<_> = plan
+            .clusters
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "cluster": c.cluster,
+                    "images": c.images,
+                    "uses": c.image_uses.iter().map(|u| serde_json::json!({
+                        "image": u.image, "object": u.object, "container": u.container,
+                    })).collect::<Vec<_>>(),
                 })
-                .collect();
-            return super::print_json(&serde_json::json!({
-                "images": plan.images(),
-                "clusters": rows,
-                "warnings": plan.warnings,
-            }));
-        }
-        for image in plan.images() {
-            writeln!(out, "{image}")?;
-        }
-        return Ok(());
+            })
+            .collect();
+        return super::print_json(&serde_json::json!({
+            "images": plan.images(),
+            "clusters": rows,
+            "warnings": plan.warnings,
+        }));
     }
-
-    if args.dry_run {
-        let (plan, pinned) = dry_run(&options, observer.clone())?;
-        observer.finish();
-        if args.json {
-            return super::print_json(&serde_json::json!({ "plan": plan, "images": pinned }));
-        }
-        writeln!(out, "DRY RUN: nothing pulled, nothing written")?;
-        for c in &plan.clusters {
-            writeln!(
-                out,
-                "cluster {} (site {}, tier {}): {} object(s) from {}, manifests {}",
-                c.cluster,
-                c.site,
-                c.tier,
-                c.objects,
-                c.sources.join(", "),
-                c.manifests
-            )?;
-        }
-        for p in &pinned {
-            writeln!(out, "image {} → {}", p.reference, p.digest)?;
-        }
-        return Ok(());
+    let mut out = std::io::stdout().lock();
+    for image in plan.images() {
+        writeln!(out, "{image}")?;
     }
+    Ok(())
+}
 
+/// `--dry-run`: every image resolved to its digest, nothing else pulled
+/// or written.
+fn print_dry_run(
+    args: &ExportArgs,
+    options: &ExportOptions,
+    observer: &Arc<CliObserver>,
+) -> anyhow::Result<()> {
+    let (plan, pinned) = dry_run(options, observer.clone())?;
+    observer.finish();
+    if args.json {
+        return super::print_json(&serde_json::json!({ "plan": plan, "images": pinned }));
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "DRY RUN: nothing pulled, nothing written")?;
+    for c in &plan.clusters {
+        writeln!(
+            out,
+            "cluster {} (site {}, tier {}): {} object(s) from {}, manifests {}",
+            c.cluster,
+            c.site,
+            c.tier,
+            c.objects,
+            c.sources.join(", "),
+            c.manifests
+        )?;
+    }
+    for p in &pinned {
+        writeln!(out, "image {} → {}", p.reference, p.digest)?;
+    }
+    Ok(())
+}
+
+/// The export itself; its summary on stdout, or on stderr when the bundle
+/// is what stdout carries.
+fn write_bundles(
+    args: &ExportArgs,
+    options: &ExportOptions,
+    observer: &Arc<CliObserver>,
+) -> anyhow::Result<()> {
     if args.output.is_none() || args.key.is_none() {
         return Err(UsageError("export needs --output and --key".into()).into());
     }
     if let Some(key) = &args.key {
         super::warn_if_too_open(key);
     }
-    let summary = export(&options, observer.clone())?;
+    let summary = export(options, observer.clone())?;
     observer.finish();
     if matches!(options.output, BundleOutput::Stdout) {
         // The bundle itself is the data on stdout.
@@ -136,7 +168,7 @@ pub fn run(args: ExportArgs, show_progress: bool) -> anyhow::Result<()> {
     if args.json {
         return super::print_json(&summary);
     }
-    print_summary(&mut out, &summary)?;
+    print_summary(&mut std::io::stdout().lock(), &summary)?;
     Ok(())
 }
 

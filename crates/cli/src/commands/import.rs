@@ -4,7 +4,10 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tender_import::{ImportOptions, ImportOutcome, Site, check as check_bundle, import};
+use tender_import::publish::Published;
+use tender_import::{
+    ImportOptions, ImportOutcome, ImportReport, Site, check as check_bundle, import,
+};
 use tender_oci::ClientOptions;
 
 use crate::args::ImportArgs;
@@ -12,6 +15,8 @@ use crate::human;
 use crate::observer::CliObserver;
 use crate::progress::Progress;
 
+/// `tender import`: the bundle imported (or, with `--check`, only
+/// checked) and what was done reported.
 pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
     let site = Site::load(&args.site)?;
     let reader = super::open_bundle(&args.bundle)?;
@@ -41,22 +46,38 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if report.outcome == ImportOutcome::AlreadyImported {
-        writeln!(
-            out,
-            "ALREADY IMPORTED: {} (channel {} sequence {}) is the site's current release; nothing to do",
-            report.bundle_id, report.channel, report.sequence
-        )?;
-        // Honest about what this run did: a damaged or tampered copy of
-        // the bundle says the same, so say how to check the stick.
-        writeln!(
-            out,
-            "  not re-read: only the bundle's manifest and signatures were checked, not its contents;\n  \
-             to check every byte: tender import --check {} --site {}",
-            args.bundle.display(),
-            args.site.display()
-        )?;
-        return Ok(());
+        return print_already_imported(&mut out, &args, &report);
     }
+    print_imported(&mut out, &report)
+}
+
+/// A re-import of the current bundle: nothing done, and said how little
+/// was checked.
+fn print_already_imported(
+    out: &mut impl Write,
+    args: &ImportArgs,
+    report: &ImportReport,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "ALREADY IMPORTED: {} (channel {} sequence {}) is the site's current release; nothing to do",
+        report.bundle_id, report.channel, report.sequence
+    )?;
+    // Honest about what this run did: a damaged or tampered copy of
+    // the bundle says the same, so say how to check the stick.
+    writeln!(
+        out,
+        "  not re-read: only the bundle's manifest and signatures were checked, not its contents;\n  \
+         to check every byte: tender import --check {} --site {}",
+        args.bundle.display(),
+        args.site.display()
+    )?;
+    Ok(())
+}
+
+/// What an import did: clusters, policy, images, blobs, publications,
+/// audit line and receipt (warnings on stderr).
+fn print_imported(out: &mut impl Write, report: &ImportReport) -> anyhow::Result<()> {
     writeln!(
         out,
         "IMPORTED {} into site {}: channel {} sequence {}",
@@ -85,7 +106,25 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
         HumanBytes(report.bytes_read),
         report.seconds
     )?;
-    for p in &report.published {
+    print_published(out, &report.published)?;
+    writeln!(out, "  audit     {}", report.audit_hash)?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if let Some(path) = &report.receipt {
+        writeln!(
+            out,
+            "  receipt   {} (carry it back to the hub)",
+            path.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// What publishing did, cluster by cluster: where manifests went, the
+/// image references pinned, the objects the release no longer has.
+fn print_published(out: &mut impl Write, published: &[Published]) -> anyhow::Result<()> {
+    for p in published {
         for place in &p.published {
             writeln!(out, "  publish   {} → {}", p.cluster, human::clean(place))?;
         }
@@ -105,17 +144,6 @@ pub fn run(args: ImportArgs, show_progress: bool) -> anyhow::Result<()> {
                 human::clean(removed)
             )?;
         }
-    }
-    writeln!(out, "  audit     {}", report.audit_hash)?;
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if let Some(path) = &report.receipt {
-        writeln!(
-            out,
-            "  receipt   {} (carry it back to the hub)",
-            path.display()
-        )?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 use indicatif::HumanBytes;
 use std::io::Write;
 
-use tender_format::Carried;
+use tender_format::manifest::Base;
+use tender_format::{BundleManifest, Carried};
 
 use crate::args::InspectArgs;
 use crate::human;
@@ -21,6 +22,48 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             "blobs": blobs,
         }));
     }
+    print_bundle(&mut out, m, &reader.manifest_digest())?;
+    print_releases(&mut out, m)?;
+    for s in &reader.signatures().signatures {
+        writeln!(
+            out,
+            "  signature {} as {} by {} at {}",
+            human::clean(&s.key_id),
+            human::clean(&s.role),
+            human::clean(&s.signer),
+            human::clean(&s.signed_at)
+        )?;
+    }
+    writeln!(
+        out,
+        "  entries   {} ({})",
+        m.entries.len(),
+        HumanBytes(m.payload_bytes())
+    )?;
+    if let Some(base) = &m.base {
+        print_delta(&mut out, base, &blobs)?;
+    }
+    if args.entries {
+        for e in &m.entries {
+            writeln!(
+                out,
+                "    {:>12}  {}  {}",
+                e.size,
+                e.digest,
+                human::clean(&e.path)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Who made the bundle, when, for which channel, sites and clusters, and
+/// any gate override or policy update it carries.
+fn print_bundle(
+    out: &mut impl Write,
+    m: &BundleManifest,
+    digest: &tender_format::Digest,
+) -> std::io::Result<()> {
     writeln!(
         out,
         "UNVERIFIED: nothing below has been checked against a trust policy"
@@ -30,7 +73,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         "  bundle    {} ({}, {})",
         m.bundle_id, m.kind, m.format
     )?;
-    writeln!(out, "  manifest  {}", reader.manifest_digest())?;
+    writeln!(out, "  manifest  {digest}")?;
     writeln!(out, "  channel   {} sequence {}", m.channel, m.sequence)?;
     writeln!(
         out,
@@ -61,6 +104,11 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             u.signatures.len()
         )?;
     }
+    Ok(())
+}
+
+/// Each release: its cluster and site, manifest set and pinned images.
+fn print_releases(out: &mut impl Write, m: &BundleManifest) -> std::io::Result<()> {
     for r in &m.releases {
         writeln!(
             out,
@@ -79,68 +127,45 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             )?;
         }
     }
-    for s in &reader.signatures().signatures {
-        writeln!(
-            out,
-            "  signature {} as {} by {} at {}",
-            human::clean(&s.key_id),
-            human::clean(&s.role),
-            human::clean(&s.signer),
-            human::clean(&s.signed_at)
-        )?;
-    }
+    Ok(())
+}
+
+/// A delta's base, what it saves, and how each blob travels (and why a
+/// layer travels whole).
+fn print_delta(out: &mut impl Write, base: &Base, blobs: &[BlobRow]) -> std::io::Result<()> {
     writeln!(
         out,
-        "  entries   {} ({})",
-        m.entries.len(),
-        HumanBytes(m.payload_bytes())
+        "  base      {} manifest {}",
+        human::clean(&base.bundle_id),
+        base.manifest_digest
     )?;
-    if let Some(base) = &m.base {
+    let count = |how: Carried| blobs.iter().filter(|b| b.how == how).count();
+    let size: u64 = blobs.iter().map(|b| b.size).sum();
+    let saved: u64 = blobs.iter().map(|b| b.saved).sum();
+    writeln!(
+        out,
+        "  delta     {} whole, {} referenced, {} patched; {} of {} saved",
+        count(Carried::Whole),
+        count(Carried::Referenced),
+        count(Carried::Patched),
+        HumanBytes(saved),
+        HumanBytes(size)
+    )?;
+    for b in blobs {
+        let against = b
+            .source
+            .map(|s| format!(" against {s}"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "  base      {} manifest {}",
-            human::clean(&base.bundle_id),
-            base.manifest_digest
+            "    {:<10} {} {} → {}{against}",
+            b.how,
+            b.digest,
+            HumanBytes(b.size),
+            HumanBytes(b.shipped),
         )?;
-        let count = |how: Carried| blobs.iter().filter(|b| b.how == how).count();
-        let size: u64 = blobs.iter().map(|b| b.size).sum();
-        let saved: u64 = blobs.iter().map(|b| b.saved).sum();
-        writeln!(
-            out,
-            "  delta     {} whole, {} referenced, {} patched; {} of {} saved",
-            count(Carried::Whole),
-            count(Carried::Referenced),
-            count(Carried::Patched),
-            HumanBytes(saved),
-            HumanBytes(size)
-        )?;
-        for b in &blobs {
-            let against = b
-                .source
-                .map(|s| format!(" against {s}"))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "    {:<10} {} {} → {}{against}",
-                b.how,
-                b.digest,
-                HumanBytes(b.size),
-                HumanBytes(b.shipped),
-            )?;
-            if let Some(reason) = &b.reason {
-                writeln!(out, "               why whole: {}", human::clean(reason))?;
-            }
-        }
-    }
-    if args.entries {
-        for e in &m.entries {
-            writeln!(
-                out,
-                "    {:>12}  {}  {}",
-                e.size,
-                e.digest,
-                human::clean(&e.path)
-            )?;
+        if let Some(reason) = &b.reason {
+            writeln!(out, "               why whole: {}", human::clean(reason))?;
         }
     }
     Ok(())

@@ -331,6 +331,9 @@ impl Lazy {
     }
 
     /// `deflate`: tokens for the window, blocks of `maxFlateBlockTokens`.
+    // Exact port of Go's flate.(*compressor).deflate (compress/flate/deflate.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     fn deflate(&mut self) {
         let p = self.params;
         let fast = p.fast_skip_hashing != SKIP_NEVER;

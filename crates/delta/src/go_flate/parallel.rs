@@ -360,24 +360,7 @@ pub(super) fn deflate(
                         // Out of step through the whole zone (a periodic
                         // run): the exact worker carries on through this
                         // piece instead.
-                        let end = if last {
-                            u64::MAX
-                        } else {
-                            p.start(piece + 1) + p.tail()
-                        };
-                        let r = record(&mut before);
-                        r.until = if last {
-                            u64::MAX
-                        } else {
-                            p.start(piece + 1) + p.zone
-                        };
-                        r.end_states.clear();
-                        let from = before.filled_to();
-                        before.write_more(input.range(from, end));
-                        if last {
-                            before.finish();
-                        }
-                        before
+                        carry_on(before, &input, p, piece, last)
                     }
                 }
             };
@@ -395,4 +378,28 @@ pub(super) fn deflate(
         }
     })?;
     Ok(Ok((writer, input.crc, input.size)))
+}
+
+/// The exact worker `before`, carried on through `piece` in place of the
+/// worker that never met its parse, and ready to hand over to the next
+/// piece's (or finished, if `piece` is the `last`).
+fn carry_on(mut before: Lazy, input: &Input, p: Pieces, piece: u64, last: bool) -> Lazy {
+    let end = if last {
+        u64::MAX
+    } else {
+        p.start(piece + 1) + p.tail()
+    };
+    let r = record(&mut before);
+    r.until = if last {
+        u64::MAX
+    } else {
+        p.start(piece + 1) + p.zone
+    };
+    r.end_states.clear();
+    let from = before.filled_to();
+    before.write_more(input.range(from, end));
+    if last {
+        before.finish();
+    }
+    before
 }

@@ -373,6 +373,10 @@ impl BitWriter {
     /// `writeBlockDynamic`: the tokens with the current table reused, a new
     /// dynamic table, the fixed code or stored, whichever the estimates
     /// favour. Without `sync` a new table stays open for reuse.
+    // Exact port of klauspost's flate.(*huffmanBitWriter).writeBlockDynamic
+    // (flate/huffman_bit_writer.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn write_block_dynamic(
         &mut self,
         tokens: &mut Tokens,

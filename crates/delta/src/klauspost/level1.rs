@@ -47,6 +47,9 @@ impl FastEncL1 {
     }
 
     /// `Encode`: tokens for `src`, which may refer back into the history.
+    // Exact port of klauspost's flate.(*fastEncL1).Encode (flate/level1.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn encode(&mut self, dst: &mut Tokens, src: &[u8]) {
         const INPUT_MARGIN: i32 = 12 - 1;
         const MIN_NON_LITERAL_BLOCK_SIZE: usize = 1 + 1 + INPUT_MARGIN as usize;

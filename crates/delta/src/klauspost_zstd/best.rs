@@ -238,6 +238,9 @@ impl BestFastEncoder {
 
     /// `Encode`: the sequences and literals of `src` into `blk`, matching
     /// into the history of the frame's earlier blocks too.
+    // Exact port of klauspost's zstd.(*bestFastEncoder).Encode (zstd/enc_best.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn encode(&mut self, blk: &mut BlockEnc, src: &[u8]) {
         self.protect_cur();
         let mut s = self.base.add_block(src);

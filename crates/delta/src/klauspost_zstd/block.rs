@@ -323,6 +323,9 @@ impl BlockEnc {
     /// smaller than the input (the caller stores `org` raw); a block with
     /// too few matches to pay for the sequence tables is coded as all
     /// literals from `org`.
+    // Exact port of klauspost's zstd.(*blockEnc).encode (zstd/blockenc.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn encode(
         &mut self,
         org: Option<&[u8]>,

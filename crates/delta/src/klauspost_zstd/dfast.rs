@@ -148,6 +148,10 @@ impl DoubleFastEncoder {
 /// and hashes the short entry of a repeat-2 match from the end of the
 /// previous match (Go's code does: `cv1>>8` of the already shifted `cv1`,
 /// which is `cv`'s bytes only the first time round).
+// Exact port of klauspost's zstd.(*doubleFastEncoder).Encode and EncodeNoHist
+// (zstd/enc_dfast.go), the two copies one loop over HIST:
+// kept line for line so it can be checked against the original.
+#[allow(clippy::too_many_lines)]
 fn run<const HIST: bool>(
     e: &mut DoubleFastEncoder,
     blk: &mut BlockEnc,

@@ -134,6 +134,10 @@ impl FastEncoder {
 /// offsets. `HIST`: `Encode` (repeat checks decided once per match, the
 /// match length limit, a bounds check of the repeat position) or
 /// `EncodeNoHist` (none of these).
+// Exact port of klauspost's zstd.(*fastEncoder).Encode and EncodeNoHist
+// (zstd/enc_fast.go), the two copies one loop over HIST:
+// kept line for line so it can be checked against the original.
+#[allow(clippy::too_many_lines)]
 fn run<const HIST: bool>(
     table: &mut [TableEntry],
     blk: &mut BlockEnc,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::{
     CHUNK, Counted, ReadSummary, SinkFactory, check_end_of_archive, next_listed_header, sink_error,
@@ -29,6 +29,9 @@ struct Job {
     size: u64,
 }
 
+/// Reads and checks every entry the manifest lists, from `start` (after
+/// the manifest and the signature slot): the headers walked on this
+/// thread, the entries hashed on up to four others.
 pub(crate) fn read_entries(
     source: &dyn ReadAt,
     start: u64,
@@ -37,9 +40,14 @@ pub(crate) fn read_entries(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ReadSummary, Error> {
     let workers = thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-    let done_bytes = AtomicU64::new(0);
-    let failed = AtomicBool::new(false);
-    let errors: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    let shared = Shared {
+        source,
+        entries,
+        factory,
+        done_bytes: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+        errors: Mutex::new(Vec::new()),
+    };
     let (jobs_tx, jobs_rx) = bounded::<Job>(256);
     let (finished_tx, finished_rx) = unbounded::<()>();
 
@@ -47,72 +55,25 @@ pub(crate) fn read_entries(
         for _ in 0..workers {
             let jobs = jobs_rx.clone();
             let finished = finished_tx.clone();
-            let (done_bytes, failed, errors) = (&done_bytes, &failed, &errors);
+            let shared = &shared;
             scope.spawn(move || {
-                let mut buf = vec![0u8; CHUNK];
-                for job in jobs {
-                    if failed.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    if let Err(e) = hash_entry(
-                        source,
-                        &job,
-                        &entries[job.index],
-                        factory,
-                        &mut buf,
-                        done_bytes,
-                    ) {
-                        failed.store(true, Ordering::Relaxed);
-                        errors
-                            .lock()
-                            .expect("no panics while locked")
-                            .push((job.index + 2, e));
-                    }
-                }
+                shared.hash_jobs(jobs);
                 drop(finished);
             });
         }
         drop(finished_tx);
 
-        // Walk the headers and hand out the entries.
-        let mut input = Counted {
-            inner: At::new(source, start),
-            pos: start,
-        };
-        let mut walk = || -> Result<u64, (usize, Error)> {
-            for index in 0..entries.len() {
-                if failed.load(Ordering::Relaxed) {
-                    break;
-                }
-                let header =
-                    next_listed_header(&mut input, index, entries).map_err(|e| (index + 2, e))?;
-                let offset = input.pos;
-                let skip = header.size + ustar::padding(header.size) as u64;
-                input.inner.pos += skip;
-                input.pos += skip;
-                let job = Job {
-                    index,
-                    offset,
-                    size: header.size,
-                };
-                if jobs_tx.send(job).is_err() {
-                    break;
-                }
-            }
-            Ok(input.pos)
-        };
-        let walked = walk();
-        drop(jobs_tx);
+        let walked = shared.walk_headers(start, jobs_tx);
         // Report progress while the hashers finish.
         while finished_rx
             .recv_timeout(Duration::from_millis(100))
             .is_err_and(|e| e.is_timeout())
         {
-            progress(done_bytes.load(Ordering::Relaxed));
+            progress(shared.done_bytes.load(Ordering::Relaxed));
         }
-        progress(done_bytes.load(Ordering::Relaxed));
+        progress(shared.done_bytes.load(Ordering::Relaxed));
         let walked = walked?;
-        if failed.load(Ordering::Relaxed) {
+        if shared.failed.load(Ordering::Relaxed) {
             return Ok(walked);
         }
         let mut tail = Counted {
@@ -123,7 +84,7 @@ pub(crate) fn read_entries(
         Ok(tail.pos)
     });
 
-    let mut errors = errors.into_inner().expect("no panics while locked");
+    let mut errors = shared.errors.into_inner().expect("no panics while locked");
     let stream_bytes = match walk {
         Ok(pos) => pos,
         Err(e) => {
@@ -136,9 +97,81 @@ pub(crate) fn read_entries(
     }
     Ok(ReadSummary {
         entries: entries.len(),
-        payload_bytes: done_bytes.into_inner(),
+        payload_bytes: shared.done_bytes.into_inner(),
         stream_bytes,
     })
+}
+
+/// What the header walk and the hashing threads share.
+struct Shared<'a> {
+    source: &'a dyn ReadAt,
+    entries: &'a [Entry],
+    factory: &'a dyn SinkFactory,
+    /// Payload bytes hashed so far, for progress.
+    done_bytes: AtomicU64,
+    /// Set at the first failure, so that everyone stops early.
+    failed: AtomicBool,
+    /// Each failure with its entry's position in the stream: the earliest
+    /// is reported, as the streaming path would have met it first.
+    errors: Mutex<Vec<(usize, Error)>>,
+}
+
+impl Shared<'_> {
+    /// One hashing thread: hashes and stores the entries it is handed
+    /// until the walk ends, skipping them once anything has failed.
+    fn hash_jobs(&self, jobs: Receiver<Job>) {
+        let mut buf = vec![0u8; CHUNK];
+        for job in jobs {
+            if self.failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = hash_entry(
+                self.source,
+                &job,
+                &self.entries[job.index],
+                self.factory,
+                &mut buf,
+                &self.done_bytes,
+            ) {
+                self.failed.store(true, Ordering::Relaxed);
+                self.errors
+                    .lock()
+                    .expect("no panics while locked")
+                    .push((job.index + 2, e));
+            }
+        }
+    }
+
+    /// Walks the headers from `start`, each checked against the manifest's
+    /// entry, handing every entry to the hashers; returns the position
+    /// after the last entry. Hanging up `jobs` at the end tells the hashers
+    /// there is no more.
+    fn walk_headers(&self, start: u64, jobs: Sender<Job>) -> Result<u64, (usize, Error)> {
+        let mut input = Counted {
+            inner: At::new(self.source, start),
+            pos: start,
+        };
+        for index in 0..self.entries.len() {
+            if self.failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let header =
+                next_listed_header(&mut input, index, self.entries).map_err(|e| (index + 2, e))?;
+            let offset = input.pos;
+            let skip = header.size + ustar::padding(header.size) as u64;
+            input.inner.pos += skip;
+            input.pos += skip;
+            let job = Job {
+                index,
+                offset,
+                size: header.size,
+            };
+            if jobs.send(job).is_err() {
+                break;
+            }
+        }
+        Ok(input.pos)
+    }
 }
 
 /// Reads, hashes and stores one entry, then checks its padding.

@@ -36,6 +36,9 @@ pub(crate) fn compress_4x<'a>(
 
 /// `compress`: counts the input, then codes it with the previous table or
 /// a new one as the reuse policy and the size estimates decide.
+// Exact port of klauspost's huff0.compress (huff0/compress.go):
+// kept line for line so it can be checked against the original.
+#[allow(clippy::too_many_lines)]
 fn compress<'a>(
     input: &[u8],
     s: &'a mut Scratch,

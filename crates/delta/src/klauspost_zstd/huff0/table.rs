@@ -46,6 +46,9 @@ impl Scratch {
 
     /// `buildCTable`: a Huffman code for the histogram, no code longer than
     /// the chosen table log.
+    // Exact port of klauspost's huff0.(*Scratch).buildCTable (huff0/compress.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     pub(super) fn build_ctable(&mut self) -> Result<(), Huff0Error> {
         self.optimal_table_log();
         self.huff_sort();
@@ -199,6 +202,9 @@ impl Scratch {
     /// `setMaxHeight`: limits code lengths to `actual_table_log`, repaying
     /// the cost by lengthening the cheapest shorter codes (Huff0's
     /// `HUF_setMaxHeight`); returns the longest code length.
+    // Exact port of klauspost's huff0.(*Scratch).setMaxHeight (huff0/compress.go):
+    // kept line for line so it can be checked against the original.
+    #[allow(clippy::too_many_lines)]
     fn set_max_height(&mut self, last_non_null: usize) -> u8 {
         let max_nb_bits = self.actual_table_log;
         let huff_node = &mut self.nodes[1..=HUFF_NODES_LEN];
