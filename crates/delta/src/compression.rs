@@ -10,6 +10,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::read_full::read_full;
+
 /// The compressions tender can see inside and rebuild.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,20 +40,6 @@ impl Compression {
         let filled = read_full(&mut File::open(path)?, &mut head)?;
         Ok(Compression::sniff(&head[..filled]))
     }
-}
-
-/// Reads until `buf` is full or the input ends; returns the count.
-pub(crate) fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// A reader of the uncompressed bytes of `compressed`.

@@ -30,6 +30,7 @@ pub mod patch;
 pub mod pgzip_recipe;
 pub mod pick;
 mod prove;
+mod read_full;
 mod recipe;
 pub mod zstd_frames;
 pub mod zstd_layout;

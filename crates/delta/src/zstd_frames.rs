@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-use crate::compression::read_full;
+use crate::read_full::read_full;
 
 /// RFC 8878 §3.1.1: a zstd frame.
 const FRAME_MAGIC: u32 = 0xFD2F_B528;

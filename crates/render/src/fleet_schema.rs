@@ -7,26 +7,16 @@
 //! What serde cannot say about a field (a token, a duration, exactly one
 //! source kind) is added here, as the loader checks it in `Fleet::validate`.
 
-use std::borrow::Cow;
-
+use schemars::Schema;
 use schemars::generate::SchemaSettings;
 use schemars::transform::{RecursiveTransform, Transform};
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+pub use crate::field_schemas::{SOAK_PATTERN, TOKEN_PATTERN};
 use crate::fleet::{API_VERSION, FleetSpec, KIND};
 
 /// Where the schema says it lives (`$id`): a name, not a download address.
 pub const SCHEMA_ID: &str = "https://example.invalid/tender/bundle-spec/fleet.schema.json";
-
-/// `tender_format::manifest::is_token` as a regular expression.
-pub const TOKEN_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
-
-/// `fleet::parse_duration` as a regular expression: number-unit pairs,
-/// largest unit first, each unit at most once; "at least one" is the
-/// field's `minLength`, so the pattern needs no lookahead, which RE2-style
-/// engines (Go's, Rust's `regex`) lack.
-pub const SOAK_PATTERN: &str = "^([0-9]{1,9}d)?([0-9]{1,9}h)?([0-9]{1,9}m)?([0-9]{1,9}s)?$";
 
 /// The fleet spec's schema (draft 2020-12).
 pub fn fleet_schema() -> Schema {
@@ -45,58 +35,6 @@ pub fn fleet_schema_json() -> String {
     let mut text = serde_json::to_string_pretty(&fleet_schema()).expect("a schema is JSON");
     text.push('\n');
     text
-}
-
-/// A string the loader checks with `is_token`: names of clusters, sites,
-/// tiers, sources, waves, and the channel.
-pub(crate) struct Token;
-
-impl JsonSchema for Token {
-    fn schema_name() -> Cow<'static, str> {
-        "Token".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A token: 1 to 128 ASCII letters, digits, '.', '_' or '-', not starting with '.'.",
-            "type": "string",
-            "pattern": TOKEN_PATTERN,
-        })
-    }
-}
-
-/// A string with something other than white space in it (a mirror target).
-pub(crate) struct NonBlank;
-
-impl JsonSchema for NonBlank {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> Cow<'static, str> {
-        "nonBlank".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string", "pattern": "\\S" })
-    }
-}
-
-/// A source has exactly one of `helm`, `kustomize` and `manifests` given
-/// and not null (`Source::kind`); serde sees three optional fields.
-pub(crate) fn exactly_one_kind(schema: &mut Schema) {
-    let one_of: Vec<Value> = ["helm", "kustomize", "manifests"]
-        .iter()
-        .map(|kind| {
-            json!({
-                "required": [kind],
-                "properties": {
-                    *kind: { "description": "Given, and not null.", "type": "object" }
-                }
-            })
-        })
-        .collect();
-    schema.insert("oneOf".into(), Value::Array(one_of));
 }
 
 /// Doc comments arrive with their line breaks; a description reads as

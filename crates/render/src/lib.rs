@@ -9,6 +9,7 @@
 //! choice, passed in as [`render::Tools`].
 
 pub mod error;
+mod field_schemas;
 pub mod fleet;
 pub mod fleet_schema;
 pub mod images;

@@ -39,7 +39,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::compression::read_full;
+use crate::read_full::read_full;
 
 mod best_speed;
 mod bit_writer;

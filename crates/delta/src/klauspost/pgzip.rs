@@ -11,7 +11,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::compression::read_full;
+use crate::read_full::read_full;
 
 use super::FlateVersion;
 use super::deflate::Deflater;
