@@ -23,6 +23,7 @@ pub mod encode;
 pub mod error;
 pub mod go_flate;
 pub mod gzip;
+pub mod job;
 pub mod klauspost;
 pub mod klauspost_zstd;
 pub mod kzstd_recipe;
@@ -41,9 +42,8 @@ mod test_inputs;
 
 pub use apply::{ApplyLimits, DEFAULT_WINDOW_LIMIT, apply, read_header};
 pub use compression::Compression;
-pub use encode::{
-    DEFAULT_PARALLEL_MEMORY, Patch, PatchOptions, PatchOutcome, make_patch, memory_estimate,
-};
+pub use encode::make_patch;
 pub use error::DeltaError;
+pub use job::{DEFAULT_PARALLEL_MEMORY, Patch, PatchOptions, PatchOutcome, memory_estimate};
 pub use patch::{BlobRef, PatchHeader, Rebuild};
 pub use pick::{Choice, Layer, Listings, Place, choose};

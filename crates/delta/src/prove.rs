@@ -14,8 +14,8 @@ use zstd::stream::raw::CParameter;
 
 use crate::apply::{ApplyLimits, apply};
 use crate::diff_frames::{self, FrameEncoding};
-use crate::encode::{Patch, PatchOptions, PatchOutcome, frame_threads};
 use crate::error::DeltaError;
+use crate::job::{Patch, PatchOptions, PatchOutcome, frame_threads};
 use crate::patch::PatchHeader;
 
 /// Search settings for two diff levels, measured on the Debian scenario of

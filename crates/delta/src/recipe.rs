@@ -9,10 +9,10 @@ use std::path::Path;
 use tender_format::FromIo;
 
 use crate::compression::{Compression, decoder};
-use crate::encode::PatchOptions;
 use crate::error::DeltaError;
 use crate::go_flate;
 use crate::gzip::{self, AnalyzeError, Chunking};
+use crate::job::PatchOptions;
 use crate::patch::Rebuild;
 use crate::pgzip_recipe::{self, Found};
 use crate::{kzstd_recipe, zstd_frames, zstd_recipe};
