@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use super::report::round;
+
 /// One run of one command.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -52,9 +54,13 @@ where
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     };
+    // Microseconds of wall time, centiseconds of CPU: what the clocks resolve.
     Ok(Sample {
-        wall_s,
-        cpu_s: field("User time (seconds)") + field("System time (seconds)"),
+        wall_s: round(wall_s, 6),
+        cpu_s: round(
+            field("User time (seconds)") + field("System time (seconds)"),
+            2,
+        ),
         rss_kib: field("Maximum resident set size (kbytes)") as u64,
     })
 }

@@ -134,19 +134,24 @@ impl Bench {
         }
     }
 
-    /// Quick mode takes the best run, full mode the median.
+    /// Quick mode takes the best run, full mode the median (to the
+    /// microsecond, as samples are).
     pub fn stat(&self, values: &[f64]) -> f64 {
         if self.opts.quick {
             measure::min(values)
         } else {
-            measure::median(values)
+            report::round(measure::median(values), 6)
         }
+    }
+
+    /// The JSON name of [`Bench::stat`].
+    pub fn stat_name(&self) -> &'static str {
+        if self.opts.quick { "min" } else { "median" }
     }
 
     /// Queues one JSON line for `--json`, with the host fields first.
     pub fn json_row(&mut self, row: JsonRow) {
-        self.json
-            .push(row.finish(&self.host, self.opts.quick).to_string());
+        self.json.push(row.finish(&self.host, self.opts.quick));
     }
 }
 
