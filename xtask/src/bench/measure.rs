@@ -28,6 +28,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    measure_to(work, Stdio::null(), program, args)
+}
+
+/// [`measure`], with the command's stdout going to `stdout` (a file for a
+/// row that reads what the command printed).
+pub fn measure_to<I, S>(
+    work: &Path,
+    stdout: impl Into<Stdio>,
+    program: impl AsRef<OsStr>,
+    args: I,
+) -> Result<Sample>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let report = work.join("time.out");
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-v")
@@ -37,7 +52,7 @@ where
         .args(args);
     let start = Instant::now();
     let out = cmd
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .output()
         .context("running /usr/bin/time")?;
