@@ -52,15 +52,16 @@ pub fn run(b: &mut Bench) -> Result<()> {
     for &clusters in sizes {
         let fleet = Fleet::generate(b, &dir, clusters)?;
         let measured = fleet.export(b)?;
-        report_export(b, &measured, load_before);
+        report_export(b, &measured, exports.is_empty(), load_before);
         exports.push((fleet, measured));
     }
     report_growth(b, &exports);
     let (largest, _) = exports.last().context("at least one fleet size")?;
     let hub = largest.hub_steps(b)?;
     report_hub(b, largest.clusters, &hub);
-    b.table.note("scale: no baseline tool; TENDER = wall / CPU (user+sys of tender and its helm and kustomize children), one run each");
-    b.table.note("scale: peak RSS is the largest of those processes (GNU time's getrusage), the Helm shim's, not tender's own");
+    b.table.note("scale: no baseline tool, one run each; TENDER = wall / CPU (user+sys of tender and its helm and kustomize children)");
+    b.table.note("scale: peak RSS (dry-run / export) is the largest of those processes, the Helm shim's, not tender's own");
+    b.table.note("scale: bundle / sets = bundle size / distinct manifest sets; CPU/cluster of the export is flat when cost is linear");
     if !b.opts.keep {
         remove(&dir)?;
     }
@@ -303,20 +304,36 @@ fn export_target(clusters: usize) -> String {
     }
 }
 
-/// The table lines and the JSON line of one fleet size.
-fn report_export(b: &mut Bench, e: &Export, load_before: f64) {
+/// 1000 as "1,000", as the issue and the README write fleet sizes.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The table lines and the JSON line of one fleet size; `first` puts the
+/// row's name on its first line.
+fn report_export(b: &mut Bench, e: &Export, first: bool, load_before: f64) {
     let n = e.clusters;
+    let size = format!("{} clusters", thousands(n));
     let target = export_target(n);
-    let sets = format!("{} KiB, {}", e.bundle_bytes / 1024, e.manifest_sets);
+    let sets = format!("{} KiB / {}", e.bundle_bytes / 1024, e.manifest_sets);
     let rss = format!(
         "{} / {}",
         kib_mib(e.dry_run.rss_kib),
         kib_mib(e.export.rss_kib)
     );
+    let name = if first { "scale" } else { "" };
     let lines = [
         [
-            "scale",
-            &format!("{n} clusters: export --dry-run"),
+            name,
+            &format!("dry-run, {size}"),
             "-",
             &wall_cpu(&e.dry_run),
             "",
@@ -324,23 +341,16 @@ fn report_export(b: &mut Bench, e: &Export, load_before: f64) {
         ],
         [
             "",
-            &format!("{n} clusters: export"),
+            &format!("export, {size}"),
             "-",
             &wall_cpu(&e.export),
             "",
             &target,
         ],
+        ["", &format!("bundle / sets, {size}"), "-", &sets, "", ""],
         [
             "",
-            &format!("{n} clusters: bundle, manifest sets"),
-            "-",
-            &sets,
-            "",
-            "",
-        ],
-        [
-            "",
-            &format!("{n} clusters: peak RSS dry-run / export"),
+            &format!("peak RSS, {size}"),
             "-",
             &rss,
             "",
@@ -383,7 +393,7 @@ fn report_growth(b: &mut Bench, exports: &[(Fleet, Export)]) {
         .collect();
     b.table.add([
         "",
-        &format!("export CPU per cluster, {}", sizes.join(" / ")),
+        &format!("CPU/cluster, {}", sizes.join("/")),
         "-",
         &format!("{} s", per_cluster.join(" / ")),
         "",
@@ -427,4 +437,17 @@ fn report_hub(b: &mut Bench, clusters: usize, hub: &Hub) {
         .field("peak_rss_kib", rss.into_iter().max().unwrap_or(0))
         .field("loadavg_after", Host::loadavg());
     b.json_row(row);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separates_groups_of_three() {
+        assert_eq!(thousands(10), "10");
+        assert_eq!(thousands(100), "100");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
 }
