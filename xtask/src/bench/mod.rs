@@ -39,7 +39,8 @@ cargo xtask bench [--quick] [--only ROW] [--keep] [--json FILE]
 
   --quick      smoke-sized inputs and best of 3 (default: full sizes,
                median of 5)
-  --only ROW   run just this row
+  --only ROW   run just this row (scale: 10/100/1,000 clusters, quick 10/100;
+               a full scale row takes about 10 minutes of 2 cores)
   --keep       keep the work dir ${TMPDIR:-/tmp}/tender-bench.XXXX
   --json FILE  also write one JSON object per row (JSON lines) to FILE
 
@@ -59,7 +60,10 @@ impl Options {
                     opts.json = Some(args.next().context("--json needs a file name")?.into())
                 }
                 "-h" | "--help" => {
-                    println!("{HELP}");
+                    println!(
+                        "{HELP}\n\nRows, in the order a full run runs them: {}",
+                        rows::names()
+                    );
                     return Ok(None);
                 }
                 other => bail!("unknown argument: {other} (see --help)"),
