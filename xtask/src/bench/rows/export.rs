@@ -13,7 +13,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use tender_test_support::Registry;
 
-use crate::bench::inputs;
+use crate::bench::inputs::{self, remove};
 use crate::bench::measure::{Samples, measure};
 use crate::bench::report::{human_bytes, kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};
@@ -305,14 +305,4 @@ fn report(b: &mut Bench, runs: &Runs, layer_bytes: u64, size: u64, load_before: 
         .field("loadavg_before", load_before)
         .field("loadavg_after", Host::loadavg());
     b.json_row(row);
-}
-
-/// Removes a file or directory if it is there.
-pub fn remove(path: &Path) -> Result<()> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => return Ok(()),
-    };
-    result.with_context(|| format!("removing {}", path.display()))
 }

@@ -12,8 +12,9 @@ use anyhow::Result;
 use serde_json::json;
 use tender_test_support::Registry;
 
-use super::export::{IMAGES, remove, skopeo_each};
+use super::export::{IMAGES, skopeo_each};
 use crate::bench::inputs;
+use crate::bench::inputs::remove;
 use crate::bench::measure::{Samples, measure, page_cache};
 use crate::bench::report::{human_bytes, kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};

@@ -21,8 +21,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use super::export::remove;
-use crate::bench::inputs;
+use crate::bench::inputs::{self, remove};
 use crate::bench::measure::{Sample, measure, measure_to};
 use crate::bench::report::{kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};

@@ -15,8 +15,9 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::export::{IMAGES, LAYERS, remove};
+use super::export::{IMAGES, LAYERS};
 use super::import::write_site;
+use crate::bench::inputs::remove;
 use crate::bench::inputs::{self, make_layout};
 use crate::bench::measure::{Samples, measure, page_cache};
 use crate::bench::report::{human_bytes, kib_mib, round};
