@@ -382,17 +382,14 @@ fn report_export(b: &mut Bench, e: &Export, first: bool, load_before: f64) {
 
 /// CPU per cluster at each size: flat when the cost is linear in clusters.
 fn report_growth(b: &mut Bench, exports: &[(Fleet, Export)]) {
-    let sizes: Vec<String> = exports
-        .iter()
-        .map(|(f, _)| f.clusters.to_string())
-        .collect();
+    let sizes: Vec<String> = exports.iter().map(|(f, _)| thousands(f.clusters)).collect();
     let per_cluster: Vec<String> = exports
         .iter()
         .map(|(_, e)| format!("{:.3}", e.export.cpu_s / e.clusters as f64))
         .collect();
     b.table.add([
         "",
-        &format!("CPU/cluster, {}", sizes.join("/")),
+        &format!("CPU/cluster, {}", sizes.join(" / ")),
         "-",
         &format!("{} s", per_cluster.join(" / ")),
         "",
