@@ -53,6 +53,16 @@ fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Removes a file or directory if it is there.
+pub fn remove(path: &Path) -> Result<()> {
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(_) => return Ok(()),
+    };
+    result.with_context(|| format!("removing {}", path.display()))
+}
+
 /// Runs a setup command (not timed), its stdout discarded, failing loudly.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd

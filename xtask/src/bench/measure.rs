@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use super::report::round;
+
 /// One run of one command.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
@@ -26,6 +28,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    measure_to(work, Stdio::null(), program, args)
+}
+
+/// [`measure`], with the command's stdout going to `stdout` (a file for a
+/// row that reads what the command printed).
+pub fn measure_to<I, S>(
+    work: &Path,
+    stdout: impl Into<Stdio>,
+    program: impl AsRef<OsStr>,
+    args: I,
+) -> Result<Sample>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let report = work.join("time.out");
     let mut cmd = Command::new("/usr/bin/time");
     cmd.arg("-v")
@@ -35,7 +52,7 @@ where
         .args(args);
     let start = Instant::now();
     let out = cmd
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .output()
         .context("running /usr/bin/time")?;
@@ -52,9 +69,13 @@ where
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     };
+    // Microseconds of wall time, centiseconds of CPU: what the clocks resolve.
     Ok(Sample {
-        wall_s,
-        cpu_s: field("User time (seconds)") + field("System time (seconds)"),
+        wall_s: round(wall_s, 6),
+        cpu_s: round(
+            field("User time (seconds)") + field("System time (seconds)"),
+            2,
+        ),
         rss_kib: field("Maximum resident set size (kbytes)") as u64,
     })
 }

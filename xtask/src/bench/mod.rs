@@ -39,7 +39,8 @@ cargo xtask bench [--quick] [--only ROW] [--keep] [--json FILE]
 
   --quick      smoke-sized inputs and best of 3 (default: full sizes,
                median of 5)
-  --only ROW   run just this row
+  --only ROW   run just this row (scale: 10/100/1,000 clusters, quick 10/100;
+               a full scale row takes about 10 minutes of 2 cores)
   --keep       keep the work dir ${TMPDIR:-/tmp}/tender-bench.XXXX
   --json FILE  also write one JSON object per row (JSON lines) to FILE
 
@@ -59,7 +60,10 @@ impl Options {
                     opts.json = Some(args.next().context("--json needs a file name")?.into())
                 }
                 "-h" | "--help" => {
-                    println!("{HELP}");
+                    println!(
+                        "{HELP}\n\nRows, in the order a full run runs them: {}",
+                        rows::names()
+                    );
                     return Ok(None);
                 }
                 other => bail!("unknown argument: {other} (see --help)"),
@@ -134,19 +138,24 @@ impl Bench {
         }
     }
 
-    /// Quick mode takes the best run, full mode the median.
+    /// Quick mode takes the best run, full mode the median (to the
+    /// microsecond, as samples are).
     pub fn stat(&self, values: &[f64]) -> f64 {
         if self.opts.quick {
             measure::min(values)
         } else {
-            measure::median(values)
+            report::round(measure::median(values), 6)
         }
+    }
+
+    /// The JSON name of [`Bench::stat`].
+    pub fn stat_name(&self) -> &'static str {
+        if self.opts.quick { "min" } else { "median" }
     }
 
     /// Queues one JSON line for `--json`, with the host fields first.
     pub fn json_row(&mut self, row: JsonRow) {
-        self.json
-            .push(row.finish(&self.host, self.opts.quick).to_string());
+        self.json.push(row.finish(&self.host, self.opts.quick));
     }
 }
 

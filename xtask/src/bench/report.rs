@@ -1,6 +1,6 @@
 //! The two outputs: a human table on stdout and JSON lines for `--json`.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::Host;
 
@@ -50,37 +50,55 @@ impl Table {
     }
 }
 
-/// One JSON line of a row, built field by field in the order given.
+/// One JSON line of a row, its fields in the order given (as bench.sh wrote
+/// them). A list rather than a `serde_json::Map`: the map sorts its keys
+/// unless serde_json's `preserve_order` feature is on, and turning that on
+/// here would turn it on for every crate built with xtask, canonical JSON
+/// included.
 pub struct JsonRow {
     row: String,
-    fields: Map<String, Value>,
+    fields: Vec<(String, Value)>,
 }
 
 impl JsonRow {
     pub fn new(row: &str) -> JsonRow {
         JsonRow {
             row: row.to_string(),
-            fields: Map::new(),
+            fields: Vec::new(),
         }
     }
 
     pub fn field(mut self, key: &str, value: impl Into<Value>) -> JsonRow {
-        self.fields.insert(key.to_string(), value.into());
+        self.fields.push((key.to_string(), value.into()));
         self
     }
 
-    /// The host fields first, so each line stands alone.
-    pub fn finish(self, host: &Host, quick: bool) -> Value {
-        let mut out = Map::new();
-        out.insert("row".into(), json!(self.row));
-        out.insert("mode".into(), json!(if quick { "quick" } else { "full" }));
-        out.insert("git".into(), json!(host.git_rev));
-        out.insert("cpu_model".into(), json!(host.cpu_model));
-        out.insert("sha_ni".into(), json!(host.sha_ni));
-        out.insert("nproc".into(), json!(host.ncpu));
-        out.extend(self.fields);
-        Value::Object(out)
+    /// The line, host fields first, so each line stands alone.
+    pub fn finish(self, host: &Host, quick: bool) -> String {
+        let head = [
+            ("row", json!(self.row)),
+            ("mode", json!(if quick { "quick" } else { "full" })),
+            ("git", json!(host.git_rev)),
+            ("cpu_model", json!(host.cpu_model)),
+            ("sha_ni", json!(host.sha_ni)),
+            ("nproc", json!(host.ncpu)),
+        ];
+        let members: Vec<String> = head
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .chain(self.fields)
+            .map(|(key, value)| format!("{}:{value}", Value::String(key)))
+            .collect();
+        format!("{{{}}}", members.join(","))
     }
+}
+
+/// `value` rounded to `places` decimals, as bench.sh printed its numbers
+/// (wall seconds to 6, CPU seconds to 2, ratios to 3), so that JSON lines of
+/// both harnesses compare field by field.
+pub fn round(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
 }
 
 /// "200 MiB" / "2.00 GiB", as the table prints sizes.

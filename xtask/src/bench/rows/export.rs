@@ -13,9 +13,9 @@ use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use tender_test_support::Registry;
 
-use crate::bench::inputs;
+use crate::bench::inputs::{self, remove};
 use crate::bench::measure::{Samples, measure};
-use crate::bench::report::{human_bytes, kib_mib};
+use crate::bench::report::{human_bytes, kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 const MIB: u64 = 1 << 20;
@@ -152,7 +152,6 @@ pub fn sync() -> Result<()> {
 }
 
 pub fn run(b: &mut Bench) -> Result<()> {
-    let runs = b.runs();
     let (fleet, layer_bytes, src) = {
         let inputs = b.export_inputs()?;
         (
@@ -161,21 +160,42 @@ pub fn run(b: &mut Bench) -> Result<()> {
             inputs.source.host(),
         )
     };
+    b.host.warn_if_busy();
+    let load_before = Host::loadavg();
+    let runs = measure_runs(b, &fleet, &src, IMAGES * LAYERS * layer_bytes)?;
+    // The last run's bundle is the import row's input.
+    let out = b.work().join("export-run.tender");
+    let size = fs::metadata(&out)?.len();
+    fs::rename(&out, b.work().join("export.tender"))?;
+    report(b, &runs, layer_bytes, size, load_before);
+    Ok(())
+}
+
+/// What the runs of the export row measured.
+struct Runs {
+    skopeo: Samples,
+    tender: Samples,
+    disk_floor: Vec<f64>,
+}
+
+/// Interleaved runs of skopeo, the disk floor and tender export; `plain` is
+/// the bytes the images hold, which the disk floor writes.
+fn measure_runs(b: &Bench, fleet: &Path, src: &str, plain: u64) -> Result<Runs> {
     let out = b.work().join("export-run.tender");
     let oci = b.work().join("skopeo-export");
     let hub = b.work().join("hub.export");
     let floor = b.work().join("disk-floor");
-
-    b.host.warn_if_busy();
-    let load_before = Host::loadavg();
-    let (mut skopeo, mut tender) = (Samples::default(), Samples::default());
-    let mut disk_floor = Vec::new();
-    let plain = IMAGES * LAYERS * layer_bytes;
-    for i in 1..=runs {
-        log(format_args!("export: run {i}/{runs}"));
+    let mut runs = Runs {
+        skopeo: Samples::default(),
+        tender: Samples::default(),
+        disk_floor: Vec::new(),
+    };
+    let count = b.runs();
+    for i in 1..=count {
+        log(format_args!("export: run {i}/{count}"));
         remove(&oci)?;
         sync()?;
-        skopeo.push(measure(
+        runs.skopeo.push(measure(
             b.work(),
             "bash",
             skopeo_each(
@@ -190,44 +210,40 @@ pub fn run(b: &mut Bench) -> Result<()> {
         sync()?;
         let mut of = OsString::from("of=");
         of.push(&floor);
-        disk_floor.push(
-            measure(
-                b.work(),
-                "dd",
-                [
-                    OsString::from("if=/dev/zero"),
-                    of,
-                    "bs=1M".into(),
-                    format!("count={}", plain.div_ceil(MIB)).into(),
-                    "conv=fdatasync".into(),
-                    "status=none".into(),
-                ],
-            )?
-            .wall_s,
-        );
+        let dd = [
+            OsString::from("if=/dev/zero"),
+            of,
+            "bs=1M".into(),
+            format!("count={}", plain.div_ceil(MIB)).into(),
+            "conv=fdatasync".into(),
+            "status=none".into(),
+        ];
+        runs.disk_floor.push(measure(b.work(), "dd", dd)?.wall_s);
         remove(&floor)?;
         // A fresh hub state each run: every run is sequence 1 of a new hub.
         remove(&hub)?;
         remove(&out)?;
         sync()?;
-        tender.push(measure(
+        runs.tender.push(measure(
             b.work(),
             &b.tender,
-            b.export_args(&fleet, &hub, &out),
+            b.export_args(fleet, &hub, &out),
         )?);
     }
-    let size = fs::metadata(&out)?.len();
-    // The last run's bundle is the import row's input.
-    fs::rename(&out, b.work().join("export.tender"))?;
     remove(&oci)?;
     remove(&hub)?;
+    Ok(runs)
+}
 
+/// The table lines and the JSON line of the export row.
+fn report(b: &mut Bench, runs: &Runs, layer_bytes: u64, size: u64, load_before: f64) {
+    let (skopeo, tender) = (&runs.skopeo, &runs.tender);
     let sw = b.stat(&skopeo.wall());
     let tw = b.stat(&tender.wall());
     let sc = b.stat(&skopeo.cpu());
     let tc = b.stat(&tender.cpu());
-    let fw = b.stat(&disk_floor);
-    let ratio = round3(sw / tw);
+    let fw = b.stat(&runs.disk_floor);
+    let ratio = round(sw / tw, 3);
     let how = b.how();
     b.table.add([
         "export",
@@ -272,8 +288,8 @@ pub fn run(b: &mut Bench) -> Result<()> {
         .field("layers_per_image", LAYERS)
         .field("layer_bytes", layer_bytes)
         .field("bundle_bytes", size)
-        .field("runs", runs)
-        .field("stat", if b.opts.quick { "min" } else { "median" })
+        .field("runs", b.runs())
+        .field("stat", b.stat_name())
         .field("baseline_s", sw)
         .field("tender_s", tw)
         .field("ratio", ratio)
@@ -289,20 +305,4 @@ pub fn run(b: &mut Bench) -> Result<()> {
         .field("loadavg_before", load_before)
         .field("loadavg_after", Host::loadavg());
     b.json_row(row);
-    Ok(())
-}
-
-/// Removes a file or directory if it is there.
-pub fn remove(path: &Path) -> Result<()> {
-    let result = match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => return Ok(()),
-    };
-    result.with_context(|| format!("removing {}", path.display()))
-}
-
-/// Rounded to 3 places as bench.sh printed ratios, so the JSON stays comparable.
-pub fn round3(value: f64) -> f64 {
-    (value * 1000.0).round() / 1000.0
 }

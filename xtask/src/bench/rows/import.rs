@@ -12,10 +12,11 @@ use anyhow::Result;
 use serde_json::json;
 use tender_test_support::Registry;
 
-use super::export::{IMAGES, remove, round3, skopeo_each};
+use super::export::{IMAGES, skopeo_each};
 use crate::bench::inputs;
+use crate::bench::inputs::remove;
 use crate::bench::measure::{Samples, measure, page_cache};
-use crate::bench::report::{human_bytes, kib_mib};
+use crate::bench::report::{human_bytes, kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 /// A site file for the bench bundle; without `registry`, images go to the
@@ -50,23 +51,40 @@ pub fn export_bundle(b: &mut Bench) -> Result<std::path::PathBuf> {
 }
 
 pub fn run(b: &mut Bench) -> Result<()> {
-    let runs = b.runs();
     let bundle = export_bundle(b)?;
     let images = b.export_inputs()?.images.clone();
     let size = fs::metadata(&bundle)?.len();
     page_cache(&bundle)?;
-
     b.host.warn_if_busy();
     let load_before = Host::loadavg();
-    let (mut skopeo, mut tender, mut reimport) =
-        (Samples::default(), Samples::default(), Samples::default());
+    let runs = measure_runs(b, &bundle, &images)?;
+    report(b, &runs, size, load_before);
+    if !b.opts.keep {
+        remove(&bundle)?;
+    }
+    Ok(())
+}
+
+/// What the runs of the import row measured.
+#[derive(Default)]
+struct Runs {
+    skopeo: Samples,
+    tender: Samples,
+    reimport: Samples,
+}
+
+/// Per run: skopeo into one fresh registry, then tender import and the
+/// re-import into another, with a fresh site state.
+fn measure_runs(b: &Bench, bundle: &Path, images: &Path) -> Result<Runs> {
+    let mut runs = Runs::default();
     let site = b.work().join("site.yaml");
     let state = b.work().join("site-state");
-    for i in 1..=runs {
-        log(format_args!("import: run {i}/{runs}"));
+    let count = b.runs();
+    for i in 1..=count {
+        log(format_args!("import: run {i}/{count}"));
         // Fresh registries and site state each run; started outside the timing.
         let baseline = Registry::start();
-        skopeo.push(measure(
+        runs.skopeo.push(measure(
             b.work(),
             "bash",
             skopeo_each(
@@ -82,27 +100,32 @@ pub fn run(b: &mut Bench) -> Result<()> {
         write_site(b, &site, &state, Some(&target.host()))?;
         let cmd: Vec<OsString> = vec![
             "import".into(),
-            bundle.clone().into(),
+            bundle.into(),
             "--site".into(),
             site.clone().into(),
             "--operator".into(),
             "bench".into(),
             "--no-progress".into(),
         ];
-        tender.push(measure(b.work(), &b.tender, &cmd)?);
-        reimport.push(measure(b.work(), &b.tender, &cmd)?);
+        runs.tender.push(measure(b.work(), &b.tender, &cmd)?);
+        runs.reimport.push(measure(b.work(), &b.tender, &cmd)?);
         drop(target);
         remove(&state)?;
     }
+    Ok(runs)
+}
 
+/// The table lines and the JSON line of the import row.
+fn report(b: &mut Bench, runs: &Runs, size: u64, load_before: f64) {
+    let (skopeo, tender, reimport) = (&runs.skopeo, &runs.tender, &runs.reimport);
     let sw = b.stat(&skopeo.wall());
     let tw = b.stat(&tender.wall());
     let sc = b.stat(&skopeo.cpu());
     let tc = b.stat(&tender.cpu());
     let rw = b.stat(&reimport.wall());
     let rss = tender.max_rss_kib().max(reimport.max_rss_kib());
-    let ratio = round3(sw / tw);
-    let reimport_pct = (100.0 * rw / tw * 100.0).round() / 100.0;
+    let ratio = round(sw / tw, 3);
+    let reimport_pct = round(100.0 * rw / tw, 2);
     let how = b.how();
     b.table.add([
         "import",
@@ -144,8 +167,8 @@ pub fn run(b: &mut Bench) -> Result<()> {
         )
         .field("images", IMAGES)
         .field("bundle_bytes", size)
-        .field("runs", runs)
-        .field("stat", if b.opts.quick { "min" } else { "median" })
+        .field("runs", b.runs())
+        .field("stat", b.stat_name())
         .field("baseline_s", sw)
         .field("tender_s", tw)
         .field("ratio", ratio)
@@ -164,9 +187,4 @@ pub fn run(b: &mut Bench) -> Result<()> {
         .field("loadavg_before", load_before)
         .field("loadavg_after", Host::loadavg());
     b.json_row(row);
-
-    if !b.opts.keep {
-        remove(&bundle)?;
-    }
-    Ok(())
 }

@@ -1,12 +1,12 @@
 //! The rows, one module each. A row times tender against a baseline tool on
 //! the same input and adds lines to the table and one JSON line.
 //!
-//! A new row (e.g. the fleet `scale` row: export of 10/100/1,000 clusters)
-//! is one module here and one entry in [`ROWS`].
+//! A new row is one module here and one entry in [`ROWS`].
 
 mod delta;
 pub mod export;
 mod import;
+mod scale;
 mod verify;
 mod volumes;
 
@@ -40,6 +40,10 @@ pub const ROWS: &[Row] = &[
     Row {
         name: "delta",
         run: delta::run,
+    },
+    Row {
+        name: "scale",
+        run: scale::run,
     },
 ];
 

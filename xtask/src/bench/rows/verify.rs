@@ -4,11 +4,14 @@
 //! RSS of verify on the bundle and on one 4x smaller: it must stay flat
 //! (target 64 MiB).
 
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+
 use anyhow::Result;
 use serde_json::json;
 
 use crate::bench::measure::{Samples, measure, page_cache};
-use crate::bench::report::{human_bytes, kib_mib};
+use crate::bench::report::{human_bytes, kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 const MIB: u64 = 1 << 20;
@@ -24,53 +27,71 @@ pub fn run(b: &mut Bench) -> Result<()> {
     let small = b.work().join("small.tender");
     b.make_bundle(&big, total, BLOBS)?;
     b.make_bundle(&small, small_total, BLOBS)?;
-    let size = std::fs::metadata(&big)?.len();
-    let small_size = std::fs::metadata(&small)?.len();
+    b.host.warn_if_busy();
+    let load_before = Host::loadavg();
+    let runs = measure_runs(b, &big, &small)?;
+    let sizes = (
+        std::fs::metadata(&big)?.len(),
+        std::fs::metadata(&small)?.len(),
+    );
+    report(b, &runs, sizes, load_before);
+
+    // --keep means "let me look at the inputs afterwards".
+    if !b.opts.keep {
+        let _ = std::fs::remove_file(&big);
+        let _ = std::fs::remove_file(&small);
+    }
+    Ok(())
+}
+
+/// What the runs of the verify row measured.
+#[derive(Default)]
+struct Runs {
+    openssl: Samples,
+    tender: Samples,
+    tender_small: Samples,
+}
+
+/// openssl and tender on the big bundle, interleaved so that drift in
+/// machine load hits both sides alike; then tender on the small one.
+fn measure_runs(b: &Bench, big: &Path, small: &Path) -> Result<Runs> {
     let policy = b.work().join("policy.yaml");
-    let verify = |bundle: &std::path::Path| {
+    let verify = |bundle: &Path| -> Vec<OsString> {
         vec![
             "verify".into(),
-            bundle.as_os_str().to_owned(),
+            bundle.into(),
             "--trust".into(),
-            policy.as_os_str().to_owned(),
+            policy.clone().into(),
             "--no-progress".into(),
         ]
     };
-    let verify_big: Vec<std::ffi::OsString> = verify(&big);
-    let verify_small: Vec<std::ffi::OsString> = verify(&small);
-
-    b.host.warn_if_busy();
-    let load_before = Host::loadavg();
-    page_cache(&big)?;
-    let runs = b.runs();
-    // Interleaved, so drift in machine load hits both sides alike.
-    let (mut openssl, mut tender) = (Samples::default(), Samples::default());
-    for i in 1..=runs {
-        log(format_args!("verify: run {i}/{runs}"));
-        openssl.push(measure(
-            b.work(),
-            "openssl",
-            [
-                std::ffi::OsStr::new("dgst"),
-                "-sha256".as_ref(),
-                big.as_os_str(),
-            ],
-        )?);
-        tender.push(measure(b.work(), &b.tender, &verify_big)?);
+    let mut runs = Runs::default();
+    page_cache(big)?;
+    let count = b.runs();
+    for i in 1..=count {
+        log(format_args!("verify: run {i}/{count}"));
+        let dgst: [&OsStr; 3] = ["dgst".as_ref(), "-sha256".as_ref(), big.as_os_str()];
+        runs.openssl.push(measure(b.work(), "openssl", dgst)?);
+        runs.tender.push(measure(b.work(), &b.tender, verify(big))?);
     }
-    page_cache(&small)?;
-    let mut tender_small = Samples::default();
-    for _ in 1..=runs {
-        tender_small.push(measure(b.work(), &b.tender, &verify_small)?);
+    page_cache(small)?;
+    for _ in 1..=count {
+        let sample = measure(b.work(), &b.tender, verify(small))?;
+        runs.tender_small.push(sample);
     }
+    Ok(runs)
+}
 
+/// The table lines and the JSON line of the verify row.
+fn report(b: &mut Bench, runs: &Runs, (size, small_size): (u64, u64), load_before: f64) {
+    let (openssl, tender) = (&runs.openssl, &runs.tender);
     let ow = b.stat(&openssl.wall());
     let tw = b.stat(&tender.wall());
     let oc = b.stat(&openssl.cpu());
     let tc = b.stat(&tender.cpu());
-    let ratio = ow / tw;
+    let ratio = round(ow / tw, 3);
     let gib = size as f64 / GIB as f64;
-    let (o_gibs, t_gibs) = (gib / ow, gib / tw);
+    let (o_gibs, t_gibs) = (round(gib / ow, 3), round(gib / tw, 3));
     let how = b.how();
     b.table.add([
         "verify",
@@ -108,7 +129,7 @@ pub fn run(b: &mut Bench) -> Result<()> {
         "",
         &format!("peak RSS, {}", human_bytes(small_size)),
         "-",
-        &kib_mib(tender_small.max_rss_kib()),
+        &kib_mib(runs.tender_small.max_rss_kib()),
         "",
         "<= 64 MiB, flat",
     ]);
@@ -119,8 +140,8 @@ pub fn run(b: &mut Bench) -> Result<()> {
         .field("baseline", "openssl dgst -sha256")
         .field("bundle_bytes", size)
         .field("blobs", BLOBS)
-        .field("runs", runs)
-        .field("stat", if b.opts.quick { "min" } else { "median" })
+        .field("runs", b.runs())
+        .field("stat", b.stat_name())
         .field("baseline_s", ow)
         .field("tender_s", tw)
         .field("ratio", ratio)
@@ -134,17 +155,10 @@ pub fn run(b: &mut Bench) -> Result<()> {
         .field("tender_wall_samples_s", json!(tender.wall()))
         .field("tender_peak_rss_kib", tender.max_rss_kib())
         .field("small_bundle_bytes", small_size)
-        .field("tender_peak_rss_small_kib", tender_small.max_rss_kib())
+        .field("tender_peak_rss_small_kib", runs.tender_small.max_rss_kib())
         .field("baseline_peak_rss_kib", openssl.max_rss_kib())
         .field("rss_target_kib", 64 * 1024)
         .field("loadavg_before", load_before)
         .field("loadavg_after", Host::loadavg());
     b.json_row(row);
-
-    // --keep means "let me look at the inputs afterwards".
-    if !b.opts.keep {
-        let _ = std::fs::remove_file(&big);
-        let _ = std::fs::remove_file(&small);
-    }
-    Ok(())
 }

@@ -15,11 +15,12 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use super::export::{IMAGES, LAYERS, remove, round3};
+use super::export::{IMAGES, LAYERS};
 use super::import::write_site;
+use crate::bench::inputs::remove;
 use crate::bench::inputs::{self, make_layout};
 use crate::bench::measure::{Samples, measure, page_cache};
-use crate::bench::report::{human_bytes, kib_mib};
+use crate::bench::report::{human_bytes, kib_mib, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 const MIB: u64 = 1 << 20;
@@ -50,10 +51,10 @@ fn args(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 }
 
 pub fn run(b: &mut Bench) -> Result<()> {
-    let (total, runs, import_vsize) = if b.opts.quick {
-        (200 * MIB, 3, "16M")
+    let (total, import_vsize) = if b.opts.quick {
+        (200 * MIB, "16M")
     } else {
-        (2 * GIB, 5, "64M")
+        (2 * GIB, "64M")
     };
     let (fleet, layer_bytes) = {
         let inputs = b.export_inputs()?;
@@ -62,7 +63,48 @@ pub fn run(b: &mut Bench) -> Result<()> {
     // The layout, the single file and the volumes side by side, then the
     // import bundle, its volumes and two site stores.
     b.need_space(3 * total + 64 * MIB + 4 * IMAGES * LAYERS * layer_bytes)?;
+    let plan = prepare(b, &fleet, total, import_vsize)?;
+    b.host.warn_if_busy();
+    let load_before = Host::loadavg();
+    let runs = measure_runs(b, &plan)?;
+    report(b, &plan, &runs, load_before)?;
+    if !b.opts.keep {
+        for path in [
+            &plan.layout,
+            &plan.single,
+            &plan.vdir,
+            &plan.ibundle,
+            &plan.idir,
+        ] {
+            remove(path)?;
+        }
+    }
+    Ok(())
+}
 
+/// The row's inputs on disk and the six command lines it times.
+struct Plan {
+    layout: PathBuf,
+    /// The pack row's bundle as one file and the directory of its volumes.
+    single: PathBuf,
+    vdir: PathBuf,
+    /// The import bundle as one file and cut into volumes.
+    ibundle: PathBuf,
+    idir: PathBuf,
+    import_vsize: &'static str,
+    state_single: PathBuf,
+    state_volumes: PathBuf,
+    pack_single: Vec<OsString>,
+    pack_volumes: Vec<OsString>,
+    verify_single: Vec<OsString>,
+    verify_volumes: Vec<OsString>,
+    import_single: Vec<OsString>,
+    import_volumes: Vec<OsString>,
+}
+
+/// Generates the pack layout, exports and splits the import bundle, writes
+/// the two site files, and spells out the timed commands.
+fn prepare(b: &Bench, fleet: &Path, total: u64, import_vsize: &'static str) -> Result<Plan> {
     let work = b.work().to_path_buf();
     let layout = work.join("layout.volumes");
     let single = work.join("single.tender");
@@ -89,11 +131,7 @@ pub fn run(b: &mut Bench) -> Result<()> {
         a.extend(extra.iter().map(OsString::from));
         a
     };
-    let pack_single = pack(&single, &[]);
-    let pack_volumes = pack(&vdir.join("bench.tender"), &["--volume-size", VOLUME_SIZE]);
     let verify = |what: &Path| args(&[&"verify", &what, &"--trust", &policy, &"--no-progress"]);
-    let verify_single = verify(&single);
-    let verify_volumes = verify(&vdir);
 
     // The import bundle: exported once, then split (the same bytes).
     let ibundle = work.join("volumes-import.tender");
@@ -102,7 +140,7 @@ pub fn run(b: &mut Bench) -> Result<()> {
         "volumes: exporting the import bundle, splitting it into {import_vsize} volumes"
     ));
     let hub = work.join("hub.volumes");
-    inputs::run(Command::new(&b.tender).args(b.export_args(&fleet, &hub, &ibundle)))?;
+    inputs::run(Command::new(&b.tender).args(b.export_args(fleet, &hub, &ibundle)))?;
     remove(&hub)?;
     remove(&idir)?;
     inputs::run(
@@ -129,89 +167,147 @@ pub fn run(b: &mut Bench) -> Result<()> {
             &"--no-progress",
         ])
     };
-    let import_single = import(&ibundle, &site_single);
-    let import_volumes = import(&idir, &site_volumes);
+    Ok(Plan {
+        pack_single: pack(&single, &[]),
+        pack_volumes: pack(&vdir.join("bench.tender"), &["--volume-size", VOLUME_SIZE]),
+        verify_single: verify(&single),
+        verify_volumes: verify(&vdir),
+        import_single: import(&ibundle, &site_single),
+        import_volumes: import(&idir, &site_volumes),
+        layout,
+        single,
+        vdir,
+        ibundle,
+        idir,
+        import_vsize,
+        state_single,
+        state_volumes,
+    })
+}
 
-    b.host.warn_if_busy();
-    let load_before = Host::loadavg();
-    for blob in fs::read_dir(layout.join("blobs/sha256"))? {
+/// What the runs measured, single file against volumes.
+#[derive(Default)]
+struct Runs {
+    pack_single: Samples,
+    pack_volumes: Samples,
+    verify_single: Samples,
+    verify_volumes: Samples,
+    import_single: Samples,
+    import_volumes: Samples,
+}
+
+/// Pack, then verify, then import, each from the page cache, the single
+/// file and the volumes interleaved so that drift in machine load hits both
+/// sides alike.
+fn measure_runs(b: &Bench, plan: &Plan) -> Result<Runs> {
+    let work = b.work();
+    let count = b.runs();
+    let mut runs = Runs::default();
+    for blob in fs::read_dir(plan.layout.join("blobs/sha256"))? {
         page_cache(&blob?.path())?;
     }
-    // Interleaved, so drift in machine load hits both sides alike.
-    let (mut ps, mut pv) = (Samples::default(), Samples::default());
-    for i in 1..=runs {
-        log(format_args!("volumes: pack run {i}/{runs}"));
-        ps.push(measure(&work, &b.tender, &pack_single)?);
-        pv.push(measure(&work, &b.tender, &pack_volumes)?);
+    for i in 1..=count {
+        log(format_args!("volumes: pack run {i}/{count}"));
+        let single = measure(work, &b.tender, &plan.pack_single)?;
+        runs.pack_single.push(single);
+        let volumes = measure(work, &b.tender, &plan.pack_volumes)?;
+        runs.pack_volumes.push(volumes);
     }
-    let size = fs::metadata(&single)?.len();
-    let volumes = volume_files(&vdir)?;
-    let isize = fs::metadata(&ibundle)?.len();
-    let ivolumes = volume_files(&idir)?;
-    page_cache(&single)?;
-    for v in &volumes {
-        page_cache(v)?;
+    page_cache(&plan.single)?;
+    for v in volume_files(&plan.vdir)? {
+        page_cache(&v)?;
     }
-    let (mut vs, mut vv) = (Samples::default(), Samples::default());
-    for i in 1..=runs {
-        log(format_args!("volumes: verify run {i}/{runs}"));
-        vs.push(measure(&work, &b.tender, &verify_single)?);
-        vv.push(measure(&work, &b.tender, &verify_volumes)?);
+    for i in 1..=count {
+        log(format_args!("volumes: verify run {i}/{count}"));
+        let single = measure(work, &b.tender, &plan.verify_single)?;
+        runs.verify_single.push(single);
+        let volumes = measure(work, &b.tender, &plan.verify_volumes)?;
+        runs.verify_volumes.push(volumes);
     }
-    page_cache(&ibundle)?;
-    for v in &ivolumes {
-        page_cache(v)?;
+    page_cache(&plan.ibundle)?;
+    for v in volume_files(&plan.idir)? {
+        page_cache(&v)?;
     }
-    let (mut is, mut iv) = (Samples::default(), Samples::default());
-    for i in 1..=runs {
-        log(format_args!("volumes: import run {i}/{runs}"));
+    for i in 1..=count {
+        log(format_args!("volumes: import run {i}/{count}"));
         // A fresh site each run, cleared outside the timing.
-        remove(&state_single)?;
-        remove(&state_volumes)?;
-        is.push(measure(&work, &b.tender, &import_single)?);
-        iv.push(measure(&work, &b.tender, &import_volumes)?);
+        remove(&plan.state_single)?;
+        remove(&plan.state_volumes)?;
+        let single = measure(work, &b.tender, &plan.import_single)?;
+        runs.import_single.push(single);
+        let volumes = measure(work, &b.tender, &plan.import_volumes)?;
+        runs.import_volumes.push(volumes);
     }
-    remove(&state_single)?;
-    remove(&state_volumes)?;
+    remove(&plan.state_single)?;
+    remove(&plan.state_volumes)?;
+    Ok(runs)
+}
 
-    let (ps_s, pv_s) = (b.stat(&ps.wall()), b.stat(&pv.wall()));
-    let (vs_s, vv_s) = (b.stat(&vs.wall()), b.stat(&vv.wall()));
-    let (is_s, iv_s) = (b.stat(&is.wall()), b.stat(&iv.wall()));
-    let pack_ratio = round3(ps_s / pv_s);
-    let verify_ratio = round3(vs_s / vv_s);
-    let import_ratio = round3(is_s / iv_s);
-    let (rss, irss) = (vv.max_rss_kib(), iv.max_rss_kib());
-    let how = b.how();
-    let (count, icount) = (volumes.len(), ivolumes.len());
-    b.table.add([
-        "volumes",
-        &format!("pack wall, {how}, {}", human_bytes(size)),
-        &format!("{ps_s:.3} s"),
-        &format!("{pv_s:.3} s"),
-        &format!("{pack_ratio:.2}"),
-        ">= 0.91 (1.1x)",
-    ]);
-    b.table.add([
-        "",
-        &format!("verify wall, {how}, {count} x {VOLUME_SIZE}"),
-        &format!("{vs_s:.3} s"),
-        &format!("{vv_s:.3} s"),
-        &format!("{verify_ratio:.2}"),
-        ">= 0.91 (1.1x)",
-    ]);
-    b.table.add([
-        "",
-        &format!("import wall, {how}, {icount} x {import_vsize}"),
-        &format!("{is_s:.3} s"),
-        &format!("{iv_s:.3} s"),
-        &format!("{import_ratio:.2}"),
-        ">= 0.91 (1.1x)",
-    ]);
+/// The row's numbers: sizes, and (single file, volumes, ratio) per measure.
+struct Summary {
+    size: u64,
+    count: usize,
+    isize: u64,
+    icount: usize,
+    pack: (f64, f64, f64),
+    verify: (f64, f64, f64),
+    import: (f64, f64, f64),
+    verify_rss: u64,
+    import_rss: u64,
+}
+
+fn summarize(b: &Bench, plan: &Plan, runs: &Runs) -> Result<Summary> {
+    Ok(Summary {
+        size: fs::metadata(&plan.single)?.len(),
+        count: volume_files(&plan.vdir)?.len(),
+        isize: fs::metadata(&plan.ibundle)?.len(),
+        icount: volume_files(&plan.idir)?.len(),
+        pack: compare(b, &runs.pack_single, &runs.pack_volumes),
+        verify: compare(b, &runs.verify_single, &runs.verify_volumes),
+        import: compare(b, &runs.import_single, &runs.import_volumes),
+        verify_rss: runs.verify_volumes.max_rss_kib(),
+        import_rss: runs.import_volumes.max_rss_kib(),
+    })
+}
+
+/// The table lines and the JSON line of the volumes row.
+fn report(b: &mut Bench, plan: &Plan, runs: &Runs, load_before: f64) -> Result<()> {
+    let sum = summarize(b, plan, runs)?;
+    let (how, import_vsize) = (b.how(), plan.import_vsize);
+    let lines = [
+        (
+            "volumes",
+            format!("pack wall, {how}, {}", human_bytes(sum.size)),
+            sum.pack,
+        ),
+        (
+            "",
+            format!("verify wall, {how}, {} x {VOLUME_SIZE}", sum.count),
+            sum.verify,
+        ),
+        (
+            "",
+            format!("import wall, {how}, {} x {import_vsize}", sum.icount),
+            sum.import,
+        ),
+    ];
+    for (row, metric, (single, volumes, ratio)) in lines {
+        b.table.add([
+            row,
+            &metric,
+            &format!("{single:.3} s"),
+            &format!("{volumes:.3} s"),
+            &format!("{ratio:.2}"),
+            ">= 0.91 (1.1x)",
+        ]);
+    }
+    let verify_rss = kib_mib(sum.verify_rss);
+    let import_rss = kib_mib(sum.import_rss);
     b.table.add([
         "",
         "verify peak RSS, volumes",
         "-",
-        &kib_mib(rss),
+        &verify_rss,
         "",
         "<= 64 MiB",
     ]);
@@ -219,7 +315,7 @@ pub fn run(b: &mut Bench) -> Result<()> {
         "",
         "import peak RSS, volumes",
         "-",
-        &kib_mib(irss),
+        &import_rss,
         "",
         "<= 128 MiB",
     ]);
@@ -227,47 +323,53 @@ pub fn run(b: &mut Bench) -> Result<()> {
         .note("volumes: baseline = tender on one file; TENDER column = the same bundle as volumes");
     b.table.note(format!(
         "volumes: import = the export row's {IMAGES} images ({} bundle) into a fresh embedded-store site",
-        human_bytes(isize)
+        human_bytes(sum.isize)
     ));
     let row = JsonRow::new("volumes")
         .field("baseline", "tender, single file")
-        .field("bundle_bytes", size)
+        .field("bundle_bytes", sum.size)
         .field("blobs", BLOBS)
         .field("volume_size", VOLUME_SIZE)
-        .field("volumes", count)
-        .field("runs", runs)
-        .field("stat", if b.opts.quick { "min" } else { "median" })
-        .field("pack_single_s", ps_s)
-        .field("pack_volumes_s", pv_s)
-        .field("pack_ratio", pack_ratio)
-        .field("verify_single_s", vs_s)
-        .field("verify_volumes_s", vv_s)
-        .field("verify_ratio", verify_ratio)
-        .field("import_bundle_bytes", isize)
+        .field("volumes", sum.count)
+        .field("runs", b.runs())
+        .field("stat", b.stat_name())
+        .field("pack_single_s", sum.pack.0)
+        .field("pack_volumes_s", sum.pack.1)
+        .field("pack_ratio", sum.pack.2)
+        .field("verify_single_s", sum.verify.0)
+        .field("verify_volumes_s", sum.verify.1)
+        .field("verify_ratio", sum.verify.2)
+        .field("import_bundle_bytes", sum.isize)
         .field("import_volume_size", import_vsize)
-        .field("import_volumes", icount)
-        .field("import_single_s", is_s)
-        .field("import_volumes_s", iv_s)
-        .field("import_ratio", import_ratio)
+        .field("import_volumes", sum.icount)
+        .field("import_single_s", sum.import.0)
+        .field("import_volumes_s", sum.import.1)
+        .field("import_ratio", sum.import.2)
         .field("ratio_target", 0.91)
-        .field("pack_single_samples_s", json!(ps.wall()))
-        .field("pack_volumes_samples_s", json!(pv.wall()))
-        .field("verify_single_samples_s", json!(vs.wall()))
-        .field("verify_volumes_samples_s", json!(vv.wall()))
-        .field("import_single_samples_s", json!(is.wall()))
-        .field("import_volumes_samples_s", json!(iv.wall()))
-        .field("verify_volumes_peak_rss_kib", rss)
+        .field("pack_single_samples_s", json!(runs.pack_single.wall()))
+        .field("pack_volumes_samples_s", json!(runs.pack_volumes.wall()))
+        .field("verify_single_samples_s", json!(runs.verify_single.wall()))
+        .field(
+            "verify_volumes_samples_s",
+            json!(runs.verify_volumes.wall()),
+        )
+        .field("import_single_samples_s", json!(runs.import_single.wall()))
+        .field(
+            "import_volumes_samples_s",
+            json!(runs.import_volumes.wall()),
+        )
+        .field("verify_volumes_peak_rss_kib", sum.verify_rss)
         .field("rss_target_kib", 64 * 1024)
-        .field("import_volumes_peak_rss_kib", irss)
+        .field("import_volumes_peak_rss_kib", sum.import_rss)
         .field("import_rss_target_kib", 128 * 1024)
         .field("loadavg_before", load_before)
         .field("loadavg_after", Host::loadavg());
     b.json_row(row);
-
-    if !b.opts.keep {
-        for path in [&layout, &single, &vdir, &ibundle, &idir] {
-            remove(path)?;
-        }
-    }
     Ok(())
+}
+
+/// The summary of the single-file and the volume samples and their ratio.
+fn compare(b: &Bench, single: &Samples, volumes: &Samples) -> (f64, f64, f64) {
+    let (single, volumes) = (b.stat(&single.wall()), b.stat(&volumes.wall()));
+    (single, volumes, round(single / volumes, 3))
 }
