@@ -17,6 +17,38 @@ impl Table {
         self.lines.push(cells.map(str::to_string));
     }
 
+    /// The CPU line every timed row prints: user + sys of each side.
+    pub fn add_cpu(&mut self, how: &str, baseline_s: f64, tender_s: f64) {
+        self.add([
+            "",
+            &format!("CPU user+sys, {how}"),
+            &format!("{baseline_s:.2} s"),
+            &format!("{tender_s:.2} s"),
+            "",
+            "",
+        ]);
+    }
+
+    /// A peak-RSS line: `what` was measured, the baseline's ("-" when it
+    /// has none) beside tender's, against `target`.
+    pub fn add_peak_rss(
+        &mut self,
+        what: &str,
+        baseline_kib: Option<u64>,
+        tender_kib: u64,
+        target: &str,
+    ) {
+        let baseline = baseline_kib.map_or_else(|| "-".to_string(), kib_mib);
+        self.add([
+            "",
+            &format!("peak RSS, {what}"),
+            &baseline,
+            &kib_mib(tender_kib),
+            "",
+            target,
+        ]);
+    }
+
     /// A note printed under the table, e.g. what the baseline was.
     pub fn note(&mut self, note: impl Into<String>) {
         self.notes.push(note.into());

@@ -15,7 +15,7 @@ use tender_test_support::Registry;
 
 use crate::bench::inputs::{self, remove};
 use crate::bench::measure::{Samples, measure};
-use crate::bench::report::{human_bytes, kib_mib, round};
+use crate::bench::report::{human_bytes, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 const MIB: u64 = 1 << 20;
@@ -261,22 +261,13 @@ fn report(b: &mut Bench, runs: &Runs, layer_bytes: u64, size: u64, load_before: 
         "",
         "",
     ]);
-    b.table.add([
-        "",
-        &format!("CPU user+sys, {how}"),
-        &format!("{sc:.2} s"),
-        &format!("{tc:.2} s"),
-        "",
-        "",
-    ]);
-    b.table.add([
-        "",
-        &format!("peak RSS, bundle {}", human_bytes(size)),
-        &kib_mib(skopeo.max_rss_kib()),
-        &kib_mib(tender.max_rss_kib()),
-        "",
+    b.table.add_cpu(&how, sc, tc);
+    b.table.add_peak_rss(
+        &format!("bundle {}", human_bytes(size)),
+        Some(skopeo.max_rss_kib()),
+        tender.max_rss_kib(),
         "<= 128 MiB",
-    ]);
+    );
     b.table.note("export: baseline = skopeo copy of each image, one by one, from the loopback registry into one OCI layout");
     b.table.note("export: both fsync what they write (skopeo each blob, tender its bundle), so neither beats the disk floor for long");
     let row = JsonRow::new("export")

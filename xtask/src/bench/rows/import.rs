@@ -16,7 +16,7 @@ use super::export::{IMAGES, skopeo_each};
 use crate::bench::inputs;
 use crate::bench::inputs::remove;
 use crate::bench::measure::{Samples, measure, page_cache};
-use crate::bench::report::{human_bytes, kib_mib, round};
+use crate::bench::report::{human_bytes, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 /// A site file for the bench bundle; without `registry`, images go to the
@@ -143,22 +143,13 @@ fn report(b: &mut Bench, runs: &Runs, size: u64, load_before: f64) {
         "",
         "<= 5% of import",
     ]);
-    b.table.add([
-        "",
-        &format!("CPU user+sys, {how}"),
-        &format!("{sc:.2} s"),
-        &format!("{tc:.2} s"),
-        "",
-        "",
-    ]);
-    b.table.add([
-        "",
-        &format!("peak RSS, bundle {}", human_bytes(size)),
-        &kib_mib(skopeo.max_rss_kib()),
-        &kib_mib(rss),
-        "",
+    b.table.add_cpu(&how, sc, tc);
+    b.table.add_peak_rss(
+        &format!("bundle {}", human_bytes(size)),
+        Some(skopeo.max_rss_kib()),
+        rss,
         "<= 128 MiB",
-    ]);
+    );
     b.table.note("import: baseline = skopeo copy of each image, one by one, from the OCI layout into a fresh loopback registry");
     let row = JsonRow::new("import")
         .field(

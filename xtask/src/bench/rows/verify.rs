@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::bench::measure::{Samples, measure, page_cache};
-use crate::bench::report::{human_bytes, kib_mib, round};
+use crate::bench::report::{human_bytes, round};
 use crate::bench::{Bench, Host, JsonRow, log};
 
 const MIB: u64 = 1 << 20;
@@ -109,30 +109,19 @@ fn report(b: &mut Bench, runs: &Runs, (size, small_size): (u64, u64), load_befor
         "",
         "",
     ]);
-    b.table.add([
-        "",
-        &format!("CPU user+sys, {how}"),
-        &format!("{oc:.2} s"),
-        &format!("{tc:.2} s"),
-        "",
-        "",
-    ]);
-    b.table.add([
-        "",
-        &format!("peak RSS, {}", human_bytes(size)),
-        &kib_mib(openssl.max_rss_kib()),
-        &kib_mib(tender.max_rss_kib()),
-        "",
+    b.table.add_cpu(&how, oc, tc);
+    b.table.add_peak_rss(
+        &human_bytes(size),
+        Some(openssl.max_rss_kib()),
+        tender.max_rss_kib(),
         "<= 64 MiB",
-    ]);
-    b.table.add([
-        "",
-        &format!("peak RSS, {}", human_bytes(small_size)),
-        "-",
-        &kib_mib(runs.tender_small.max_rss_kib()),
-        "",
+    );
+    b.table.add_peak_rss(
+        &human_bytes(small_size),
+        None,
+        runs.tender_small.max_rss_kib(),
         "<= 64 MiB, flat",
-    ]);
+    );
     b.table
         .note("verify: baseline = openssl dgst -sha256 of the same page-cached bundle file");
 
